@@ -1,0 +1,271 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// EntryType is the first byte of every log entry this package writes. Types
+// are numbered explicitly and only ever added, never renumbered or reused, so
+// that a log written by an older version always decodes.
+type EntryType uint8
+
+const (
+	// EntryBatch is a batch of commands applied at one cluster time.
+	EntryBatch EntryType = 1
+)
+
+// entryBatchVersion is the payload version of EntryBatch this build writes
+// and reads.
+const entryBatchVersion = 1
+
+// Op identifies a command inside a batch. Like EntryType, ops are numbered
+// explicitly and only ever added.
+type Op uint8
+
+const (
+	// OpAcquire is THROTTLE.ACQUIRE.
+	OpAcquire Op = 1
+	// OpReset is THROTTLE.RESET.
+	OpReset Op = 2
+	// OpSetNode records a member's RESP address.
+	OpSetNode Op = 3
+	// OpRemoveNode forgets a member's RESP address.
+	OpRemoveNode Op = 4
+)
+
+// Command is one state-changing command inside an Entry. It is implemented by
+// Acquire, Reset, SetNode and RemoveNode.
+type Command interface {
+	// Op reports the command's type.
+	Op() Op
+	appendPayload(dst []byte) []byte
+}
+
+// Acquire takes a slot from the throttle of Key (THROTTLE.ACQUIRE). All
+// values are milliseconds except Max, a count. Slop is explicit here: the
+// server resolves the default (DefaultSlop) before proposing, so the log
+// alone determines every answer.
+type Acquire struct {
+	Key      string
+	Interval int64
+	Max      int64
+	Slop     int64
+}
+
+// Reset removes the state of Keys (THROTTLE.RESET).
+type Reset struct {
+	Keys []string
+}
+
+// SetNode records that member ID serves RESP at RESPAddr, so every node can
+// find the leader's RESP port.
+type SetNode struct {
+	ID       string
+	RESPAddr string
+}
+
+// RemoveNode forgets member ID.
+type RemoveNode struct {
+	ID string
+}
+
+// Op implements Command.
+func (Acquire) Op() Op { return OpAcquire }
+
+// Op implements Command.
+func (Reset) Op() Op { return OpReset }
+
+// Op implements Command.
+func (SetNode) Op() Op { return OpSetNode }
+
+// Op implements Command.
+func (RemoveNode) Op() Op { return OpRemoveNode }
+
+func (c Acquire) appendPayload(b []byte) []byte {
+	b = appendString(b, c.Key)
+	b = binary.AppendVarint(b, c.Interval)
+	b = binary.AppendVarint(b, c.Max)
+	return binary.AppendVarint(b, c.Slop)
+}
+
+func (c Reset) appendPayload(b []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(c.Keys)))
+	for _, k := range c.Keys {
+		b = appendString(b, k)
+	}
+	return b
+}
+
+func (c SetNode) appendPayload(b []byte) []byte {
+	b = appendString(b, c.ID)
+	return appendString(b, c.RESPAddr)
+}
+
+func (c RemoveNode) appendPayload(b []byte) []byte {
+	return appendString(b, c.ID)
+}
+
+// Entry is the content of one Raft log entry: the cluster time stamped by
+// the leader that proposed it (Unix ms) and the commands to apply, in order.
+type Entry struct {
+	Now      int64
+	Commands []Command
+}
+
+// Encode returns the entry's wire form:
+//
+//	[EntryBatch][version][varint now][uvarint n] n × ([op][payload])
+func (e Entry) Encode() []byte {
+	b := make([]byte, 0, 16+32*len(e.Commands))
+	return e.AppendEncode(b)
+}
+
+// AppendEncode appends the entry's wire form (see Encode) to dst.
+func (e Entry) AppendEncode(dst []byte) []byte {
+	dst = append(dst, byte(EntryBatch), entryBatchVersion)
+	dst = binary.AppendVarint(dst, e.Now)
+	dst = binary.AppendUvarint(dst, uint64(len(e.Commands)))
+	for _, c := range e.Commands {
+		dst = append(dst, byte(c.Op()))
+		dst = c.appendPayload(dst)
+	}
+	return dst
+}
+
+// DecodeEntry parses an entry written by Encode. Errors wrap ErrCorrupt or
+// ErrUnknownType.
+func DecodeEntry(data []byte) (Entry, error) {
+	if len(data) < 2 {
+		return Entry{}, fmt.Errorf("entry of %d bytes: %w", len(data), ErrCorrupt)
+	}
+	if EntryType(data[0]) != EntryBatch {
+		return Entry{}, fmt.Errorf("entry type %d: %w", data[0], ErrUnknownType)
+	}
+	if data[1] != entryBatchVersion {
+		return Entry{}, fmt.Errorf("batch version %d: %w", data[1], ErrUnknownType)
+	}
+	d := decoder{buf: data[2:]}
+	e := Entry{Now: d.varint()}
+	n := d.count()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		e.Commands = append(e.Commands, d.command())
+	}
+	if d.err == nil && len(d.buf) != 0 {
+		d.fail("%d trailing bytes", len(d.buf))
+	}
+	if d.err != nil {
+		return Entry{}, d.err
+	}
+	return e, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// decoder reads varints and strings from a buffer, remembering the first
+// error so that callers can check once at the end.
+type decoder struct {
+	buf []byte
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf(format+": %w", append(args, ErrCorrupt)...)
+	}
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.buf)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.buf)
+	if n <= 0 {
+		d.fail("bad uvarint")
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+// count reads an element count, rejecting counts that could not possibly fit
+// in the remaining bytes (each element takes at least one), so that a corrupt
+// count never drives a huge allocation.
+func (d *decoder) count() uint64 {
+	n := d.uvarint()
+	if n > uint64(len(d.buf)) {
+		d.fail("count %d exceeds %d remaining bytes", n, len(d.buf))
+		return 0
+	}
+	return n
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.buf)) {
+		d.fail("string of %d bytes, %d remaining", n, len(d.buf))
+		return ""
+	}
+	s := string(d.buf[:n])
+	d.buf = d.buf[n:]
+	return s
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.buf) == 0 {
+		d.fail("unexpected end")
+		return 0
+	}
+	b := d.buf[0]
+	d.buf = d.buf[1:]
+	return b
+}
+
+func (d *decoder) command() Command {
+	op := Op(d.byte())
+	if d.err != nil {
+		return nil
+	}
+	switch op {
+	case OpAcquire:
+		return Acquire{Key: d.string(), Interval: d.varint(), Max: d.varint(), Slop: d.varint()}
+	case OpReset:
+		n := d.count()
+		keys := make([]string, 0, n)
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			keys = append(keys, d.string())
+		}
+		return Reset{Keys: keys}
+	case OpSetNode:
+		return SetNode{ID: d.string(), RESPAddr: d.string()}
+	case OpRemoveNode:
+		return RemoveNode{ID: d.string()}
+	default:
+		if d.err == nil {
+			d.err = fmt.Errorf("command op %d: %w", op, ErrUnknownType)
+		}
+		return nil
+	}
+}

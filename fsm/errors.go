@@ -1,0 +1,26 @@
+package fsm
+
+import "errors"
+
+// Validation errors. The server validates commands with the same functions
+// before proposing them, so these normally reach the log only through a buggy
+// or hostile proposer; Apply then reports them in the command's Result and
+// changes nothing.
+var (
+	// ErrInvalidKey is returned when a key is empty or longer than MaxKeyLen.
+	ErrInvalidKey = errors.New("invalid key")
+	// ErrInvalidInterval is returned when an interval is less than 1 ms.
+	ErrInvalidInterval = errors.New("invalid interval")
+	// ErrInvalidMax is returned when max is negative.
+	ErrInvalidMax = errors.New("invalid max")
+	// ErrInvalidSlop is returned when slop is negative.
+	ErrInvalidSlop = errors.New("invalid slop")
+	// ErrOverflow is returned when a computation on the arguments would
+	// overflow int64; nothing is changed.
+	ErrOverflow = errors.New("arithmetic overflow")
+	// ErrCorrupt is returned when an entry or snapshot cannot be decoded.
+	ErrCorrupt = errors.New("corrupt encoding")
+	// ErrUnknownType is returned when an entry or command type, or a version,
+	// is one this build does not know (written by a newer version).
+	ErrUnknownType = errors.New("unknown type or version")
+)

@@ -1,0 +1,301 @@
+package fsm
+
+import (
+	"container/heap"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// Config configures an FSM. The zero value is ready to use.
+type Config struct {
+	// Logger receives the state machine's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Result is the outcome of one command of an applied entry.
+type Result struct {
+	// Permit is the answer to an Acquire.
+	Permit Permit
+	// Count is, for a Reset, how many of its keys existed (unexpired).
+	Count int64
+	// Err is the command's error, if any; the command then changed nothing.
+	Err error
+}
+
+// Stats counts acquire outcomes since the log began. They are part of the
+// replicated state, so every node reports the same cluster-wide totals.
+type Stats struct {
+	// Grants counts slots granted for immediate use.
+	Grants int64
+	// Reservations counts future slots granted.
+	Reservations int64
+	// Denials counts refused acquires.
+	Denials int64
+}
+
+// KeyState is the visible state of one key, for inspection and tests.
+type KeyState struct {
+	// Last is the newest granted slot (Unix ms, cluster time).
+	Last int64
+	// Interval is the interval Last was granted with.
+	Interval int64
+}
+
+// Node is a member's entry in the replicated membership metadata.
+type Node struct {
+	// ID is the member's Raft server ID.
+	ID string
+	// RESPAddr is where the member serves RESP.
+	RESPAddr string
+}
+
+// FSM is the replicated state machine. It implements raft.FSM. Apply is
+// called by Raft on one goroutine; the read methods may be called
+// concurrently from any goroutine.
+type FSM struct {
+	logger *slog.Logger
+
+	mu    sync.RWMutex
+	now   int64 // cluster clock: the largest entry time applied so far
+	keys  map[string]*keyState
+	exp   expiryHeap
+	nodes map[string]string
+	stats Stats
+}
+
+var _ raft.FSM = (*FSM)(nil)
+
+// New returns an empty state machine.
+func New(cfg Config) *FSM {
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	return &FSM{logger: lg, keys: make(map[string]*keyState), nodes: make(map[string]string)}
+}
+
+// Apply implements raft.FSM. It decodes the entry and returns []Result, one
+// per command. It panics if the entry cannot be decoded: a committed entry
+// this replica cannot read means its state would silently diverge from the
+// other replicas', and stopping is the only safe answer.
+func (f *FSM) Apply(l *raft.Log) any {
+	e, err := DecodeEntry(l.Data)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: log entry %d (term %d): %v", l.Index, l.Term, err))
+	}
+	return f.applyEntry(e)
+}
+
+func (f *FSM) applyEntry(e Entry) []Result {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// The clock never runs backwards, even when a new leader's wall clock is
+	// behind its predecessor's: that is what keeps slots spaced across
+	// failovers.
+	f.now = max(f.now, e.Now)
+	f.prune()
+	results := make([]Result, len(e.Commands))
+	for i, c := range e.Commands {
+		results[i] = f.apply(c)
+	}
+	return results
+}
+
+func (f *FSM) apply(c Command) Result {
+	switch c := c.(type) {
+	case Acquire:
+		d, err := decide(f.live(c.Key), c, f.now)
+		if err != nil {
+			return Result{Err: err}
+		}
+		switch {
+		case !d.permit.Granted:
+			f.stats.Denials++
+		case d.reserved:
+			f.stats.Reservations++
+		default:
+			f.stats.Grants++
+		}
+		if d.permit.Granted {
+			f.set(c.Key, d.newLast, c.Interval)
+		}
+		return Result{Permit: d.permit}
+	case Reset:
+		var n int64
+		for _, k := range c.Keys {
+			if f.live(k) != nil {
+				n++
+			}
+			f.remove(k)
+		}
+		return Result{Count: n}
+	case SetNode:
+		f.nodes[c.ID] = c.RESPAddr
+		return Result{}
+	case RemoveNode:
+		delete(f.nodes, c.ID)
+		return Result{}
+	default:
+		// DecodeEntry only produces the types above.
+		panic(fmt.Sprintf("fsm: unhandled command %T", c))
+	}
+}
+
+// live returns key's state, or nil when it is absent or expired at f.now.
+func (f *FSM) live(key string) *keyState {
+	st := f.keys[key]
+	if st == nil || f.now >= st.deadline() {
+		return nil
+	}
+	return st
+}
+
+func (f *FSM) set(key string, last, interval int64) {
+	if st := f.keys[key]; st != nil {
+		st.last, st.interval = last, interval
+		heap.Fix(&f.exp, st.index)
+		return
+	}
+	st := &keyState{key: key, last: last, interval: interval}
+	f.keys[key] = st
+	heap.Push(&f.exp, st)
+}
+
+func (f *FSM) remove(key string) {
+	if st := f.keys[key]; st != nil {
+		heap.Remove(&f.exp, st.index)
+		delete(f.keys, key)
+	}
+}
+
+// prune drops keys that have expired at f.now.
+func (f *FSM) prune() {
+	for len(f.exp) > 0 && f.exp[0].deadline() <= f.now {
+		st := heap.Pop(&f.exp).(*keyState)
+		delete(f.keys, st.key)
+	}
+}
+
+// Clock returns cluster time as a node whose wall clock reads wall should
+// see it: never earlier than the newest applied entry.
+func (f *FSM) Clock(wall int64) int64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return max(f.now, wall)
+}
+
+// Peek answers c as Apply would at cluster time max(now, clock), changing
+// nothing (THROTTLE.PEEK).
+func (f *FSM) Peek(c Acquire, now int64) (Permit, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	now = max(now, f.now)
+	st := f.keys[c.Key]
+	if st != nil && now >= st.deadline() {
+		st = nil
+	}
+	d, err := decide(st, c, now)
+	return d.permit, err
+}
+
+// DBSize returns the number of keys unexpired at cluster time max(now, clock).
+func (f *FSM) DBSize(now int64) int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.keys) - f.exp.countExpired(max(now, f.now))
+}
+
+// Keys returns the state of every key unexpired at cluster time
+// max(now, clock).
+func (f *FSM) Keys(now int64) map[string]KeyState {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	now = max(now, f.now)
+	out := make(map[string]KeyState, len(f.keys))
+	for k, st := range f.keys {
+		if now < st.deadline() {
+			out[k] = KeyState{Last: st.last, Interval: st.interval}
+		}
+	}
+	return out
+}
+
+// Nodes returns the membership metadata, sorted by ID.
+func (f *FSM) Nodes() []Node {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]Node, 0, len(f.nodes))
+	for id, addr := range f.nodes {
+		out = append(out, Node{ID: id, RESPAddr: addr})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// NodeAddr returns the RESP address recorded for member id.
+func (f *FSM) NodeAddr(id string) (string, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	a, ok := f.nodes[id]
+	return a, ok
+}
+
+// Stats returns the cluster-wide acquire counters.
+func (f *FSM) Stats() Stats {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.stats
+}
+
+// Snapshot implements raft.FSM. It copies the state under the lock, so that
+// Persist, which Raft runs concurrently with later Applies, writes a
+// consistent image.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	img := &image{now: f.now, stats: f.stats, nodes: make([]Node, 0, len(f.nodes))}
+	img.keys = make([]keyState, 0, len(f.keys))
+	for _, st := range f.exp { // heap order: deterministic for a given state
+		img.keys = append(img.keys, keyState{key: st.key, last: st.last, interval: st.interval})
+	}
+	for id, addr := range f.nodes {
+		img.nodes = append(img.nodes, Node{ID: id, RESPAddr: addr})
+	}
+	sort.Slice(img.nodes, func(i, j int) bool { return img.nodes[i].ID < img.nodes[j].ID })
+	return img, nil
+}
+
+// Restore implements raft.FSM: it replaces the whole state with the
+// snapshot's.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	img, err := readImage(rc)
+	if err != nil {
+		return err
+	}
+	keys := make(map[string]*keyState, len(img.keys))
+	exp := make(expiryHeap, 0, len(img.keys))
+	for i := range img.keys {
+		st := img.keys[i]
+		keys[st.key] = &st
+		exp = append(exp, &st)
+	}
+	for i := range exp {
+		exp[i].index = i
+	}
+	heap.Init(&exp)
+	nodes := make(map[string]string, len(img.nodes))
+	for _, n := range img.nodes {
+		nodes[n.ID] = n.RESPAddr
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now, f.stats, f.keys, f.exp, f.nodes = img.now, img.stats, keys, exp, nodes
+	f.logger.Info("restored snapshot", "keys", len(keys), "nodes", len(nodes), "clock", img.now)
+	return nil
+}
