@@ -1,0 +1,67 @@
+// Command throttledb runs a throttledb node: a Redis-protocol server whose
+// THROTTLE.ACQUIRE reservations are applied through a Raft log.
+//
+//	throttledb [flags]            run a node (see -h)
+//
+// This file only wires flags to configuration and starts the node.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/throttledb/throttledb/server"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(args []string) error {
+	var (
+		cfg  server.Config
+		join string
+	)
+	fs := flag.NewFlagSet("throttledb", flag.ExitOnError)
+	fs.StringVar(&cfg.ID, "id", "", "node ID, unique in the cluster (default: the raft address)")
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:6380", "RESP listen address")
+	fs.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:7380", "Raft listen and advertised address")
+	fs.StringVar(&cfg.DataDir, "data", "throttledb-data", "data directory (Raft log, snapshots)")
+	fs.StringVar(&join, "join", "", "comma-separated RESP addresses of cluster members to join")
+	fs.StringVar(&cfg.RequirePass, "requirepass", "", "password clients must AUTH with (same on every node)")
+	fs.DurationVar(&cfg.LeaderWait, "leader-wait", 2*time.Second, "how long a command waits for a leader before CLUSTERDOWN")
+	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 8192, "log entries between snapshots")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.Parse(args)
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if join != "" {
+		cfg.Join = strings.Split(join, ",")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	cfg.Logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}

@@ -1,0 +1,235 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/throttledb/throttledb/fsm"
+)
+
+// member is one server of the Raft configuration with its RESP address.
+type member struct {
+	id, raftAddr, resp string
+	voter, leader      bool
+}
+
+// members joins the Raft configuration with the RESP addresses recorded in
+// the state machine.
+func (s *Server) members() ([]member, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	_, lid := s.raft.LeaderWithID()
+	var out []member
+	for _, srv := range f.Configuration().Servers {
+		addr, _ := s.fsm.NodeAddr(string(srv.ID))
+		out = append(out, member{
+			id: string(srv.ID), raftAddr: string(srv.Address), resp: addr,
+			voter: srv.Suffrage == raft.Voter, leader: srv.ID == lid,
+		})
+	}
+	return out, nil
+}
+
+// peers returns the members other than this node.
+func (s *Server) peers() []member {
+	ms, _ := s.members()
+	out := ms[:0]
+	for _, m := range ms {
+		if m.id != s.cfg.ID {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// cmdRaftJoin serves RAFT.JOIN id raft-addr resp-addr: add a voter (or update
+// its addresses) and record its RESP address. It is idempotent, so a node
+// that restarts and joins again is not duplicated.
+func cmdRaftJoin(s *Server, c *call) {
+	id, raftAddr, respAddr := string(c.args[1]), string(c.args[2]), string(c.args[3])
+	if id == "" || raftAddr == "" || respAddr == "" {
+		c.conn.WriteError("ERR RAFT.JOIN needs a non-empty id, raft address and RESP address")
+		return
+	}
+	s.onLeader(c, func(ctx context.Context) error {
+		if err := s.addVoter(id, raftAddr); err != nil {
+			return err
+		}
+		if res, err := s.prop.propose(ctx, fsm.SetNode{ID: id, RESPAddr: respAddr}); err != nil {
+			return err
+		} else if res.Err != nil {
+			return res.Err
+		}
+		s.log.Info("node joined", "id", id, "raft", raftAddr, "resp", respAddr)
+		c.conn.WriteString("OK")
+		return nil
+	})
+}
+
+// addVoter makes id a voter at raftAddr, removing first any other member
+// that claims the same address (a node that came back under a new ID).
+func (s *Server) addVoter(id, raftAddr string) error {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return classifyApplyErr(err)
+	}
+	for _, srv := range f.Configuration().Servers {
+		sameID, sameAddr := srv.ID == raft.ServerID(id), srv.Address == raft.ServerAddress(raftAddr)
+		if sameID && sameAddr && srv.Suffrage == raft.Voter {
+			return nil // already a member: joining again changes nothing
+		}
+		if sameAddr && !sameID {
+			if err := s.raft.RemoveServer(srv.ID, 0, s.cfg.ApplyTimeout).Error(); err != nil {
+				return membershipErr(err)
+			}
+		}
+	}
+	return membershipErr(s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, s.cfg.ApplyTimeout).Error())
+}
+
+// membershipErr classifies a configuration change error. A membership change
+// whose fate is unknown may be retried: it is idempotent.
+func membershipErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(classifyApplyErr(err), ErrNotLeader) {
+		return classifyApplyErr(err)
+	}
+	return fmt.Errorf("membership change failed: %v", err)
+}
+
+// cmdRaftRemove serves RAFT.REMOVE id: remove a member from the cluster.
+func cmdRaftRemove(s *Server, c *call) {
+	id := string(c.args[1])
+	s.onLeader(c, func(ctx context.Context) error {
+		ms, err := s.members()
+		if err != nil {
+			return classifyApplyErr(err)
+		}
+		found := false
+		for _, m := range ms {
+			found = found || m.id == id
+		}
+		if !found {
+			c.conn.WriteError("ERR no such node '" + clip(c.args[1]) + "'")
+			return nil
+		}
+		// Forget the RESP address first: once this leader removes itself it
+		// can no longer propose.
+		if _, err := s.prop.propose(ctx, fsm.RemoveNode{ID: id}); err != nil {
+			return err
+		}
+		if err := membershipErr(s.raft.RemoveServer(raft.ServerID(id), 0, s.cfg.ApplyTimeout).Error()); err != nil {
+			return err
+		}
+		s.log.Info("node removed", "id", id)
+		c.conn.WriteString("OK")
+		return nil
+	})
+}
+
+// cmdRaftNodes serves RAFT.NODES: for every member, an array of id, raft
+// address, RESP address, "voter" or "nonvoter", and "leader" or "follower".
+func cmdRaftNodes(s *Server, c *call) {
+	ms, err := s.members()
+	if err != nil {
+		c.conn.WriteError(errorText(err))
+		return
+	}
+	c.conn.WriteArray(len(ms))
+	for _, m := range ms {
+		suffrage, role := "nonvoter", "follower"
+		if m.voter {
+			suffrage = "voter"
+		}
+		if m.leader {
+			role = "leader"
+		}
+		c.conn.WriteArray(5)
+		for _, v := range []string{m.id, m.raftAddr, m.resp, suffrage, role} {
+			c.conn.WriteBulkString(v)
+		}
+	}
+}
+
+// cmdRaftLeader serves RAFT.LEADER: the leader's id and RESP address, or
+// CLUSTERDOWN when none is known.
+func cmdRaftLeader(s *Server, c *call) {
+	id, addr, ok := s.leader()
+	if !ok {
+		c.conn.WriteError(msgNoLeader)
+		return
+	}
+	c.conn.WriteArray(2)
+	c.conn.WriteBulkString(id)
+	c.conn.WriteBulkString(addr)
+}
+
+// cmdRaftTransfer serves RAFT.TRANSFER [id]: hand leadership to id, or to
+// the most up-to-date follower, and wait until it has moved.
+func cmdRaftTransfer(s *Server, c *call) {
+	if len(c.args) > 2 {
+		c.conn.WriteError(wrongArity("raft.transfer"))
+		return
+	}
+	s.onLeader(c, func(ctx context.Context) error {
+		var f raft.Future
+		if len(c.args) == 2 {
+			target := ""
+			for _, m := range s.peers() {
+				if m.id == string(c.args[1]) {
+					target = m.raftAddr
+				}
+			}
+			if target == "" {
+				c.conn.WriteError("ERR no such node '" + clip(c.args[1]) + "'")
+				return nil
+			}
+			f = s.raft.LeadershipTransferToServer(raft.ServerID(c.args[1]), raft.ServerAddress(target))
+		} else {
+			f = s.raft.LeadershipTransfer()
+		}
+		if err := f.Error(); err != nil {
+			c.conn.WriteError("ERR leadership transfer failed: " + err.Error())
+			return nil
+		}
+		c.conn.WriteString("OK")
+		return nil
+	})
+}
+
+// cmdRaftSnapshot serves RAFT.SNAPSHOT: take a snapshot of this node's state
+// now and compact its log.
+func cmdRaftSnapshot(s *Server, c *call) {
+	err := s.raft.Snapshot().Error()
+	if err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		c.conn.WriteError("ERR snapshot failed: " + err.Error())
+		return
+	}
+	c.conn.WriteString("OK")
+}
+
+// cmdRaftFwd serves RAFT.FWD command [arg ...], the wrapper a follower sends
+// to the leader: the inner command is served here and never forwarded again.
+func cmdRaftFwd(s *Server, c *call) {
+	inner := &call{conn: c.conn, sess: c.sess, args: c.args[1:], fwd: true}
+	s.dispatch(inner, true)
+}
+
+// waitFor polls cond every 20 ms until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}

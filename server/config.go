@@ -1,0 +1,83 @@
+package server
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Config configures a Server. Zero values mean the documented defaults.
+type Config struct {
+	// ID is this node's Raft server ID. Default: the Raft address.
+	ID string
+	// Addr is the RESP listen address. Default "127.0.0.1:6380"; a port of
+	// 0 picks a free one (see Server.Addr).
+	Addr string
+	// RaftAddr is the Raft transport's listen and advertised address.
+	// Default "127.0.0.1:7380"; a port of 0 picks a free one.
+	RaftAddr string
+	// DataDir holds the Raft log, stable store and snapshots. Required.
+	DataDir string
+	// Join lists RESP addresses of cluster members to ask for admission.
+	// Empty: a node with no existing state bootstraps a one-node cluster.
+	Join []string
+	// RequirePass, when set, is the password clients must AUTH with. Every
+	// node of a cluster must use the same one: forwarding and joining
+	// authenticate with it.
+	RequirePass string
+	// Logger receives the node's logs. Default: slog.Default().
+	Logger *slog.Logger
+
+	// HeartbeatTimeout and ElectionTimeout tune failure detection.
+	// Default 500 ms each: a dead leader is replaced within about 1-2 s.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	// LeaderWait bounds how long a command waits for a leader before it
+	// fails with CLUSTERDOWN. Default 2 s.
+	LeaderWait time.Duration
+	// ApplyTimeout bounds how long a write waits to be committed. Default 5 s.
+	ApplyTimeout time.Duration
+	// SnapshotThreshold is how many log entries since the last snapshot
+	// trigger a new one; SnapshotInterval is how often that is checked.
+	// Defaults 8192 and 30 s. TrailingLogs entries are kept after a
+	// snapshot so slow followers can catch up from the log. Default 10240.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+	// MaxBatch caps the commands proposed in one log entry. Default 512.
+	MaxBatch int
+	// NoSync skips fsync on the Raft log. Never set it in production: a
+	// power loss could then lose acknowledged grants. Default false.
+	NoSync bool
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:6380"
+	}
+	if c.RaftAddr == "" {
+		c.RaftAddr = "127.0.0.1:7380"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	def(&c.HeartbeatTimeout, 500*time.Millisecond)
+	def(&c.ElectionTimeout, 500*time.Millisecond)
+	def(&c.LeaderWait, 2*time.Second)
+	def(&c.ApplyTimeout, 5*time.Second)
+	def(&c.SnapshotInterval, 30*time.Second)
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 10240
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 512
+	}
+	return c
+}

@@ -1,0 +1,81 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/raft"
+	"github.com/throttledb/throttledb/fsm"
+)
+
+var (
+	// ErrNoLeader is returned when no leader is known, or the leader cannot
+	// be reached, within Config.LeaderWait. Clients see CLUSTERDOWN.
+	ErrNoLeader = errors.New("no leader")
+	// ErrNotLeader is returned when a write reached a node that is not the
+	// leader and Raft rejected it before appending it to the log, so it is
+	// safe to send it to the leader instead.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrOutcomeUnknown is returned when Raft cannot say whether a write was
+	// committed (leadership was lost after the entry was appended). The
+	// client is told so; it is never told it got a grant it may not have.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
+	// ErrShuttingDown is returned when the node is stopping.
+	ErrShuttingDown = errors.New("node is shutting down")
+)
+
+// classifyApplyErr maps an error from a Raft future to ErrNotLeader when the
+// entry certainly never entered the log, and to ErrOutcomeUnknown otherwise.
+func classifyApplyErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress),
+		errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	default:
+		return fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+	}
+}
+
+// Error replies in Redis's words.
+const (
+	msgSyntax      = "ERR syntax error"
+	msgNotInteger  = "ERR value is not an integer or out of range"
+	msgNoAuth      = "NOAUTH Authentication required."
+	msgWrongPass   = "WRONGPASS invalid username-password pair or user is disabled."
+	msgNoPassword  = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+	msgNoLeader    = "CLUSTERDOWN no leader"
+	msgDBIndex     = "ERR DB index is out of range"
+	msgNoProto     = "NOPROTO unsupported protocol version"
+	msgUnknownFate = "TRYAGAIN outcome unknown: leadership changed before the write was committed; it may or may not have been applied"
+)
+
+func wrongArity(name string) string {
+	return fmt.Sprintf("ERR wrong number of arguments for '%s' command", name)
+}
+
+// errorText translates an error to the text of a RESP error reply.
+func errorText(err error) string {
+	switch {
+	case errors.Is(err, fsm.ErrInvalidKey):
+		return fmt.Sprintf("ERR invalid key: keys must be 1 to %d bytes", fsm.MaxKeyLen)
+	case errors.Is(err, fsm.ErrInvalidInterval):
+		return "ERR interval must be a positive integer (milliseconds)"
+	case errors.Is(err, fsm.ErrInvalidMax):
+		return "ERR max must be zero or a positive integer"
+	case errors.Is(err, fsm.ErrInvalidSlop):
+		return "ERR SLOP must be zero or a positive integer (milliseconds)"
+	case errors.Is(err, fsm.ErrOverflow):
+		return "ERR interval, max or SLOP too large: the slot time would overflow int64 milliseconds"
+	case errors.Is(err, ErrNoLeader):
+		return msgNoLeader
+	case errors.Is(err, ErrOutcomeUnknown):
+		return msgUnknownFate
+	case errors.Is(err, ErrShuttingDown):
+		return "CLUSTERDOWN node is shutting down"
+	default:
+		return "ERR " + err.Error()
+	}
+}

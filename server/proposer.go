@@ -1,0 +1,120 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/throttledb/throttledb/fsm"
+)
+
+// applier is the part of *raft.Raft the proposer needs.
+type applier interface {
+	Apply(cmd []byte, timeout time.Duration) raft.ApplyFuture
+}
+
+// proposal is one command waiting to be committed.
+type proposal struct {
+	cmd  fsm.Command
+	done chan outcome // buffered: the waiter never blocks the proposer
+}
+
+type outcome struct {
+	res fsm.Result
+	err error
+}
+
+// proposer batches commands from concurrent connections into log entries,
+// stamping each entry with the leader's wall clock: cluster time. Batching
+// amortises the fsync and replication round trip of one entry over many
+// commands; the FSM applies a batch's commands in order, as if one by one.
+type proposer struct {
+	raft     applier
+	ch       chan *proposal
+	maxBatch int
+	timeout  time.Duration
+	clock    func() int64
+	stop     chan struct{}
+}
+
+func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() int64) *proposer {
+	return &proposer{
+		raft:     r,
+		ch:       make(chan *proposal, maxBatch),
+		maxBatch: maxBatch,
+		timeout:  timeout,
+		clock:    clock,
+		stop:     make(chan struct{}),
+	}
+}
+
+// propose submits cmd and waits for its result. It returns ErrNotLeader
+// (wrapped) when the entry certainly never entered the log, and
+// ErrOutcomeUnknown when Raft cannot tell whether it was committed. Once
+// submitted, it waits for the outcome even if ctx ends: abandoning it would
+// leave the caller not knowing whether a slot was granted.
+func (p *proposer) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+	pr := &proposal{cmd: cmd, done: make(chan outcome, 1)}
+	select {
+	case p.ch <- pr:
+	case <-ctx.Done():
+		return fsm.Result{}, fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+	case <-p.stop:
+		return fsm.Result{}, ErrShuttingDown
+	}
+	o := <-pr.done
+	return o.res, o.err
+}
+
+// run proposes batches until close. Each entry's future is awaited on its own
+// goroutine so that the next batch is proposed while the previous one
+// commits; Raft keeps them in order.
+func (p *proposer) run() {
+	batch := make([]*proposal, 0, p.maxBatch)
+	for {
+		select {
+		case <-p.stop:
+			return
+		case first := <-p.ch:
+			batch = append(batch[:0], first)
+		more:
+			for len(batch) < p.maxBatch {
+				select {
+				case pr := <-p.ch:
+					batch = append(batch, pr)
+				default:
+					break more
+				}
+			}
+			p.submit(append([]*proposal(nil), batch...))
+		}
+	}
+}
+
+func (p *proposer) submit(batch []*proposal) {
+	e := fsm.Entry{Now: p.clock(), Commands: make([]fsm.Command, len(batch))}
+	for i, pr := range batch {
+		e.Commands[i] = pr.cmd
+	}
+	f := p.raft.Apply(e.Encode(), p.timeout)
+	go func() {
+		err := classifyApplyErr(f.Error())
+		var results []fsm.Result
+		if err == nil {
+			var ok bool
+			if results, ok = f.Response().([]fsm.Result); !ok || len(results) != len(batch) {
+				err = fmt.Errorf("%w: unexpected apply response %T", ErrOutcomeUnknown, f.Response())
+			}
+		}
+		for i, pr := range batch {
+			if err != nil {
+				pr.done <- outcome{err: err}
+			} else {
+				pr.done <- outcome{res: results[i]}
+			}
+		}
+	}()
+}
+
+func (p *proposer) close() { close(p.stop) }

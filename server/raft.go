@@ -1,0 +1,164 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/throttledb/throttledb/fsm"
+)
+
+// raftNode bundles Raft with the stores it owns, so they close together.
+type raftNode struct {
+	*raft.Raft
+	trans    *raft.NetworkTransport
+	store    *raftboltdb.BoltStore
+	snaps    *raft.FileSnapshotStore
+	existing bool // the data directory already held Raft state
+}
+
+// openRaft opens (or creates) the node's Raft state in cfg.DataDir and starts
+// Raft. A node with no existing state and nothing to join bootstraps a
+// one-node cluster; a node with existing state never bootstraps again.
+func openRaft(cfg Config, f *fsm.FSM) (*raftNode, error) {
+	if cfg.DataDir == "" {
+		return nil, fmt.Errorf("data directory not set")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	hlog := hclog.New(&hclog.LoggerOptions{
+		Name:   "raft",
+		Level:  hclog.Info,
+		Output: slogWriter{cfg.Logger},
+	})
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path:   filepath.Join(cfg.DataDir, "raft.db"),
+		NoSync: cfg.NoSync,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hlog)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open snapshot store: %w", err)
+	}
+	trans, err := newTransport(cfg.RaftAddr, hlog)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
+	}
+	id := cfg.ID
+	if id == "" {
+		id = string(trans.LocalAddr())
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(id)
+	rc.Logger = hlog
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+
+	existing, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		return nil, err
+	}
+	r, err := raft.NewRaft(rc, f, store, store, snaps, trans)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		return nil, err
+	}
+	if !existing && len(cfg.Join) == 0 {
+		boot := raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: rc.LocalID, Address: trans.LocalAddr(),
+		}}}
+		if err := r.BootstrapCluster(boot).Error(); err != nil {
+			r.Shutdown()
+			trans.Close()
+			store.Close()
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+		cfg.Logger.Info("bootstrapped a new single-node cluster", "id", id)
+	}
+	return &raftNode{Raft: r, trans: trans, store: store, snaps: snaps, existing: existing}, nil
+}
+
+func newTransport(addr string, hlog hclog.Logger) (*raft.NetworkTransport, error) {
+	// Resolve port 0 to a real port first: the transport advertises the
+	// address it is given, and peers must be able to dial it.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	bound := ln.Addr().(*net.TCPAddr)
+	if bound.IP.IsUnspecified() {
+		ln.Close()
+		return nil, fmt.Errorf("raft address %s must name a host peers can reach, not a wildcard", addr)
+	}
+	stream := &tcpStreamLayer{ln: ln, advertise: bound}
+	return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hlog), nil
+}
+
+// tcpStreamLayer is raft's TCP stream layer over a listener we opened
+// ourselves (raft's own constructor cannot report a port chosen for :0
+// before it advertises it).
+type tcpStreamLayer struct {
+	ln        net.Listener
+	advertise net.Addr
+}
+
+func (t *tcpStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", string(address), timeout)
+}
+func (t *tcpStreamLayer) Accept() (net.Conn, error) { return t.ln.Accept() }
+func (t *tcpStreamLayer) Close() error              { return t.ln.Close() }
+func (t *tcpStreamLayer) Addr() net.Addr            { return t.advertise }
+
+func (n *raftNode) close() error {
+	err := n.Shutdown().Error()
+	n.trans.Close()
+	if cerr := n.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// slogWriter adapts hclog's text output to a slog.Logger.
+type slogWriter struct{ l *slog.Logger }
+
+var _ io.Writer = slogWriter{}
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	switch {
+	case strings.Contains(line, "[ERROR]"):
+		level = slog.LevelError
+	case strings.Contains(line, "[WARN]"):
+		level = slog.LevelWarn
+	case strings.Contains(line, "[DEBUG]"), strings.Contains(line, "[TRACE]"):
+		level = slog.LevelDebug
+	}
+	// Drop hclog's own timestamp and level; slog adds its own.
+	if i := strings.Index(line, "]"); i >= 0 {
+		line = strings.TrimSpace(line[i+1:])
+	}
+	w.l.Log(context.Background(), level, line, "component", "raft")
+	return len(p), nil
+}

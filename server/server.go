@@ -1,0 +1,277 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/throttledb/throttledb/fsm"
+	"github.com/throttledb/throttledb/internal/resp"
+	"github.com/tidwall/redcon"
+)
+
+// Version is throttledb's version, reported by INFO and HELLO.
+const Version = "0.1.0"
+
+// Server is one throttledb node: a RESP listener in front of a Raft replica
+// of the throttle state machine.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	fsm     *fsm.FSM
+	raft    *raftNode
+	prop    *proposer
+	pools   *resp.Pools
+	ln      *gateListener
+	rc      *redcon.Server
+	started time.Time
+
+	ready atomic.Bool // leader, and a Barrier has applied all earlier terms' entries
+
+	// Graceful shutdown: draining is set under drainMu, after which no
+	// command is admitted, so active.Wait is safe.
+	drainMu  sync.RWMutex
+	draining bool
+	active   sync.WaitGroup
+
+	nextClientID atomic.Int64
+	clients      atomic.Int64
+	connsTotal   atomic.Int64
+	cmdsTotal    atomic.Int64
+
+	stop      chan struct{}
+	bg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start opens the node's Raft state, starts serving RESP on cfg.Addr and, for
+// a new node with cfg.Join set, asks the cluster to admit it, retrying until
+// it is admitted, a member refuses for good, or ctx ends. It returns once the
+// node serves.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		fsm:     fsm.New(fsm.Config{Logger: cfg.Logger}),
+		pools:   resp.NewPools(cfg.RequirePass, time.Second),
+		ln:      newGateListener(ln),
+		started: time.Now(),
+		stop:    make(chan struct{}),
+	}
+	s.raft, err = openRaft(cfg, s.fsm)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if cfg.ID == "" {
+		s.cfg.ID = string(s.raft.trans.LocalAddr())
+	}
+	s.prop = newProposer(s.raft, cfg.MaxBatch, cfg.ApplyTimeout, func() int64 { return time.Now().UnixMilli() })
+	s.rc = redcon.NewServer(cfg.Addr, s.serveRESP, s.accept, s.closed)
+	s.goBackground(s.prop.run)
+	s.goBackground(s.watchLeadership)
+	s.goBackground(func() {
+		if err := s.rc.Serve(s.ln); err != nil {
+			s.log.Error("RESP server stopped", "err", err)
+		}
+	})
+	s.log.Info("throttledb node started", "id", s.cfg.ID, "addr", s.Addr(), "raft", s.RaftAddr(),
+		"data", cfg.DataDir, "existing_state", s.raft.existing)
+	if len(cfg.Join) > 0 && !s.raft.existing {
+		if err := s.join(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	s.goBackground(s.keepRegistered)
+	return s, nil
+}
+
+func (s *Server) goBackground(fn func()) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		fn()
+	}()
+}
+
+// Addr returns the RESP address the node listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// RaftAddr returns the Raft address the node listens on and advertises.
+func (s *Server) RaftAddr() string { return string(s.raft.trans.LocalAddr()) }
+
+// ID returns the node's Raft server ID.
+func (s *Server) ID() string { return s.cfg.ID }
+
+// IsLeader reports whether the node is the leader and ready to serve.
+func (s *Server) IsLeader() bool { return s.ready.Load() }
+
+// FSM returns the node's state machine, for inspection.
+func (s *Server) FSM() *fsm.FSM { return s.fsm }
+
+// Shutdown stops the node gracefully: a leader first hands leadership to
+// another voter (so a planned restart causes no election timeout), then the
+// node stops accepting connections, lets commands in flight finish (until
+// ctx ends), and closes Raft and its log cleanly.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.raft.State() == raft.Leader && s.voters() > 1 {
+		s.log.Info("transferring leadership before shutdown")
+		if err := s.raft.LeadershipTransfer().Error(); err != nil {
+			s.log.Warn("leadership transfer failed", "err", err)
+		}
+	}
+	s.ln.stopAccepting()
+	s.drainMu.Lock()
+	s.draining = true
+	s.drainMu.Unlock()
+	done := make(chan struct{})
+	go func() { s.active.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("shutdown deadline passed with commands in flight")
+	}
+	return s.Close()
+}
+
+// Close stops the node at once: connections are closed and Raft is shut
+// down. Nothing acknowledged is lost: every acknowledged write is already in
+// the log on disk.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.ln.Close()
+		s.rc.Close()
+		s.prop.close()
+		s.closeErr = s.raft.close()
+		s.pools.Close()
+		s.bg.Wait()
+		s.log.Info("throttledb node stopped", "id", s.cfg.ID)
+	})
+	return s.closeErr
+}
+
+func (s *Server) voters() int {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	n := 0
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+// watchLeadership tracks whether this node may serve as leader. On winning
+// an election it issues a Barrier and serves only once that has applied:
+// until then its state machine may lack entries committed by earlier
+// leaders, and answering from it could grant a slot twice.
+func (s *Server) watchLeadership() {
+	for {
+		select {
+		case <-s.stop:
+			return
+		case isLeader := <-s.raft.LeaderCh():
+			s.ready.Store(false)
+			if !isLeader {
+				s.log.Info("lost leadership")
+				continue
+			}
+			if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
+				s.log.Warn("barrier after election failed", "err", err)
+				continue
+			}
+			if s.raft.State() == raft.Leader {
+				s.ready.Store(true)
+				s.log.Info("leader ready", "term", s.raft.Stats()["term"])
+			}
+		}
+	}
+}
+
+// leader returns the current leader's ID and RESP address, if known.
+func (s *Server) leader() (id, respAddr string, ok bool) {
+	_, lid := s.raft.LeaderWithID()
+	if lid == "" {
+		return "", "", false
+	}
+	addr, ok := s.fsm.NodeAddr(string(lid))
+	return string(lid), addr, ok
+}
+
+// onLeader runs local on this node if it is the ready leader, and otherwise
+// forwards args to the leader and relays its reply byte for byte. It waits up
+// to LeaderWait for a leader, then answers CLUSTERDOWN. local returns
+// ErrNotLeader (wrapped) when Raft refused the command before logging it;
+// the command is then routed again. A forwarded command (fwd) is never
+// forwarded again: the origin re-routes it, so requests cannot loop.
+func (s *Server) onLeader(c *call, local func(ctx context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LeaderWait)
+	defer cancel()
+	for {
+		if s.ready.Load() {
+			err := local(ctx)
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, ErrNotLeader) {
+				c.conn.WriteError(errorText(err))
+				return
+			}
+		} else if s.raft.State() != raft.Leader {
+			if c.fwd {
+				c.conn.WriteError(msgNotLeader)
+				return
+			}
+			if _, addr, ok := s.leader(); ok && addr != s.Addr() {
+				raw, err := s.forward(ctx, addr, c.args)
+				if err == nil && !bytes.HasPrefix(raw, []byte("-NOTLEADER")) {
+					c.conn.WriteRaw(raw)
+					return
+				}
+				if err != nil {
+					s.log.Debug("forward failed", "to", addr, "err", err)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			c.conn.WriteError(msgNoLeader)
+			return
+		case <-s.stop:
+			c.conn.WriteError(errorText(ErrShuttingDown))
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// msgNotLeader is the reply of a node that received a forwarded command but
+// is not the leader; the forwarding node re-routes on it, so clients never
+// see it.
+const msgNotLeader = "NOTLEADER this node is not the leader"
+
+// forward sends args to addr wrapped in RAFT.FWD and returns the raw reply.
+func (s *Server) forward(ctx context.Context, addr string, args [][]byte) ([]byte, error) {
+	fwd := make([][]byte, 0, len(args)+1)
+	fwd = append(fwd, []byte("RAFT.FWD"))
+	fwd = append(fwd, args...)
+	return s.pools.Get(addr).Do(ctx, fwd...)
+}

@@ -1,0 +1,169 @@
+package server
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/redcon"
+)
+
+// cmdFlags describe a command for COMMAND and for dispatch.
+type cmdFlags uint8
+
+const (
+	flagWrite    cmdFlags = 1 << iota // changes state through the log
+	flagReadonly                      // changes nothing
+	flagNoAuth                        // allowed before AUTH
+	flagLeader                        // served by the leader; followers forward it
+)
+
+// command is one row of the command table.
+type command struct {
+	name     string // lower case, as Redis reports it
+	arity    int    // Redis convention: n exact, -n at least n (the name counts)
+	flags    cmdFlags
+	firstKey int // position of the first key argument, 0 if none
+	lastKey  int // position of the last key (-1: the last argument)
+	handler  func(s *Server, c *call)
+}
+
+// call is one command being served.
+type call struct {
+	conn redcon.Conn
+	sess *session
+	args [][]byte
+	fwd  bool // arrived through RAFT.FWD from another node
+}
+
+// session is the per-connection state.
+type session struct {
+	id     int64
+	authed bool
+	name   string
+}
+
+// commands is the command table: every command throttledb serves.
+var commands = map[string]*command{}
+
+func init() {
+	for _, c := range []*command{
+		{name: "throttle.acquire", arity: -4, flags: flagWrite | flagLeader, firstKey: 1, lastKey: 1, handler: cmdAcquire},
+		{name: "throttle.peek", arity: -4, flags: flagReadonly | flagLeader, firstKey: 1, lastKey: 1, handler: cmdPeek},
+		{name: "throttle.reset", arity: -2, flags: flagWrite | flagLeader, firstKey: 1, lastKey: -1, handler: cmdReset},
+
+		{name: "ping", arity: -1, flags: flagReadonly, handler: cmdPing},
+		{name: "echo", arity: 2, flags: flagReadonly, handler: cmdEcho},
+		{name: "quit", arity: -1, flags: flagReadonly | flagNoAuth, handler: cmdQuit},
+		{name: "select", arity: 2, flags: flagReadonly, handler: cmdSelect},
+		{name: "auth", arity: -2, flags: flagReadonly | flagNoAuth, handler: cmdAuth},
+		{name: "hello", arity: -1, flags: flagReadonly | flagNoAuth, handler: cmdHello},
+		{name: "client", arity: -2, flags: flagReadonly, handler: cmdClient},
+		{name: "command", arity: -1, flags: flagReadonly, handler: cmdCommand},
+		{name: "config", arity: -2, flags: flagReadonly, handler: cmdConfig},
+		{name: "info", arity: -1, flags: flagReadonly, handler: cmdInfo},
+		{name: "dbsize", arity: 1, flags: flagReadonly, handler: cmdDBSize},
+		{name: "time", arity: 1, flags: flagReadonly, handler: cmdTime},
+		{name: "role", arity: 1, flags: flagReadonly, handler: cmdRole},
+
+		{name: "raft.join", arity: 4, flags: flagWrite | flagLeader, handler: cmdRaftJoin},
+		{name: "raft.remove", arity: 2, flags: flagWrite | flagLeader, handler: cmdRaftRemove},
+		{name: "raft.nodes", arity: 1, flags: flagReadonly, handler: cmdRaftNodes},
+		{name: "raft.leader", arity: 1, flags: flagReadonly, handler: cmdRaftLeader},
+		{name: "raft.transfer", arity: -1, flags: flagWrite | flagLeader, handler: cmdRaftTransfer},
+		{name: "raft.snapshot", arity: 1, flags: flagWrite, handler: cmdRaftSnapshot},
+		{name: "raft.fwd", arity: -2, flags: flagWrite, handler: cmdRaftFwd},
+	} {
+		commands[c.name] = c
+	}
+}
+
+// sortedCommands returns the table sorted by name.
+func sortedCommands() []*command {
+	out := make([]*command, 0, len(commands))
+	for _, c := range commands {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+func (s *Server) accept(conn redcon.Conn) bool {
+	conn.SetContext(&session{id: s.nextClientID.Add(1), authed: s.cfg.RequirePass == ""})
+	s.clients.Add(1)
+	s.connsTotal.Add(1)
+	return true
+}
+
+func (s *Server) closed(conn redcon.Conn, err error) {
+	s.clients.Add(-1)
+}
+
+// serveRESP is redcon's handler: one command at a time per connection.
+func (s *Server) serveRESP(conn redcon.Conn, rc redcon.Command) {
+	s.drainMu.RLock()
+	if s.draining {
+		s.drainMu.RUnlock()
+		conn.WriteError(errorText(ErrShuttingDown))
+		return
+	}
+	s.active.Add(1)
+	s.drainMu.RUnlock()
+	defer s.active.Done()
+	s.cmdsTotal.Add(1)
+	s.dispatch(&call{conn: conn, sess: conn.Context().(*session), args: rc.Args}, true)
+}
+
+// dispatch looks the command up, checks its arity and the session's
+// authentication, and runs its handler, in Redis's order of checks.
+func (s *Server) dispatch(c *call, checkAuth bool) {
+	name := strings.ToLower(string(c.args[0]))
+	cmd := commands[name]
+	if cmd == nil {
+		c.conn.WriteError(unknownCommand(c.args))
+		return
+	}
+	if (cmd.arity > 0 && len(c.args) != cmd.arity) || (cmd.arity < 0 && len(c.args) < -cmd.arity) {
+		c.conn.WriteError(wrongArity(cmd.name))
+		return
+	}
+	if checkAuth && !c.sess.authed && cmd.flags&flagNoAuth == 0 {
+		c.conn.WriteError(msgNoAuth)
+		return
+	}
+	cmd.handler(s, c)
+}
+
+// unknownCommand is Redis's reply to an unknown command, quoting up to the
+// first few arguments.
+func unknownCommand(args [][]byte) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ERR unknown command '%s', with args beginning with: ", clip(args[0]))
+	for i, a := range args[1:] {
+		if i == 20 {
+			break
+		}
+		fmt.Fprintf(&b, "'%s' ", clip(a))
+	}
+	return b.String()
+}
+
+// clip shortens an argument quoted in an error to 128 bytes, as Redis does,
+// and keeps line breaks out of the one-line error reply.
+func clip(a []byte) string {
+	if len(a) > 128 {
+		a = a[:128]
+	}
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(string(a))
+}
+
+func unknownSubcommand(sub []byte, cmd string) string {
+	return fmt.Sprintf("ERR unknown subcommand '%s'. Try %s HELP.", clip(sub), strings.ToUpper(cmd))
+}
+
+// parseInt parses a Redis integer argument.
+func parseInt(b []byte) (int64, bool) {
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	return v, err == nil
+}
