@@ -275,3 +275,13 @@ func (s *Server) forward(ctx context.Context, addr string, args [][]byte) ([]byt
 	fwd = append(fwd, args...)
 	return s.pools.Get(addr).Do(ctx, fwd...)
 }
+
+// Leader returns the current leader's ID and RESP address as this node
+// knows them, or ErrNoLeader.
+func (s *Server) Leader() (id, respAddr string, err error) {
+	id, respAddr, ok := s.leader()
+	if !ok {
+		return "", "", ErrNoLeader
+	}
+	return id, respAddr, nil
+}

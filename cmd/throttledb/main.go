@@ -1,9 +1,12 @@
 // Command throttledb runs a throttledb node: a Redis-protocol server whose
 // THROTTLE.ACQUIRE reservations are applied through a Raft log.
 //
-//	throttledb [flags]            run a node (see -h)
+//	throttledb [flags]               run a node (see -h)
+//	throttledb <subcommand> [flags]  run a tool (each file of this package
+//	                                 registers one in subcommands)
 //
-// This file only wires flags to configuration and starts the node.
+// The files of this package only wire flags to configuration and start
+// things; main is the only place that calls log.Fatal.
 package main
 
 import (
@@ -21,13 +24,25 @@ import (
 	"github.com/throttledb/throttledb/server"
 )
 
+// subcommands maps a first argument to the tool it runs. Files of this
+// package add to it in init.
+var subcommands = map[string]func(args []string) error{}
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	run := runNode
+	args := os.Args[1:]
+	if len(args) > 0 {
+		if sub, ok := subcommands[args[0]]; ok {
+			run, args = sub, args[1:]
+		}
+	}
+	if err := run(args); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(args []string) error {
+// runNode runs one throttledb node until SIGINT or SIGTERM.
+func runNode(args []string) error {
 	var (
 		cfg  server.Config
 		join string
