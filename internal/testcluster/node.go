@@ -48,12 +48,15 @@ func Logger(id string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", id)
 }
 
-// StartNode starts one node on 127.0.0.1:0 ports and stops it at cleanup.
+// StartNode starts one node on 127.0.0.1:0 ports and stops it at cleanup. A
+// node that bootstraps (no Join, no DataDir given) is returned once it is the
+// ready leader.
 func StartNode(t testing.TB, o Options) *Node {
 	t.Helper()
 	if o.ID == "" {
 		o.ID = "n1"
 	}
+	bootstraps := o.DataDir == "" && len(o.Join) == 0
 	if o.DataDir == "" {
 		o.DataDir = t.TempDir()
 	}
@@ -74,6 +77,9 @@ func StartNode(t testing.TB, o Options) *Node {
 	n := &Node{t: t, cfg: cfg}
 	n.start()
 	t.Cleanup(func() { n.Stop() })
+	if bootstraps {
+		WaitFor(t, 10*time.Second, "a bootstrapped node to lead", n.Server.IsLeader)
+	}
 	return n
 }
 
