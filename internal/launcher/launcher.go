@@ -1,0 +1,344 @@
+// Package launcher runs a local throttledb cluster as child processes of one
+// command (throttledb cluster): it re-executes the throttledb binary once per
+// node, the first node bootstrapping and the others joining it, prefixes
+// every line a child logs with its node ID, and on cancellation sends each
+// child SIGTERM (by pid) and waits for it to exit.
+package launcher
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Config describes a local cluster.
+type Config struct {
+	// Binary is the throttledb executable to run for each node. Default:
+	// os.Executable(), the running binary.
+	Binary string
+	// Nodes is the number of nodes. Default 3.
+	Nodes int
+	// Host is the address every node listens on. Default 127.0.0.1.
+	Host string
+	// BasePort is node 1's RESP port; node i listens on BasePort+i-1. Zero
+	// lets the system pick free ports (the launcher learns node 1's port
+	// from its log before starting the others).
+	BasePort int
+	// RaftBasePort is node 1's Raft port; node i uses RaftBasePort+i-1.
+	// Zero lets the system pick free ports.
+	RaftBasePort int
+	// DataDir is the cluster's directory; node i keeps its data in
+	// DataDir/n<i>. Default "throttledb-cluster".
+	DataDir string
+	// RequirePass is passed to every node as --requirepass.
+	RequirePass string
+	// ExtraArgs are appended to every node's command line.
+	ExtraArgs []string
+	// Output receives every child's output, one line at a time, each line
+	// prefixed with "<id> | ". Default os.Stderr.
+	Output io.Writer
+	// StopTimeout bounds how long Run waits for children to exit after
+	// SIGTERM before it kills them. Default 30 s.
+	StopTimeout time.Duration
+	// StartTimeout bounds how long Run waits for node 1 to report its
+	// address when BasePort is 0. Default 30 s.
+	StartTimeout time.Duration
+	// OnStarted, if set, is called once per node when the node logs that it
+	// is listening, with its ID, RESP address and Raft address.
+	OnStarted func(id, addr, raftAddr string)
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return c, fmt.Errorf("find own executable: %w", err)
+		}
+		c.Binary = exe
+	}
+	if c.Nodes == 0 {
+		c.Nodes = 3
+	}
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "throttledb-cluster"
+	}
+	if c.Output == nil {
+		c.Output = os.Stderr
+	}
+	if c.StopTimeout == 0 {
+		c.StopTimeout = 30 * time.Second
+	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = 30 * time.Second
+	}
+	return c, nil
+}
+
+// Validate reports a configuration Run would refuse.
+func (c Config) Validate() error {
+	switch {
+	case c.Nodes < 1:
+		return fmt.Errorf("--nodes must be at least 1, got %d", c.Nodes)
+	case c.BasePort < 0 || c.BasePort+c.Nodes-1 > 65535:
+		return fmt.Errorf("--base-port %d leaves no room for %d nodes", c.BasePort, c.Nodes)
+	case c.RaftBasePort < 0 || c.RaftBasePort+c.Nodes-1 > 65535:
+		return fmt.Errorf("--raft-base-port %d leaves no room for %d nodes", c.RaftBasePort, c.Nodes)
+	case c.BasePort != 0 && c.RaftBasePort != 0 &&
+		c.BasePort < c.RaftBasePort+c.Nodes && c.RaftBasePort < c.BasePort+c.Nodes:
+		return fmt.Errorf("RESP ports %d.. and Raft ports %d.. overlap", c.BasePort, c.RaftBasePort)
+	}
+	return nil
+}
+
+// Node is one node of a local cluster as the launcher starts it.
+type Node struct {
+	ID       string
+	Addr     string // RESP address (port 0: chosen at start)
+	RaftAddr string // Raft address (port 0: chosen at start)
+	DataDir  string
+	Join     []string // RESP addresses to join; empty for node 1
+}
+
+// Args returns the node's command line (without the binary).
+func (n Node) Args(requirePass string, extra ...string) []string {
+	args := []string{"--id", n.ID, "--addr", n.Addr, "--raft-addr", n.RaftAddr, "--data", n.DataDir}
+	if len(n.Join) > 0 {
+		args = append(args, "--join", joinList(n.Join))
+	}
+	if requirePass != "" {
+		args = append(args, "--requirepass", requirePass)
+	}
+	return append(args, extra...)
+}
+
+func joinList(addrs []string) string {
+	s := ""
+	for i, a := range addrs {
+		if i > 0 {
+			s += ","
+		}
+		s += a
+	}
+	return s
+}
+
+// Plan returns the nodes cfg describes: n1 bootstraps, n2..nN join n1.
+// With BasePort 0 the joiners' Join address is filled in by Run once n1
+// reports its port.
+func Plan(cfg Config) []Node {
+	cfg, _ = cfg.withDefaults()
+	port := func(base, i int) int {
+		if base == 0 {
+			return 0
+		}
+		return base + i
+	}
+	var nodes []Node
+	for i := 0; i < cfg.Nodes; i++ {
+		n := Node{
+			ID:       fmt.Sprintf("n%d", i+1),
+			Addr:     net.JoinHostPort(cfg.Host, strconv.Itoa(port(cfg.BasePort, i))),
+			RaftAddr: net.JoinHostPort(cfg.Host, strconv.Itoa(port(cfg.RaftBasePort, i))),
+			DataDir:  filepath.Join(cfg.DataDir, fmt.Sprintf("n%d", i+1)),
+		}
+		if i > 0 {
+			n.Join = []string{nodes[0].Addr}
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes
+}
+
+// startedLine matches the line a node logs once it listens.
+var startedLine = regexp.MustCompile(`msg="throttledb node started" id=(\S+) addr=(\S+) raft=(\S+)`)
+
+// ParseStarted extracts the ID, RESP address and Raft address from a node's
+// "throttledb node started" log line.
+func ParseStarted(line string) (id, addr, raftAddr string, ok bool) {
+	m := startedLine.FindStringSubmatch(line)
+	if m == nil {
+		return "", "", "", false
+	}
+	return m[1], m[2], m[3], true
+}
+
+// child is one running node process.
+type child struct {
+	node    Node
+	cmd     *exec.Cmd
+	started chan struct{} // closed when the node logs its address
+	addr    string        // set before started is closed
+	done    chan struct{} // closed when the process has exited and its output is drained
+	err     error         // exit status, set before done is closed
+}
+
+// Run starts the cluster and supervises it until ctx ends, then sends every
+// child SIGTERM and waits for all of them (killing those still running after
+// StopTimeout). It returns an error if a node cannot be started, or if every
+// node exited on its own.
+func Run(ctx context.Context, cfg Config) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	out := &lockedWriter{w: cfg.Output}
+	nodes := Plan(cfg)
+	var children []*child
+	exited := make(chan *child, len(nodes))
+	defer func() { stopAll(children, cfg.StopTimeout, out) }()
+
+	for i, n := range nodes {
+		if err := os.MkdirAll(n.DataDir, 0o755); err != nil {
+			return err
+		}
+		if i > 0 && cfg.BasePort == 0 {
+			// Learn n1's chosen port from its log before anyone joins it.
+			first := children[0]
+			select {
+			case <-first.started:
+			case <-first.done:
+				return fmt.Errorf("%s exited before it started listening: %v", first.node.ID, first.err)
+			case <-ctx.Done():
+				return nil
+			case <-time.After(cfg.StartTimeout):
+				return fmt.Errorf("%s did not report its address within %v", first.node.ID, cfg.StartTimeout)
+			}
+			n.Join = []string{first.addr}
+		}
+		c, err := startChild(n, cfg, out, exited)
+		if err != nil {
+			return err
+		}
+		children = append(children, c)
+		fmt.Fprintf(out, "launcher | started %s (pid %d): %s %v\n", n.ID, c.cmd.Process.Pid, cfg.Binary, c.cmd.Args[1:])
+	}
+
+	alive := len(children)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case c := <-exited:
+			alive--
+			fmt.Fprintf(out, "launcher | %s exited: %s\n", c.node.ID, exitText(c.err))
+			if alive == 0 {
+				return errors.New("every node exited")
+			}
+		}
+	}
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// startChild starts one node, copying its stdout and stderr to out with the
+// node's ID prefixed, and reports its exit on exited.
+func startChild(n Node, cfg Config, out io.Writer, exited chan<- *child) (*child, error) {
+	cmd := exec.Command(cfg.Binary, n.Args(cfg.RequirePass, cfg.ExtraArgs...)...)
+	setProcAttr(cmd)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return nil, fmt.Errorf("start %s: %w", n.ID, err)
+	}
+	pw.Close() // the child holds its own copy
+	c := &child{node: n, cmd: cmd, started: make(chan struct{}), done: make(chan struct{})}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		c.copyOutput(pr, out, cfg.OnStarted)
+	}()
+	go func() {
+		c.err = cmd.Wait()
+		<-copied // the pipe reaches EOF once the child (and any child of it) exits
+		pr.Close()
+		close(c.done)
+		exited <- c
+	}()
+	return c, nil
+}
+
+// copyOutput copies the child's output line by line, prefixed with its ID,
+// and notices the line that reports its address.
+func (c *child) copyOutput(r io.Reader, out io.Writer, onStarted func(id, addr, raftAddr string)) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	prefix := c.node.ID + " | "
+	for sc.Scan() {
+		line := sc.Text()
+		fmt.Fprintf(out, "%s%s\n", prefix, line)
+		if c.addr == "" {
+			if _, addr, raftAddr, ok := ParseStarted(line); ok {
+				c.addr = addr
+				close(c.started)
+				if onStarted != nil {
+					onStarted(c.node.ID, addr, raftAddr)
+				}
+			}
+		}
+	}
+	// Drain whatever is left (a line too long for the scanner).
+	io.Copy(io.Discard, r)
+}
+
+// stopAll sends SIGTERM to every running child, by pid, and waits for them;
+// a child still running after timeout is killed.
+func stopAll(children []*child, timeout time.Duration, out io.Writer) {
+	for _, c := range children {
+		select {
+		case <-c.done:
+		default:
+			fmt.Fprintf(out, "launcher | stopping %s (SIGTERM to pid %d)\n", c.node.ID, c.cmd.Process.Pid)
+			c.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	deadline := time.After(timeout)
+	for _, c := range children {
+		select {
+		case <-c.done:
+		case <-deadline:
+			fmt.Fprintf(out, "launcher | %s still running after %v; killing pid %d\n", c.node.ID, timeout, c.cmd.Process.Pid)
+			c.cmd.Process.Kill()
+			<-c.done
+		}
+	}
+}
+
+// lockedWriter serializes writes so that lines of different children never
+// interleave.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

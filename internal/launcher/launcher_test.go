@@ -1,0 +1,181 @@
+package launcher
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary stand in for throttledb: with
+// LAUNCHER_FAKE_NODE set it acts as a node that logs its "started" line and
+// runs until SIGTERM.
+func TestMain(m *testing.M) {
+	if os.Getenv("LAUNCHER_FAKE_NODE") != "" {
+		fakeNode(os.Args[1:])
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func fakeNode(args []string) {
+	get := func(flag string) string {
+		for i, a := range args {
+			if a == flag && i+1 < len(args) {
+				return args[i+1]
+			}
+		}
+		return ""
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	addr := get("--addr")
+	if strings.HasSuffix(addr, ":0") {
+		addr = strings.TrimSuffix(addr, ":0") + ":" + fmt.Sprint(40000+os.Getpid()%1000)
+	}
+	fmt.Fprintf(os.Stderr, "time=x level=INFO msg=\"throttledb node started\" id=%s addr=%s raft=%s data=%s join=%s\n",
+		get("--id"), addr, get("--raft-addr"), get("--data"), get("--join"))
+	fmt.Fprintln(os.Stdout, "stdout line")
+	<-sig
+	fmt.Fprintln(os.Stderr, "got SIGTERM")
+}
+
+func TestPlan(t *testing.T) {
+	nodes := Plan(Config{Nodes: 3, BasePort: 6380, RaftBasePort: 7380, DataDir: "d"})
+	want := [][]string{
+		{"--id", "n1", "--addr", "127.0.0.1:6380", "--raft-addr", "127.0.0.1:7380", "--data", "d/n1", "--requirepass", "pw"},
+		{"--id", "n2", "--addr", "127.0.0.1:6381", "--raft-addr", "127.0.0.1:7381", "--data", "d/n2", "--join", "127.0.0.1:6380", "--requirepass", "pw"},
+		{"--id", "n3", "--addr", "127.0.0.1:6382", "--raft-addr", "127.0.0.1:7382", "--data", "d/n3", "--join", "127.0.0.1:6380", "--requirepass", "pw"},
+	}
+	if len(nodes) != 3 {
+		t.Fatalf("got %d nodes", len(nodes))
+	}
+	for i, n := range nodes {
+		if got := n.Args("pw"); !reflect.DeepEqual(got, want[i]) {
+			t.Errorf("node %d args:\n got %q\nwant %q", i+1, got, want[i])
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, c := range []Config{
+		{Nodes: 0},
+		{Nodes: 3, BasePort: 65534},
+		{Nodes: 3, BasePort: 6380, RaftBasePort: 6382},
+		{Nodes: 3, BasePort: -1},
+	} {
+		if c.Validate() == nil {
+			t.Errorf("Validate(%+v) accepted a bad config", c)
+		}
+	}
+	if err := (Config{Nodes: 3, BasePort: 6380, RaftBasePort: 7380}).Validate(); err != nil {
+		t.Errorf("good config refused: %v", err)
+	}
+}
+
+func TestParseStarted(t *testing.T) {
+	line := `time=2026-01-01T00:00:00Z level=INFO msg="throttledb node started" id=n2 addr=127.0.0.1:41234 raft=127.0.0.1:41235 data=d existing_state=false`
+	id, addr, raft, ok := ParseStarted(line)
+	if !ok || id != "n2" || addr != "127.0.0.1:41234" || raft != "127.0.0.1:41235" {
+		t.Fatalf("ParseStarted = %q %q %q %v", id, addr, raft, ok)
+	}
+	if _, _, _, ok := ParseStarted(`msg="leader ready"`); ok {
+		t.Fatal("matched an unrelated line")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunPrefixesAndStops runs three fake nodes on system-chosen ports: the
+// joiners must be told node 1's real address, every line must carry its
+// node's prefix, and cancelling must SIGTERM every child and wait for it.
+func TestRunPrefixesAndStops(t *testing.T) {
+	t.Setenv("LAUNCHER_FAKE_NODE", "1")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	var mu sync.Mutex
+	started := map[string]string{}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Run(ctx, Config{
+			Binary: exe, Nodes: 3, DataDir: t.TempDir(), Output: out,
+			OnStarted: func(id, addr, raftAddr string) {
+				mu.Lock()
+				started[id] = addr
+				mu.Unlock()
+			},
+		})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(started)
+		mu.Unlock()
+		if n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nodes did not start; output:\n%s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("Run did not return after cancel; output:\n%s", out)
+	}
+	log := out.String()
+	n1 := started["n1"]
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if !strings.Contains(log, id+" | got SIGTERM") {
+			t.Errorf("%s did not get SIGTERM", id)
+		}
+		if !strings.Contains(log, id+" | stdout line") {
+			t.Errorf("%s's stdout was not prefixed", id)
+		}
+	}
+	for _, id := range []string{"n2", "n3"} {
+		if !strings.Contains(log, "id="+id+" ") || !strings.Contains(log, "join="+n1) {
+			t.Errorf("%s was not told to join n1 at %s", id, n1)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		if !strings.HasPrefix(line, "n1 | ") && !strings.HasPrefix(line, "n2 | ") &&
+			!strings.HasPrefix(line, "n3 | ") && !strings.HasPrefix(line, "launcher | ") {
+			t.Errorf("unprefixed line %q", line)
+		}
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", log)
+	}
+}
