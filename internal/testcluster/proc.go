@@ -1,0 +1,452 @@
+package testcluster
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/throttledb/throttledb/internal/launcher"
+)
+
+// BuildBinary builds cmd/throttledb into dir and returns the binary's path.
+// Call it once, from TestMain.
+func BuildBinary(dir string) (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", fmt.Errorf("cannot locate the module source")
+	}
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	bin := filepath.Join(dir, "throttledb")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/throttledb")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/throttledb: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// ProcOptions configures a node run as a real throttledb process.
+type ProcOptions struct {
+	// ID is the node ID (--id); default "n1".
+	ID string
+	// Join lists RESP addresses to join (--join).
+	Join []string
+	// DataDir is the data directory; default a new t.TempDir().
+	DataDir string
+	// RequirePass sets --requirepass.
+	RequirePass string
+	// LeaderWait sets --leader-wait; zero keeps the binary's default (2 s).
+	LeaderWait time.Duration
+	// Args are extra command-line arguments.
+	Args []string
+}
+
+// Proc is a throttledb node running as a child process, listening on
+// system-chosen loopback ports. It is killed at cleanup if still running.
+type Proc struct {
+	t   testing.TB
+	bin string
+	o   ProcOptions
+
+	addr, raftAddr string // fixed by the first start; kept across restarts
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when the current process has been reaped
+	waitErr error
+	logs    []string // every line the node logged, across restarts
+}
+
+// StartProc starts a node process and waits until it listens (and, when
+// joining, until it has been admitted).
+func StartProc(t testing.TB, bin string, o ProcOptions) *Proc {
+	t.Helper()
+	if o.ID == "" {
+		o.ID = "n1"
+	}
+	if o.DataDir == "" {
+		o.DataDir = t.TempDir()
+	}
+	p := &Proc{t: t, bin: bin, o: o}
+	p.start("127.0.0.1:0", "127.0.0.1:0")
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() || os.Getenv("THROTTLEDB_TEST_LOG") != "" {
+			p.dumpLogs()
+		}
+	})
+	return p
+}
+
+func (p *Proc) args(addr, raftAddr string) []string {
+	args := []string{"--id", p.o.ID, "--addr", addr, "--raft-addr", raftAddr, "--data", p.o.DataDir, "--log-level", "debug"}
+	if len(p.o.Join) > 0 {
+		args = append(args, "--join", strings.Join(p.o.Join, ","))
+	}
+	if p.o.RequirePass != "" {
+		args = append(args, "--requirepass", p.o.RequirePass)
+	}
+	if p.o.LeaderWait > 0 {
+		args = append(args, "--leader-wait", p.o.LeaderWait.String())
+	}
+	return append(args, p.o.Args...)
+}
+
+func (p *Proc) start(addr, raftAddr string) {
+	p.t.Helper()
+	cmd := exec.Command(p.bin, p.args(addr, raftAddr)...)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		p.t.Fatalf("start %s: %v", p.o.ID, err)
+	}
+	pw.Close()
+	exited := make(chan struct{})
+	started := make(chan [2]string, 1)
+	copied := make(chan struct{})
+	p.mu.Lock()
+	p.cmd, p.exited, p.waitErr = cmd, exited, nil
+	p.mu.Unlock()
+	go func() {
+		defer close(copied)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.logs = append(p.logs, line)
+			p.mu.Unlock()
+			if os.Getenv("THROTTLEDB_TEST_LOG") != "" {
+				fmt.Fprintf(os.Stderr, "%s | %s\n", p.o.ID, line)
+			}
+			if _, a, r, ok := launcher.ParseStarted(line); ok {
+				select {
+				case started <- [2]string{a, r}:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		err := cmd.Wait()
+		<-copied
+		pr.Close()
+		p.mu.Lock()
+		p.waitErr = err
+		p.mu.Unlock()
+		close(exited)
+	}()
+	select {
+	case a := <-started:
+		p.addr, p.raftAddr = a[0], a[1]
+	case <-exited:
+		p.t.Fatalf("%s exited before listening: %v\n%s", p.o.ID, p.ExitErr(), p.tail(40))
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("%s did not start listening within 30s\n%s", p.o.ID, p.tail(40))
+	}
+	if len(p.o.Join) > 0 {
+		// server.Start returns (and the process is useful) only after the
+		// join; the "node started" line comes before it. Wait for either
+		// the join or existing state.
+		WaitFor(p.t, 30*time.Second, p.o.ID+" to be a member", func() bool {
+			if !p.Running() {
+				p.t.Fatalf("%s exited while joining: %v\n%s", p.o.ID, p.ExitErr(), p.tail(40))
+			}
+			return p.Logged(`msg="joined cluster"`) || p.Logged("existing_state=true")
+		})
+	}
+}
+
+// ID returns the node's ID.
+func (p *Proc) ID() string { return p.o.ID }
+
+// Addr returns the node's RESP address.
+func (p *Proc) Addr() string { return p.addr }
+
+// RaftAddr returns the node's Raft address.
+func (p *Proc) RaftAddr() string { return p.raftAddr }
+
+// DataDir returns the node's data directory.
+func (p *Proc) DataDir() string { return p.o.DataDir }
+
+// Pid returns the current process's pid.
+func (p *Proc) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd.Process.Pid
+}
+
+// Running reports whether the process is alive (not yet reaped).
+func (p *Proc) Running() bool {
+	p.mu.Lock()
+	exited := p.exited
+	p.mu.Unlock()
+	select {
+	case <-exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// ExitErr returns how the last process exited (nil: status 0).
+func (p *Proc) ExitErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waitErr
+}
+
+// Kill sends SIGKILL to the process (by pid) and waits until it is reaped:
+// a crash. It is a no-op on a stopped node.
+func (p *Proc) Kill() {
+	if !p.Running() {
+		return
+	}
+	p.mu.Lock()
+	proc, exited := p.cmd.Process, p.exited
+	p.mu.Unlock()
+	proc.Signal(syscall.SIGKILL)
+	<-exited
+}
+
+// Term sends SIGTERM to the process (by pid) and waits for it to exit, for
+// up to 30 s, after which it kills it and fails the test. It returns the
+// process's exit error (nil for a clean exit).
+func (p *Proc) Term() error {
+	p.t.Helper()
+	if !p.Running() {
+		return p.ExitErr()
+	}
+	p.mu.Lock()
+	proc, exited := p.cmd.Process, p.exited
+	p.mu.Unlock()
+	proc.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		p.Kill()
+		p.t.Fatalf("%s did not exit within 30s of SIGTERM", p.o.ID)
+	}
+	return p.ExitErr()
+}
+
+// Restart starts a stopped node again on the same data directory, ID,
+// addresses and command line (including --join, which a node with existing
+// state must ignore). A running node is killed first.
+func (p *Proc) Restart() {
+	p.t.Helper()
+	p.Kill()
+	p.start(p.addr, p.raftAddr)
+}
+
+// Client returns a go-redis client for the node with retries off
+// (MaxRetries -1), so callers see every raw outcome; it is closed at cleanup.
+func (p *Proc) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{
+		Addr: p.addr, Password: p.o.RequirePass, MaxRetries: -1,
+		DialTimeout: time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 5 * time.Second,
+	})
+	p.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Logged reports whether any line the node logged (in any run) contains s.
+func (p *Proc) Logged(s string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.logs {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Logs returns a copy of every line the node has logged.
+func (p *Proc) Logs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.logs...)
+}
+
+func (p *Proc) tail(n int) string {
+	logs := p.Logs()
+	if len(logs) > n {
+		logs = logs[len(logs)-n:]
+	}
+	return strings.Join(logs, "\n")
+}
+
+func (p *Proc) dumpLogs() {
+	p.t.Logf("---- log of %s (last 200 lines) ----\n%s", p.o.ID, p.tail(200))
+}
+
+// Info returns the node's INFO section as a map.
+func (p *Proc) Info(ctx context.Context, section string) (map[string]string, error) {
+	c := redis.NewClient(&redis.Options{Addr: p.addr, Password: p.o.RequirePass, MaxRetries: -1, DialTimeout: time.Second})
+	defer c.Close()
+	s, err := c.Info(ctx, section).Result()
+	if err != nil {
+		return nil, err
+	}
+	return ParseInfo(s), nil
+}
+
+// ParseInfo parses an INFO reply into key/value pairs.
+func ParseInfo(s string) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// AppliedIndex returns the node's raft_applied_index from INFO raft.
+func (p *Proc) AppliedIndex(ctx context.Context) (uint64, error) {
+	info, err := p.Info(ctx, "raft")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(info["raft_applied_index"], 10, 64)
+}
+
+// String describes the node.
+func (p *Proc) String() string { return fmt.Sprintf("%s@%s", p.o.ID, p.addr) }
+
+// ProcCluster is a set of node processes forming one cluster.
+type ProcCluster struct {
+	t     testing.TB
+	bin   string
+	Procs []*Proc
+}
+
+// StartProcCluster starts n node processes: n1 bootstraps and n2..nN join
+// it with --join. It returns once every node knows the same ready leader.
+func StartProcCluster(t testing.TB, bin string, n int, o ProcOptions) *ProcCluster {
+	t.Helper()
+	c := &ProcCluster{t: t, bin: bin}
+	for i := 1; i <= n; i++ {
+		po := o
+		po.ID = fmt.Sprintf("n%d", i)
+		po.DataDir = ""
+		if i > 1 {
+			po.Join = []string{c.Procs[0].Addr()}
+		}
+		c.Procs = append(c.Procs, StartProc(t, bin, po))
+	}
+	c.WaitForLeader(20 * time.Second)
+	return c
+}
+
+// Add starts one more node that joins the cluster through the running
+// nodes.
+func (c *ProcCluster) Add(id string, o ProcOptions) *Proc {
+	c.t.Helper()
+	o.ID = id
+	o.Join = c.Addrs()
+	p := StartProc(c.t, c.bin, o)
+	c.Procs = append(c.Procs, p)
+	return p
+}
+
+// Running returns the nodes whose process is alive.
+func (c *ProcCluster) Running() []*Proc {
+	var out []*Proc
+	for _, p := range c.Procs {
+		if p.Running() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Addrs returns the RESP addresses of the running nodes.
+func (c *ProcCluster) Addrs() []string {
+	var out []string
+	for _, p := range c.Running() {
+		out = append(out, p.Addr())
+	}
+	return out
+}
+
+// Proc returns the node with the given ID, or nil.
+func (c *ProcCluster) Proc(id string) *Proc {
+	for _, p := range c.Procs {
+		if p.ID() == id {
+			return p
+		}
+	}
+	return nil
+}
+
+// Leader returns the running node that reports itself the ready leader in
+// INFO raft, provided every other running node names it as leader too; nil
+// otherwise.
+func (c *ProcCluster) Leader() *Proc {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var leader *Proc
+	ids := map[string]bool{}
+	for _, p := range c.Running() {
+		info, err := p.Info(ctx, "raft")
+		if err != nil {
+			return nil
+		}
+		ids[info["raft_leader_id"]] = true
+		if info["raft_state"] == "leader" && info["raft_ready"] == "true" {
+			leader = p
+		}
+	}
+	if leader == nil || len(ids) != 1 || !ids[leader.ID()] {
+		return nil
+	}
+	return leader
+}
+
+// WaitForLeader waits until Leader returns a node and returns it.
+func (c *ProcCluster) WaitForLeader(timeout time.Duration) *Proc {
+	c.t.Helper()
+	var l *Proc
+	WaitFor(c.t, timeout, "a ready leader every running node agrees on", func() bool {
+		l = c.Leader()
+		return l != nil
+	})
+	return l
+}
+
+// Followers returns the running nodes other than the leader (all running
+// nodes when there is none).
+func (c *ProcCluster) Followers() []*Proc {
+	l := c.Leader()
+	var out []*Proc
+	for _, p := range c.Running() {
+		if p != l {
+			out = append(out, p)
+		}
+	}
+	return out
+}
