@@ -1,0 +1,48 @@
+// Package client is the Go client of throttledb: a fleet of workers that
+// share one rate-limited resource (an API token, say) take slots from a
+// throttledb cluster so that, together, they never call it more often than
+// once per interval.
+//
+//	c, err := client.New(client.Options{Addrs: []string{"10.0.0.1:6380", "10.0.0.2:6380", "10.0.0.3:6380"}})
+//	if err != nil { ... }
+//	defer c.Close()
+//
+//	// One call at most every 3 s, up to 2 slots reserved ahead.
+//	api := c.Limiter("api-token-1", 3*time.Second, 2)
+//	err = api.Do(ctx, func(ctx context.Context) error {
+//		return callTheAPI(ctx)
+//	})
+//
+// The building blocks, lowest first:
+//
+//   - Client.Acquire sends one THROTTLE.ACQUIRE and returns a Permit:
+//     granted now (Wait 0), a reservation (Wait > 0: the slot opens at
+//     Permit.Start), or denied (RetryAfter says when to try again). It
+//     never sleeps.
+//   - Client.Wait acquires and sleeps until the slot opens, retrying
+//     denials after RetryAfter plus jitter. It refuses a permit it woke up
+//     too late to use (ErrPermitExpired).
+//   - Limiter binds a key, interval and max for repeated use: Wait, Do(fn),
+//     TryDo(fn) (only if a slot is free now; ErrDenied otherwise).
+//   - Throttle wraps a func(ctx) (T, error) so that every call runs inside
+//     a valid permit.
+//
+// # Time
+//
+// The server answers in cluster time (the leader's clock); the client acts
+// in local time measured from the moment the reply arrived: the slot opens
+// at Received + Wait and the permit may be used until that plus the slop.
+// Since the server decided before the reply arrived, a slot is never opened
+// early, whatever the local clock says; the cost is that a caller may start
+// up to one reply latency later than its slot.
+//
+// # Failover and errors
+//
+// Any node serves every command (followers forward to the leader), so
+// Options.Addrs may list any nodes. On a network error the client moves on
+// to the next address and stays there; on CLUSTERDOWN it asks another node
+// before giving up. See Client for the exact rules, including why go-redis's
+// own retries are disabled. Errors wrap the sentinels ErrClusterDown,
+// ErrOutcomeUnknown, ErrPermitExpired, ErrDenied and ErrInvalidArgument; a
+// context's error is returned as is.
+package client

@@ -1,0 +1,117 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/throttledb/throttledb/client"
+	"github.com/throttledb/throttledb/internal/testcluster"
+)
+
+// exampleNode starts an in-process single-node server for the examples.
+// Examples have no *testing.T; a testing.TB whose cleanups run at the end
+// of the example is enough for testcluster.
+func exampleNode() (addr string, stop func()) {
+	t := &exampleTB{}
+	n := testcluster.StartNode(t, testcluster.Options{})
+	return n.Addr(), t.cleanup
+}
+
+func ExampleClient_Acquire() {
+	addr, stop := exampleNode()
+	defer stop()
+
+	c, err := client.New(client.Options{Addrs: []string{addr}})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+
+	// The first call on a fresh key goes now; the second reserves the next
+	// slot, one interval later; with max 1, the third is denied.
+	for range 3 {
+		p, err := c.Acquire(ctx, "api-token", time.Minute, 1)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("granted=%v wait=%v pending=%d\n", p.Granted, p.Wait.Round(time.Minute), p.Pending)
+	}
+	// Output:
+	// granted=true wait=0s pending=0
+	// granted=true wait=1m0s pending=1
+	// granted=false wait=0s pending=1
+}
+
+func ExampleThrottle() {
+	addr, stop := exampleNode()
+	defer stop()
+
+	c, err := client.New(client.Options{Addrs: []string{addr}})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	lookup := client.Throttle(c, "geo-api", 10*time.Millisecond, 5,
+		func(ctx context.Context) (string, error) {
+			// Runs only inside a valid permit.
+			return "ok", nil
+		})
+	for range 3 {
+		v, err := lookup(context.Background())
+		fmt.Println(v, err)
+	}
+	// Output:
+	// ok <nil>
+	// ok <nil>
+	// ok <nil>
+}
+
+func ExampleLimiter_Do() {
+	addr, stop := exampleNode()
+	defer stop()
+
+	c, err := client.New(client.Options{Addrs: []string{addr}})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	api := c.Limiter("api-token", 10*time.Millisecond, 2)
+	err = api.Do(context.Background(), func(ctx context.Context) error {
+		p, _ := client.PermitFromContext(ctx)
+		fmt.Println("calling the API inside", p.Granted, "permit")
+		return nil
+	})
+	fmt.Println(err)
+	// Output:
+	// calling the API inside true permit
+	// <nil>
+}
+
+// exampleTB is the part of testing.TB testcluster uses, for examples.
+type exampleTB struct {
+	testing.TB // nil: any method not overridden panics
+	cleanups   []func()
+}
+
+func (t *exampleTB) Helper()                   {}
+func (t *exampleTB) Cleanup(f func())          { t.cleanups = append(t.cleanups, f) }
+func (t *exampleTB) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
+func (t *exampleTB) TempDir() string {
+	d, err := os.MkdirTemp("", "throttledb-example-")
+	if err != nil {
+		panic(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+func (t *exampleTB) cleanup() {
+	for i := len(t.cleanups) - 1; i >= 0; i-- {
+		t.cleanups[i]()
+	}
+}
