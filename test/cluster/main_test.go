@@ -18,7 +18,16 @@ import (
 
 var bin string // the throttledb binary under test
 
+// quietLogger silences go-redis's own log lines (dial failures to a killed
+// node are expected here and counted by the tests instead).
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
 func TestMain(m *testing.M) {
+	if os.Getenv("THROTTLEDB_TEST_LOG") == "" {
+		redis.SetLogger(quietLogger{})
+	}
 	dir, err := os.MkdirTemp("", "throttledb-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
