@@ -242,7 +242,7 @@ func (s *Server) onLeader(c *call, local func(ctx context.Context) error) {
 			}
 			if _, addr, ok := s.leader(); ok && addr != s.Addr() {
 				raw, err := s.forward(ctx, addr, c.args)
-				if err == nil && !bytes.HasPrefix(raw, []byte("-NOTLEADER")) {
+				if err == nil && !notServed(raw) {
 					c.conn.WriteRaw(raw)
 					return
 				}
@@ -267,6 +267,19 @@ func (s *Server) onLeader(c *call, local func(ctx context.Context) error) {
 // is not the leader; the forwarding node re-routes on it, so clients never
 // see it.
 const msgNotLeader = "NOTLEADER this node is not the leader"
+
+// msgDraining is the reply of a node that is shutting down to a command it
+// did not run (see errorText(ErrShuttingDown)).
+var msgDraining = []byte("-" + errorText(ErrShuttingDown))
+
+// notServed reports whether a forwarded command's reply says the peer did
+// not run it: it is not (or no longer) the leader, or it is shutting down
+// (a leader that handed over leadership before stopping). Such a command is
+// routed again instead of relayed, so a planned leader change fails no
+// request.
+func notServed(raw []byte) bool {
+	return bytes.HasPrefix(raw, []byte("-NOTLEADER")) || bytes.HasPrefix(raw, msgDraining)
+}
 
 // forward sends args to addr wrapped in RAFT.FWD and returns the raw reply.
 func (s *Server) forward(ctx context.Context, addr string, args [][]byte) ([]byte, error) {
