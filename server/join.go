@@ -80,10 +80,11 @@ func (s *Server) keepRegistered() {
 			return
 		case <-t.C:
 		}
-		if addr, ok := s.fsm.NodeAddr(s.cfg.ID); ok && addr == s.Addr() {
+		raftAddr, member := s.configuredAddr()
+		if !member {
 			continue
 		}
-		if !s.inConfiguration() {
+		if addr, ok := s.fsm.NodeAddr(s.cfg.ID); ok && addr == s.Addr() && raftAddr == s.RaftAddr() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
@@ -96,22 +97,44 @@ func (s *Server) keepRegistered() {
 			if err := s.askToJoin(ctx, leaderAddr); err != nil {
 				s.log.Warn("re-registering RESP address failed", "err", err)
 			}
+		} else {
+			// No leader is known: if this node came back on a new Raft
+			// address, the leader cannot reach it to say who it is. Ask
+			// the members it knows of (its state may not list them yet:
+			// then the --join addresses); a follower passes RAFT.JOIN on
+			// to the leader, which updates the address.
+			var via []string
+			for _, m := range s.peers() {
+				if m.resp != "" {
+					via = append(via, m.resp)
+				}
+			}
+			for _, addr := range append(via, s.cfg.Join...) {
+				if err := s.askToJoin(ctx, addr); err == nil {
+					s.log.Info("re-registered own addresses", "via", addr)
+					break
+				} else {
+					s.log.Debug("re-registering via a member failed", "via", addr, "err", err)
+				}
+			}
 		}
 		cancel()
 	}
 }
 
-func (s *Server) inConfiguration() bool {
+// configuredAddr returns the Raft address this node has in the Raft
+// configuration, and whether it is a member at all.
+func (s *Server) configuredAddr() (string, bool) {
 	f := s.raft.GetConfiguration()
 	if f.Error() != nil {
-		return false
+		return "", false
 	}
 	for _, srv := range f.Configuration().Servers {
 		if srv.ID == raft.ServerID(s.cfg.ID) {
-			return true
+			return string(srv.Address), true
 		}
 	}
-	return false
+	return "", false
 }
 
 func isAuthErr(err error) bool { return errors.Is(err, resp.ErrAuth) }
