@@ -257,6 +257,15 @@ func (p *Proc) Restart() {
 	p.start(p.addr, p.raftAddr)
 }
 
+// RestartNewAddrs starts a stopped node again on the same data directory,
+// ID and command line but on new system-chosen ports: it must re-register
+// its new addresses with the cluster. A running node is killed first.
+func (p *Proc) RestartNewAddrs() {
+	p.t.Helper()
+	p.Kill()
+	p.start("127.0.0.1:0", "127.0.0.1:0")
+}
+
 // Client returns a go-redis client for the node with retries off
 // (MaxRetries -1), so callers see every raw outcome; it is closed at cleanup.
 func (p *Proc) Client() *redis.Client {

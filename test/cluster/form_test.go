@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/throttledb/throttledb/internal/testcluster"
@@ -55,5 +56,24 @@ func TestFormClusterByJoin(t *testing.T) {
 		if info["raft_leader_id"] != leader || info["raft_leader_addr"] != lp.Addr() {
 			t.Errorf("%s: INFO raft names leader %s at %s, want %s at %s", p, info["raft_leader_id"], info["raft_leader_addr"], leader, lp.Addr())
 		}
+	}
+
+	// A follower that restarts with the same ID, addresses, data and --join
+	// is not added twice, and the cluster still has one leader; one that
+	// restarts on new ports re-registers its new addresses.
+	f := c.Followers()[0]
+	if err := f.Term(); err != nil {
+		t.Fatalf("%s exited with %v after SIGTERM", f.ID(), err)
+	}
+	f.Restart()
+	waitMembers(t, c, c.Procs)
+	if n := strings.Count(strings.Join(f.Logs(), "\n"), "bootstrapped a new"); n != 0 {
+		t.Errorf("%s bootstrapped a cluster on restart", f.ID())
+	}
+	f.RestartNewAddrs()
+	waitMembers(t, c, c.Procs)
+	pm, err := acquire(ctx, f.Client(), "form", 1000, 10)
+	if err != nil || !pm.granted {
+		t.Fatalf("ACQUIRE through %s on new ports: %+v %v", f, pm, err)
 	}
 }
