@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -16,8 +17,9 @@ type applier interface {
 
 // proposal is one command waiting to be committed.
 type proposal struct {
-	cmd  fsm.Command
-	done chan outcome // buffered: the waiter never blocks the proposer
+	cmd       fsm.Command
+	done      chan outcome // buffered: the waiter never blocks the proposer
+	submitted atomic.Bool  // handed to Raft, which always answers it
 }
 
 type outcome struct {
@@ -35,7 +37,8 @@ type proposer struct {
 	maxBatch int
 	timeout  time.Duration
 	clock    func() int64
-	stop     chan struct{}
+	stop     chan struct{} // closed by close
+	stopped  chan struct{} // closed when run has returned
 }
 
 func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() int64) *proposer {
@@ -46,6 +49,7 @@ func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() in
 		timeout:  timeout,
 		clock:    clock,
 		stop:     make(chan struct{}),
+		stopped:  make(chan struct{}),
 	}
 }
 
@@ -63,14 +67,25 @@ func (p *proposer) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, er
 	case <-p.stop:
 		return fsm.Result{}, ErrShuttingDown
 	}
-	o := <-pr.done
-	return o.res, o.err
+	select {
+	case o := <-pr.done:
+		return o.res, o.err
+	case <-p.stopped:
+		// Every proposal run took was handed to Raft, which answers it even
+		// when shut down; one still in the queue never reached the log.
+		if pr.submitted.Load() {
+			o := <-pr.done
+			return o.res, o.err
+		}
+		return fsm.Result{}, ErrShuttingDown
+	}
 }
 
 // run proposes batches until close. Each entry's future is awaited on its own
 // goroutine so that the next batch is proposed while the previous one
 // commits; Raft keeps them in order.
 func (p *proposer) run() {
+	defer close(p.stopped)
 	batch := make([]*proposal, 0, p.maxBatch)
 	for {
 		select {
@@ -96,6 +111,7 @@ func (p *proposer) submit(batch []*proposal) {
 	e := fsm.Entry{Now: p.clock(), Commands: make([]fsm.Command, len(batch))}
 	for i, pr := range batch {
 		e.Commands[i] = pr.cmd
+		pr.submitted.Store(true)
 	}
 	f := p.raft.Apply(e.Encode(), p.timeout)
 	go func() {

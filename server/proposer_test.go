@@ -1,0 +1,136 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/throttledb/throttledb/fsm"
+)
+
+type fakeFuture struct {
+	err  error
+	resp any
+}
+
+func (f fakeFuture) Error() error  { return f.err }
+func (f fakeFuture) Index() uint64 { return 1 }
+func (f fakeFuture) Response() any { return f.resp }
+
+// fakeRaft applies entries to a real FSM, or fails them with err.
+type fakeRaft struct {
+	mu      sync.Mutex
+	fsm     *fsm.FSM
+	err     error
+	entries []fsm.Entry
+	gate    chan struct{} // if set, Apply blocks until it is closed
+}
+
+func (r *fakeRaft) Apply(data []byte, _ time.Duration) raft.ApplyFuture {
+	if r.gate != nil {
+		<-r.gate
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, _ := fsm.DecodeEntry(data)
+	r.entries = append(r.entries, e)
+	if r.err != nil {
+		return fakeFuture{err: r.err}
+	}
+	return fakeFuture{resp: r.fsm.Apply(&raft.Log{Data: data})}
+}
+
+func TestProposerOutcomes(t *testing.T) {
+	tests := []struct {
+		name    string
+		raftErr error
+		want    error
+	}{
+		{"committed", nil, nil},
+		{"not-leader-is-safe-to-reroute", raft.ErrNotLeader, ErrNotLeader},
+		{"transfer-is-safe-to-reroute", raft.ErrLeadershipTransferInProgress, ErrNotLeader},
+		{"leadership-lost-is-unknown", raft.ErrLeadershipLost, ErrOutcomeUnknown},
+		{"shutdown-is-unknown", raft.ErrRaftShutdown, ErrOutcomeUnknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &fakeRaft{fsm: fsm.New(fsm.Config{}), err: tt.raftErr}
+			p := newProposer(r, 8, time.Second, func() int64 { return 1000 })
+			go p.run()
+			defer p.close()
+			res, err := p.propose(context.Background(), fsm.Acquire{Key: "k", Interval: 10, Max: 1, Slop: 1})
+			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+				t.Fatalf("err %v, want %v", err, tt.want)
+			}
+			if tt.want != nil && res.Permit.Granted {
+				t.Fatal("a failed proposal reported a grant")
+			}
+			if tt.want == nil && (!res.Permit.Granted || res.Permit.ValidAt != 1000) {
+				t.Fatalf("result %+v", res)
+			}
+		})
+	}
+}
+
+func TestProposerBatchesConcurrentCommands(t *testing.T) {
+	r := &fakeRaft{fsm: fsm.New(fsm.Config{}), gate: make(chan struct{})}
+	p := newProposer(r, 64, time.Second, func() int64 { return 5000 })
+	go p.run()
+	defer p.close()
+	const n = 50
+	var wg sync.WaitGroup
+	results := make([]fsm.Result, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			res, err := p.propose(context.Background(), fsm.Acquire{Key: "k", Interval: 10, Max: n, Slop: 1})
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = res
+		}(i)
+	}
+	// Hold Raft until every command is queued or in the first batch.
+	for len(p.ch) < n-1 {
+		time.Sleep(time.Millisecond)
+	}
+	close(r.gate)
+	wg.Wait()
+	if len(r.entries) >= n {
+		t.Fatalf("%d entries for %d commands: no batching", len(r.entries), n)
+	}
+	seen := map[int64]bool{}
+	for _, res := range results {
+		if !res.Permit.Granted || seen[res.Permit.ValidAt] {
+			t.Fatalf("bad or duplicate slot %+v", res.Permit)
+		}
+		seen[res.Permit.ValidAt] = true
+	}
+}
+
+func TestProposerCloseAnswersQueued(t *testing.T) {
+	r := &fakeRaft{fsm: fsm.New(fsm.Config{}), gate: make(chan struct{})}
+	p := newProposer(r, 1, time.Second, func() int64 { return 1 })
+	go p.run()
+	errs := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		go func() {
+			_, err := p.propose(context.Background(), fsm.Acquire{Key: "k", Interval: 1, Max: 5})
+			errs <- err
+		}()
+	}
+	for len(p.ch) < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	p.close()
+	close(r.gate)
+	for i := 0; i < 3; i++ {
+		if err := <-errs; err != nil && !errors.Is(err, ErrShuttingDown) {
+			t.Fatalf("err %v", err)
+		}
+	}
+}
