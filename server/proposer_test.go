@@ -76,9 +76,8 @@ func TestProposerOutcomes(t *testing.T) {
 }
 
 func TestProposerBatchesConcurrentCommands(t *testing.T) {
-	r := &fakeRaft{fsm: fsm.New(fsm.Config{}), gate: make(chan struct{})}
+	r := &fakeRaft{fsm: fsm.New(fsm.Config{})}
 	p := newProposer(r, 64, time.Second, func() int64 { return 5000 })
-	go p.run()
 	defer p.close()
 	const n = 50
 	var wg sync.WaitGroup
@@ -94,14 +93,15 @@ func TestProposerBatchesConcurrentCommands(t *testing.T) {
 			results[i] = res
 		}(i)
 	}
-	// Hold Raft until every command is queued or in the first batch.
-	for len(p.ch) < n-1 {
+	// Start proposing only once every command is queued (the queue holds
+	// maxBatch), so the batching is deterministic.
+	for len(p.ch) < n {
 		time.Sleep(time.Millisecond)
 	}
-	close(r.gate)
+	go p.run()
 	wg.Wait()
-	if len(r.entries) >= n {
-		t.Fatalf("%d entries for %d commands: no batching", len(r.entries), n)
+	if len(r.entries) != 1 {
+		t.Fatalf("%d entries for %d queued commands, want 1 batch", len(r.entries), n)
 	}
 	seen := map[int64]bool{}
 	for _, res := range results {
