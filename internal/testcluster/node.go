@@ -18,6 +18,8 @@ type Node struct {
 	t      testing.TB
 	cfg    server.Config
 	Server *server.Server
+
+	addr, raftAddr string // of the latest start, kept across Stop
 }
 
 // Options tunes a test node; zero values mean fast test defaults.
@@ -92,6 +94,7 @@ func (n *Node) start() {
 		n.t.Fatalf("start node %s: %v", n.cfg.ID, err)
 	}
 	n.Server = srv
+	n.addr, n.raftAddr = srv.Addr(), srv.RaftAddr()
 }
 
 // ID returns the node's ID.
@@ -122,15 +125,15 @@ func (n *Node) Stop() {
 // Running reports whether the node is started.
 func (n *Node) Running() bool { return n.Server != nil }
 
-// Restart starts a stopped node again on its data directory. Its RESP and
-// Raft addresses are new ports unless keepAddrs is set.
+// Restart starts the node again on its data directory (stopping it first if
+// it runs). Its RESP and Raft addresses are new ports unless keepAddrs is
+// set, in which case it reuses those of its latest start.
 func (n *Node) Restart(keepAddrs bool) {
 	n.t.Helper()
-	if n.Server != nil {
-		if keepAddrs {
-			n.cfg.Addr, n.cfg.RaftAddr = n.Server.Addr(), n.Server.RaftAddr()
-		}
-		n.Stop()
+	n.Stop()
+	n.cfg.Addr, n.cfg.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
+	if keepAddrs {
+		n.cfg.Addr, n.cfg.RaftAddr = n.addr, n.raftAddr
 	}
 	n.cfg.Join = nil // existing state: never join or bootstrap again
 	n.start()
