@@ -1,0 +1,40 @@
+package fsm
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+// BenchmarkApplyAcquire measures Apply of one-command entries over 10k keys,
+// decoding included: the state machine's cost per grant.
+func BenchmarkApplyAcquire(b *testing.B) {
+	benchApply(b, 1)
+}
+
+// BenchmarkApplyBatch64 measures Apply of 64-command entries, per command.
+func BenchmarkApplyBatch64(b *testing.B) {
+	benchApply(b, 64)
+}
+
+func benchApply(b *testing.B, batch int) {
+	keys := make([]string, 10_000)
+	for i := range keys {
+		keys[i] = "key:" + strconv.Itoa(i)
+	}
+	entries := make([][]byte, 1024)
+	for i := range entries {
+		e := Entry{Now: int64(1_000_000 + i)}
+		for j := 0; j < batch; j++ {
+			e.Commands = append(e.Commands, Acquire{Key: keys[(i*batch+j)%len(keys)], Interval: 100, Max: 1_000_000, Slop: 10})
+		}
+		entries[i] = e.Encode()
+	}
+	f := New(Config{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		f.Apply(&raft.Log{Data: entries[(i/batch)%len(entries)]})
+	}
+}
