@@ -120,7 +120,7 @@ func cmdHello(s *Server, c *call) {
 		c.sess.name = string(name)
 	}
 	role := "replica"
-	if s.ready.Load() {
+	if s.isReady() {
 		role = "master"
 	}
 	c.conn.WriteArray(14)

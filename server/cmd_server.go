@@ -208,7 +208,7 @@ func cmdInfo(s *Server, c *call) {
 	lid, laddr, _ := s.leader()
 	section("Raft",
 		"raft_state", strings.ToLower(rs["state"]),
-		"raft_ready", strconv.FormatBool(s.ready.Load()),
+		"raft_ready", strconv.FormatBool(s.isReady()),
 		"raft_term", rs["term"],
 		"raft_commit_index", rs["commit_index"],
 		"raft_applied_index", rs["applied_index"],

@@ -88,7 +88,7 @@ func (s *Server) keepRegistered() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
-		if s.ready.Load() {
+		if s.isReady() {
 			_, err := s.prop.propose(ctx, fsm.SetNode{ID: s.cfg.ID, RESPAddr: s.Addr()})
 			if err != nil {
 				s.log.Warn("recording own RESP address failed", "err", err)

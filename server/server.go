@@ -33,7 +33,9 @@ type Server struct {
 	rc      *redcon.Server
 	started time.Time
 
-	ready atomic.Bool // leader, and a Barrier has applied all earlier terms' entries
+	// readyTerm is the term in which this node, as leader, last saw a
+	// Barrier apply every entry of earlier terms (0: none). See isReady.
+	readyTerm atomic.Uint64
 
 	// Graceful shutdown: draining is set under drainMu, after which no
 	// command is admitted, so active.Wait is safe.
@@ -118,7 +120,16 @@ func (s *Server) RaftAddr() string { return string(s.raft.trans.LocalAddr()) }
 func (s *Server) ID() string { return s.cfg.ID }
 
 // IsLeader reports whether the node is the leader and ready to serve.
-func (s *Server) IsLeader() bool { return s.ready.Load() }
+func (s *Server) IsLeader() bool { return s.isReady() }
+
+// isReady reports whether this node leads and has applied, in its current
+// term, everything earlier leaders committed. Comparing terms (rather than
+// keeping a flag) stays correct even when a lost-and-regained leadership
+// reaches watchLeadership as a single notification.
+func (s *Server) isReady() bool {
+	t := s.readyTerm.Load()
+	return t != 0 && s.raft.State() == raft.Leader && s.raft.CurrentTerm() == t
+}
 
 // FSM returns the node's state machine, for inspection.
 func (s *Server) FSM() *fsm.FSM { return s.fsm }
@@ -182,26 +193,45 @@ func (s *Server) voters() int {
 // watchLeadership tracks whether this node may serve as leader. On winning
 // an election it issues a Barrier and serves only once that has applied:
 // until then its state machine may lack entries committed by earlier
-// leaders, and answering from it could grant a slot twice.
+// leaders, and a read from it (THROTTLE.PEEK) could be stale. (Writes are
+// safe regardless: the state machine decides a grant when it applies the
+// entry, after every earlier entry.)
 func (s *Server) watchLeadership() {
 	for {
 		select {
 		case <-s.stop:
 			return
 		case isLeader := <-s.raft.LeaderCh():
-			s.ready.Store(false)
+			s.readyTerm.Store(0)
 			if !isLeader {
 				s.log.Info("lost leadership")
 				continue
 			}
-			if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
-				s.log.Warn("barrier after election failed", "err", err)
-				continue
+			s.awaitBarrier()
+		}
+	}
+}
+
+// awaitBarrier marks the node ready once a Barrier issued in the current
+// term has applied, retrying while the node still leads that term (a
+// Barrier can time out under load; giving up would leave a leader that
+// never serves).
+func (s *Server) awaitBarrier() {
+	term := s.raft.CurrentTerm()
+	for s.raft.State() == raft.Leader && s.raft.CurrentTerm() == term {
+		err := s.raft.Barrier(s.cfg.ApplyTimeout).Error()
+		if err == nil {
+			if s.raft.State() == raft.Leader && s.raft.CurrentTerm() == term {
+				s.readyTerm.Store(term)
+				s.log.Info("leader ready", "term", term)
 			}
-			if s.raft.State() == raft.Leader {
-				s.ready.Store(true)
-				s.log.Info("leader ready", "term", s.raft.Stats()["term"])
-			}
+			return
+		}
+		s.log.Warn("barrier after election failed", "term", term, "err", err)
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
@@ -226,7 +256,7 @@ func (s *Server) onLeader(c *call, local func(ctx context.Context) error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LeaderWait)
 	defer cancel()
 	for {
-		if s.ready.Load() {
+		if s.isReady() {
 			err := local(ctx)
 			if err == nil {
 				return
