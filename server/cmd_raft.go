@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/throttledb/throttledb/fsm"
@@ -220,16 +219,4 @@ func cmdRaftSnapshot(s *Server, c *call) {
 func cmdRaftFwd(s *Server, c *call) {
 	inner := &call{conn: c.conn, sess: c.sess, args: c.args[1:], fwd: true}
 	s.dispatch(inner, true)
-}
-
-// waitFor polls cond every 20 ms until it holds or d passes.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
 }

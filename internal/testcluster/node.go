@@ -143,13 +143,22 @@ func (n *Node) Restart(keepAddrs bool) {
 // after timeout with msg.
 func WaitFor(t testing.TB, timeout time.Duration, msg string, cond func() bool) {
 	t.Helper()
+	if !Poll(timeout, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, msg)
+	}
+}
+
+// Poll polls cond every 10 ms until it returns true or timeout passes, and
+// reports whether it did.
+func Poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, msg)
+			return false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return true
 }
 
 // String describes the node.

@@ -40,7 +40,7 @@ func TestKillLeaderFailoverAndRejoin(t *testing.T) {
 	keys := []string{"hot-a", "hot-b", "hot-c"}
 	h := startHammer(t, c.Procs, 20, keys, interval, max)
 	hammerFrom := time.Now()
-	if !waitUntil(10*time.Second, func() bool {
+	if !testcluster.Poll(10*time.Second, func() bool {
 		return checkGrantsQuiet(h.snapshot()) >= 30 && time.Since(hammerFrom) > time.Second
 	}) {
 		h.stop()
@@ -62,7 +62,7 @@ func TestKillLeaderFailoverAndRejoin(t *testing.T) {
 	t.Logf("killed leader %s (SIGKILL pid)", old.ID())
 
 	var firstGrant time.Time
-	if !waitUntil(15*time.Second, func() bool {
+	if !testcluster.Poll(15*time.Second, func() bool {
 		var err error
 		firstGrant, err = firstGrantAfter(h.snapshot(), killedAt, survivors)
 		return err == nil
@@ -144,7 +144,7 @@ func waitSameState(t *testing.T, procs []*testcluster.Proc) {
 	t.Helper()
 	ctx := context.Background()
 	var states []nodeState
-	ok := waitUntil(20*time.Second, func() bool {
+	ok := testcluster.Poll(20*time.Second, func() bool {
 		states = states[:0]
 		for _, p := range procs {
 			s, err := stateOf(ctx, p)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/throttledb/throttledb/internal/launcher"
+	"github.com/throttledb/throttledb/internal/testcluster"
 )
 
 // The one command: `throttledb cluster --nodes 3` starts three node
@@ -84,7 +85,7 @@ func TestClusterCommand(t *testing.T) {
 		return false
 	}
 
-	if !waitUntil(30*time.Second, func() bool {
+	if !testcluster.Poll(30*time.Second, func() bool {
 		return len(snapshotMap(&mu, addrs)) == 3 && countLogged(&mu, &lines, `msg="joined cluster"`) == 2
 	}) {
 		t.Fatal("the cluster did not form")
@@ -95,7 +96,7 @@ func TestClusterCommand(t *testing.T) {
 		cl := redis.NewClient(&redis.Options{Addr: nodes[id], MaxRetries: -1})
 		defer cl.Close()
 		var rows []nodeRow
-		if !waitUntil(10*time.Second, func() bool {
+		if !testcluster.Poll(10*time.Second, func() bool {
 			rows, err = raftNodes(ctx, cl)
 			return err == nil && len(rows) == 3 && rows[0].respAddr == nodes["n1"] &&
 				rows[1].respAddr == nodes["n2"] && rows[2].respAddr == nodes["n3"]

@@ -126,7 +126,7 @@ func waitMembers(t *testing.T, c *testcluster.ProcCluster, procs []*testcluster.
 	ctx := context.Background()
 	var lastErr error
 	var leader string
-	ok := waitUntil(20*time.Second, func() bool {
+	ok := testcluster.Poll(20*time.Second, func() bool {
 		l := c.Leader()
 		if l == nil {
 			lastErr = fmt.Errorf("no leader agreed on")
@@ -150,16 +150,4 @@ func waitMembers(t *testing.T, c *testcluster.ProcCluster, procs []*testcluster.
 		t.Fatalf("membership did not converge: %v", lastErr)
 	}
 	return leader
-}
-
-// waitUntil polls cond every 20 ms for up to d.
-func waitUntil(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
 }

@@ -42,7 +42,7 @@ func TestSoakRepeatedFailover(t *testing.T) {
 			t.Errorf("round %d: %s exited with %v after SIGTERM", r, old.ID(), err)
 		}
 		var first time.Time
-		if !waitUntil(15*time.Second, func() bool {
+		if !testcluster.Poll(15*time.Second, func() bool {
 			var err error
 			first, err = firstGrantAfter(h.snapshot(), at, survivors)
 			return err == nil

@@ -35,7 +35,7 @@ func TestPlannedLeaderChangesFailNoRequest(t *testing.T) {
 		targets := others(old)
 		const interval = 20
 		h := startHammer(t, targets, 10, []string{"t-" + name + "-a", "t-" + name + "-b"}, interval, 5)
-		if !waitUntil(10*time.Second, func() bool { return checkGrantsQuiet(h.snapshot()) >= 20 }) {
+		if !testcluster.Poll(10*time.Second, func() bool { return checkGrantsQuiet(h.snapshot()) >= 20 }) {
 			h.stop()
 			t.Fatalf("%s: no grants before the change: %s", name, summarize(h.snapshot()))
 		}
@@ -49,7 +49,7 @@ func TestPlannedLeaderChangesFailNoRequest(t *testing.T) {
 		for _, p := range targets {
 			nodes[p.ID()] = true
 		}
-		if !waitUntil(10*time.Second, func() bool {
+		if !testcluster.Poll(10*time.Second, func() bool {
 			_, err := firstGrantAfter(h.snapshot(), changedAt.Add(500*time.Millisecond), nodes)
 			return err == nil
 		}) {
