@@ -271,12 +271,20 @@ func (s *Server) onLeader(c *call, local func(ctx context.Context) error) {
 				return
 			}
 			if _, addr, ok := s.leader(); ok && addr != s.Addr() {
-				raw, err := s.forward(ctx, addr, c.args)
+				raw, err := s.forward(addr, c.args)
 				if err == nil && !notServed(raw) {
 					c.conn.WriteRaw(raw)
 					return
 				}
+				if errors.Is(err, context.DeadlineExceeded) {
+					// The leader had the command and did not answer in
+					// time: it may have run it. Say so; never guess.
+					c.conn.WriteError(msgUnknownFate)
+					return
+				}
 				if err != nil {
+					// Refused or broken connection (a leader that just
+					// died, or a stale pooled connection): route again.
 					s.log.Debug("forward failed", "to", addr, "err", err)
 				}
 			}
@@ -312,7 +320,10 @@ func notServed(raw []byte) bool {
 }
 
 // forward sends args to addr wrapped in RAFT.FWD and returns the raw reply.
-func (s *Server) forward(ctx context.Context, addr string, args [][]byte) ([]byte, error) {
+// It allows the leader its own wait for readiness plus a commit.
+func (s *Server) forward(addr string, args [][]byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LeaderWait+s.cfg.ApplyTimeout)
+	defer cancel()
 	fwd := make([][]byte, 0, len(args)+1)
 	fwd = append(fwd, []byte("RAFT.FWD"))
 	fwd = append(fwd, args...)
