@@ -22,6 +22,9 @@ var (
 	ErrOutcomeUnknown = errors.New("outcome unknown")
 	// ErrShuttingDown is returned when the node is stopping.
 	ErrShuttingDown = errors.New("node is shutting down")
+	// ErrDataDirInUse is returned by Start when another process holds the
+	// data directory's Raft log open.
+	ErrDataDirInUse = errors.New("data directory is in use by another process")
 )
 
 // classifyApplyErr maps an error from a Raft future to ErrNotLeader when the

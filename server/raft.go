@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/throttledb/throttledb/fsm"
+	"go.etcd.io/bbolt"
 )
 
 // raftNode bundles Raft with the stores it owns, so they close together.
@@ -44,7 +46,13 @@ func openRaft(cfg Config, f *fsm.FSM) (*raftNode, error) {
 	store, err := raftboltdb.New(raftboltdb.Options{
 		Path:   filepath.Join(cfg.DataDir, "raft.db"),
 		NoSync: cfg.NoSync,
+		// bbolt locks the file; without a timeout a second process on the
+		// same directory would hang silently instead of failing.
+		BoltOptions: &bbolt.Options{Timeout: time.Second},
 	})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s", ErrDataDirInUse, cfg.DataDir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open raft log: %w", err)
 	}

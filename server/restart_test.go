@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/throttledb/throttledb/internal/testcluster"
+	"github.com/throttledb/throttledb/server"
 )
 
 // TestRestartFromSnapshotAndLogTail takes a snapshot, writes a log tail after
@@ -54,5 +56,18 @@ func TestRestartFromSnapshotAndLogTail(t *testing.T) {
 	v, err := c.Do(ctx, "THROTTLE.ACQUIRE", "tail-only", 60000, 100).Int64Slice()
 	if err != nil || v[2] != last[2]+60000 {
 		t.Fatalf("after restart: %v %v, want slot %d", v, err, last[2]+60000)
+	}
+}
+
+// TestDataDirInUse checks that a second node on a data directory already in
+// use fails fast with ErrDataDirInUse instead of hanging on the file lock.
+func TestDataDirInUse(t *testing.T) {
+	n := testcluster.StartNode(t, testcluster.Options{})
+	_, err := server.Start(context.Background(), server.Config{
+		Addr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DataDir: n.DataDir(),
+		Logger: testcluster.Logger("second"),
+	})
+	if !errors.Is(err, server.ErrDataDirInUse) {
+		t.Fatalf("second start on %s: %v, want ErrDataDirInUse", n.DataDir(), err)
 	}
 }
