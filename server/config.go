@@ -12,9 +12,16 @@ type Config struct {
 	// Addr is the RESP listen address. Default "127.0.0.1:6380"; a port of
 	// 0 picks a free one (see Server.Addr).
 	Addr string
-	// RaftAddr is the Raft transport's listen and advertised address.
-	// Default "127.0.0.1:7380"; a port of 0 picks a free one.
+	// AdvertiseAddr is the RESP address other nodes use to reach this one
+	// (followers forward to the leader's). Default: the address Addr is
+	// bound to. Required when Addr binds a wildcard host (0.0.0.0, [::]).
+	AdvertiseAddr string
+	// RaftAddr is the Raft transport's listen address. Default
+	// "127.0.0.1:7380"; a port of 0 picks a free one.
 	RaftAddr string
+	// RaftAdvertise is the Raft address peers dial. Default: the address
+	// RaftAddr is bound to. Required when RaftAddr binds a wildcard host.
+	RaftAdvertise string
 	// DataDir holds the Raft log, stable store and snapshots. Required.
 	DataDir string
 	// Join lists RESP addresses of cluster members to ask for admission.

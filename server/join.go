@@ -50,7 +50,7 @@ func isPermanent(err error) bool {
 func (s *Server) askToJoin(ctx context.Context, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.LeaderWait+s.cfg.ApplyTimeout)
 	defer cancel()
-	raw, err := s.pools.Get(addr).Do(ctx, []byte("RAFT.JOIN"), []byte(s.cfg.ID), []byte(s.RaftAddr()), []byte(s.Addr()))
+	raw, err := s.pools.Get(addr).Do(ctx, []byte("RAFT.JOIN"), []byte(s.cfg.ID), []byte(s.RaftAddr()), []byte(s.advert))
 	switch {
 	case err != nil:
 		if ok := isAuthErr(err); ok {
@@ -84,12 +84,12 @@ func (s *Server) keepRegistered() {
 		if !member {
 			continue
 		}
-		if addr, ok := s.fsm.NodeAddr(s.cfg.ID); ok && addr == s.Addr() && raftAddr == s.RaftAddr() {
+		if addr, ok := s.fsm.NodeAddr(s.cfg.ID); ok && addr == s.advert && raftAddr == s.RaftAddr() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
 		if s.isReady() {
-			_, err := s.prop.propose(ctx, fsm.SetNode{ID: s.cfg.ID, RESPAddr: s.Addr()})
+			_, err := s.prop.propose(ctx, fsm.SetNode{ID: s.cfg.ID, RESPAddr: s.advert})
 			if err != nil {
 				s.log.Warn("recording own RESP address failed", "err", err)
 			}

@@ -61,7 +61,7 @@ func openRaft(cfg Config, f *fsm.FSM) (*raftNode, error) {
 		store.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	trans, err := newTransport(cfg.RaftAddr, hlog)
+	trans, err := newTransport(cfg.RaftAddr, cfg.RaftAdvertise, hlog)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
@@ -107,20 +107,42 @@ func openRaft(cfg Config, f *fsm.FSM) (*raftNode, error) {
 	return &raftNode{Raft: r, trans: trans, store: store, snaps: snaps, existing: existing}, nil
 }
 
-func newTransport(addr string, hlog hclog.Logger) (*raft.NetworkTransport, error) {
-	// Resolve port 0 to a real port first: the transport advertises the
-	// address it is given, and peers must be able to dial it.
-	ln, err := net.Listen("tcp", addr)
+func newTransport(bind, advertise string, hlog hclog.Logger) (*raft.NetworkTransport, error) {
+	// Listen first, so that a port of 0 is resolved before it is
+	// advertised: peers must be able to dial the address we give them.
+	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, err
 	}
-	bound := ln.Addr().(*net.TCPAddr)
-	if bound.IP.IsUnspecified() {
+	adv, err := advertised(ln.Addr(), advertise, "--raft-advertise")
+	if err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("raft address %s must name a host peers can reach, not a wildcard", addr)
+		return nil, err
 	}
-	stream := &tcpStreamLayer{ln: ln, advertise: bound}
+	addr, err := net.ResolveTCPAddr("tcp", adv)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("raft advertise address %q: %w", adv, err)
+	}
+	stream := &tcpStreamLayer{ln: ln, advertise: addr}
 	return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hlog), nil
+}
+
+// advertised returns the address to give peers for a listener bound to
+// bound: explicit if set, else the bound address, which must then name a
+// reachable host rather than a wildcard. flagName names the setting in the
+// error.
+func advertised(bound net.Addr, explicit, flagName string) (string, error) {
+	if explicit != "" {
+		if _, _, err := net.SplitHostPort(explicit); err != nil {
+			return "", fmt.Errorf("%s %q: %w", flagName, explicit, err)
+		}
+		return explicit, nil
+	}
+	if tcp, ok := bound.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		return "", fmt.Errorf("%s bound to all interfaces: set %s to the address other nodes should use", bound, flagName)
+	}
+	return bound.String(), nil
 }
 
 // tcpStreamLayer is raft's TCP stream layer over a listener we opened

@@ -71,3 +71,30 @@ func TestDataDirInUse(t *testing.T) {
 		t.Fatalf("second start on %s: %v, want ErrDataDirInUse", n.DataDir(), err)
 	}
 }
+
+// TestAdvertiseAddresses checks that a node bound to all interfaces needs
+// advertised addresses, and that the advertised ones are what the cluster
+// records.
+func TestAdvertiseAddresses(t *testing.T) {
+	base := server.Config{Addr: "0.0.0.0:0", RaftAddr: "127.0.0.1:0", DataDir: t.TempDir(), Logger: testcluster.Logger("adv")}
+	if _, err := server.Start(context.Background(), base); err == nil || !strings.Contains(err.Error(), "--advertise-addr") {
+		t.Fatalf("wildcard RESP address without --advertise-addr: %v", err)
+	}
+	raftWild := base
+	raftWild.Addr, raftWild.RaftAddr = "127.0.0.1:0", "0.0.0.0:0"
+	if _, err := server.Start(context.Background(), raftWild); err == nil || !strings.Contains(err.Error(), "--raft-advertise") {
+		t.Fatalf("wildcard Raft address without --raft-advertise: %v", err)
+	}
+	ok := base
+	ok.AdvertiseAddr = "127.0.0.1:16380" // a name for peers; not dialled in this test
+	s, err := server.Start(context.Background(), ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	testcluster.WaitFor(t, 10*time.Second, "leader", s.IsLeader)
+	testcluster.WaitFor(t, 10*time.Second, "advertised address recorded", func() bool {
+		addr, found := s.FSM().NodeAddr(s.ID())
+		return found && addr == "127.0.0.1:16380"
+	})
+}

@@ -30,6 +30,7 @@ type Server struct {
 	prop    *proposer
 	pools   *resp.Pools
 	ln      *gateListener
+	advert  string // RESP address advertised to peers
 	rc      *redcon.Server
 	started time.Time
 
@@ -73,6 +74,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		started: time.Now(),
 		stop:    make(chan struct{}),
 	}
+	if s.advert, err = advertised(ln.Addr(), cfg.AdvertiseAddr, "--advertise-addr"); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	s.raft, err = openRaft(cfg, s.fsm)
 	if err != nil {
 		ln.Close()
@@ -90,7 +95,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			s.log.Error("RESP server stopped", "err", err)
 		}
 	})
-	s.log.Info("throttledb node started", "id", s.cfg.ID, "addr", s.Addr(), "raft", s.RaftAddr(),
+	s.log.Info("throttledb node started", "id", s.cfg.ID, "addr", s.Addr(), "raft", s.RaftAddr(), "advertise", s.advert,
 		"data", cfg.DataDir, "existing_state", s.raft.existing)
 	if len(cfg.Join) > 0 && !s.raft.existing {
 		if err := s.join(ctx); err != nil {
@@ -113,7 +118,10 @@ func (s *Server) goBackground(fn func()) {
 // Addr returns the RESP address the node listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// RaftAddr returns the Raft address the node listens on and advertises.
+// AdvertiseAddr returns the RESP address the node gives its peers.
+func (s *Server) AdvertiseAddr() string { return s.advert }
+
+// RaftAddr returns the Raft address the node advertises to its peers.
 func (s *Server) RaftAddr() string { return string(s.raft.trans.LocalAddr()) }
 
 // ID returns the node's Raft server ID.
@@ -270,7 +278,7 @@ func (s *Server) onLeader(c *call, local func(ctx context.Context) error) {
 				c.conn.WriteError(msgNotLeader)
 				return
 			}
-			if _, addr, ok := s.leader(); ok && addr != s.Addr() {
+			if _, addr, ok := s.leader(); ok && addr != s.advert {
 				raw, err := s.forward(addr, c.args)
 				if err == nil && !notServed(raw) {
 					c.conn.WriteRaw(raw)
