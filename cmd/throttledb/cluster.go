@@ -25,7 +25,7 @@ func runCluster(args []string) error {
 	fs.IntVar(&cfg.Nodes, "nodes", 3, "number of nodes")
 	fs.IntVar(&cfg.BasePort, "base-port", 6380, "RESP port of node 1; node i listens on base-port+i-1 (0: any free port)")
 	fs.IntVar(&cfg.RaftBasePort, "raft-base-port", 7380, "Raft port of node 1; node i uses raft-base-port+i-1 (0: any free port)")
-	fs.StringVar(&cfg.Host, "host", "127.0.0.1", "address every node listens on")
+	fs.StringVar(&cfg.Host, "host", "127.0.0.1", "address every node listens on and advertises (a reachable host, not 0.0.0.0)")
 	fs.StringVar(&cfg.DataDir, "data", "throttledb-cluster", "cluster directory; node i keeps its data in <data>/n<i>")
 	fs.StringVar(&cfg.RequirePass, "requirepass", "", "password clients must AUTH with (passed to every node)")
 	logLevel := fs.String("log-level", "", "log level passed to every node (default: the node's default)")
