@@ -56,11 +56,15 @@ func ExampleThrottle() {
 	}
 	defer c.Close()
 
-	lookup := client.Throttle(c, "geo-api", 10*time.Millisecond, 5,
+	// At most one lookup per 20 ms across every process using "geo-api",
+	// up to 5 reserved ahead. The default slop (a tenth of the interval,
+	// here 2 ms) is how late a caller may start; a process that can stall
+	// (a busy machine, a GC pause) asks for more with WithSlop.
+	lookup := client.Throttle(c, "geo-api", 20*time.Millisecond, 5,
 		func(ctx context.Context) (string, error) {
 			// Runs only inside a valid permit.
 			return "ok", nil
-		})
+		}, client.WithSlop(time.Second))
 	for range 3 {
 		v, err := lookup(context.Background())
 		fmt.Println(v, err)
@@ -81,7 +85,7 @@ func ExampleLimiter_Do() {
 	}
 	defer c.Close()
 
-	api := c.Limiter("api-token", 10*time.Millisecond, 2)
+	api := c.Limiter("api-token", 20*time.Millisecond, 2, client.WithSlop(time.Second))
 	err = api.Do(context.Background(), func(ctx context.Context) error {
 		p, _ := client.PermitFromContext(ctx)
 		fmt.Println("calling the API inside", p.Granted, "permit")
