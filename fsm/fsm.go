@@ -270,6 +270,16 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	return img, nil
 }
 
+// Backup writes the whole state to w as a snapshot image, the format
+// Restore reads: the content of a backup file (RAFT.BACKUP).
+func (f *FSM) Backup(w io.Writer) error {
+	snap, err := f.Snapshot()
+	if err != nil {
+		return err
+	}
+	return snap.(*image).writeTo(w)
+}
+
 // Restore implements raft.FSM: it replaces the whole state with the
 // snapshot's.
 func (f *FSM) Restore(rc io.ReadCloser) error {

@@ -36,7 +36,16 @@ var _ raft.FSMSnapshot = (*image)(nil)
 
 // Persist implements raft.FSMSnapshot.
 func (img *image) Persist(sink raft.SnapshotSink) error {
-	w := bufio.NewWriterSize(sink, 64<<10)
+	if err := img.writeTo(sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+// writeTo writes the image in the format readImage reads.
+func (img *image) writeTo(dst io.Writer) error {
+	w := bufio.NewWriterSize(dst, 64<<10)
 	var b []byte
 	flush := func() error {
 		_, err := w.Write(b)
@@ -55,7 +64,6 @@ func (img *image) Persist(sink raft.SnapshotSink) error {
 		b = binary.AppendVarint(b, k.interval)
 		if len(b) > 32<<10 {
 			if err := flush(); err != nil {
-				sink.Cancel()
 				return err
 			}
 		}
@@ -66,14 +74,9 @@ func (img *image) Persist(sink raft.SnapshotSink) error {
 		b = appendString(b, n.RESPAddr)
 	}
 	if err := flush(); err != nil {
-		sink.Cancel()
 		return err
 	}
-	if err := w.Flush(); err != nil {
-		sink.Cancel()
-		return err
-	}
-	return sink.Close()
+	return w.Flush()
 }
 
 // Release implements raft.FSMSnapshot.

@@ -25,6 +25,9 @@ var (
 	// ErrDataDirInUse is returned by Start when another process holds the
 	// data directory's Raft log open.
 	ErrDataDirInUse = errors.New("data directory is in use by another process")
+	// ErrInvalidBackup is returned when RAFT.RESTORE is given data that is
+	// not a throttledb backup image (or one from a newer version).
+	ErrInvalidBackup = errors.New("invalid backup")
 )
 
 // classifyApplyErr maps an error from a Raft future to ErrNotLeader when the

@@ -38,28 +38,10 @@ func openRaft(cfg Config, f *fsm.FSM) (*raftNode, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	hlog := hclog.New(&hclog.LoggerOptions{
-		Name:   "raft",
-		Level:  hclog.Info,
-		Output: slogWriter{cfg.Logger},
-	})
-	store, err := raftboltdb.New(raftboltdb.Options{
-		Path:   filepath.Join(cfg.DataDir, "raft.db"),
-		NoSync: cfg.NoSync,
-		// bbolt locks the file; without a timeout a second process on the
-		// same directory would hang silently instead of failing.
-		BoltOptions: &bbolt.Options{Timeout: time.Second},
-	})
-	if errors.Is(err, bbolt.ErrTimeout) {
-		return nil, fmt.Errorf("%w: %s", ErrDataDirInUse, cfg.DataDir)
-	}
+	hlog := raftLogger(cfg.Logger)
+	store, snaps, err := openStores(cfg.DataDir, cfg.NoSync, hlog)
 	if err != nil {
-		return nil, fmt.Errorf("open raft log: %w", err)
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hlog)
-	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("open snapshot store: %w", err)
+		return nil, err
 	}
 	trans, err := newTransport(cfg.RaftAddr, cfg.RaftAdvertise, hlog)
 	if err != nil {
@@ -106,6 +88,42 @@ func openRaft(cfg Config, f *fsm.FSM) (*raftNode, error) {
 	}
 	return &raftNode{Raft: r, trans: trans, store: store, snaps: snaps, existing: existing}, nil
 }
+
+// raftLogger returns an hclog logger for Raft that writes through lg.
+func raftLogger(lg *slog.Logger) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:   "raft",
+		Level:  hclog.Info,
+		Output: slogWriter{lg},
+	})
+}
+
+// openStores opens the Raft log and stable store (one bbolt file, fsync on
+// unless noSync) and the snapshot store in dir.
+func openStores(dir string, noSync bool, hlog hclog.Logger) (*raftboltdb.BoltStore, *raft.FileSnapshotStore, error) {
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path:   filepath.Join(dir, "raft.db"),
+		NoSync: noSync,
+		// bbolt locks the file; without a timeout a second process on the
+		// same directory would hang silently instead of failing.
+		BoltOptions: &bbolt.Options{Timeout: time.Second},
+	})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, nil, fmt.Errorf("%w: %s", ErrDataDirInUse, dir)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("open raft log: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, retainSnapshots, hlog)
+	if err != nil {
+		store.Close()
+		return nil, nil, fmt.Errorf("open snapshot store: %w", err)
+	}
+	return store, snaps, nil
+}
+
+// retainSnapshots is how many snapshots a data directory keeps.
+const retainSnapshots = 2
 
 func newTransport(bind, advertise string, hlog hclog.Logger) (*raft.NetworkTransport, error) {
 	// Listen first, so that a port of 0 is resolved before it is
