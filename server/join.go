@@ -89,6 +89,15 @@ func (s *Server) keepRegistered() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
 		if s.isReady() {
+			// A leader whose configured Raft address is not the one it
+			// listens on (restarted on a new port, or recovered with
+			// another address) corrects it, so that the next leader can
+			// reach it.
+			if raftAddr != s.RaftAddr() {
+				if err := s.addVoter(s.cfg.ID, s.RaftAddr()); err != nil {
+					s.log.Warn("updating own Raft address failed", "err", err)
+				}
+			}
 			_, err := s.prop.propose(ctx, fsm.SetNode{ID: s.cfg.ID, RESPAddr: s.advert})
 			if err != nil {
 				s.log.Warn("recording own RESP address failed", "err", err)

@@ -97,6 +97,10 @@ func (n *Node) start() {
 	n.addr, n.raftAddr = srv.Addr(), srv.RaftAddr()
 }
 
+// RaftAddr returns the node's Raft address (of its latest start, kept
+// across Stop).
+func (n *Node) RaftAddr() string { return n.raftAddr }
+
 // ID returns the node's ID.
 func (n *Node) ID() string { return n.cfg.ID }
 
