@@ -19,8 +19,7 @@ import (
 // is answered only after it is applied here), so its state holds every
 // acknowledged grant. A follower's may lag.
 func cmdRaftBackup(s *Server, c *call) {
-	if len(c.args) != 1 {
-		c.conn.WriteError(wrongArity("raft.backup"))
+	if !c.hasArity("raft.backup", 1) {
 		return
 	}
 	s.onLeader(c, func(ctx context.Context) error {
@@ -48,8 +47,7 @@ func cmdRaftBackup(s *Server, c *call) {
 // a later term, and Raft's vote comparison could then elect a node missing
 // committed entries.
 func cmdRaftRestore(s *Server, c *call) {
-	if len(c.args) != 2 {
-		c.conn.WriteError(wrongArity("raft.restore"))
+	if !c.hasArity("raft.restore", 2) {
 		return
 	}
 	// Check the image here, on whichever node received it: a bad one is

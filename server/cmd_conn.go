@@ -19,6 +19,9 @@ func cmdPing(s *Server, c *call) {
 
 // cmdEcho serves ECHO message.
 func cmdEcho(s *Server, c *call) {
+	if !c.hasArity("echo", 2) {
+		return
+	}
 	c.conn.WriteBulk(c.args[1])
 }
 
@@ -30,6 +33,9 @@ func cmdQuit(s *Server, c *call) {
 
 // cmdSelect serves SELECT index. throttledb has one database, 0.
 func cmdSelect(s *Server, c *call) {
+	if !c.hasArity("select", 2) {
+		return
+	}
 	n, ok := parseInt(c.args[1])
 	switch {
 	case !ok:
@@ -152,6 +158,9 @@ func validClientName(name []byte) string {
 // cmdClient serves CLIENT SETNAME name | GETNAME | ID | SETINFO attr value |
 // INFO | HELP.
 func cmdClient(s *Server, c *call) {
+	if !c.hasArity("client", -2) {
+		return
+	}
 	sub := strings.ToLower(string(c.args[1]))
 	arity := map[string]int{"setname": 3, "getname": 2, "id": 2, "setinfo": 4, "info": 2, "help": 2}
 	n, known := arity[sub]

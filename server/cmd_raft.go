@@ -50,6 +50,9 @@ func (s *Server) peers() []member {
 // its addresses) and record its RESP address. It is idempotent, so a node
 // that restarts and joins again is not duplicated.
 func cmdRaftJoin(s *Server, c *call) {
+	if !c.hasArity("raft.join", 4) {
+		return
+	}
 	id, raftAddr, respAddr := string(c.args[1]), string(c.args[2]), string(c.args[3])
 	if id == "" || raftAddr == "" || respAddr == "" {
 		c.conn.WriteError("ERR RAFT.JOIN needs a non-empty id, raft address and RESP address")
@@ -105,6 +108,9 @@ func membershipErr(err error) error {
 
 // cmdRaftRemove serves RAFT.REMOVE id: remove a member from the cluster.
 func cmdRaftRemove(s *Server, c *call) {
+	if !c.hasArity("raft.remove", 2) {
+		return
+	}
 	id := string(c.args[1])
 	s.onLeader(c, func(ctx context.Context) error {
 		ms, err := s.members()
@@ -217,6 +223,9 @@ func cmdRaftSnapshot(s *Server, c *call) {
 // cmdRaftFwd serves RAFT.FWD command [arg ...], the wrapper a follower sends
 // to the leader: the inner command is served here and never forwarded again.
 func cmdRaftFwd(s *Server, c *call) {
+	if !c.hasArity("raft.fwd", -2) {
+		return
+	}
 	inner := &call{conn: c.conn, sess: c.sess, args: c.args[1:], fwd: true}
 	s.dispatch(inner, true)
 }

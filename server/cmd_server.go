@@ -80,6 +80,9 @@ func writeCommandInfo(c *call, cmd *command) {
 // cmdConfig serves CONFIG GET pattern (no parameters are exposed, so the
 // reply is empty) and refuses CONFIG SET.
 func cmdConfig(s *Server, c *call) {
+	if !c.hasArity("config", -2) {
+		return
+	}
 	switch strings.ToLower(string(c.args[1])) {
 	case "get":
 		if len(c.args) < 3 {

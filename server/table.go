@@ -126,8 +126,7 @@ func (s *Server) dispatch(c *call, checkAuth bool) {
 		c.conn.WriteError(unknownCommand(c.args))
 		return
 	}
-	if (cmd.arity > 0 && len(c.args) != cmd.arity) || (cmd.arity < 0 && len(c.args) < -cmd.arity) {
-		c.conn.WriteError(wrongArity(cmd.name))
+	if !c.hasArity(cmd.name, cmd.arity) {
 		return
 	}
 	if checkAuth && !c.sess.authed && cmd.flags&flagNoAuth == 0 {
@@ -135,6 +134,20 @@ func (s *Server) dispatch(c *call, checkAuth bool) {
 		return
 	}
 	cmd.handler(s, c)
+}
+
+// hasArity reports whether the call has as many arguments as arity allows
+// (Redis's convention: n exactly, -n at least n; the name counts), and
+// answers Redis's wrong-arity error for name if not. dispatch checks every
+// command with it, and handlers check again before they index args, so
+// that no handler's safety depends on how it was reached.
+func (c *call) hasArity(name string, arity int) bool {
+	n := len(c.args)
+	if (arity > 0 && n == arity) || (arity <= 0 && n >= -arity) {
+		return true
+	}
+	c.conn.WriteError(wrongArity(name))
+	return false
 }
 
 // unknownCommand is Redis's reply to an unknown command, quoting up to the
