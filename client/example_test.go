@@ -97,6 +97,43 @@ func ExampleLimiter_Do() {
 	// <nil>
 }
 
+func ExampleClient_Backup() {
+	oldAddr, stopOld := exampleNode()
+	defer stopOld()
+	newAddr, stopNew := exampleNode()
+	defer stopNew()
+	ctx := context.Background()
+
+	old, err := client.New(client.Options{Addrs: []string{oldAddr}})
+	if err != nil {
+		panic(err)
+	}
+	defer old.Close()
+	last, _ := old.Acquire(ctx, "api-token", time.Hour, 5)
+	img, err := old.Backup(ctx)
+	if err != nil {
+		panic(err)
+	}
+
+	// Load the backup into another cluster: it continues where the old one
+	// left off.
+	c, err := client.New(client.Options{Addrs: []string{newAddr}})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	keys, err := c.Restore(ctx, img)
+	if err != nil {
+		panic(err)
+	}
+	next, _ := c.Acquire(ctx, "api-token", time.Hour, 5)
+	fmt.Println("restored keys:", keys)
+	fmt.Println("next slot after the backup's last:", next.ValidAt.Sub(last.ValidAt))
+	// Output:
+	// restored keys: 1
+	// next slot after the backup's last: 1h0m0s
+}
+
 // exampleTB is the part of testing.TB testcluster uses, for examples.
 type exampleTB struct {
 	testing.TB // nil: any method not overridden panics
