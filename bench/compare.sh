@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Compare throttledb with Redis + Lua under the same load.
+#
+#   bash bench/compare.sh [throttledb bench flags]   e.g. --duration 10s --clients 32
+#
+# From the repository root's source, it builds throttledb into a temporary
+# directory and runs `throttledb bench --verify` with the same load against,
+# in turn:
+#   1. a single throttledb node;
+#   2. a three-node throttledb cluster, through a follower and through the
+#      leader;
+#   3. redis-server + the Lua script, appendfsync always (durable per grant,
+#      as throttledb is: it fsyncs every log entry before replying);
+#   4. redis-server + the Lua script, appendfsync everysec (Redis's usual
+#      setting: up to a second of acknowledged grants can be lost).
+# Each server runs alone (the previous one is stopped first), on free
+# loopback ports, with its data in the temporary directory, and is stopped
+# by its own pid. Then it prints a markdown table. Flags are passed to every
+# run after the defaults --clients 32 --duration 10s --keys 1000.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/throttledb-compare.XXXXXX")
+pids=() # of the servers running now
+rows=()
+
+stop_all() {
+  local pid
+  for pid in ${pids[@]+"${pids[@]}"}; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in ${pids[@]+"${pids[@]}"}; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  pids=()
+}
+trap 'stop_all; rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "compare: $*" >&2; }
+
+# next_port sets PORT to a free loopback port not handed out before (in
+# this shell, not a subshell, so the list survives). redis-server cannot be
+# given port 0, so every server gets a port chosen here.
+used_ports=" "
+next_port() {
+  local p
+  while :; do
+    if command -v python3 >/dev/null 2>&1; then
+      p=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    else
+      p=$((20000 + RANDOM % 20000))
+      # Something answers there: taken.
+      if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
+    fi
+    case "$used_ports" in *" $p "*) continue ;; esac
+    used_ports+="$p "
+    PORT=$p
+    return
+  done
+}
+
+# resp PORT WORDS...: the reply to one inline command, with \r removed
+# (empty if nothing answers). It needs only bash, not redis-cli.
+resp() {
+  local port=$1
+  shift
+  timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0" && printf "%s\r\nQUIT\r\n" "$*" >&3 && cat <&3' \
+    "$port" "$@" 2>/dev/null | tr -d '\r' || true
+}
+
+# wait_until DESCRIPTION SECONDS COMMAND...: poll COMMAND every 0.1 s.
+wait_until() {
+  local what=$1 end=$((SECONDS + $2))
+  shift 2
+  until "$@"; do
+    if ((SECONDS >= end)); then
+      log "timed out waiting for $what; the servers' logs end:"
+      tail -n 20 "$tmp"/*.log >&2 || true
+      exit 1
+    fi
+    sleep 0.1
+  done
+}
+
+ready() { resp "$1" INFO raft | grep -qx 'raft_ready:true'; }
+voters() { [ "$(resp "$1" RAFT.NODES | grep -cx voter || true)" = "$2" ]; }
+pong() { [ "$(resp "$1" PING | head -n 1)" = "+PONG" ]; }
+
+# start_node ID [JOIN-ADDR]: start a throttledb node; sets PORT.
+start_node() {
+  next_port
+  local port=$PORT
+  next_port
+  local args=(--id "$1" --addr "127.0.0.1:$port" --raft-addr "127.0.0.1:$PORT" --data "$tmp/$1" --log-level warn)
+  if [ $# -ge 2 ]; then args+=(--join "$2"); fi
+  "$bin" "${args[@]}" >"$tmp/$1.log" 2>&1 &
+  pids+=($!)
+  PORT=$port
+}
+
+# start_redis NAME APPENDFSYNC: start redis-server; sets PORT.
+start_redis() {
+  next_port
+  mkdir -p "$tmp/$1"
+  redis-server --port "$PORT" --bind 127.0.0.1 --dir "$tmp/$1" --daemonize no \
+    --appendonly yes --appendfsync "$2" --save "" --logfile "$tmp/$1.log" &
+  pids+=($!)
+  wait_until "$1 to answer PING" 10 pong "$PORT"
+}
+
+defaults=(--clients 32 --duration 10s --keys 1000)
+passthru=("$@")
+
+# run_bench LABEL TARGET ADDR: run the load, show its report, add a table row.
+run_bench() {
+  local out="$tmp/bench.out" rc=0
+  log "bench against $1 ($3)"
+  "$bin" bench --verify --target "$2" --addr "$3" "${defaults[@]}" ${passthru[@]+"${passthru[@]}"} >"$out" 2>&1 || rc=$?
+  sed 's/^/    /' "$out"
+  local ops p50 p99 max spacing
+  ops=$(awk '/throughput:/ {print $2}' "$out")
+  p50=$(grep -o 'p50=[^ ]*' "$out" | cut -d= -f2 || true)
+  p99=$(grep -o 'p99=[^ ]*' "$out" | cut -d= -f2 || true)
+  max=$(grep -o 'max=[^ ]*' "$out" | cut -d= -f2 || true)
+  spacing=$(grep -o 'spacing: [A-Z]*' "$out" | cut -d' ' -f2 || true)
+  if [ "$rc" != 0 ] && [ "$spacing" != FAIL ]; then spacing="error (exit $rc): $(tail -n 1 "$out")"; fi
+  rows+=("| $1 | ${ops:--} | ${p50:--} | ${p99:--} | ${max:--} | ${spacing:--} |")
+}
+
+bin="$tmp/throttledb"
+log "building throttledb into $tmp"
+go build -o "$bin" ./cmd/throttledb
+
+# 1. A single node.
+start_node single
+single=$PORT
+wait_until "the single node to lead" 30 ready "$single"
+run_bench "throttledb, 1 node" throttledb "127.0.0.1:$single"
+stop_all
+
+# 2. Three nodes: n1 bootstraps, n2 and n3 join it.
+start_node n1
+p1=$PORT
+wait_until "n1 to lead" 30 ready "$p1"
+start_node n2 "127.0.0.1:$p1"
+p2=$PORT
+start_node n3 "127.0.0.1:$p1"
+p3=$PORT
+for p in "$p1" "$p2" "$p3"; do wait_until "127.0.0.1:$p to list 3 voters" 30 voters "$p" 3; done
+leader=$(resp "$p1" RAFT.LEADER | grep -m 1 '^127\.0\.0\.1:' || true)
+follower=
+for p in "$p1" "$p2" "$p3"; do
+  if [ "127.0.0.1:$p" != "$leader" ]; then follower="127.0.0.1:$p"; fi
+done
+[ -n "$leader" ] && [ -n "$follower" ] || { log "could not tell the leader ($leader) from a follower"; exit 1; }
+wait_until "the leader to be ready" 30 ready "${leader##*:}"
+run_bench "throttledb, 3 nodes, via a follower" throttledb "$follower"
+run_bench "throttledb, 3 nodes, via the leader" throttledb "$leader"
+stop_all
+
+# 3 and 4. Redis with the Lua script.
+if command -v redis-server >/dev/null 2>&1; then
+  log "$(redis-server --version)"
+  start_redis redis-always always
+  run_bench "redis-server + Lua, appendfsync always" redis-lua "127.0.0.1:$PORT"
+  stop_all
+  start_redis redis-everysec everysec
+  run_bench "redis-server + Lua, appendfsync everysec" redis-lua "127.0.0.1:$PORT"
+  stop_all
+else
+  log "redis-server is not installed: skipping the Redis rows (install it with: apt-get install -y redis-server)"
+  rows+=("| redis-server + Lua | skipped: redis-server not installed (apt-get install -y redis-server) | | | | |")
+fi
+
+echo
+echo "Load: throttledb bench --verify ${defaults[*]} ${passthru[*]:-} (latency per round trip)"
+echo
+echo "| target | ops/s | p50 | p99 | max | spacing |"
+echo "|---|---:|---:|---:|---:|---|"
+printf '%s\n' "${rows[@]}"
