@@ -84,6 +84,18 @@ wait_until() {
 }
 
 ready() { resp "$1" INFO raft | grep -qx 'raft_ready:true'; }
+# leader_known PORT...: every node names the same leader; sets LEADER to
+# its RESP address. (Right after the bootstrap, RAFT.NODES can already
+# list every voter while the leader's RESP address is not recorded yet.)
+leader_known() {
+  local p a
+  LEADER=
+  for p in "$@"; do
+    a=$(resp "$p" RAFT.LEADER | grep -m 1 '^127\.0\.0\.1:' || true)
+    if [ -z "$a" ] || { [ -n "$LEADER" ] && [ "$a" != "$LEADER" ]; }; then return 1; fi
+    LEADER=$a
+  done
+}
 voters() { [ "$(resp "$1" RAFT.NODES | grep -cx voter || true)" = "$2" ]; }
 pong() { [ "$(resp "$1" PING | head -n 1)" = "+PONG" ]; }
 
@@ -148,12 +160,12 @@ p2=$PORT
 start_node n3 "127.0.0.1:$p1"
 p3=$PORT
 for p in "$p1" "$p2" "$p3"; do wait_until "127.0.0.1:$p to list 3 voters" 30 voters "$p" 3; done
-leader=$(resp "$p1" RAFT.LEADER | grep -m 1 '^127\.0\.0\.1:' || true)
+wait_until "every node to know the leader's address" 30 leader_known "$p1" "$p2" "$p3"
+leader=$LEADER
 follower=
 for p in "$p1" "$p2" "$p3"; do
   if [ "127.0.0.1:$p" != "$leader" ]; then follower="127.0.0.1:$p"; fi
 done
-[ -n "$leader" ] && [ -n "$follower" ] || { log "could not tell the leader ($leader) from a follower"; exit 1; }
 wait_until "the leader to be ready" 30 ready "${leader##*:}"
 run_bench "throttledb, 3 nodes, via a follower" throttledb "$follower"
 run_bench "throttledb, 3 nodes, via the leader" throttledb "$leader"
