@@ -29,3 +29,22 @@ func TestClusterAcquireThroughEveryNode(t *testing.T) {
 	}
 	_ = time.Second
 }
+
+// TestNewLeaderKnowsItsAddressAtOnce: a node that has just become the ready
+// leader answers RAFT.LEADER with its own address at once, and a node that
+// joins it can forward to it at once, without waiting for the leader's RESP
+// address to be recorded on a timer.
+func TestNewLeaderKnowsItsAddressAtOnce(t *testing.T) {
+	ctx := context.Background()
+	n := testcluster.StartNode(t, testcluster.Options{}) // returns once it is the ready leader
+	v, err := n.Client().Do(ctx, "RAFT.LEADER").StringSlice()
+	if err != nil || len(v) != 2 || v[0] != n.ID() || v[1] != n.Addr() {
+		t.Fatalf("RAFT.LEADER on a new leader: %v, %v; want [%s %s]", v, err, n.ID(), n.Addr())
+	}
+	f := testcluster.StartNode(t, testcluster.Options{ID: "n2", Join: []string{n.Addr()}})
+	start := time.Now()
+	if err := f.Client().Do(ctx, "THROTTLE.ACQUIRE", "k", 1000, 1).Err(); err != nil {
+		t.Fatalf("through a node that just joined: %v", err)
+	}
+	t.Logf("first command through a new follower answered in %v", time.Since(start))
+}

@@ -79,6 +79,7 @@ func (s *Server) keepRegistered() {
 		case <-s.stop:
 			return
 		case <-t.C:
+		case <-s.register:
 		}
 		raftAddr, member := s.configuredAddr()
 		if !member {

@@ -49,6 +49,11 @@ type Server struct {
 	connsTotal   atomic.Int64
 	cmdsTotal    atomic.Int64
 
+	// register wakes keepRegistered at once (buffered, 1): a new leader
+	// records its RESP address right away instead of at the next tick, so
+	// followers can forward to it without waiting.
+	register chan struct{}
+
 	stop      chan struct{}
 	bg        sync.WaitGroup
 	closeOnce sync.Once
@@ -66,13 +71,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		fsm:     fsm.New(fsm.Config{Logger: cfg.Logger}),
-		pools:   resp.NewPools(cfg.RequirePass, time.Second),
-		ln:      newGateListener(ln),
-		started: time.Now(),
-		stop:    make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		fsm:      fsm.New(fsm.Config{Logger: cfg.Logger}),
+		pools:    resp.NewPools(cfg.RequirePass, time.Second),
+		ln:       newGateListener(ln),
+		started:  time.Now(),
+		stop:     make(chan struct{}),
+		register: make(chan struct{}, 1),
 	}
 	if s.advert, err = advertised(ln.Addr(), cfg.AdvertiseAddr, "--advertise-addr"); err != nil {
 		ln.Close()
@@ -232,6 +238,10 @@ func (s *Server) awaitBarrier() {
 			if s.raft.State() == raft.Leader && s.raft.CurrentTerm() == term {
 				s.readyTerm.Store(term)
 				s.log.Info("leader ready", "term", term)
+				select {
+				case s.register <- struct{}{}:
+				default:
+				}
 			}
 			return
 		}
@@ -249,6 +259,9 @@ func (s *Server) leader() (id, respAddr string, ok bool) {
 	_, lid := s.raft.LeaderWithID()
 	if lid == "" {
 		return "", "", false
+	}
+	if string(lid) == s.cfg.ID {
+		return s.cfg.ID, s.advert, true // known before it is recorded
 	}
 	addr, ok := s.fsm.NodeAddr(string(lid))
 	return string(lid), addr, ok
