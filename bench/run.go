@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/throttledb/throttledb/internal/embedded"
 )
 
 // errorPause is how long a client waits after a round trip with an error,
@@ -31,13 +32,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	addrs := cfg.Addrs
 	where := strings.Join(addrs, ",")
 	if len(addrs) == 0 {
-		srv, stop, err := startEmbedded(ctx)
+		node, err := embedded.Start(ctx, "bench")
 		if err != nil {
 			return Result{}, err
 		}
-		defer stop()
-		addrs = []string{srv.Addr()}
-		where = srv.Addr() + " (an embedded single-node throttledb server, data in a temporary directory)"
+		defer node.Close()
+		addrs = []string{node.Server.Addr()}
+		where = node.Server.Addr() + " (an embedded single-node throttledb server, data in a temporary directory)"
 	}
 	fmt.Fprintf(out, "bench: target %s at %s\n", cfg.Target, where)
 

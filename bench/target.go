@@ -3,16 +3,10 @@ package bench
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"strconv"
-	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/throttledb/throttledb/server"
 )
 
 // luaScript is THROTTLE.ACQUIRE for a plain Redis (TargetRedisLua).
@@ -95,52 +89,4 @@ func loadScript(ctx context.Context, clients []*redis.Client, addrs []string) (s
 		sha = got
 	}
 	return sha, nil
-}
-
-// startEmbedded starts a single-node throttledb server on 127.0.0.1 with
-// its data in a temporary directory, and waits until it leads. The returned
-// function stops it and removes the directory.
-func startEmbedded(ctx context.Context) (*server.Server, func(), error) {
-	dir, err := os.MkdirTemp("", "throttledb-bench-")
-	if err != nil {
-		return nil, nil, err
-	}
-	srv, err := server.Start(ctx, server.Config{
-		ID:       "bench",
-		Addr:     "127.0.0.1:0",
-		RaftAddr: "127.0.0.1:0",
-		DataDir:  dir,
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, nil, fmt.Errorf("start embedded server: %w", err)
-	}
-	stop := func() {
-		srv.Close()
-		os.RemoveAll(dir)
-	}
-	if err := waitLeader(ctx, srv, 30*time.Second); err != nil {
-		stop()
-		return nil, nil, err
-	}
-	return srv, stop, nil
-}
-
-func waitLeader(ctx context.Context, srv *server.Server, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !srv.IsLeader() {
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("embedded server did not become leader within %v", timeout)
-			}
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-	return nil
 }

@@ -7,19 +7,16 @@ package simulate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/throttledb/throttledb/client"
-	"github.com/throttledb/throttledb/server"
+	"github.com/throttledb/throttledb/internal/embedded"
 )
 
 // Config configures a simulation.
@@ -136,11 +133,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 	s.printf("Simulating num_workers=%d with min_interval=%v, max_permits=%d\n", cfg.Workers, cfg.Interval, cfg.Max)
 	addrs := cfg.Addrs
 	if len(addrs) == 0 {
-		srv, cleanup, err := startEmbedded(ctx)
+		node, err := embedded.Start(ctx, "simulate")
 		if err != nil {
 			return Summary{}, err
 		}
-		defer cleanup()
+		defer node.Close()
+		srv := node.Server
 		addrs = []string{srv.Addr()}
 		s.printf("Using an embedded single-node throttledb server at %s (key %s)\n", srv.Addr(), cfg.Key)
 	} else {
@@ -285,42 +283,6 @@ func (s *sim) printf(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fmt.Fprintf(s.out, format, args...)
-}
-
-// startEmbedded starts a single-node server on 127.0.0.1 with a temporary
-// data directory and waits until it leads.
-func startEmbedded(ctx context.Context) (*server.Server, func(), error) {
-	dir, err := os.MkdirTemp("", "throttledb-simulate-")
-	if err != nil {
-		return nil, nil, err
-	}
-	srv, err := server.Start(ctx, server.Config{
-		ID:       "simulate",
-		Addr:     "127.0.0.1:0",
-		RaftAddr: "127.0.0.1:0",
-		DataDir:  dir,
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, nil, fmt.Errorf("start embedded server: %w", err)
-	}
-	cleanup := func() {
-		srv.Close()
-		os.RemoveAll(dir)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !srv.IsLeader() {
-		if time.Now().After(deadline) {
-			cleanup()
-			return nil, nil, errors.New("embedded server did not become leader within 30s")
-		}
-		if err := sleep(ctx, 10*time.Millisecond); err != nil {
-			cleanup()
-			return nil, nil, err
-		}
-	}
-	return srv, cleanup, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
