@@ -42,3 +42,29 @@ func benchAcquire(b *testing.B, addr string) {
 		}
 	})
 }
+
+// BenchmarkAcquirePipelined measures one connection sending pipelines of
+// THROTTLE.ACQUIREs, which the leader queues together so that they share
+// log entries (servePipelined). ns/op is per command.
+//
+//	go test ./server -run x -bench AcquirePipelined -benchtime 3s
+func BenchmarkAcquirePipelined(b *testing.B) {
+	for _, depth := range []int{1, 16, 64} {
+		b.Run("depth-"+strconv.Itoa(depth), func(b *testing.B) {
+			n := testcluster.StartNode(b, testcluster.Options{})
+			c := redis.NewClient(&redis.Options{Addr: n.Addr(), PoolSize: 1})
+			defer c.Close()
+			ctx := context.Background()
+			b.ResetTimer()
+			for done := 0; done < b.N; done += depth {
+				pipe := c.Pipeline()
+				for i := 0; i < depth; i++ {
+					pipe.Do(ctx, "THROTTLE.ACQUIRE", "bench:"+strconv.Itoa(i), 1, 1_000_000_000)
+				}
+				if _, err := pipe.Exec(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

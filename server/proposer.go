@@ -59,14 +59,31 @@ func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() in
 // submitted, it waits for the outcome even if ctx ends: abandoning it would
 // leave the caller not knowing whether a slot was granted.
 func (p *proposer) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
+	pr, err := p.enqueue(ctx, cmd)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	return p.await(pr)
+}
+
+// enqueue queues cmd for the next log entry without waiting for its
+// outcome (see await). Commands one goroutine enqueues are applied in the
+// order it enqueued them: run takes them in channel order and Raft applies
+// entries in log order. ctx bounds only the wait for room in the queue.
+func (p *proposer) enqueue(ctx context.Context, cmd fsm.Command) (*proposal, error) {
 	pr := &proposal{cmd: cmd, done: make(chan outcome, 1)}
 	select {
 	case p.ch <- pr:
+		return pr, nil
 	case <-ctx.Done():
-		return fsm.Result{}, fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+		return nil, fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
 	case <-p.stop:
-		return fsm.Result{}, ErrShuttingDown
+		return nil, ErrShuttingDown
 	}
+}
+
+// await waits for the outcome of an enqueued proposal, as propose does.
+func (p *proposer) await(pr *proposal) (fsm.Result, error) {
 	select {
 	case o := <-pr.done:
 		return o.res, o.err

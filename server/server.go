@@ -44,10 +44,11 @@ type Server struct {
 	draining bool
 	active   sync.WaitGroup
 
-	nextClientID atomic.Int64
-	clients      atomic.Int64
-	connsTotal   atomic.Int64
-	cmdsTotal    atomic.Int64
+	nextClientID   atomic.Int64
+	clients        atomic.Int64
+	connsTotal     atomic.Int64
+	cmdsTotal      atomic.Int64
+	pipelinedTotal atomic.Int64 // commands served by servePipelined
 
 	// register wakes keepRegistered at once (buffered, 1): a new leader
 	// records its RESP address right away instead of at the next tick, so

@@ -102,7 +102,9 @@ func (s *Server) closed(conn redcon.Conn, err error) {
 	s.clients.Add(-1)
 }
 
-// serveRESP is redcon's handler: one command at a time per connection.
+// serveRESP is redcon's handler: one command at a time per connection,
+// except for a pipeline of THROTTLE.ACQUIREs on the leader, whose commands
+// share log entries (servePipelined).
 func (s *Server) serveRESP(conn redcon.Conn, rc redcon.Command) {
 	s.drainMu.RLock()
 	if s.draining {
@@ -113,8 +115,13 @@ func (s *Server) serveRESP(conn redcon.Conn, rc redcon.Command) {
 	s.active.Add(1)
 	s.drainMu.RUnlock()
 	defer s.active.Done()
+	sess := conn.Context().(*session)
+	if s.pipelined(conn, sess, rc) {
+		s.servePipelined(conn, sess, append([]redcon.Command{rc}, conn.ReadPipeline()...))
+		return
+	}
 	s.cmdsTotal.Add(1)
-	s.dispatch(&call{conn: conn, sess: conn.Context().(*session), args: rc.Args}, true)
+	s.dispatch(&call{conn: conn, sess: sess, args: rc.Args}, true)
 }
 
 // dispatch looks the command up, checks its arity and the session's
