@@ -5,34 +5,106 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/hashicorp/raft"
 	"github.com/tidwall/redcon"
 )
 
 // pipelined reports whether rc and the commands the client has already
-// pipelined behind it (redcon parsed them from the same read) can be served
-// together by servePipelined: this node is the ready leader, the session
-// may run commands, and every one of them is THROTTLE.ACQUIRE. Anything
-// else (a mixed pipeline, a follower, an unauthenticated session) is served
-// one command at a time, as before.
+// pipelined behind it (redcon parsed them from the same read) are served
+// together: every one of them is THROTTLE.ACQUIRE (or, from a follower,
+// RAFT.FWD THROTTLE.ACQUIRE), the session may run commands, and this node is
+// the ready leader (servePipelined) or a follower that knows the leader
+// (forwardPipelined). Anything else (a mixed pipeline, an unauthenticated
+// session, no leader) is served one command at a time.
 func (s *Server) pipelined(conn redcon.Conn, sess *session, rc redcon.Command) bool {
 	rest := conn.PeekPipeline()
-	if len(rest) == 0 || !sess.authed || !isAcquire(rc) || !s.isReady() {
+	if len(rest) == 0 || !sess.authed {
+		return false
+	}
+	if _, _, ok := acquireArgs(rc); !ok {
 		return false
 	}
 	for _, c := range rest {
-		if !isAcquire(c) {
+		if _, _, ok := acquireArgs(c); !ok {
 			return false
 		}
 	}
 	return true
 }
 
-func isAcquire(rc redcon.Command) bool {
-	return len(rc.Args) > 0 && strings.EqualFold(string(rc.Args[0]), "throttle.acquire")
+// acquireArgs returns the THROTTLE.ACQUIRE command in rc, unwrapped from
+// RAFT.FWD if a follower forwarded it (fwd).
+func acquireArgs(rc redcon.Command) (args [][]byte, fwd, ok bool) {
+	args = rc.Args
+	if len(args) > 1 && strings.EqualFold(string(args[0]), "raft.fwd") {
+		args, fwd = args[1:], true
+	}
+	return args, fwd, len(args) > 0 && strings.EqualFold(string(args[0]), "throttle.acquire")
 }
 
-// servePipelined serves a pipeline of THROTTLE.ACQUIREs from one connection
-// (see pipelined).
+// servePipeline serves a pipeline that pipelined accepted: on the ready
+// leader all at once, on a follower that knows the leader by forwarding it
+// whole, and otherwise one command at a time.
+func (s *Server) servePipeline(conn redcon.Conn, sess *session, cmds []redcon.Command) {
+	if s.isReady() {
+		s.servePipelined(conn, sess, cmds)
+		return
+	}
+	forwarded := false
+	for _, rc := range cmds {
+		_, fwd, _ := acquireArgs(rc)
+		forwarded = forwarded || fwd
+	}
+	// A forwarded command is never forwarded again (so requests cannot
+	// loop): one at a time, it gets NOTLEADER and its follower re-routes.
+	if _, addr, ok := s.leader(); ok && !forwarded && addr != s.advert && s.raft.State() != raft.Leader {
+		s.forwardPipelined(conn, sess, addr, cmds)
+		return
+	}
+	s.serveOneByOne(conn, sess, cmds, 0)
+}
+
+// serveOneByOne serves cmds[from:] one at a time, as if never pipelined.
+func (s *Server) serveOneByOne(conn redcon.Conn, sess *session, cmds []redcon.Command, from int) {
+	for _, rc := range cmds[from:] {
+		s.cmdsTotal.Add(1)
+		s.dispatch(&call{conn: conn, sess: sess, args: rc.Args}, true)
+	}
+}
+
+// forwardPipelined sends a pipeline of THROTTLE.ACQUIREs to the leader in
+// one write, each wrapped in RAFT.FWD, and relays the replies in order, so
+// that the leader serves them together too (servePipelined). A command the
+// leader did not serve (it is no longer the leader, or is stopping) and the
+// commands whose replies were lost with the connection are served one at a
+// time, which routes them again, as onLeader does for a single command. When
+// the leader had them and did not answer in time, their outcome is unknown,
+// and the client is told so.
+func (s *Server) forwardPipelined(conn redcon.Conn, sess *session, addr string, cmds []redcon.Command) {
+	fwd := make([][][]byte, len(cmds))
+	for i, rc := range cmds {
+		fwd[i] = append([][]byte{[]byte("RAFT.FWD")}, rc.Args...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LeaderWait+s.cfg.ApplyTimeout)
+	defer cancel()
+	replies, err := s.pools.Get(addr).DoPipeline(ctx, fwd...)
+	s.pipelinedTotal.Add(int64(len(replies)))
+	for i, rc := range cmds {
+		switch {
+		case i < len(replies) && !notServed(replies[i]):
+			s.cmdsTotal.Add(1)
+			conn.WriteRaw(replies[i])
+		case i >= len(replies) && errors.Is(err, context.DeadlineExceeded):
+			s.cmdsTotal.Add(1)
+			conn.WriteError(msgUnknownFate)
+		default:
+			s.serveOneByOne(conn, sess, []redcon.Command{rc}, 0)
+		}
+	}
+}
+
+// servePipelined serves, on the ready leader, a pipeline of
+// THROTTLE.ACQUIREs from one connection (see pipelined).
 //
 // Why: served one at a time, each command waits for its own commit (an
 // fsync and a replication round trip) before the next is even read, so a
@@ -53,7 +125,8 @@ func (s *Server) servePipelined(conn redcon.Conn, sess *session, cmds []redcon.C
 	defer cancel()
 	ps := make([]pending, len(cmds))
 	for i, rc := range cmds {
-		c := &call{conn: conn, sess: sess, args: rc.Args}
+		args, fwd, _ := acquireArgs(rc)
+		c := &call{conn: conn, sess: sess, args: args, fwd: fwd}
 		ps[i].c = c
 		a, errMsg := parseAcquire(c)
 		if errMsg != "" {
@@ -77,7 +150,8 @@ func (s *Server) servePipelined(conn redcon.Conn, sess *session, cmds []redcon.C
 			switch {
 			case errors.Is(err, ErrNotLeader):
 				// Never entered the log: serve it as usual, which
-				// routes it to the new leader.
+				// routes it to the new leader (or, forwarded, tells
+				// the follower to).
 				s.dispatch(p.c, true)
 			case err != nil:
 				conn.WriteError(errorText(err))

@@ -75,14 +75,15 @@ func relative(rs [][]int64) [][]int64 {
 }
 
 // TestPipelinedAcquiresAnswerAsOneByOne: a pipeline of THROTTLE.ACQUIREs on
-// one connection (which the leader queues together so they share log
-// entries) gets exactly the replies the same commands get one at a time, in
+// one connection, to the leader or to a follower (which forwards it whole),
+// is served together by the leader, so that its commands share log entries,
+// and gets exactly the replies the same commands get one at a time, in
 // order: the first goes now, the next max are reserved one interval apart,
 // the rest are denied; bad commands in the middle get their error in their
 // place and change nothing.
 func TestPipelinedAcquiresAnswerAsOneByOne(t *testing.T) {
-	n := testcluster.StartNode(t, testcluster.Options{})
-	c := n.Client()
+	cl := testcluster.Start(t, 3, testcluster.Options{})
+	leader := cl.WaitForLeader(10 * time.Second)
 	const iv, max = 60_000, 5
 	seq := func(key string) [][]any {
 		var cmds [][]any
@@ -98,48 +99,54 @@ func TestPipelinedAcquiresAnswerAsOneByOne(t *testing.T) {
 		}
 		return cmds
 	}
-
-	before := server.PipelinedTotal(n.Server)
-	piped := relative(permits(c, seq("piped")))
-	// All 12 normally arrive in one read; a read split by the network
-	// would serve the rest as a shorter pipeline, never none of them.
-	if got := server.PipelinedTotal(n.Server) - before; got < 2 {
-		t.Fatalf("%d commands served as a pipeline, want (nearly) all 12", got)
-	}
-	var one [][]int64
-	for _, cmd := range seq("one-by-one") {
-		one = append(one, permits(c, [][]any{cmd})[0])
-	}
-	oneByOne := relative(one)
-	if !reflect.DeepEqual(piped, oneByOne) {
-		t.Fatalf("pipelined replies differ from one-at-a-time replies:\npiped      %v\none by one %v", piped, oneByOne)
-	}
-	// Spelled out: now, 5 reservations one interval apart, then denials.
-	granted := 0
-	for i, r := range piped {
-		if r == nil {
-			continue
+	for _, n := range []*testcluster.Node{leader, cl.Followers()[0]} {
+		name := "leader"
+		if n != leader {
+			name = "follower"
 		}
-		if r[0] == 1 {
-			if r[2] != int64(granted)*iv || r[4] != int64(granted) {
-				t.Errorf("reply %d: %v, want slot +%d and pending %d", i, r, granted*iv, granted)
+		t.Run(name, func(t *testing.T) {
+			c := n.Client()
+			before := server.PipelinedTotal(leader.Server)
+			piped := relative(permits(c, seq(name+"-piped")))
+			// All 12 normally arrive in one read; a read split by the
+			// network would serve the rest as a shorter pipeline, never
+			// none of them.
+			if got := server.PipelinedTotal(leader.Server) - before; got < 2 {
+				t.Fatalf("the leader served %d commands as a pipeline, want (nearly) all 12", got)
 			}
-			granted++
-		}
-	}
-	if granted != max+1 {
-		t.Errorf("%d grants, want %d", granted, max+1)
-	}
-	errs := pipelineReplies(c, seq("errors")[3:8])
-	if errs[0] != "error: ERR value is not an integer or out of range" ||
-		errs[4] != "error: ERR wrong number of arguments for 'throttle.acquire' command" {
-		t.Errorf("errors in a pipeline: %q", errs)
+			var one [][]int64
+			for _, cmd := range seq(name + "-one-by-one") {
+				one = append(one, permits(c, [][]any{cmd})[0])
+			}
+			if oneByOne := relative(one); !reflect.DeepEqual(piped, oneByOne) {
+				t.Fatalf("pipelined replies differ from one-at-a-time replies:\npiped      %v\none by one %v", piped, oneByOne)
+			}
+			// Spelled out: now, 5 reservations one interval apart, then
+			// denials.
+			granted := 0
+			for i, r := range piped {
+				if r != nil && r[0] == 1 {
+					if r[2] != int64(granted)*iv || r[4] != int64(granted) {
+						t.Errorf("reply %d: %v, want slot +%d and pending %d", i, r, granted*iv, granted)
+					}
+					granted++
+				}
+			}
+			if granted != max+1 {
+				t.Errorf("%d grants, want %d", granted, max+1)
+			}
+			errs := pipelineReplies(c, seq(name + "-errors")[3:8])
+			if errs[0] != "error: ERR value is not an integer or out of range" ||
+				errs[4] != "error: ERR wrong number of arguments for 'throttle.acquire' command" {
+				t.Errorf("errors in a pipeline: %q", errs)
+			}
+		})
 	}
 }
 
-// TestPipelinesServedOneByOne: pipelines the leader does not queue together
-// (mixed commands, through a follower, before AUTH) are still answered in
-// order, each command as it would be alone.
+// TestPipelinesServedOneByOne: pipelines that are not served together
+// (mixed commands, on the leader or through a follower, and before AUTH)
+// are still answered in order, each command as it would be alone.
 func TestPipelinesServedOneByOne(t *testing.T) {
 	ctx := context.Background()
 	c := testcluster.Start(t, 3, testcluster.Options{RequirePass: "pw"})
@@ -154,9 +161,9 @@ func TestPipelinesServedOneByOne(t *testing.T) {
 		{"mixed", leader.Client(), [][]any{
 			{"THROTTLE.ACQUIRE", "mixed", 60000, 1}, {"PING"}, {"THROTTLE.PEEK", "mixed", 60000, 1}, {"THROTTLE.ACQUIRE", "mixed", 60000, 1},
 		}, []string{"granted", "PONG", "granted", "granted"}},
-		{"through a follower", follower.Client(), [][]any{
-			{"THROTTLE.ACQUIRE", "fwd", 60000, 1}, {"THROTTLE.ACQUIRE", "fwd", 60000, 1}, {"THROTTLE.ACQUIRE", "fwd", 60000, 1},
-		}, []string{"granted", "granted", "denied"}},
+		{"mixed, through a follower", follower.Client(), [][]any{
+			{"THROTTLE.ACQUIRE", "fwd", 60000, 1}, {"PING"}, {"THROTTLE.ACQUIRE", "fwd", 60000, 1}, {"THROTTLE.ACQUIRE", "fwd", 60000, 1},
+		}, []string{"granted", "PONG", "granted", "denied"}},
 		{"before AUTH", redis.NewClient(&redis.Options{Addr: leader.Addr(), MaxRetries: -1}), [][]any{
 			{"THROTTLE.ACQUIRE", "noauth", 60000, 1}, {"THROTTLE.ACQUIRE", "noauth", 60000, 1},
 		}, []string{"error: NOAUTH Authentication required.", "error: NOAUTH Authentication required."}},

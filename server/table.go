@@ -103,8 +103,8 @@ func (s *Server) closed(conn redcon.Conn, err error) {
 }
 
 // serveRESP is redcon's handler: one command at a time per connection,
-// except for a pipeline of THROTTLE.ACQUIREs on the leader, whose commands
-// share log entries (servePipelined).
+// except for a pipeline of THROTTLE.ACQUIREs, whose commands the leader
+// queues together so that they share log entries (servePipeline).
 func (s *Server) serveRESP(conn redcon.Conn, rc redcon.Command) {
 	s.drainMu.RLock()
 	if s.draining {
@@ -117,7 +117,7 @@ func (s *Server) serveRESP(conn redcon.Conn, rc redcon.Command) {
 	defer s.active.Done()
 	sess := conn.Context().(*session)
 	if s.pipelined(conn, sess, rc) {
-		s.servePipelined(conn, sess, append([]redcon.Command{rc}, conn.ReadPipeline()...))
+		s.servePipeline(conn, sess, append([]redcon.Command{rc}, conn.ReadPipeline()...))
 		return
 	}
 	s.cmdsTotal.Add(1)

@@ -89,8 +89,25 @@ func (p *Pool) Addr() string { return p.cfg.Addr }
 // pool. Do never retries: after a failure the command may or may not have
 // been executed by the peer.
 func (p *Pool) Do(ctx context.Context, args ...[]byte) ([]byte, error) {
-	if len(args) == 0 {
+	replies, err := p.DoPipeline(ctx, args)
+	if err != nil {
+		return nil, err
+	}
+	return replies[0], nil
+}
+
+// DoPipeline sends cmds (each as for [Pool.Do]) in one write on one
+// connection and returns their raw replies, in order. On an error, replies
+// holds the replies read before it (a prefix, possibly empty): the peer may
+// or may not have run the commands after them.
+func (p *Pool) DoPipeline(ctx context.Context, cmds ...[][]byte) ([][]byte, error) {
+	if len(cmds) == 0 {
 		return nil, errEmptyCommand
+	}
+	for _, args := range cmds {
+		if len(args) == 0 {
+			return nil, errEmptyCommand
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("resp: %s: %w", p.cfg.Addr, err)
@@ -100,17 +117,17 @@ func (p *Pool) Do(ctx context.Context, args ...[]byte) ([]byte, error) {
 		return nil, err
 	}
 	deadline, _ := ctx.Deadline()
-	reply, reusable, err := p.roundTrip(ctx, c, deadline, args)
+	replies, reusable, err := p.roundTrip(ctx, c, deadline, cmds)
 	if err != nil {
 		c.nc.Close()
-		return nil, err
+		return replies, err
 	}
 	if reusable {
 		p.put(c)
 	} else {
 		c.nc.Close()
 	}
-	return reply, nil
+	return replies, nil
 }
 
 // Close closes all idle connections. Connections in use are closed when
@@ -159,8 +176,12 @@ func (p *Pool) get(ctx context.Context) (*conn, error) {
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	reply, ok, err := p.roundTrip(ctx, c, deadline,
-		[][]byte{[]byte("AUTH"), []byte(p.cfg.Password)})
+	replies, ok, err := p.roundTrip(ctx, c, deadline,
+		[][][]byte{{[]byte("AUTH"), []byte(p.cfg.Password)}})
+	var reply []byte
+	if err == nil {
+		reply = replies[0]
+	}
 	switch {
 	case err != nil:
 	case ctx.Err() != nil:
@@ -195,32 +216,41 @@ func (p *Pool) put(c *conn) {
 	c.nc.Close()
 }
 
-// roundTrip writes one command on c and reads one reply. deadline (zero for
-// none) is applied to the connection; cancelling ctx interrupts the I/O.
+// roundTrip writes cmds on c in one write and reads one reply for each.
+// deadline (zero for none) is applied to the connection; cancelling ctx
+// interrupts the I/O. On an error it returns the replies read so far.
 // reusable is false when the connection must not go back to the pool even
-// though the reply was read successfully.
-func (p *Pool) roundTrip(ctx context.Context, c *conn, deadline time.Time, args [][]byte) (reply []byte, reusable bool, err error) {
+// though every reply was read successfully.
+func (p *Pool) roundTrip(ctx context.Context, c *conn, deadline time.Time, cmds [][][]byte) (replies [][]byte, reusable bool, err error) {
 	if err := c.nc.SetDeadline(deadline); err != nil {
 		return nil, false, p.wrap(ctx, "set deadline", err)
 	}
 	// Registered after SetDeadline so that it always wins.
 	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
 
-	c.wbuf = AppendCommand(c.wbuf[:0], args...)
+	c.wbuf = c.wbuf[:0]
+	for _, args := range cmds {
+		c.wbuf = AppendCommand(c.wbuf, args...)
+	}
 	if _, err := c.nc.Write(c.wbuf); err != nil {
 		stop()
 		return nil, false, p.wrap(ctx, "write", err)
 	}
-	reply, err = ReadReply(c.br)
+	replies = make([][]byte, 0, len(cmds))
+	for range cmds {
+		reply, err := ReadReply(c.br)
+		if err != nil {
+			stop()
+			return replies, false, p.wrap(ctx, "read", err)
+		}
+		replies = append(replies, reply)
+	}
 	// If stop reports false the cancellation func has run or is running and
 	// may still poison the deadline: never reuse the connection then.
 	stopped := stop()
-	if err != nil {
-		return nil, false, p.wrap(ctx, "read", err)
-	}
-	// Leftover bytes mean the peer sent more than one reply; the stream can
-	// no longer be trusted.
-	return reply, stopped && c.br.Buffered() == 0, nil
+	// Leftover bytes mean the peer sent more replies than commands; the
+	// stream can no longer be trusted.
+	return replies, stopped && c.br.Buffered() == 0, nil
 }
 
 // wrap annotates a network error with the address and, when ctx is done or

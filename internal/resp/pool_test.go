@@ -410,3 +410,37 @@ func TestPools(t *testing.T) {
 		}
 	}
 }
+
+func TestPoolPipeline(t *testing.T) {
+	srv := newFakeServer(t, "pw")
+	p := NewPool(PoolConfig{Addr: srv.addr(), Password: "pw"})
+	defer p.Close()
+	ctx := context.Background()
+
+	replies, err := p.DoPipeline(ctx, cmd("PING"), cmd("ECHO", "a"), cmd("ERR"), cmd("PING"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"+PONG\r\n", "$1\r\na\r\n", "-ERR boom\r\n", "+PONG\r\n"}
+	for i := range want {
+		if i >= len(replies) || string(replies[i]) != want[i] {
+			t.Fatalf("replies %q, want %q", replies, want)
+		}
+	}
+	// The connection went back to the pool: one dial so far.
+	if got := do(t, p, "PING"); got != "+PONG\r\n" || srv.accepts.Load() != 1 {
+		t.Fatalf("after a pipeline: %q, %d accepts", got, srv.accepts.Load())
+	}
+
+	// The peer hangs up mid-pipeline: the replies before it, and an error.
+	replies, err = p.DoPipeline(ctx, cmd("PING"), cmd("HANGUP"), cmd("PING"))
+	if err == nil || len(replies) != 1 || string(replies[0]) != "+PONG\r\n" {
+		t.Fatalf("hang-up mid-pipeline: %q, %v; want one reply and an error", replies, err)
+	}
+	if _, err := p.DoPipeline(ctx); !errors.Is(err, errEmptyCommand) {
+		t.Fatalf("no commands: %v", err)
+	}
+	if _, err := p.DoPipeline(ctx, cmd("PING"), nil); !errors.Is(err, errEmptyCommand) {
+		t.Fatalf("an empty command: %v", err)
+	}
+}
