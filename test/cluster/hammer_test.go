@@ -23,7 +23,8 @@ type outcome struct {
 }
 
 // hammer runs clients that ACQUIRE a few hot keys as fast as the throttle
-// lets them, through the given nodes, and records every outcome.
+// lets them, through the given nodes, and records every outcome. Some
+// clients pipeline their commands.
 type hammer struct {
 	interval, max int64
 	cancel        context.CancelFunc
@@ -41,15 +42,24 @@ func startHammer(t *testing.T, targets []*testcluster.Proc, clients int, keys []
 		// Spread every key over every node: client i uses node i%n and
 		// key (i/n)%k.
 		key := keys[(i/len(targets))%len(keys)]
+		// One client in four pipelines its commands four at a time, which
+		// the leader serves together (and a follower forwards whole).
+		depth := 1
+		if i%4 == 3 {
+			depth = 4
+		}
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
 			for ctx.Err() == nil {
-				o := outcome{node: p.ID(), key: key, sent: time.Now()}
-				o.p, o.err = acquire(context.Background(), cl, key, interval, max)
-				o.recv = time.Now()
+				sent := time.Now()
+				ps, errs := acquirePipeline(context.Background(), cl, key, interval, max, depth)
+				recv := time.Now()
 				h.mu.Lock()
-				h.out = append(h.out, o)
+				for j := range ps {
+					h.out = append(h.out, outcome{node: p.ID(), key: key, sent: sent, recv: recv, p: ps[j], err: errs[j]})
+				}
+				o := h.out[len(h.out)-1]
 				h.mu.Unlock()
 				// Pace: a denied client waits as told (capped); a failing
 				// one backs off briefly instead of spinning.

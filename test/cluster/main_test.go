@@ -62,6 +62,28 @@ func acquire(ctx context.Context, c *redis.Client, key string, interval, max int
 	return permit{granted: v[0] == 1, waitMs: v[1], validAt: v[2], expires: v[3], pending: v[4]}, nil
 }
 
+// acquirePipeline sends n THROTTLE.ACQUIREs of key in one pipeline and
+// returns each one's permit or error, in order.
+func acquirePipeline(ctx context.Context, c *redis.Client, key string, interval, max int64, n int) ([]permit, []error) {
+	pipe := c.Pipeline()
+	cmds := make([]*redis.Cmd, n)
+	for i := range cmds {
+		cmds[i] = pipe.Do(ctx, "THROTTLE.ACQUIRE", key, interval, max)
+	}
+	_, _ = pipe.Exec(ctx) // each command's error is its own
+	ps, errs := make([]permit, n), make([]error, n)
+	for i, cmd := range cmds {
+		v, err := cmd.Int64Slice()
+		if err == nil && len(v) != 5 {
+			err = fmt.Errorf("reply of %d elements: %v", len(v), v)
+		}
+		if errs[i] = err; err == nil {
+			ps[i] = permit{granted: v[0] == 1, waitMs: v[1], validAt: v[2], expires: v[3], pending: v[4]}
+		}
+	}
+	return ps, errs
+}
+
 // nodeRow is one row of RAFT.NODES.
 type nodeRow struct{ id, raftAddr, respAddr, suffrage, role string }
 
