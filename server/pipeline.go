@@ -61,12 +61,12 @@ func (s *Server) servePipeline(conn redcon.Conn, sess *session, cmds []redcon.Co
 		s.forwardPipelined(conn, sess, addr, cmds)
 		return
 	}
-	s.serveOneByOne(conn, sess, cmds, 0)
+	s.serveOneByOne(conn, sess, cmds...)
 }
 
-// serveOneByOne serves cmds[from:] one at a time, as if never pipelined.
-func (s *Server) serveOneByOne(conn redcon.Conn, sess *session, cmds []redcon.Command, from int) {
-	for _, rc := range cmds[from:] {
+// serveOneByOne serves cmds one at a time, as if never pipelined.
+func (s *Server) serveOneByOne(conn redcon.Conn, sess *session, cmds ...redcon.Command) {
+	for _, rc := range cmds {
 		s.cmdsTotal.Add(1)
 		s.dispatch(&call{conn: conn, sess: sess, args: rc.Args}, true)
 	}
@@ -98,7 +98,7 @@ func (s *Server) forwardPipelined(conn redcon.Conn, sess *session, addr string, 
 			s.cmdsTotal.Add(1)
 			conn.WriteError(msgUnknownFate)
 		default:
-			s.serveOneByOne(conn, sess, []redcon.Command{rc}, 0)
+			s.serveOneByOne(conn, sess, rc)
 		}
 	}
 }
@@ -124,6 +124,7 @@ func (s *Server) servePipelined(conn redcon.Conn, sess *session, cmds []redcon.C
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LeaderWait)
 	defer cancel()
 	ps := make([]pending, len(cmds))
+	queueing := true
 	for i, rc := range cmds {
 		args, fwd, _ := acquireArgs(rc)
 		c := &call{conn: conn, sess: sess, args: args, fwd: fwd}
@@ -133,9 +134,15 @@ func (s *Server) servePipelined(conn redcon.Conn, sess *session, cmds []redcon.C
 			ps[i].errMsg = errMsg
 			continue
 		}
-		// An enqueue that fails (shutting down, queue full past
-		// LeaderWait) leaves pr nil: dispatch then serves it as usual.
-		ps[i].pr, _ = s.prop.enqueue(ctx, a)
+		// Once an enqueue fails (shutting down, queue full past
+		// LeaderWait), this and every later command are left with pr nil
+		// and served one at a time, in order, after the earlier ones.
+		if queueing {
+			var err error
+			if ps[i].pr, err = s.prop.enqueue(ctx, a); err != nil {
+				queueing = false
+			}
+		}
 	}
 	s.cmdsTotal.Add(int64(len(cmds)))
 	s.pipelinedTotal.Add(int64(len(cmds)))
