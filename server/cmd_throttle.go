@@ -40,6 +40,22 @@ func parseAcquire(c *call) (fsm.Acquire, string) {
 	return a, ""
 }
 
+// parseReset parses and validates THROTTLE.RESET's keys. It returns the
+// error reply's text, if any.
+func parseReset(c *call) (fsm.Reset, string) {
+	if len(c.args) < 2 {
+		return fsm.Reset{}, wrongArity("throttle.reset")
+	}
+	r := fsm.Reset{Keys: make([]string, 0, len(c.args)-1)}
+	for _, k := range c.args[1:] {
+		if err := fsm.ValidateKey(string(k)); err != nil {
+			return r, errorText(err)
+		}
+		r.Keys = append(r.Keys, string(k))
+	}
+	return r, ""
+}
+
 // writePermit writes the reply of ACQUIRE and PEEK: granted, wait_ms,
 // valid_at, expires_at, pending.
 func writePermit(c *call, p fsm.Permit) {
@@ -103,17 +119,10 @@ func cmdPeek(s *Server, c *call) {
 // cmdReset serves THROTTLE.RESET key [key ...]: remove the keys' state through
 // the log; the reply counts the keys that existed (unexpired).
 func cmdReset(s *Server, c *call) {
-	if len(c.args) < 2 {
-		c.conn.WriteError(wrongArity("throttle.reset"))
+	r, errMsg := parseReset(c)
+	if errMsg != "" {
+		c.conn.WriteError(errMsg)
 		return
-	}
-	r := fsm.Reset{Keys: make([]string, 0, len(c.args)-1)}
-	for _, k := range c.args[1:] {
-		if err := fsm.ValidateKey(string(k)); err != nil {
-			c.conn.WriteError(errorText(err))
-			return
-		}
-		r.Keys = append(r.Keys, string(k))
 	}
 	s.onLeader(c, func(ctx context.Context) error {
 		res, err := s.prop.propose(ctx, r)

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/raft"
+	"github.com/throttledb/throttledb/fsm"
 	"github.com/tidwall/redcon"
 )
 
@@ -18,7 +19,7 @@ import (
 // session, no leader) is served one command at a time.
 func (s *Server) pipelined(conn redcon.Conn, sess *session, rc redcon.Command) bool {
 	rest := conn.PeekPipeline()
-	if len(rest) == 0 || !sess.authed {
+	if len(rest) == 0 || !sess.authed || sess.tx != nil {
 		return false
 	}
 	if _, _, ok := acquireArgs(rc); !ok {
@@ -153,7 +154,11 @@ func (s *Server) servePipelined(conn redcon.Conn, sess *session, cmds []redcon.C
 		case p.pr == nil:
 			s.dispatch(p.c, true)
 		default:
-			res, err := s.prop.await(p.pr)
+			rs, err := s.prop.await(p.pr)
+			var res fsm.Result
+			if err == nil {
+				res = rs[0]
+			}
 			switch {
 			case errors.Is(err, ErrNotLeader):
 				// Never entered the log: serve it as usual, which

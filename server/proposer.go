@@ -15,15 +15,17 @@ type applier interface {
 	Apply(cmd []byte, timeout time.Duration) raft.ApplyFuture
 }
 
-// proposal is one command waiting to be committed.
+// proposal is one command, or the commands of one transaction, waiting to
+// be committed. A proposal's commands always go into the same log entry,
+// in order.
 type proposal struct {
-	cmd       fsm.Command
+	cmds      []fsm.Command
 	done      chan outcome // buffered: the waiter never blocks the proposer
 	submitted atomic.Bool  // handed to Raft, which always answers it
 }
 
 type outcome struct {
-	res fsm.Result
+	res []fsm.Result // one per command
 	err error
 }
 
@@ -63,15 +65,31 @@ func (p *proposer) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, er
 	if err != nil {
 		return fsm.Result{}, err
 	}
+	res, err := p.await(pr)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	return res[0], nil
+}
+
+// proposeAll is propose for several commands that must be applied
+// together, in one log entry, with nothing in between (a transaction):
+// they are all decided at the same cluster time, on the same state.
+func (p *proposer) proposeAll(ctx context.Context, cmds ...fsm.Command) ([]fsm.Result, error) {
+	pr, err := p.enqueue(ctx, cmds...)
+	if err != nil {
+		return nil, err
+	}
 	return p.await(pr)
 }
 
-// enqueue queues cmd for the next log entry without waiting for its
-// outcome (see await). Commands one goroutine enqueues are applied in the
-// order it enqueued them: run takes them in channel order and Raft applies
-// entries in log order. ctx bounds only the wait for room in the queue.
-func (p *proposer) enqueue(ctx context.Context, cmd fsm.Command) (*proposal, error) {
-	pr := &proposal{cmd: cmd, done: make(chan outcome, 1)}
+// enqueue queues cmds (together, see proposal) for the next log entry
+// without waiting for their outcome (see await). Proposals one goroutine
+// enqueues are applied in the order it enqueued them: run takes them in
+// channel order and Raft applies entries in log order. ctx bounds only the
+// wait for room in the queue.
+func (p *proposer) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal, error) {
+	pr := &proposal{cmds: cmds, done: make(chan outcome, 1)}
 	select {
 	case p.ch <- pr:
 		return pr, nil
@@ -82,8 +100,9 @@ func (p *proposer) enqueue(ctx context.Context, cmd fsm.Command) (*proposal, err
 	}
 }
 
-// await waits for the outcome of an enqueued proposal, as propose does.
-func (p *proposer) await(pr *proposal) (fsm.Result, error) {
+// await waits for the outcome of an enqueued proposal, as propose does:
+// one result per command.
+func (p *proposer) await(pr *proposal) ([]fsm.Result, error) {
 	select {
 	case o := <-pr.done:
 		return o.res, o.err
@@ -94,7 +113,7 @@ func (p *proposer) await(pr *proposal) (fsm.Result, error) {
 			o := <-pr.done
 			return o.res, o.err
 		}
-		return fsm.Result{}, ErrShuttingDown
+		return nil, ErrShuttingDown
 	}
 }
 
@@ -110,24 +129,28 @@ func (p *proposer) run() {
 			return
 		case first := <-p.ch:
 			batch = append(batch[:0], first)
+			n := len(first.cmds)
 		more:
-			for len(batch) < p.maxBatch {
+			for n < p.maxBatch {
 				select {
 				case pr := <-p.ch:
 					batch = append(batch, pr)
+					n += len(pr.cmds)
 				default:
 					break more
 				}
 			}
-			p.submit(append([]*proposal(nil), batch...))
+			p.submit(append([]*proposal(nil), batch...), n)
 		}
 	}
 }
 
-func (p *proposer) submit(batch []*proposal) {
-	e := fsm.Entry{Now: p.clock(), Commands: make([]fsm.Command, len(batch))}
-	for i, pr := range batch {
-		e.Commands[i] = pr.cmd
+// submit proposes the n commands of batch as one log entry and, once Raft
+// answers, hands each proposal its results.
+func (p *proposer) submit(batch []*proposal, n int) {
+	e := fsm.Entry{Now: p.clock(), Commands: make([]fsm.Command, 0, n)}
+	for _, pr := range batch {
+		e.Commands = append(e.Commands, pr.cmds...)
 		pr.submitted.Store(true)
 	}
 	f := p.raft.Apply(e.Encode(), p.timeout)
@@ -136,16 +159,18 @@ func (p *proposer) submit(batch []*proposal) {
 		var results []fsm.Result
 		if err == nil {
 			var ok bool
-			if results, ok = f.Response().([]fsm.Result); !ok || len(results) != len(batch) {
+			if results, ok = f.Response().([]fsm.Result); !ok || len(results) != n {
 				err = fmt.Errorf("%w: unexpected apply response %T", ErrOutcomeUnknown, f.Response())
 			}
 		}
-		for i, pr := range batch {
+		for _, pr := range batch {
 			if err != nil {
 				pr.done <- outcome{err: err}
-			} else {
-				pr.done <- outcome{res: results[i]}
+				continue
 			}
+			k := len(pr.cmds)
+			pr.done <- outcome{res: results[:k:k]}
+			results = results[k:]
 		}
 	}()
 }

@@ -13,10 +13,12 @@ import (
 type cmdFlags uint8
 
 const (
-	flagWrite    cmdFlags = 1 << iota // changes state through the log
-	flagReadonly                      // changes nothing
-	flagNoAuth                        // allowed before AUTH
-	flagLeader                        // served by the leader; followers forward it
+	flagWrite     cmdFlags = 1 << iota // changes state through the log
+	flagReadonly                       // changes nothing
+	flagNoAuth                         // allowed before AUTH
+	flagLeader                         // served by the leader; followers forward it
+	flagTxable                         // may be queued inside MULTI
+	flagTxControl                      // runs at once even inside MULTI
 )
 
 // command is one row of the command table.
@@ -42,6 +44,7 @@ type session struct {
 	id     int64
 	authed bool
 	name   string
+	tx     *txState // open transaction (after MULTI), or nil
 }
 
 // commands is the command table: every command throttledb serves.
@@ -49,13 +52,17 @@ var commands = map[string]*command{}
 
 func init() {
 	for _, c := range []*command{
-		{name: "throttle.acquire", arity: -4, flags: flagWrite | flagLeader, firstKey: 1, lastKey: 1, handler: cmdAcquire},
+		{name: "throttle.acquire", arity: -4, flags: flagWrite | flagLeader | flagTxable, firstKey: 1, lastKey: 1, handler: cmdAcquire},
 		{name: "throttle.peek", arity: -4, flags: flagReadonly | flagLeader, firstKey: 1, lastKey: 1, handler: cmdPeek},
-		{name: "throttle.reset", arity: -2, flags: flagWrite | flagLeader, firstKey: 1, lastKey: -1, handler: cmdReset},
+		{name: "throttle.reset", arity: -2, flags: flagWrite | flagLeader | flagTxable, firstKey: 1, lastKey: -1, handler: cmdReset},
+
+		{name: "multi", arity: 1, flags: flagReadonly | flagTxControl, handler: cmdMulti},
+		{name: "exec", arity: 1, flags: flagWrite | flagTxControl, handler: cmdExec},
+		{name: "discard", arity: 1, flags: flagReadonly | flagTxControl, handler: cmdDiscard},
 
 		{name: "ping", arity: -1, flags: flagReadonly, handler: cmdPing},
 		{name: "echo", arity: 2, flags: flagReadonly, handler: cmdEcho},
-		{name: "quit", arity: -1, flags: flagReadonly | flagNoAuth, handler: cmdQuit},
+		{name: "quit", arity: -1, flags: flagReadonly | flagNoAuth | flagTxControl, handler: cmdQuit},
 		{name: "select", arity: 2, flags: flagReadonly, handler: cmdSelect},
 		{name: "auth", arity: -2, flags: flagReadonly | flagNoAuth, handler: cmdAuth},
 		{name: "hello", arity: -1, flags: flagReadonly | flagNoAuth, handler: cmdHello},
@@ -76,6 +83,7 @@ func init() {
 		{name: "raft.backup", arity: 1, flags: flagReadonly | flagLeader, handler: cmdRaftBackup},
 		{name: "raft.restore", arity: 2, flags: flagWrite | flagLeader, handler: cmdRaftRestore},
 		{name: "raft.fwd", arity: -2, flags: flagWrite, handler: cmdRaftFwd},
+		{name: "raft.exec", arity: -3, flags: flagWrite | flagLeader, handler: cmdRaftExec},
 	} {
 		commands[c.name] = c
 	}
@@ -131,13 +139,19 @@ func (s *Server) dispatch(c *call, checkAuth bool) {
 	cmd := commands[name]
 	if cmd == nil {
 		c.conn.WriteError(unknownCommand(c.args))
+		c.sess.abortTx()
 		return
 	}
 	if !c.hasArity(cmd.name, cmd.arity) {
+		c.sess.abortTx()
 		return
 	}
 	if checkAuth && !c.sess.authed && cmd.flags&flagNoAuth == 0 {
 		c.conn.WriteError(msgNoAuth)
+		return
+	}
+	if c.sess.tx != nil && !c.fwd && cmd.flags&flagTxControl == 0 {
+		queueTx(c, cmd)
 		return
 	}
 	cmd.handler(s, c)

@@ -138,20 +138,19 @@ test('ioredis: a pipeline of ACQUIREs gets consecutive slots in order; an error 
   denied(res2[3], 2);
 });
 
-test('ioredis: multi() is refused (no MULTI/EXEC), and the commands inside it still run', { skip }, async () => {
-  // throttledb has no transactions. ioredis sends MULTI, the queued
-  // commands and EXEC in one write; MULTI and EXEC are unknown commands, so
-  // exec() rejects, but the ACQUIRE between them was served as an ordinary
-  // command: its slot is taken although the caller saw only an error.
+test('ioredis: multi().exec() applies its ACQUIREs together, in order; a refused command aborts it', { skip }, async () => {
+  // MULTI ... EXEC: throttledb applies the queued commands in one log
+  // entry, so no other client's grant falls between them.
   const c = await withPassword();
   const k = key('io-multi');
-  await assert.rejects(c.multi().call(...acquireArgs(k, 5)).exec(), (e) => {
-    assert.match(e.message, /^ERR unknown command 'exec'/);
-    assert.match(e.previousErrors[0].message, /^ERR unknown command 'multi'/);
-    return true;
-  });
+  const m = c.multi();
+  for (let i = 0; i < 3; i++) m.call(...acquireArgs(k, 5));
+  spaced((await m.exec()).map(([err, r]) => (assert.equal(err, null), r)));
+  // Only THROTTLE.ACQUIRE and THROTTLE.RESET can be queued: anything else
+  // is refused and EXEC discards the whole transaction (EXECABORT).
+  await assert.rejects(c.multi().call(...acquireArgs(k, 5)).call('THROTTLE.PEEK', k, '60000', '5').exec(), /EXECABORT/);
   const r = checkShape(await c.call(...acquireArgs(k, 5)));
-  assert.equal(r.pending, 1, 'the ACQUIRE inside multi() did not take a slot');
+  assert.equal(r.pending, 3, 'the aborted transaction took a slot');
 });
 
 test('ioredis: every node of a cluster, no password, grants slots of one schedule (followers forward)', { skip }, async () => {

@@ -2,7 +2,7 @@
 // plain (non-cluster) Redis client once it is told to speak RESP2: it
 // connects with a password (url or option) or without one, its connect-time
 // handshake (AUTH, CLIENT SETNAME, CLIENT SETINFO) succeeds, THROTTLE.ACQUIRE
-// works through sendCommand(), multi().execAsPipeline() and concurrent
+// works through sendCommand(), multi().exec(), multi().execAsPipeline() and concurrent
 // sendCommand()s, errors arrive as ErrorReply with Redis's exact text and
 // leave the connection usable, and every node of a 3-node cluster grants
 // slots of one schedule. It also pins down why `RESP: 2` is needed.
@@ -175,18 +175,21 @@ test('node-redis: concurrent sendCommand()s are pipelined and get consecutive sl
   spaced(res);
 });
 
-test('node-redis: multi().exec() is refused (no MULTI/EXEC), and the commands inside it still run', { skip }, async () => {
-  // throttledb has no transactions. node-redis sends MULTI, the queued
-  // commands and EXEC in one write; MULTI and EXEC are unknown commands, so
-  // exec() rejects, but the ACQUIRE between them was served as an ordinary
-  // command: its slot is taken although the caller saw only an error.
+test('node-redis: multi().exec() applies its ACQUIREs together, in order; a refused command aborts it', { skip }, async () => {
+  // MULTI ... EXEC: throttledb applies the queued commands in one log
+  // entry, so no other client's grant falls between them.
   const c = await withPassword();
   const k = key('nr-multi');
-  await assert.rejects(c.multi().addCommand(acquireArgs(k, 5)).exec(), {
-    message: /^ERR unknown command 'MULTI'/,
-  });
+  const m = c.multi();
+  for (let i = 0; i < 3; i++) m.addCommand(acquireArgs(k, 5));
+  spaced(await m.exec());
+  // Only THROTTLE.ACQUIRE and THROTTLE.RESET can be queued: anything else
+  // is refused and EXEC discards the whole transaction (EXECABORT).
+  // node-redis rejects with the first error: the refusal while queueing.
+  await assert.rejects(c.multi().addCommand(acquireArgs(k, 5)).addCommand(['THROTTLE.PEEK', k, '60000', '5']).exec(),
+    /ERR command 'throttle.peek' is not allowed in a transaction/);
   const r = checkShape(await acquire(c, k, 5));
-  assert.equal(r.pending, 1, 'the ACQUIRE inside multi() did not take a slot');
+  assert.equal(r.pending, 3, 'the aborted transaction took a slot');
   assert.equal(await c.ping(), 'PONG');
 });
 
