@@ -134,3 +134,60 @@ func TestProposerCloseAnswersQueued(t *testing.T) {
 		}
 	}
 }
+
+// TestProposerKeepsATransactionInOneEntry: the commands of one proposal
+// (proposeAll, a MULTI/EXEC) always share a log entry, in order, even when
+// the batch would otherwise be full, and each gets its own result.
+func TestProposerKeepsATransactionInOneEntry(t *testing.T) {
+	r := &fakeRaft{fsm: fsm.New(fsm.Config{})}
+	const maxBatch = 4
+	p := newProposer(r, maxBatch, time.Second, func() int64 { return 5000 })
+	defer p.close()
+	ctx := context.Background()
+	// Queue three singles and a transaction of 6 (over maxBatch) before
+	// run starts, so that the batching is deterministic.
+	var singles []*proposal
+	for i := 0; i < 3; i++ {
+		pr, err := p.enqueue(ctx, fsm.Acquire{Key: "single", Interval: 10, Max: 100, Slop: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		singles = append(singles, pr)
+	}
+	var tx []fsm.Command
+	for i := 0; i < 6; i++ {
+		tx = append(tx, fsm.Acquire{Key: "tx", Interval: 10, Max: 100, Slop: 1})
+	}
+	txPr, err := p.enqueue(ctx, tx...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.run()
+	for _, pr := range singles {
+		if _, err := p.await(pr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := p.await(txPr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 6 {
+		t.Fatalf("%d results for a transaction of 6", len(res))
+	}
+	for i, rs := range res {
+		if want := int64(5000 + 10*i); !rs.Permit.Granted || rs.Permit.ValidAt != want {
+			t.Fatalf("command %d of the transaction: %+v, want slot %d", i, rs.Permit, want)
+		}
+	}
+	// Batches: the three singles fill the first entry up to maxBatch (3 <
+	// 4, so the transaction joins it: a proposal is never split), and all
+	// nine commands share it.
+	if len(r.entries) != 1 || len(r.entries[0].Commands) != 9 {
+		var sizes []int
+		for _, e := range r.entries {
+			sizes = append(sizes, len(e.Commands))
+		}
+		t.Fatalf("entries of sizes %v, want one entry of 9 (3 singles + the whole transaction)", sizes)
+	}
+}
