@@ -56,6 +56,19 @@ func parseReset(c *call) (fsm.Reset, string) {
 	return r, ""
 }
 
+// writeResult writes the reply of a committed THROTTLE.ACQUIRE or
+// THROTTLE.RESET (cmd): its error, the permit, or the count.
+func writeResult(c *call, cmd fsm.Command, res fsm.Result) {
+	switch {
+	case res.Err != nil:
+		c.conn.WriteError(errorText(res.Err))
+	case cmd.Op() == fsm.OpReset:
+		c.conn.WriteInt64(res.Count)
+	default:
+		writePermit(c, res.Permit)
+	}
+}
+
 // writePermit writes the reply of ACQUIRE and PEEK: granted, wait_ms,
 // valid_at, expires_at, pending.
 func writePermit(c *call, p fsm.Permit) {
@@ -83,11 +96,7 @@ func cmdAcquire(s *Server, c *call) {
 		if err != nil {
 			return err
 		}
-		if res.Err != nil {
-			c.conn.WriteError(errorText(res.Err))
-			return nil
-		}
-		writePermit(c, res.Permit)
+		writeResult(c, a, res)
 		return nil
 	})
 }
@@ -129,7 +138,7 @@ func cmdReset(s *Server, c *call) {
 		if err != nil {
 			return err
 		}
-		c.conn.WriteInt64(res.Count)
+		writeResult(c, r, res)
 		return nil
 	})
 }

@@ -152,22 +152,20 @@ func cmdRaftExec(s *Server, c *call) {
 		return
 	}
 	errs := make([]string, len(cmds))
+	parsed := make([]fsm.Command, len(cmds)) // nil where errs has the reply
 	var props []fsm.Command
 	for i, args := range cmds {
 		sub := &call{conn: c.conn, sess: c.sess, args: args}
 		switch strings.ToLower(string(args[0])) {
 		case "throttle.acquire":
-			a, errMsg := parseAcquire(sub)
-			if errs[i] = errMsg; errMsg == "" {
-				props = append(props, a)
-			}
+			parsed[i], errs[i] = parseAcquire(sub)
 		case "throttle.reset":
-			r, errMsg := parseReset(sub)
-			if errs[i] = errMsg; errMsg == "" {
-				props = append(props, r)
-			}
+			parsed[i], errs[i] = parseReset(sub)
 		default:
 			errs[i] = "ERR command '" + strings.ToLower(string(args[0])) + "' is not allowed in a transaction"
+		}
+		if errs[i] == "" {
+			props = append(props, parsed[i])
 		}
 	}
 	s.onLeader(c, func(ctx context.Context) error {
@@ -184,16 +182,8 @@ func cmdRaftExec(s *Server, c *call) {
 				c.conn.WriteError(errs[i])
 				continue
 			}
-			res := results[0]
+			writeResult(c, parsed[i], results[0])
 			results = results[1:]
-			switch {
-			case res.Err != nil:
-				c.conn.WriteError(errorText(res.Err))
-			case strings.EqualFold(string(cmds[i][0]), "throttle.reset"):
-				c.conn.WriteInt64(res.Count)
-			default:
-				writePermit(c, res.Permit)
-			}
 		}
 		return nil
 	})

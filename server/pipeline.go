@@ -119,6 +119,7 @@ func (s *Server) forwardPipelined(conn redcon.Conn, sess *session, addr string, 
 func (s *Server) servePipelined(conn redcon.Conn, sess *session, cmds []redcon.Command) {
 	type pending struct {
 		c      *call
+		a      fsm.Acquire
 		errMsg string    // refused before reaching the log
 		pr     *proposal // queued; nil with no errMsg: serve one at a time
 	}
@@ -135,6 +136,7 @@ func (s *Server) servePipelined(conn redcon.Conn, sess *session, cmds []redcon.C
 			ps[i].errMsg = errMsg
 			continue
 		}
+		ps[i].a = a
 		// Once an enqueue fails (shutting down, queue full past
 		// LeaderWait), this and every later command are left with pr nil
 		// and served one at a time, in order, after the earlier ones.
@@ -155,10 +157,6 @@ func (s *Server) servePipelined(conn redcon.Conn, sess *session, cmds []redcon.C
 			s.dispatch(p.c, true)
 		default:
 			rs, err := s.prop.await(p.pr)
-			var res fsm.Result
-			if err == nil {
-				res = rs[0]
-			}
 			switch {
 			case errors.Is(err, ErrNotLeader):
 				// Never entered the log: serve it as usual, which
@@ -167,10 +165,8 @@ func (s *Server) servePipelined(conn redcon.Conn, sess *session, cmds []redcon.C
 				s.dispatch(p.c, true)
 			case err != nil:
 				conn.WriteError(errorText(err))
-			case res.Err != nil:
-				conn.WriteError(errorText(res.Err))
 			default:
-				writePermit(p.c, res.Permit)
+				writeResult(p.c, p.a, rs[0])
 			}
 		}
 	}
