@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/throttledb/throttledb/server"
 )
 
@@ -35,6 +36,9 @@ func main() {
 	if len(args) > 0 {
 		if sub, ok := subcommands[args[0]]; ok {
 			run, args = sub, args[1:]
+			// The tools report connection errors themselves; go-redis's
+			// own log lines about each failed dial would only repeat them.
+			redis.SetLogger(quietLogger{})
 		}
 	}
 	if err := run(args); err != nil {
@@ -96,3 +100,8 @@ func subcommandNames() string {
 	sort.Strings(names)
 	return strings.Join(names, ", ")
 }
+
+// quietLogger drops go-redis's internal log lines.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
