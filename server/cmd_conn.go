@@ -80,19 +80,24 @@ func (s *Server) checkPassword(user string, pass []byte) bool {
 }
 
 // cmdHello serves HELLO [protover [AUTH username password] [SETNAME name]].
-// Only RESP2 is spoken; HELLO 3 answers NOPROTO and clients fall back.
+// Protocol 2 and 3 are spoken. Every reply throttledb sends has the same
+// bytes in both, except nulls and maps (the HELLO reply itself, CONFIG GET,
+// COMMAND DOCS), which follow the session's protocol; so a reply forwarded
+// from the leader, relayed byte for byte, is right in either.
 func cmdHello(s *Server, c *call) {
 	args := c.args[1:]
+	resp3 := c.sess.resp3
 	if len(args) > 0 {
 		v, ok := parseInt(args[0])
 		if !ok {
 			c.conn.WriteError("ERR Protocol version is not an integer or out of range")
 			return
 		}
-		if v != 2 {
+		if v != 2 && v != 3 {
 			c.conn.WriteError(msgNoProto)
 			return
 		}
+		resp3 = v == 3
 		args = args[1:]
 	}
 	var name []byte
@@ -115,7 +120,8 @@ func cmdHello(s *Server, c *call) {
 		}
 	}
 	if !c.sess.authed {
-		c.conn.WriteError(msgNoAuth + " HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		// Redis's exact words for HELLO before AUTH.
+		c.conn.WriteError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 		return
 	}
 	if setName {
@@ -125,17 +131,22 @@ func cmdHello(s *Server, c *call) {
 		}
 		c.sess.name = string(name)
 	}
+	c.sess.resp3 = resp3
 	role := "replica"
 	if s.isReady() {
 		role = "master"
 	}
-	c.conn.WriteArray(14)
+	proto := 2
+	if resp3 {
+		proto = 3
+	}
+	c.writeMapHeader(7)
 	c.conn.WriteBulkString("server")
 	c.conn.WriteBulkString("throttledb")
 	c.conn.WriteBulkString("version")
 	c.conn.WriteBulkString(Version)
 	c.conn.WriteBulkString("proto")
-	c.conn.WriteInt(2)
+	c.conn.WriteInt(proto)
 	c.conn.WriteBulkString("id")
 	c.conn.WriteInt64(c.sess.id)
 	c.conn.WriteBulkString("mode")
@@ -182,7 +193,7 @@ func cmdClient(s *Server, c *call) {
 		c.conn.WriteString("OK")
 	case "getname":
 		if c.sess.name == "" {
-			c.conn.WriteNull()
+			c.writeNull()
 			return
 		}
 		c.conn.WriteBulkString(c.sess.name)

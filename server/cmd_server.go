@@ -33,14 +33,14 @@ func cmdCommand(s *Server, c *call) {
 	case "count":
 		c.conn.WriteInt(len(commands))
 	case "docs":
-		c.conn.WriteArray(0)
+		c.writeMapHeader(0)
 	case "info":
 		c.conn.WriteArray(len(c.args) - 2)
 		for _, name := range c.args[2:] {
 			if cmd := commands[strings.ToLower(string(name))]; cmd != nil {
 				writeCommandInfo(c, cmd)
 			} else {
-				c.conn.WriteNull()
+				c.writeNull()
 			}
 		}
 	default:
@@ -89,7 +89,7 @@ func cmdConfig(s *Server, c *call) {
 			c.conn.WriteError(wrongArity("config|get"))
 			return
 		}
-		c.conn.WriteArray(0)
+		c.writeMapHeader(0)
 	case "set", "resetstat", "rewrite":
 		c.conn.WriteError("ERR CONFIG " + strings.ToUpper(string(c.args[1])) + " is not supported by throttledb; use command-line flags")
 	default:

@@ -59,7 +59,7 @@ func TestCommandErrors(t *testing.T) {
 		{"select-1", []any{"SELECT", 1}, "ERR DB index is out of range"},
 		{"select-x", []any{"SELECT", "x"}, "ERR value is not an integer or out of range"},
 		{"auth-no-password", []any{"AUTH", "x"}, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"},
-		{"hello-3", []any{"HELLO", 3}, "NOPROTO unsupported protocol version"},
+		{"hello-4", []any{"HELLO", 4}, "NOPROTO unsupported protocol version"},
 		{"client-unknown", []any{"CLIENT", "NOPE"}, "ERR unknown subcommand 'NOPE'. Try CLIENT HELP."},
 		{"dbsize-arity", []any{"DBSIZE", "x"}, "ERR wrong number of arguments for 'dbsize' command"},
 	}
@@ -153,8 +153,8 @@ func TestAuth(t *testing.T) {
 	if err := bad.Ping(ctx).Err(); err == nil || !strings.HasPrefix(err.Error(), "WRONGPASS") {
 		t.Fatalf("go-redis with wrong password: %v", err)
 	}
-	// go-redis authenticates (HELLO 3 gets NOPROTO, then AUTH) and names the
-	// client; both must work.
+	// go-redis authenticates (HELLO 3 AUTH, so the session speaks RESP3)
+	// and names the client; both must work.
 	good := redis.NewClient(&redis.Options{Addr: n.Addr(), Password: "s3cret", ClientName: "worker-1", MaxRetries: -1})
 	defer good.Close()
 	if v, err := good.Do(ctx, "THROTTLE.ACQUIRE", "k", 1000, 1).Int64Slice(); err != nil || v[0] != 1 {
@@ -185,7 +185,10 @@ func TestBasics(t *testing.T) {
 		{"command-count", func() error { return expect(c.Do(ctx, "COMMAND", "COUNT").Val().(int64) > 10, "COMMAND COUNT") }},
 		{"command-docs", func() error { return c.Do(ctx, "COMMAND", "DOCS").Err() }},
 		{"command", func() error { return expect(len(c.Do(ctx, "COMMAND").Val().([]any)) > 10, "COMMAND") }},
-		{"config-get", func() error { return expect(len(c.Do(ctx, "CONFIG", "GET", "save").Val().([]any)) == 0, "CONFIG GET") }},
+		{"config-get", func() error {
+			v, err := c.ConfigGet(ctx, "save").Result()
+			return expect(err == nil && len(v) == 0, "CONFIG GET")
+		}},
 		{"time", func() error { return expect(c.Time(ctx).Val().Unix() > 1_600_000_000, "TIME") }},
 		{"role", func() error { return expect(c.Do(ctx, "ROLE").Val().([]any)[0] == "master", "ROLE") }},
 		{"info-raft", func() error {

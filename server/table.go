@@ -45,6 +45,26 @@ type session struct {
 	authed bool
 	name   string
 	tx     *txState // open transaction (after MULTI), or nil
+	resp3  bool     // HELLO 3 was accepted: null and maps in RESP3 form
+}
+
+// writeNull writes a null reply: `_` in RESP3, a null bulk string in RESP2.
+func (c *call) writeNull() {
+	if c.sess.resp3 {
+		c.conn.WriteRaw([]byte("_\r\n"))
+		return
+	}
+	c.conn.WriteNull()
+}
+
+// writeMapHeader starts a reply of n key-value pairs: a RESP3 map, or in
+// RESP2 a flat array of 2n elements (Redis's own RESP2 form of a map).
+func (c *call) writeMapHeader(n int) {
+	if c.sess.resp3 {
+		c.conn.WriteRaw([]byte("%" + strconv.Itoa(n) + "\r\n"))
+		return
+	}
+	c.conn.WriteArray(2 * n)
 }
 
 // commands is the command table: every command throttledb serves.

@@ -100,6 +100,7 @@ export const ERR = {
   arity: "ERR wrong number of arguments for 'throttle.acquire' command",
   notInteger: 'ERR value is not an integer or out of range',
   noAuth: 'NOAUTH Authentication required.',
+  // Redis's reply to HELLO before authenticating.
+  helloNoAuth: 'NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time',
   wrongPass: 'WRONGPASS invalid username-password pair or user is disabled.',
-  noProto: 'NOPROTO unsupported protocol version',
 };

@@ -1,7 +1,7 @@
 // Proves that ioredis works with throttledb as a plain (non-cluster) Redis
 // client: it connects with a password or without one, its connect-time
-// handshake (HELLO 3, which throttledb refuses with NOPROTO so ioredis falls
-// back to AUTH + RESP2; CLIENT SETINFO; CLIENT SETNAME; the INFO ready check)
+// handshake (HELLO 3 AUTH, so the connection speaks RESP3, or AUTH with
+// protocol: 2; CLIENT SETINFO; CLIENT SETNAME; the INFO ready check)
 // succeeds, THROTTLE.ACQUIRE works through redis.call() and pipeline(), errors
 // arrive as ReplyError with Redis's exact text and leave the connection
 // usable, and every node of a 3-node cluster grants slots of one schedule.
@@ -35,7 +35,7 @@ async function connect(opts) {
 
 const withPassword = () => connect({ ...single, password: env.password });
 
-test('ioredis connects with the password option (default protocol 3: HELLO 3 gets NOPROTO, falls back to RESP2)', { skip }, async () => {
+test('ioredis connects with the password option (default protocol 3: HELLO 3 AUTH, RESP3)', { skip }, async () => {
   const c = await connect({ ...single, password: env.password, connectionName: 'ioredis-test' });
   assert.equal(c.status, 'ready');
   assert.equal(await c.ping(), 'PONG');
@@ -57,13 +57,14 @@ test('ioredis reports a wrong or missing password with Redis\'s error text', { s
     assert.deepEqual(e.events.map((x) => x.message), [ERR.wrongPass]);
     return true;
   });
-  // No password: the INFO ready check is refused.
+  // No password: HELLO 3 is refused as Redis refuses it before AUTH.
   await assert.rejects(connect({ ...single }), (e) => {
-    assert.deepEqual(e.events.map((x) => x.message), [ERR.noAuth]);
+    assert.deepEqual(e.events.map((x) => x.message), [ERR.helloNoAuth]);
     return true;
   });
-  // Without the ready check the connection opens, and AUTH later works.
-  const c = await connect({ ...single, enableReadyCheck: false });
+  // In RESP2 (no HELLO, which Redis and throttledb refuse before AUTH) and
+  // without the ready check the connection opens, and AUTH later works.
+  const c = await connect({ ...single, enableReadyCheck: false, protocol: 2 });
   await assert.rejects(c.call(...acquireArgs(key('io-noauth'), 1)), { message: ERR.noAuth });
   assert.equal(await c.auth(env.password), 'OK');
   grantedNow(await c.call(...acquireArgs(key('io-noauth'), 1)));

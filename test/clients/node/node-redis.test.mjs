@@ -1,11 +1,11 @@
 // Proves that node-redis (the `redis` package) works with throttledb as a
-// plain (non-cluster) Redis client once it is told to speak RESP2: it
-// connects with a password (url or option) or without one, its connect-time
-// handshake (AUTH, CLIENT SETNAME, CLIENT SETINFO) succeeds, THROTTLE.ACQUIRE
-// works through sendCommand(), multi().exec(), multi().execAsPipeline() and concurrent
-// sendCommand()s, errors arrive as ErrorReply with Redis's exact text and
-// leave the connection usable, and every node of a 3-node cluster grants
-// slots of one schedule. It also pins down why `RESP: 2` is needed.
+// plain (non-cluster) Redis client, with its defaults (RESP3) and with
+// RESP: 2: it connects with a password (url or option) or without one, its
+// connect-time handshake (HELLO or AUTH, CLIENT SETNAME, CLIENT SETINFO)
+// succeeds, THROTTLE.ACQUIRE works through sendCommand(), multi().exec(),
+// multi().execAsPipeline() and concurrent sendCommand()s, errors arrive as
+// ErrorReply with Redis's exact text and leave the connection usable, and
+// every node of a 3-node cluster grants slots of one schedule.
 // Run by test/clients/clients_test.go, which starts the servers.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,9 +15,9 @@ import {
   grantedNow, reserved, denied, spaced, checkShape, ERR,
 } from './helpers.mjs';
 
-// node-redis 6 defaults to RESP3: it opens with HELLO 3, and has no
-// fallback when the server refuses it (throttledb answers NOPROTO, as it
-// speaks only RESP2), so every client here sets RESP: 2. With RESP: 2 it
+// node-redis 6 defaults to RESP3 (HELLO 3), which throttledb speaks; one
+// test connects that way. The others set RESP: 2, the protocol older
+// clients and redis-cli use, so that both are covered. With RESP: 2 it
 // sends AUTH (if a password is set) instead of HELLO.
 const RESP = 2;
 
@@ -38,11 +38,14 @@ const url = (password) => `redis://${password ? `:${encodeURIComponent(password)
 const withPassword = () => connect({ url: url(env.password) });
 const acquire = (c, ...a) => c.sendCommand(acquireArgs(...a));
 
-test('node-redis without RESP: 2 cannot connect: HELLO 3 gets NOPROTO and it does not fall back', { skip }, async () => {
+test('node-redis connects with its defaults (RESP3: HELLO 3 AUTH)', { skip }, async () => {
   const c = createClient({ url: url(env.password), socket: { reconnectStrategy: false } });
   c.on('error', () => {});
-  await assert.rejects(c.connect(), { message: ERR.noProto });
-  assert.equal(c.isOpen, false);
+  after(() => c.destroy());
+  await c.connect();
+  assert.equal(await c.ping(), 'PONG');
+  grantedNow(await c.sendCommand(acquireArgs(key('nr-resp3'), 1)));
+  assert.equal(await c.clientGetName(), null); // RESP3's null
 });
 
 test('node-redis connects with the password in the url (RESP: 2)', { skip }, async () => {
