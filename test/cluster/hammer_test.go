@@ -24,7 +24,7 @@ type outcome struct {
 
 // hammer runs clients that ACQUIRE a few hot keys as fast as the throttle
 // lets them, through the given nodes, and records every outcome. Some
-// clients pipeline their commands.
+// clients pipeline their commands, some send transactions.
 type hammer struct {
 	interval, max int64
 	cancel        context.CancelFunc
@@ -43,17 +43,21 @@ func startHammer(t *testing.T, targets []*testcluster.Proc, clients int, keys []
 		// key (i/n)%k.
 		key := keys[(i/len(targets))%len(keys)]
 		// One client in four pipelines its commands four at a time, which
-		// the leader serves together (and a follower forwards whole).
-		depth := 1
-		if i%4 == 3 {
+		// the leader serves together (and a follower forwards whole), and
+		// one in eight sends them two at a time in MULTI/EXEC.
+		depth, tx := 1, false
+		switch {
+		case i%4 == 3:
 			depth = 4
+		case i%8 == 5:
+			depth, tx = 2, true
 		}
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
 			for ctx.Err() == nil {
 				sent := time.Now()
-				ps, errs := acquirePipeline(context.Background(), cl, key, interval, max, depth)
+				ps, errs := acquirePipeline(context.Background(), cl, key, interval, max, depth, tx)
 				recv := time.Now()
 				h.mu.Lock()
 				for j := range ps {

@@ -62,10 +62,14 @@ func acquire(ctx context.Context, c *redis.Client, key string, interval, max int
 	return permit{granted: v[0] == 1, waitMs: v[1], validAt: v[2], expires: v[3], pending: v[4]}, nil
 }
 
-// acquirePipeline sends n THROTTLE.ACQUIREs of key in one pipeline and
-// returns each one's permit or error, in order.
-func acquirePipeline(ctx context.Context, c *redis.Client, key string, interval, max int64, n int) ([]permit, []error) {
+// acquirePipeline sends n THROTTLE.ACQUIREs of key in one pipeline (in a
+// MULTI/EXEC transaction if tx) and returns each one's permit or error, in
+// order.
+func acquirePipeline(ctx context.Context, c *redis.Client, key string, interval, max int64, n int, tx bool) ([]permit, []error) {
 	pipe := c.Pipeline()
+	if tx {
+		pipe = c.TxPipeline()
+	}
 	cmds := make([]*redis.Cmd, n)
 	for i := range cmds {
 		cmds[i] = pipe.Do(ctx, "THROTTLE.ACQUIRE", key, interval, max)
