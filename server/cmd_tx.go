@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"strconv"
 	"strings"
@@ -44,13 +43,9 @@ func queueTx(c *call, cmd *command) {
 		tx.dirty = true
 		c.conn.WriteError("ERR too many commands in a transaction (at most " + strconv.Itoa(maxTxCommands) + ")")
 	default:
-		// The arguments point into redcon's read buffer, which the next
-		// read reuses: keep copies.
-		args := make([][]byte, len(c.args))
-		for i, a := range c.args {
-			args[i] = bytes.Clone(a)
-		}
-		tx.queued = append(tx.queued, args)
+		// Arguments from the connection's reader are never overwritten
+		// (resp.CommandReader), so they can be kept as they are.
+		tx.queued = append(tx.queued, c.args)
 		c.conn.WriteString("QUEUED")
 	}
 }

@@ -3,6 +3,8 @@ package server
 import (
 	"log/slog"
 	"time"
+
+	"github.com/throttledb/throttledb/internal/resp"
 )
 
 // Config configures a Server. Zero values mean the documented defaults.
@@ -52,6 +54,25 @@ type Config struct {
 	TrailingLogs      uint64
 	// MaxBatch caps the commands proposed in one log entry. Default 512.
 	MaxBatch int
+	// MaxClients caps the open client connections, as Redis's maxclients
+	// does; a connection over the cap gets "ERR max number of clients
+	// reached" and is closed. Default 10000.
+	MaxClients int
+	// Timeout closes a client connection idle for this long (Redis's
+	// timeout). Default 0: never.
+	Timeout time.Duration
+	// ProtoMaxBulkLen is the largest argument a client may send (Redis's
+	// proto-max-bulk-len). Default 512 MiB.
+	ProtoMaxBulkLen int64
+	// ClientQueryBufferLimit caps what one client may have buffered
+	// towards incomplete commands (Redis's client-query-buffer-limit).
+	// Default 1 GiB.
+	ClientQueryBufferLimit int64
+	// ProtectedModeOff turns off protected mode. With it on (the default,
+	// as in Redis), a node without a password refuses clients that are not
+	// on the loopback interface.
+	ProtectedModeOff bool
+
 	// NoSync skips fsync on the Raft log. Never set it in production: a
 	// power loss could then lose acknowledged grants. Default false.
 	NoSync bool
@@ -82,6 +103,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 10240
+	}
+	if c.MaxClients == 0 {
+		c.MaxClients = 10000
+	}
+	if c.ProtoMaxBulkLen == 0 {
+		c.ProtoMaxBulkLen = resp.DefaultMaxBulkLen
+	}
+	if c.ClientQueryBufferLimit == 0 {
+		c.ClientQueryBufferLimit = resp.DefaultQueryBufferLimit
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 512

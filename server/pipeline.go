@@ -11,13 +11,13 @@ import (
 )
 
 // pipelined reports whether rc and the commands the client has already
-// pipelined behind it (redcon parsed them from the same read) are served
+// pipelined behind it (they arrived in the same read) are served
 // together: every one of them is THROTTLE.ACQUIRE (or, from a follower,
 // RAFT.FWD THROTTLE.ACQUIRE), the session may run commands, and this node is
 // the ready leader (servePipelined) or a follower that knows the leader
 // (forwardPipelined). Anything else (a mixed pipeline, an unauthenticated
 // session, no leader) is served one command at a time.
-func (s *Server) pipelined(conn redcon.Conn, sess *session, rc redcon.Command) bool {
+func (s *Server) pipelined(conn *clientConn, sess *session, rc redcon.Command) bool {
 	rest := conn.PeekPipeline()
 	if len(rest) == 0 || !sess.authed || sess.tx != nil {
 		return false
@@ -46,7 +46,7 @@ func acquireArgs(rc redcon.Command) (args [][]byte, fwd, ok bool) {
 // servePipeline serves a pipeline that pipelined accepted: on the ready
 // leader all at once, on a follower that knows the leader by forwarding it
 // whole, and otherwise one command at a time.
-func (s *Server) servePipeline(conn redcon.Conn, sess *session, cmds []redcon.Command) {
+func (s *Server) servePipeline(conn *clientConn, sess *session, cmds []redcon.Command) {
 	if s.isReady() {
 		s.servePipelined(conn, sess, cmds)
 		return
@@ -66,7 +66,7 @@ func (s *Server) servePipeline(conn redcon.Conn, sess *session, cmds []redcon.Co
 }
 
 // serveOneByOne serves cmds one at a time, as if never pipelined.
-func (s *Server) serveOneByOne(conn redcon.Conn, sess *session, cmds ...redcon.Command) {
+func (s *Server) serveOneByOne(conn *clientConn, sess *session, cmds ...redcon.Command) {
 	for _, rc := range cmds {
 		s.cmdsTotal.Add(1)
 		s.dispatch(&call{conn: conn, sess: sess, args: rc.Args}, true)
@@ -81,7 +81,7 @@ func (s *Server) serveOneByOne(conn redcon.Conn, sess *session, cmds ...redcon.C
 // time, which routes them again, as onLeader does for a single command. When
 // the leader had them and did not answer in time, their outcome is unknown,
 // and the client is told so.
-func (s *Server) forwardPipelined(conn redcon.Conn, sess *session, addr string, cmds []redcon.Command) {
+func (s *Server) forwardPipelined(conn *clientConn, sess *session, addr string, cmds []redcon.Command) {
 	fwd := make([][][]byte, len(cmds))
 	for i, rc := range cmds {
 		fwd[i] = append([][]byte{[]byte("RAFT.FWD")}, rc.Args...)
@@ -116,7 +116,7 @@ func (s *Server) forwardPipelined(conn redcon.Conn, sess *session, addr string, 
 // order, so the commands apply in the order they were sent, exactly as one
 // at a time. Each reply is still written only after its command is
 // committed.
-func (s *Server) servePipelined(conn redcon.Conn, sess *session, cmds []redcon.Command) {
+func (s *Server) servePipelined(conn *clientConn, sess *session, cmds []redcon.Command) {
 	type pending struct {
 		c      *call
 		a      fsm.Acquire

@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/throttledb/throttledb/fsm"
 	"github.com/throttledb/throttledb/internal/resp"
-	"github.com/tidwall/redcon"
 )
 
 // Version is throttledb's version, reported by INFO and HELLO.
@@ -29,10 +28,14 @@ type Server struct {
 	raft    *raftNode
 	prop    *proposer
 	pools   *resp.Pools
-	ln      *gateListener
+	ln      net.Listener
 	advert  string // RESP address advertised to peers
-	rc      *redcon.Server
 	started time.Time
+
+	// conns holds every open client connection, so that Close can close
+	// them; nil once closing.
+	connsMu sync.Mutex
+	conns   map[net.Conn]struct{}
 
 	// readyTerm is the term in which this node, as leader, last saw a
 	// Barrier apply every entry of earlier terms (0: none). See isReady.
@@ -76,7 +79,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		log:      cfg.Logger,
 		fsm:      fsm.New(fsm.Config{Logger: cfg.Logger}),
 		pools:    resp.NewPools(cfg.RequirePass, time.Second),
-		ln:       newGateListener(ln),
+		ln:       ln,
+		conns:    make(map[net.Conn]struct{}),
 		started:  time.Now(),
 		stop:     make(chan struct{}),
 		register: make(chan struct{}, 1),
@@ -94,14 +98,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.cfg.ID = string(s.raft.trans.LocalAddr())
 	}
 	s.prop = newProposer(s.raft, cfg.MaxBatch, cfg.ApplyTimeout, func() int64 { return time.Now().UnixMilli() })
-	s.rc = redcon.NewServer(cfg.Addr, s.serveRESP, s.accept, s.closed)
 	s.goBackground(s.prop.run)
 	s.goBackground(s.watchLeadership)
-	s.goBackground(func() {
-		if err := s.rc.Serve(s.ln); err != nil {
-			s.log.Error("RESP server stopped", "err", err)
-		}
-	})
+	s.goBackground(s.acceptLoop)
 	s.log.Info("throttledb node started", "id", s.cfg.ID, "addr", s.Addr(), "raft", s.RaftAddr(), "advertise", s.advert,
 		"data", cfg.DataDir, "existing_state", s.raft.existing)
 	if len(cfg.Join) > 0 && !s.raft.existing {
@@ -160,7 +159,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.log.Warn("leadership transfer failed", "err", err)
 		}
 	}
-	s.ln.stopAccepting()
+	s.ln.Close() // stop accepting; open connections finish below
 	s.drainMu.Lock()
 	s.draining = true
 	s.drainMu.Unlock()
@@ -181,7 +180,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		s.ln.Close()
-		s.rc.Close()
+		s.closeConns()
 		s.prop.close()
 		s.closeErr = s.raft.close()
 		s.pools.Close()

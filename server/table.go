@@ -33,7 +33,7 @@ type command struct {
 
 // call is one command being served.
 type call struct {
-	conn redcon.Conn
+	conn *clientConn
 	sess *session
 	args [][]byte
 	fwd  bool // arrived through RAFT.FWD from another node
@@ -119,21 +119,10 @@ func sortedCommands() []*command {
 	return out
 }
 
-func (s *Server) accept(conn redcon.Conn) bool {
-	conn.SetContext(&session{id: s.nextClientID.Add(1), authed: s.cfg.RequirePass == ""})
-	s.clients.Add(1)
-	s.connsTotal.Add(1)
-	return true
-}
-
-func (s *Server) closed(conn redcon.Conn, err error) {
-	s.clients.Add(-1)
-}
-
-// serveRESP is redcon's handler: one command at a time per connection,
+// serveRESP serves one command of a connection (see serveConn),
 // except for a pipeline of THROTTLE.ACQUIREs, whose commands the leader
 // queues together so that they share log entries (servePipeline).
-func (s *Server) serveRESP(conn redcon.Conn, rc redcon.Command) {
+func (s *Server) serveRESP(conn *clientConn, rc redcon.Command) {
 	s.drainMu.RLock()
 	if s.draining {
 		s.drainMu.RUnlock()
@@ -143,7 +132,7 @@ func (s *Server) serveRESP(conn redcon.Conn, rc redcon.Command) {
 	s.active.Add(1)
 	s.drainMu.RUnlock()
 	defer s.active.Done()
-	sess := conn.Context().(*session)
+	sess := conn.sess
 	if s.pipelined(conn, sess, rc) {
 		s.servePipeline(conn, sess, append([]redcon.Command{rc}, conn.ReadPipeline()...))
 		return

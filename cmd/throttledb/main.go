@@ -55,7 +55,18 @@ func runNode(args []string) error {
 	fs.DurationVar(&cfg.LeaderWait, "leader-wait", 2*time.Second, "how long a command waits for a leader before CLUSTERDOWN")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 8192, "log entries between snapshots")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	// Client limits, with Redis's names and defaults.
+	fs.IntVar(&cfg.MaxClients, "maxclients", 10000, "maximum open client connections")
+	timeout := fs.Int("timeout", 0, "close a client idle for this many seconds (0: never)")
+	cfg.ProtoMaxBulkLen = 512 << 20
+	fs.Var(memoryFlag{&cfg.ProtoMaxBulkLen}, "proto-max-bulk-len", "largest argument a client may send (units: kb, mb, gb)")
+	cfg.ClientQueryBufferLimit = 1 << 30
+	fs.Var(memoryFlag{&cfg.ClientQueryBufferLimit}, "client-query-buffer-limit", "most a client may buffer towards incomplete commands")
+	protectedMode := true
+	fs.Var(yesNoFlag{&protectedMode}, "protected-mode", "yes: without a password, refuse clients not on loopback (yes|no)")
 	fs.Parse(args)
+	cfg.Timeout = time.Duration(*timeout) * time.Second
+	cfg.ProtectedModeOff = !protectedMode
 	if fs.NArg() > 0 {
 		// A mistyped subcommand must not start a node on the default ports.
 		return fmt.Errorf("unknown command %q (subcommands: %s; run a node with flags only, see -h)", fs.Arg(0), subcommandNames())

@@ -38,6 +38,8 @@ type Options struct {
 	TrailingLogs uint64
 	// LeaderWait overrides the server default.
 	LeaderWait time.Duration
+	// Configure, if set, adjusts the node's configuration last.
+	Configure func(*server.Config)
 }
 
 // Logger returns a logger for test nodes: silent unless THROTTLEDB_TEST_LOG
@@ -75,6 +77,9 @@ func StartNode(t testing.TB, o Options) *Node {
 		LeaderWait:        o.LeaderWait,
 		SnapshotThreshold: o.SnapshotThreshold,
 		TrailingLogs:      o.TrailingLogs,
+	}
+	if o.Configure != nil {
+		o.Configure(&cfg)
 	}
 	n := &Node{t: t, cfg: cfg}
 	n.start()

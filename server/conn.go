@@ -1,0 +1,215 @@
+package server
+
+import (
+	"errors"
+	"net"
+	"time"
+
+	"github.com/throttledb/throttledb/internal/resp"
+	"github.com/tidwall/redcon"
+)
+
+// Why not redcon's server: its request parser (v1.6.4, the newest release)
+// crashes on a bulk length near 2^63, spins on a huge multibulk count,
+// allocates the rest of an inline line for each of its arguments and scans
+// an incomplete command again on every read. Guarding it would mean a
+// second full parser in front of it on every request, so the connection
+// loop here reads with resp.CommandReader (incremental, with Redis's limits)
+// and keeps redcon only for writing replies.
+
+// writeTimeout bounds how long a reply may wait for a client that does not
+// read: such a client is dropped instead of holding its goroutine and
+// buffers for ever.
+const writeTimeout = time.Minute
+
+// Replies to connections refused before they are served, in Redis's words.
+const (
+	msgMaxClients = "ERR max number of clients reached"
+	msgDenied     = "DENIED throttledb is running in protected mode because protected mode is enabled and no password is set for the default user. " +
+		"In this mode connections are only accepted from the loopback interface. " +
+		"If you want to connect from external computers to throttledb you may adopt one of the following solutions: " +
+		"1) Set up a password for the default user with --requirepass, --requirepass-file or THROTTLEDB_PASSWORD. " +
+		"2) If you started the server manually just for testing, restart it with the '--protected-mode no' option. " +
+		"3) Bind --addr to a loopback address and reach it through a tunnel. " +
+		"NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside."
+)
+
+// clientConn is one client connection. Replies are buffered in the
+// embedded redcon.Writer and written once per pipeline.
+type clientConn struct {
+	*redcon.Writer
+	nc      net.Conn
+	addr    string
+	sess    *session
+	pending []redcon.Command // the rest of the pipeline being served
+	closed  bool             // QUIT: close once the replies so far are written
+}
+
+// RemoteAddr returns the client's address.
+func (c *clientConn) RemoteAddr() string { return c.addr }
+
+// Close closes the connection after the replies written so far; the rest
+// of the pipeline is not served.
+func (c *clientConn) Close() { c.closed = true }
+
+// PeekPipeline returns the commands pipelined behind the one being served.
+func (c *clientConn) PeekPipeline() []redcon.Command { return c.pending }
+
+// ReadPipeline takes the commands pipelined behind the one being served:
+// the caller serves them.
+func (c *clientConn) ReadPipeline() []redcon.Command {
+	p := c.pending
+	c.pending = nil
+	return p
+}
+
+// acceptLoop accepts RESP connections until the listener is closed.
+func (s *Server) acceptLoop() {
+	var backoff time.Duration
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait, as net/http
+			// does, rather than spin.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed", "err", err, "retry_in", backoff)
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(backoff):
+			}
+			continue
+		}
+		backoff = 0
+		if !s.trackConn(nc) {
+			nc.Close()
+			return
+		}
+		go s.serveConn(nc)
+	}
+}
+
+// trackConn records an open connection so that Close can close it; it
+// reports false once the server is closing.
+func (s *Server) trackConn(nc net.Conn) bool {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if s.conns == nil {
+		return false
+	}
+	s.conns[nc] = struct{}{}
+	return true
+}
+
+func (s *Server) untrackConn(nc net.Conn) {
+	s.connsMu.Lock()
+	delete(s.conns, nc)
+	s.connsMu.Unlock()
+	nc.Close()
+}
+
+// closeConns closes every client connection and refuses new ones.
+func (s *Server) closeConns() {
+	s.connsMu.Lock()
+	conns := s.conns
+	s.conns = nil
+	s.connsMu.Unlock()
+	for nc := range conns {
+		nc.Close()
+	}
+}
+
+// refuse answers a connection that will not be served, then closes it.
+func refuse(nc net.Conn, msg string) {
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	nc.Write([]byte("-" + msg + "\r\n"))
+}
+
+// serveConn serves one client connection: it reads everything the client
+// has sent, serves those commands in order, writes their replies at once,
+// and repeats.
+func (s *Server) serveConn(nc net.Conn) {
+	defer s.untrackConn(nc)
+	if s.clients.Add(1) > int64(s.cfg.MaxClients) {
+		s.clients.Add(-1)
+		refuse(nc, msgMaxClients)
+		return
+	}
+	defer s.clients.Add(-1)
+	if s.deniedByProtectedMode(nc.RemoteAddr()) {
+		refuse(nc, msgDenied)
+		return
+	}
+	s.connsTotal.Add(1)
+	c := &clientConn{
+		Writer: redcon.NewWriter(nc),
+		nc:     nc,
+		addr:   nc.RemoteAddr().String(),
+		sess:   &session{id: s.nextClientID.Add(1), authed: s.cfg.RequirePass == ""},
+	}
+	rd := resp.NewCommandReader(nc, resp.CommandLimits{
+		MaxBulkLen:       s.cfg.ProtoMaxBulkLen,
+		QueryBufferLimit: s.cfg.ClientQueryBufferLimit,
+	})
+	var (
+		batch [][][]byte
+		cmds  []redcon.Command
+	)
+	for {
+		if s.cfg.Timeout > 0 {
+			nc.SetReadDeadline(time.Now().Add(s.cfg.Timeout))
+		}
+		rd.Authenticated = c.sess.authed
+		var err error
+		batch, err = rd.ReadCommands(batch[:0])
+		if err != nil {
+			s.readFailed(c, err)
+			return
+		}
+		cmds = cmds[:0]
+		for _, args := range batch {
+			cmds = append(cmds, redcon.Command{Args: args})
+		}
+		c.pending = cmds
+		for len(c.pending) > 0 && !c.closed {
+			rc := c.pending[0]
+			c.pending = c.pending[1:]
+			s.serveRESP(c, rc)
+		}
+		nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if err := c.Flush(); err != nil || c.closed {
+			return
+		}
+	}
+}
+
+// readFailed ends a connection whose input ended or broke its protocol:
+// a protocol error gets Redis's reply before the connection is closed,
+// except a client over the query buffer limit, which Redis closes without
+// one.
+func (s *Server) readFailed(c *clientConn, err error) {
+	var pe *resp.ProtocolError
+	switch {
+	case errors.Is(err, resp.ErrQueryBufferLimit):
+		s.log.Warn("closing client that reached max query buffer length", "addr", c.addr, "id", c.sess.id)
+	case errors.As(err, &pe):
+		s.log.Debug("client protocol error", "addr", c.addr, "id", c.sess.id, "err", err)
+		c.WriteError("ERR " + pe.Error())
+		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Flush()
+	}
+}
+
+// deniedByProtectedMode reports whether protected mode refuses a client
+// from addr: protected mode is on, no password is set, and the client is
+// not on the loopback interface.
+func (s *Server) deniedByProtectedMode(addr net.Addr) bool {
+	if s.cfg.ProtectedModeOff || s.cfg.RequirePass != "" {
+		return false
+	}
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && !tcp.IP.IsLoopback()
+}
