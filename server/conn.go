@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net"
+	"runtime/debug"
 	"time"
 
 	"github.com/throttledb/throttledb/internal/resp"
@@ -122,6 +123,38 @@ func (s *Server) closeConns() {
 	}
 }
 
+// bigBuffer is the request buffer size from which a connection's end hands
+// its memory back to the operating system at once.
+const bigBuffer = 16 << 20
+
+// releaseMemory returns freed memory to the operating system soon, at most
+// once a second. Go's background scavenger would take minutes to give back
+// the hundreds of megabytes a client's large argument may have taken, and
+// operators watch RSS.
+func (s *Server) releaseMemory() {
+	select {
+	case s.release <- struct{}{}:
+	default:
+	}
+}
+
+// memoryReleaser serves releaseMemory.
+func (s *Server) memoryReleaser() {
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.release:
+			debug.FreeOSMemory()
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // refuse answers a connection that will not be served, then closes it.
 func refuse(nc net.Conn, msg string) {
 	nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -154,6 +187,11 @@ func (s *Server) serveConn(nc net.Conn) {
 		MaxBulkLen:       s.cfg.ProtoMaxBulkLen,
 		QueryBufferLimit: s.cfg.ClientQueryBufferLimit,
 	})
+	defer func() {
+		if rd.PeakBuffer() >= bigBuffer {
+			s.releaseMemory()
+		}
+	}()
 	var (
 		batch [][][]byte
 		cmds  []redcon.Command

@@ -58,6 +58,9 @@ type Server struct {
 	// followers can forward to it without waiting.
 	register chan struct{}
 
+	// release wakes memoryReleaser (buffered, 1).
+	release chan struct{}
+
 	stop      chan struct{}
 	bg        sync.WaitGroup
 	closeOnce sync.Once
@@ -84,6 +87,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		started:  time.Now(),
 		stop:     make(chan struct{}),
 		register: make(chan struct{}, 1),
+		release:  make(chan struct{}, 1),
 	}
 	if s.advert, err = advertised(ln.Addr(), cfg.AdvertiseAddr, "--advertise-addr"); err != nil {
 		ln.Close()
@@ -101,6 +105,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.goBackground(s.prop.run)
 	s.goBackground(s.watchLeadership)
 	s.goBackground(s.acceptLoop)
+	s.goBackground(s.memoryReleaser)
 	s.log.Info("throttledb node started", "id", s.cfg.ID, "addr", s.Addr(), "raft", s.RaftAddr(), "advertise", s.advert,
 		"data", cfg.DataDir, "existing_state", s.raft.existing)
 	if len(cfg.Join) > 0 && !s.raft.existing {

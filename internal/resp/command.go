@@ -102,6 +102,7 @@ type CommandReader struct {
 	scan  int // where parsing resumes, within buf[start:end]
 	seek  int // where the search for the next '\n' resumes
 	err   error
+	peak  int // largest buffer allocated
 
 	// Multibulk parsing state for the command at start.
 	want    int   // arguments announced (0: header not read yet)
@@ -158,6 +159,10 @@ func (rd *CommandReader) ReadCommands(dst [][][]byte) ([][][]byte, error) {
 // commands.
 func (rd *CommandReader) Buffered() int { return rd.end - rd.start }
 
+// PeakBuffer returns the size of the largest buffer the reader has
+// allocated: what reading this client's commands cost at most at once.
+func (rd *CommandReader) PeakBuffer() int { return rd.peak }
+
 // fill reads more input. Returned arguments point into the current buffer,
 // so it is never written below end: when it has too little room left, the
 // incomplete command is moved to a new buffer and the old one is left to
@@ -174,6 +179,7 @@ func (rd *CommandReader) fill() error {
 		}
 		size = max(size, minBuffer)
 		nb := make([]byte, size)
+		rd.peak = max(rd.peak, size)
 		copy(nb, rd.buf[rd.start:rd.end])
 		rd.buf, rd.end = nb, pending
 		rd.scan, rd.seek, rd.start = rd.scan-rd.start, max(rd.seek-rd.start, 0), 0
