@@ -13,16 +13,20 @@ import (
 	"github.com/throttledb/throttledb/internal/testcluster"
 )
 
-// shortRun is a run small enough for a test: keys run out of slots quickly
-// (interval 50 ms, max 3), so grants, reservations and denials all occur.
+// shortRun is a run small enough for a test. Its keys run out of slots
+// whatever the machine's speed: with an interval of an hour and max 3, each
+// of the 2 keys grants one call now, reserves the next 3 and denies every
+// later one, so any run of 9 calls or more has every kind of reply. (With
+// a short interval the mix depended on how many calls a loaded machine
+// made per interval.)
 func shortRun(addrs []string, target Target, pipeline int) Config {
 	return Config{
 		Addrs:    addrs,
 		Target:   target,
 		Clients:  8,
 		Duration: 400 * time.Millisecond,
-		Keys:     20,
-		Interval: 50 * time.Millisecond,
+		Keys:     2,
+		Interval: time.Hour,
 		Max:      3,
 		Pipeline: pipeline,
 		Verify:   true,

@@ -66,7 +66,7 @@ func runSimulate(args []string) error {
 		return fmt.Errorf("simulate: %w", err)
 	}
 	if !sum.Pass {
-		return fmt.Errorf("simulate: spacing check failed: smallest gap %v < interval %v - slop %v", sum.MinGap, sum.Interval, sum.Slop)
+		return fmt.Errorf("simulate: spacing check failed: slots only %v apart, interval %v", sum.MinSlotGap, sum.Interval)
 	}
 	return nil
 }

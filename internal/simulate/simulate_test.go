@@ -17,7 +17,7 @@ func checkSummary(t *testing.T, cfg simulate.Config, sum simulate.Summary, out s
 	t.Helper()
 	t.Logf("summary: %+v", sum)
 	if !sum.Pass {
-		t.Errorf("spacing FAIL: smallest gap %v, interval %v, slop %v", sum.MinGap, sum.Interval, sum.Slop)
+		t.Errorf("spacing FAIL: slots %v apart, interval %v", sum.MinSlotGap, sum.Interval)
 	}
 	if sum.Errors != 0 {
 		t.Errorf("%d errors", sum.Errors)
