@@ -77,6 +77,8 @@ func errorText(err error) string {
 		return "ERR interval, max or SLOP too large: the slot time would overflow int64 milliseconds"
 	case errors.Is(err, ErrNoLeader):
 		return msgNoLeader
+	case errors.Is(err, ErrNotLeader):
+		return msgNotLeader
 	case errors.Is(err, ErrOutcomeUnknown):
 		return msgUnknownFate
 	case errors.Is(err, ErrShuttingDown):

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/hashicorp/raft"
 	"github.com/throttledb/throttledb/fsm"
 	"github.com/tidwall/redcon"
 )
@@ -43,26 +42,34 @@ func acquireArgs(rc redcon.Command) (args [][]byte, fwd, ok bool) {
 	return args, fwd, len(args) > 0 && strings.EqualFold(string(args[0]), "throttle.acquire")
 }
 
-// servePipeline serves a pipeline that pipelined accepted: on the ready
-// leader all at once, on a follower that knows the leader by forwarding it
-// whole, and otherwise one command at a time.
+// servePipeline serves a pipeline that pipelined accepted where the router
+// sends it: on the ready leader all at once (servePipelined), on a follower
+// forwarded whole to the leader (forwardPipelined). When the router gives
+// up (no leader, shutting down, or a forwarded pipeline that reached a
+// node that is not the leader), each command gets its own reply as if it
+// had been sent alone: its argument error if it has one, else the
+// router's.
 func (s *Server) servePipeline(conn *clientConn, sess *session, cmds []redcon.Command) {
-	if s.isReady() {
-		s.servePipelined(conn, sess, cmds)
-		return
-	}
 	forwarded := false
 	for _, rc := range cmds {
 		_, fwd, _ := acquireArgs(rc)
 		forwarded = forwarded || fwd
 	}
-	// A forwarded command is never forwarded again (so requests cannot
-	// loop): one at a time, it gets NOTLEADER and its follower re-routes.
-	if _, addr, ok := s.leader(); ok && !forwarded && addr != s.advert && s.raft.State() != raft.Leader {
-		s.forwardPipelined(conn, sess, addr, cmds)
+	err := s.router.route(context.Background(), forwarded,
+		func(context.Context) error { s.servePipelined(conn, sess, cmds); return nil },
+		func(_ context.Context, addr string) error { s.forwardPipelined(conn, sess, addr, cmds); return nil })
+	if err == nil {
 		return
 	}
-	s.serveOneByOne(conn, sess, cmds...)
+	s.cmdsTotal.Add(int64(len(cmds)))
+	for _, rc := range cmds {
+		args, fwd, _ := acquireArgs(rc)
+		if _, msg := parseAcquire(&call{conn: conn, sess: sess, args: args, fwd: fwd}); msg != "" {
+			conn.WriteError(msg)
+			continue
+		}
+		conn.WriteError(errorText(err))
+	}
 }
 
 // serveOneByOne serves cmds one at a time, as if never pipelined.

@@ -27,6 +27,7 @@ type Server struct {
 	fsm     *fsm.FSM
 	raft    *raftNode
 	prop    *proposer
+	router  *router
 	pools   *resp.Pools
 	ln      net.Listener
 	advert  string // RESP address advertised to peers
@@ -101,6 +102,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.ID == "" {
 		s.cfg.ID = string(s.raft.trans.LocalAddr())
 	}
+	s.router = &router{view: s, wait: cfg.LeaderWait, retry: 20 * time.Millisecond, stop: s.stop}
 	s.prop = newProposer(s.raft, cfg.MaxBatch, cfg.ApplyTimeout, func() int64 { return time.Now().UnixMilli() })
 	s.goBackground(s.prop.run)
 	s.goBackground(s.watchLeadership)
@@ -273,58 +275,41 @@ func (s *Server) leader() (id, respAddr string, ok bool) {
 }
 
 // onLeader runs local on this node if it is the ready leader, and otherwise
-// forwards args to the leader and relays its reply byte for byte. It waits up
-// to LeaderWait for a leader, then answers CLUSTERDOWN. local returns
-// ErrNotLeader (wrapped) when Raft refused the command before logging it;
-// the command is then routed again. A forwarded command (fwd) is never
-// forwarded again: the origin re-routes it, so requests cannot loop.
+// forwards args to the leader and relays its reply byte for byte; the
+// router decides which, and when to give up. local returns nil when it
+// wrote the reply, ErrNotLeader (wrapped) when Raft refused the command
+// before logging it, or the error to answer.
 func (s *Server) onLeader(c *call, local func(ctx context.Context) error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LeaderWait)
-	defer cancel()
-	for {
-		if s.isReady() {
-			err := local(ctx)
-			if err == nil {
-				return
-			}
-			if !errors.Is(err, ErrNotLeader) {
-				c.conn.WriteError(errorText(err))
-				return
-			}
-		} else if s.raft.State() != raft.Leader {
-			if c.fwd {
-				c.conn.WriteError(msgNotLeader)
-				return
-			}
-			if _, addr, ok := s.leader(); ok && addr != s.advert {
-				raw, err := s.forward(addr, c.args)
-				if err == nil && !notServed(raw) {
-					c.conn.WriteRaw(raw)
-					return
-				}
-				if errors.Is(err, context.DeadlineExceeded) {
-					// The leader had the command and did not answer in
-					// time: it may have run it. Say so; never guess.
-					c.conn.WriteError(msgUnknownFate)
-					return
-				}
-				if err != nil {
-					// Refused or broken connection (a leader that just
-					// died, or a stale pooled connection): route again.
-					s.log.Debug("forward failed", "to", addr, "err", err)
-				}
-			}
+	err := s.router.route(context.Background(), c.fwd, local, func(_ context.Context, addr string) error {
+		raw, err := s.forward(addr, c.args)
+		switch {
+		case err == nil && !notServed(raw):
+			c.conn.WriteRaw(raw)
+			return nil
+		case errors.Is(err, context.DeadlineExceeded):
+			// The leader had the command and did not answer in time: it
+			// may have run it. Say so; never guess.
+			return ErrOutcomeUnknown
+		case err != nil:
+			// Refused or broken connection (a leader that just died, or
+			// a stale pooled connection): route again.
+			s.log.Debug("forward failed", "to", addr, "err", err)
+			return fmt.Errorf("%w: %w", ErrNotLeader, err)
+		default:
+			return ErrNotLeader
 		}
-		select {
-		case <-ctx.Done():
-			c.conn.WriteError(msgNoLeader)
-			return
-		case <-s.stop:
-			c.conn.WriteError(errorText(ErrShuttingDown))
-			return
-		case <-time.After(20 * time.Millisecond):
-		}
+	})
+	if err != nil {
+		c.conn.WriteError(errorText(err))
 	}
+}
+
+// ready, leading and leaderAddr make the Server the router's leaderView.
+func (s *Server) ready() bool   { return s.isReady() }
+func (s *Server) leading() bool { return s.raft.State() == raft.Leader }
+func (s *Server) leaderAddr() (string, bool) {
+	_, addr, ok := s.leader()
+	return addr, ok && addr != s.advert
 }
 
 // msgNotLeader is the reply of a node that received a forwarded command but
