@@ -1,0 +1,99 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// resultsVersion opens every encoded result list, so that a node never
+// misreads results from a newer version.
+const resultsVersion = 1
+
+// resultErrors numbers the errors a Result may carry, so that results can
+// travel between nodes: a follower that forwarded commands to the leader
+// writes their replies itself, from the same Results the leader would
+// have. Codes are only ever added.
+var resultErrors = []error{
+	nil,                // 0: no error
+	ErrInvalidKey,      // 1
+	ErrInvalidInterval, // 2
+	ErrInvalidMax,      // 3
+	ErrInvalidSlop,     // 4
+	ErrOverflow,        // 5
+}
+
+// AppendResults appends the wire form of rs to dst:
+//
+//	[version][uvarint n] n × ([error code][granted][varint wait, valid,
+//	expires, pending, count])
+//
+// A Result whose Err is not one of this package's command errors cannot be
+// encoded: Apply never produces one.
+func AppendResults(dst []byte, rs []Result) ([]byte, error) {
+	dst = append(dst, resultsVersion)
+	dst = binary.AppendUvarint(dst, uint64(len(rs)))
+	for _, r := range rs {
+		code := -1
+		for i, e := range resultErrors {
+			if r.Err == e || (e != nil && errors.Is(r.Err, e)) {
+				code = i
+				break
+			}
+		}
+		if code < 0 {
+			return nil, fmt.Errorf("result error %v: %w", r.Err, ErrUnknownType)
+		}
+		granted := byte(0)
+		if r.Permit.Granted {
+			granted = 1
+		}
+		dst = append(dst, byte(code), granted)
+		for _, v := range []int64{r.Permit.WaitMs, r.Permit.ValidAt, r.Permit.ExpiresAt, r.Permit.Pending, r.Count} {
+			dst = binary.AppendVarint(dst, v)
+		}
+	}
+	return dst, nil
+}
+
+// DecodeResults parses results written by AppendResults. Errors wrap
+// ErrCorrupt or ErrUnknownType.
+func DecodeResults(data []byte) ([]Result, error) {
+	if len(data) < 1 {
+		return nil, fmt.Errorf("results of 0 bytes: %w", ErrCorrupt)
+	}
+	if data[0] != resultsVersion {
+		return nil, fmt.Errorf("results version %d: %w", data[0], ErrUnknownType)
+	}
+	d := decoder{buf: data[1:]}
+	n := d.count()
+	var rs []Result
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		var r Result
+		code := int(d.byte())
+		switch {
+		case d.err != nil:
+		case code >= len(resultErrors):
+			d.err = fmt.Errorf("result error code %d: %w", code, ErrUnknownType)
+		default:
+			r.Err = resultErrors[code]
+		}
+		switch g := d.byte(); {
+		case d.err != nil:
+		case g > 1:
+			d.fail("granted flag %d", g)
+		default:
+			r.Permit.Granted = g == 1
+		}
+		r.Permit.WaitMs, r.Permit.ValidAt, r.Permit.ExpiresAt = d.varint(), d.varint(), d.varint()
+		r.Permit.Pending, r.Count = d.varint(), d.varint()
+		rs = append(rs, r)
+	}
+	if d.err == nil && len(d.buf) != 0 {
+		d.fail("%d trailing bytes", len(d.buf))
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return rs, nil
+}

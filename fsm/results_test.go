@@ -1,0 +1,66 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+)
+
+func TestResultsRoundTrip(t *testing.T) {
+	rs := []Result{
+		{Permit: Permit{Granted: true, WaitMs: 0, ValidAt: 1700000000000, ExpiresAt: 1700000000100, Pending: 0}},
+		{Permit: Permit{Granted: true, WaitMs: 2000, ValidAt: 1700000002000, ExpiresAt: 1700000002100, Pending: 2}},
+		{Permit: Permit{WaitMs: 950, ValidAt: -1, ExpiresAt: -1, Pending: 3}},
+		{Count: 7},
+		{Err: ErrInvalidInterval},
+		{Err: fmt.Errorf("acquire %q: %w", "k", ErrOverflow)},
+	}
+	enc, err := AppendResults(nil, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeResults(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs[5].Err = ErrOverflow // the sentinel travels, not its wrapping text
+	if !reflect.DeepEqual(got, rs) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, rs)
+	}
+	if _, err := AppendResults(nil, []Result{{Err: errors.New("other")}}); !errors.Is(err, ErrUnknownType) {
+		t.Fatalf("foreign error encoded: %v", err)
+	}
+	if _, err := DecodeResults(nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("empty input: %v", err)
+	}
+	for _, bad := range [][]byte{{2, 0}, {1, 1, 9, 0, 0, 0, 0, 0, 0}} {
+		if _, err := DecodeResults(bad); !errors.Is(err, ErrUnknownType) {
+			t.Fatalf("%v: %v", bad, err)
+		}
+	}
+	if _, err := DecodeResults(enc[:len(enc)-1]); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("truncated: %v", err)
+	}
+}
+
+func FuzzDecodeResults(f *testing.F) {
+	enc, _ := AppendResults(nil, []Result{{Permit: Permit{Granted: true, ValidAt: 5, ExpiresAt: 6}}, {Err: ErrInvalidKey}})
+	f.Add(enc)
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add([]byte{1, 1, 0, 2})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rs, err := DecodeResults(data)
+		if err != nil {
+			return
+		}
+		again, err := AppendResults(nil, rs)
+		if err != nil {
+			t.Fatalf("decoded results do not encode: %v", err)
+		}
+		rs2, err := DecodeResults(again)
+		if err != nil || !reflect.DeepEqual(rs, rs2) {
+			t.Fatalf("round trip changed %+v to %+v (%v)", rs, rs2, err)
+		}
+	})
+}
