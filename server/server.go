@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,7 @@ type Server struct {
 	raft    *raftNode
 	prop    *proposer
 	pools   *resp.Pools
+	tls     *tlsManager // nil without TLS
 	ln      *gateListener
 	advert  string // RESP address advertised to peers
 	rc      *redcon.Server
@@ -67,15 +69,23 @@ type Server struct {
 // node serves.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
+	tlsm, err := newTLSManager(cfg)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if tlsm != nil {
+		ln = tls.NewListener(ln, tlsm.respServerConfig())
 	}
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		fsm:      fsm.New(fsm.Config{Logger: cfg.Logger}),
-		pools:    resp.NewPools(cfg.RequirePass, time.Second),
+		pools:    resp.NewPoolsConfig(nodePoolConfig(cfg, tlsm)),
+		tls:      tlsm,
 		ln:       newGateListener(ln),
 		started:  time.Now(),
 		stop:     make(chan struct{}),
@@ -85,7 +95,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	s.raft, err = openRaft(cfg, s.fsm)
+	s.raft, err = openRaft(cfg, s.fsm, nodeSecurity{tls: tlsm, secret: []byte(cfg.ClusterSecret)})
 	if err != nil {
 		ln.Close()
 		return nil, err

@@ -20,6 +20,7 @@ type Node struct {
 	Server *server.Server
 
 	addr, raftAddr string // of the latest start, kept across Stop
+	certs          *Certs
 }
 
 // Options tunes a test node; zero values mean fast test defaults.
@@ -38,6 +39,12 @@ type Options struct {
 	TrailingLogs uint64
 	// LeaderWait overrides the server default.
 	LeaderWait time.Duration
+	// TLS, when set, runs the node with its node certificate (RESP over
+	// TLS, mutual TLS between nodes); Client then connects with TLS,
+	// presenting the client certificate.
+	TLS *Certs
+	// ClusterSecret sets the cluster secret.
+	ClusterSecret string
 }
 
 // Logger returns a logger for test nodes: silent unless THROTTLEDB_TEST_LOG
@@ -75,8 +82,12 @@ func StartNode(t testing.TB, o Options) *Node {
 		LeaderWait:        o.LeaderWait,
 		SnapshotThreshold: o.SnapshotThreshold,
 		TrailingLogs:      o.TrailingLogs,
+		ClusterSecret:     o.ClusterSecret,
 	}
-	n := &Node{t: t, cfg: cfg}
+	if o.TLS != nil {
+		cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSCACertFile = o.TLS.NodeCert, o.TLS.NodeKey, o.TLS.CA
+	}
+	n := &Node{t: t, cfg: cfg, certs: o.TLS}
 	n.start()
 	t.Cleanup(func() { n.Stop() })
 	if bootstraps {
@@ -112,7 +123,11 @@ func (n *Node) DataDir() string { return n.cfg.DataDir }
 
 // Client returns a go-redis client for the node, closed at cleanup.
 func (n *Node) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: n.Addr(), Password: n.cfg.RequirePass, MaxRetries: -1})
+	o := &redis.Options{Addr: n.Addr(), Password: n.cfg.RequirePass, MaxRetries: -1}
+	if n.certs != nil {
+		o.TLSConfig = n.certs.ClientConfig(n.t, true)
+	}
+	c := redis.NewClient(o)
 	n.t.Cleanup(func() { c.Close() })
 	return c
 }
