@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/throttledb/throttledb/internal/testcerts"
 	"github.com/throttledb/throttledb/server"
 )
 
@@ -20,7 +21,7 @@ type Node struct {
 	Server *server.Server
 
 	addr, raftAddr string // of the latest start, kept across Stop
-	certs          *Certs
+	certs          *testcerts.Certs
 }
 
 // Options tunes a test node; zero values mean fast test defaults.
@@ -42,7 +43,7 @@ type Options struct {
 	// TLS, when set, runs the node with its node certificate (RESP over
 	// TLS, mutual TLS between nodes); Client then connects with TLS,
 	// presenting the client certificate.
-	TLS *Certs
+	TLS *testcerts.Certs
 	// ClusterSecret sets the cluster secret.
 	ClusterSecret string
 }

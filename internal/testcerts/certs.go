@@ -1,4 +1,6 @@
-package testcluster
+// Package testcerts makes throwaway certificate authorities and certificates
+// for tests: TLS for nodes, clients and peers, on loopback addresses.
+package testcerts
 
 import (
 	"crypto/ecdsa"
@@ -29,9 +31,9 @@ type Certs struct {
 	ClientKey  string
 }
 
-// NewCerts makes a CA and a node and a client certificate in a new
+// New makes a CA and a node and a client certificate in a new
 // temporary directory of t.
-func NewCerts(t testing.TB) *Certs {
+func New(t testing.TB) *Certs {
 	t.Helper()
 	dir := t.TempDir()
 	caKey := newKey(t)
