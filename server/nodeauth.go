@@ -244,7 +244,9 @@ func (s *Server) authenticate(sess *session, user string, pass []byte) bool {
 	if !s.checkPassword(user, pass) {
 		return false
 	}
-	sess.authed = true
+	// AUTH switches user, as in Redis: a node session that authenticates
+	// as the default user is no longer a node session.
+	sess.authed, sess.node = true, false
 	return true
 }
 

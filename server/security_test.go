@@ -195,10 +195,17 @@ func TestClusterSecretWithoutPassword(t *testing.T) {
 	if err := n.Client().Do(ctx, "RAFT.FWD", "PING").Err(); err == nil || !strings.HasPrefix(err.Error(), "NOPERM") {
 		t.Fatalf("RAFT.FWD without AUTH on a node without a password: %v, want NOPERM", err)
 	}
-	r := redis.NewClient(&redis.Options{Addr: n.Addr(), Username: server.NodeUser, Password: "s3cret", MaxRetries: -1})
+	r := redis.NewClient(&redis.Options{Addr: n.Addr(), Username: server.NodeUser, Password: "s3cret", MaxRetries: -1, PoolSize: 1})
 	defer r.Close()
 	if err := r.Do(ctx, "RAFT.FWD", "PING").Err(); err != nil {
 		t.Fatalf("RAFT.FWD as the node user: %v", err)
+	}
+	// AUTH as the default user switches the session back to a client's.
+	if err := r.Do(ctx, "AUTH", "default", "anything").Err(); err != nil {
+		t.Fatalf("AUTH default on a node without a password: %v", err)
+	}
+	if err := r.Do(ctx, "RAFT.FWD", "PING").Err(); err == nil || !strings.HasPrefix(err.Error(), "NOPERM") {
+		t.Fatalf("RAFT.FWD after AUTH default: %v, want NOPERM", err)
 	}
 }
 
