@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -33,6 +34,13 @@ type Options struct {
 	// PoolSize is the number of connections kept per address. Default:
 	// go-redis's default (10 per CPU).
 	PoolSize int
+	// TLSConfig, when set, makes every connection speak TLS with it: for
+	// nodes started with --tls-cert-file. Its RootCAs must hold the
+	// cluster's CA (--tls-ca-cert-file) and, unless the nodes run with
+	// --tls-auth-clients no, its Certificates a client certificate the CA
+	// signed. An empty ServerName means each address's host (the
+	// certificates must name it).
+	TLSConfig *tls.Config
 }
 
 // Client talks to a throttledb cluster. It keeps one go-redis client per
@@ -98,6 +106,7 @@ func New(o Options) (*Client, error) {
 			WriteTimeout:          o.ReadTimeout,
 			ContextTimeoutEnabled: true,
 			PoolSize:              o.PoolSize,
+			TLSConfig:             o.TLSConfig,
 		}))
 	}
 	return c, nil

@@ -61,11 +61,10 @@ func cmdAuth(s *Server, c *call) {
 		c.conn.WriteError(msgNoPassword)
 		return
 	}
-	if !s.checkPassword(user, pass) {
+	if !s.authenticate(c.sess, user, pass) {
 		c.conn.WriteError(msgWrongPass)
 		return
 	}
-	c.sess.authed = true
 	c.conn.WriteString("OK")
 }
 
@@ -105,11 +104,10 @@ func cmdHello(s *Server, c *call) {
 	for len(args) > 0 {
 		switch opt := strings.ToLower(string(args[0])); {
 		case opt == "auth" && len(args) >= 3:
-			if !s.checkPassword(string(args[1]), args[2]) {
+			if !s.authenticate(c.sess, string(args[1]), args[2]) {
 				c.conn.WriteError(msgWrongPass)
 				return
 			}
-			c.sess.authed = true
 			args = args[3:]
 		case opt == "setname" && len(args) >= 2:
 			name, setName = args[1], true

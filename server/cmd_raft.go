@@ -50,7 +50,7 @@ func (s *Server) peers() []member {
 // its addresses) and record its RESP address. It is idempotent, so a node
 // that restarts and joins again is not duplicated.
 func cmdRaftJoin(s *Server, c *call) {
-	if !c.hasArity("raft.join", 4) {
+	if !c.hasArity("raft.join", 4) || !s.nodeOnly(c, "raft.join") {
 		return
 	}
 	id, raftAddr, respAddr := string(c.args[1]), string(c.args[2]), string(c.args[3])
@@ -223,7 +223,7 @@ func cmdRaftSnapshot(s *Server, c *call) {
 // cmdRaftFwd serves RAFT.FWD command [arg ...], the wrapper a follower sends
 // to the leader: the inner command is served here and never forwarded again.
 func cmdRaftFwd(s *Server, c *call) {
-	if !c.hasArity("raft.fwd", -2) {
+	if !c.hasArity("raft.fwd", -2) || !s.nodeOnly(c, "raft.fwd") {
 		return
 	}
 	inner := &call{conn: c.conn, sess: c.sess, args: c.args[1:], fwd: true}

@@ -97,7 +97,7 @@ func cmdExec(s *Server, c *call) {
 		c.conn.WriteArray(0)
 		return
 	}
-	cmdRaftExec(s, &call{conn: c.conn, sess: c.sess, args: encodeTx(tx.queued)})
+	execTx(s, &call{conn: c.conn, sess: c.sess, args: encodeTx(tx.queued)})
 }
 
 // encodeTx packs a transaction's commands into one RAFT.EXEC command, so
@@ -138,6 +138,15 @@ func decodeTx(args [][]byte) ([][][]byte, bool) {
 // and changes nothing; the others still run (Redis's rule for errors at
 // EXEC).
 func cmdRaftExec(s *Server, c *call) {
+	if !c.hasArity("raft.exec", -3) || !s.nodeOnly(c, "raft.exec") {
+		return
+	}
+	execTx(s, c)
+}
+
+// execTx runs the transaction RAFT.EXEC carries (see cmdRaftExec); EXEC
+// calls it directly, as a client's own command needs no node session.
+func execTx(s *Server, c *call) {
 	if !c.hasArity("raft.exec", -3) {
 		return
 	}

@@ -68,14 +68,39 @@ type Config struct {
 	// towards incomplete commands (Redis's client-query-buffer-limit).
 	// Default 1 GiB.
 	ClientQueryBufferLimit int64
-	// ProtectedModeOff turns off protected mode. With it on (the default,
-	// as in Redis), a node without a password refuses clients that are not
-	// on the loopback interface.
-	ProtectedModeOff bool
 
 	// NoSync skips fsync on the Raft log. Never set it in production: a
 	// power loss could then lose acknowledged grants. Default false.
 	NoSync bool
+
+	// TLSCertFile and TLSKeyFile are the node's certificate and key (PEM),
+	// TLSCACertFile the CA bundle that signs every node's certificate. Set
+	// together, or not at all. With them the RESP port speaks TLS only, and
+	// all node-to-node traffic (Raft, forwarding, joining) uses mutual TLS
+	// verified against the CA. The node certificate must be valid for both
+	// serverAuth and clientAuth and name the node's advertised addresses.
+	// Server.ReloadTLS reads the files again.
+	TLSCertFile   string
+	TLSKeyFile    string
+	TLSCACertFile string
+	// TLSAuthClients is Redis's tls-auth-clients for the RESP port: "yes"
+	// (the default) requires a client certificate signed by the CA,
+	// "optional" verifies one if presented, "no" does not ask. Node-to-node
+	// connections always require one.
+	TLSAuthClients string
+	// ClusterSecret, when set, authenticates nodes to each other
+	// independently of RequirePass: a challenge-response handshake on every
+	// Raft connection, and `AUTH throttledb-node <secret>` (NodeUser) on the
+	// RESP connections nodes open to each other. Every node of a cluster
+	// must use the same one. Without it nodes AUTH with RequirePass.
+	ClusterSecret string
+	// NoProtectedMode turns protected mode off (--protected-mode no).
+	// Protected mode is on by default, as in Redis: a node without a
+	// password refuses clients that are not on the loopback interface, and
+	// a node whose Raft address is not loopback refuses to start without
+	// TLS, since anyone reaching that port could otherwise rewrite the
+	// cluster's log.
+	NoProtectedMode bool
 }
 
 func (c Config) withDefaults() Config {

@@ -245,7 +245,7 @@ func (s *Server) readFailed(c *clientConn, err error) {
 // from addr: protected mode is on, no password is set, and the client is
 // not on the loopback interface.
 func (s *Server) deniedByProtectedMode(addr net.Addr) bool {
-	if s.cfg.ProtectedModeOff || s.cfg.RequirePass != "" {
+	if s.cfg.NoProtectedMode || s.cfg.RequirePass != "" {
 		return false
 	}
 	tcp, ok := addr.(*net.TCPAddr)

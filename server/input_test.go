@@ -236,7 +236,7 @@ func TestProtectedMode(t *testing.T) {
 		{"remote, no password", testcluster.Options{}, remote, "-DENIED throttledb is running in protected mode"},
 		{"loopback, no password", testcluster.Options{}, local, "+PONG"},
 		{"remote, password", testcluster.Options{RequirePass: "pw"}, remote, "-NOAUTH"},
-		{"remote, protected mode off", testcluster.Options{Configure: func(c *server.Config) { c.ProtectedModeOff = true }}, remote, "+PONG"},
+		{"remote, protected mode off", testcluster.Options{Configure: func(c *server.Config) { c.NoProtectedMode = true }}, remote, "+PONG"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -31,7 +31,9 @@ type raftNode struct {
 // openRaft opens (or creates) the node's Raft state in cfg.DataDir and starts
 // Raft. A node with no existing state and nothing to join bootstraps a
 // one-node cluster; a node with existing state never bootstraps again.
-func openRaft(cfg Config, f *fsm.FSM) (*raftNode, error) {
+//
+// sec says how Raft connections are secured (see nodeSecurity).
+func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 	if cfg.DataDir == "" {
 		return nil, fmt.Errorf("data directory not set")
 	}
@@ -43,9 +45,12 @@ func openRaft(cfg Config, f *fsm.FSM) (*raftNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	trans, err := newTransport(cfg.RaftAddr, cfg.RaftAdvertise, hlog)
+	trans, err := newTransport(cfg, sec, hlog)
 	if err != nil {
 		store.Close()
+		if errors.Is(err, ErrProtectedMode) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
 	}
 	id := cfg.ID
@@ -125,7 +130,8 @@ func openStores(dir string, noSync bool, hlog hclog.Logger) (*raftboltdb.BoltSto
 // retainSnapshots is how many snapshots a data directory keeps.
 const retainSnapshots = 2
 
-func newTransport(bind, advertise string, hlog hclog.Logger) (*raft.NetworkTransport, error) {
+func newTransport(cfg Config, sec nodeSecurity, hlog hclog.Logger) (*raft.NetworkTransport, error) {
+	bind, advertise := cfg.RaftAddr, cfg.RaftAdvertise
 	// Listen first, so that a port of 0 is resolved before it is
 	// advertised: peers must be able to dial the address we give them.
 	ln, err := net.Listen("tcp", bind)
@@ -137,12 +143,16 @@ func newTransport(bind, advertise string, hlog hclog.Logger) (*raft.NetworkTrans
 		ln.Close()
 		return nil, err
 	}
+	if err := checkProtectedRaft(cfg, sec.tls != nil, ln.Addr(), adv); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	addr, err := net.ResolveTCPAddr("tcp", adv)
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("raft advertise address %q: %w", adv, err)
 	}
-	stream := &tcpStreamLayer{ln: ln, advertise: addr}
+	stream := &tcpStreamLayer{ln: ln, advertise: addr, sec: sec}
 	return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hlog), nil
 }
 
@@ -165,18 +175,31 @@ func advertised(bound net.Addr, explicit, flagName string) (string, error) {
 
 // tcpStreamLayer is raft's TCP stream layer over a listener we opened
 // ourselves (raft's own constructor cannot report a port chosen for :0
-// before it advertises it).
+// before it advertises it). With TLS or a cluster secret configured, every
+// connection, dialed or accepted, passes the node handshake (mutual TLS
+// against the CA, then the secret) before raft reads or writes a byte of
+// it, so a peer that fails it cannot complete any Raft RPC.
 type tcpStreamLayer struct {
 	ln        net.Listener
 	advertise net.Addr
+	sec       nodeSecurity
 }
 
 func (t *tcpStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(address), timeout)
+	return t.sec.dial(string(address), timeout)
 }
-func (t *tcpStreamLayer) Accept() (net.Conn, error) { return t.ln.Accept() }
-func (t *tcpStreamLayer) Close() error              { return t.ln.Close() }
-func (t *tcpStreamLayer) Addr() net.Addr            { return t.advertise }
+
+// Accept returns the next connection at once; its handshake runs on its
+// first Read or Write (see acceptedConn).
+func (t *tcpStreamLayer) Accept() (net.Conn, error) {
+	conn, err := t.ln.Accept()
+	if err != nil || !t.sec.enabled() {
+		return conn, err
+	}
+	return &acceptedConn{Conn: conn, sec: t.sec}, nil
+}
+func (t *tcpStreamLayer) Close() error   { return t.ln.Close() }
+func (t *tcpStreamLayer) Addr() net.Addr { return t.advertise }
 
 func (n *raftNode) close() error {
 	err := n.Shutdown().Error()

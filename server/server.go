@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +30,7 @@ type Server struct {
 	prop    *proposer
 	router  *router
 	pools   *resp.Pools
+	tls     *tlsManager // nil without TLS
 	ln      net.Listener
 	advert  string // RESP address advertised to peers
 	started time.Time
@@ -74,15 +76,23 @@ type Server struct {
 // node serves.
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
+	tlsm, err := newTLSManager(cfg)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if tlsm != nil {
+		ln = tls.NewListener(ln, tlsm.respServerConfig())
 	}
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		fsm:      fsm.New(fsm.Config{Logger: cfg.Logger}),
-		pools:    resp.NewPools(cfg.RequirePass, time.Second),
+		pools:    resp.NewPoolsConfig(nodePoolConfig(cfg, tlsm)),
+		tls:      tlsm,
 		ln:       ln,
 		conns:    make(map[net.Conn]struct{}),
 		started:  time.Now(),
@@ -94,7 +104,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	s.raft, err = openRaft(cfg, s.fsm)
+	s.raft, err = openRaft(cfg, s.fsm, nodeSecurity{tls: tlsm, secret: []byte(cfg.ClusterSecret)})
 	if err != nil {
 		ln.Close()
 		return nil, err

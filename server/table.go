@@ -46,6 +46,7 @@ type session struct {
 	name   string
 	tx     *txState // open transaction (after MULTI), or nil
 	resp3  bool     // HELLO 3 was accepted: null and maps in RESP3 form
+	node   bool     // authenticated as NodeUser with the cluster secret
 }
 
 // writeNull writes a null reply: `_` in RESP3, a null bulk string in RESP2.

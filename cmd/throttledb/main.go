@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -62,14 +63,35 @@ func runNode(args []string) error {
 	fs.Var(memoryFlag{&cfg.ProtoMaxBulkLen}, "proto-max-bulk-len", "largest argument a client may send (units: kb, mb, gb)")
 	cfg.ClientQueryBufferLimit = 1 << 30
 	fs.Var(memoryFlag{&cfg.ClientQueryBufferLimit}, "client-query-buffer-limit", "most a client may buffer towards incomplete commands")
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert-file", "", "node certificate (PEM); with --tls-key-file and --tls-ca-cert-file the RESP port speaks TLS only and nodes use mutual TLS; reloaded on SIGHUP")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key-file", "", "private key of --tls-cert-file (PEM)")
+	fs.StringVar(&cfg.TLSCACertFile, "tls-ca-cert-file", "", "CA certificate(s) (PEM) that sign node and client certificates")
+	fs.StringVar(&cfg.TLSAuthClients, "tls-auth-clients", server.TLSAuthClientsYes, "client certificates on the RESP port: yes (required), optional (verified if presented) or no")
+	fs.StringVar(&cfg.ClusterSecret, "cluster-secret", "", "secret nodes authenticate each other with (same on every node; see cluster.md)")
+	secretFile := fs.String("cluster-secret-file", "", "file holding --cluster-secret (keeps it out of ps)")
 	protectedMode := true
-	fs.Var(yesNoFlag{&protectedMode}, "protected-mode", "yes: without a password, refuse clients not on loopback (yes|no)")
+	fs.Var(yesNoFlag{&protectedMode}, "protected-mode", "yes: without a password, refuse clients not on loopback, and refuse to start with a non-loopback Raft address without TLS; no: accept the risk")
 	fs.Parse(args)
 	cfg.Timeout = time.Duration(*timeout) * time.Second
-	cfg.ProtectedModeOff = !protectedMode
+	cfg.NoProtectedMode = !protectedMode
 	if fs.NArg() > 0 {
 		// A mistyped subcommand must not start a node on the default ports.
 		return fmt.Errorf("unknown command %q (subcommands: %s; run a node with flags only, see -h)", fs.Arg(0), subcommandNames())
+	}
+
+	if *secretFile != "" {
+		if cfg.ClusterSecret != "" {
+			return fmt.Errorf("set --cluster-secret or --cluster-secret-file, not both")
+		}
+		b, err := os.ReadFile(*secretFile)
+		if err != nil {
+			return fmt.Errorf("--cluster-secret-file: %w", err)
+		}
+		// An editor's or echo's trailing newline is not part of the secret.
+		cfg.ClusterSecret = strings.TrimRight(string(b), "\r\n")
+		if cfg.ClusterSecret == "" {
+			return fmt.Errorf("--cluster-secret-file %s is empty", *secretFile)
+		}
 	}
 
 	var level slog.Level
@@ -87,11 +109,31 @@ func runNode(args []string) error {
 	if err != nil {
 		return err
 	}
+	go reloadOnHangup(ctx, srv, cfg.Logger)
 	<-ctx.Done()
 	cfg.Logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// reloadOnHangup reloads the node's TLS certificates on every SIGHUP until
+// ctx ends. A failed reload keeps the old certificates (ReloadTLS logs
+// why); the node carries on either way.
+func reloadOnHangup(ctx context.Context, srv *server.Server, lg *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := srv.ReloadTLS(); errors.Is(err, server.ErrTLSNotConfigured) {
+				lg.Info("SIGHUP ignored: TLS is not configured")
+			}
+		}
+	}
 }
 
 func subcommandNames() string {

@@ -3,6 +3,7 @@ package resp
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -35,8 +36,14 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // PoolConfig configures a [Pool].
 type PoolConfig struct {
-	Addr        string        // host:port
-	Password    string        // if non-empty, each new connection sends AUTH <password> first and checks +OK
+	Addr     string // host:port
+	Username string // if non-empty (and Password too), AUTH sends it: AUTH <username> <password>
+	Password string // if non-empty, each new connection sends AUTH <password> first and checks +OK
+	// TLS, if non-nil, is called for each new connection, which then speaks
+	// TLS with the config it returns (its ServerName, if empty, is Addr's
+	// host). A function rather than a config, so that reloaded certificates
+	// apply to the next connection.
+	TLS         func() *tls.Config
 	MaxIdle     int           // zero means 8; negative means no idle connections are kept
 	DialTimeout time.Duration // zero means 1s; bounds dialing plus the AUTH handshake
 }
@@ -163,7 +170,15 @@ func (p *Pool) get(ctx context.Context) (*conn, error) {
 	p.mu.Unlock()
 
 	d := net.Dialer{Timeout: p.cfg.DialTimeout}
-	nc, err := d.DialContext(ctx, "tcp", p.cfg.Addr)
+	var nc net.Conn
+	var err error
+	if p.cfg.TLS != nil {
+		// tls.Dialer bounds the TLS handshake by the dial timeout too.
+		td := tls.Dialer{NetDialer: &d, Config: p.cfg.TLS()}
+		nc, err = td.DialContext(ctx, "tcp", p.cfg.Addr)
+	} else {
+		nc, err = d.DialContext(ctx, "tcp", p.cfg.Addr)
+	}
 	if err != nil {
 		return nil, p.wrap(ctx, "dial", err)
 	}
@@ -176,8 +191,11 @@ func (p *Pool) get(ctx context.Context) (*conn, error) {
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	replies, ok, err := p.roundTrip(ctx, c, deadline,
-		[][][]byte{{[]byte("AUTH"), []byte(p.cfg.Password)}})
+	auth := [][]byte{[]byte("AUTH"), []byte(p.cfg.Password)}
+	if p.cfg.Username != "" {
+		auth = [][]byte{[]byte("AUTH"), []byte(p.cfg.Username), []byte(p.cfg.Password)}
+	}
+	replies, ok, err := p.roundTrip(ctx, c, deadline, [][][]byte{auth})
 	var reply []byte
 	if err == nil {
 		reply = replies[0]
@@ -265,11 +283,10 @@ func (p *Pool) wrap(ctx context.Context, op string, err error) error {
 	return fmt.Errorf("resp: %s %s: %w", op, p.cfg.Addr, err)
 }
 
-// Pools holds one [Pool] per address, all sharing the same password and
-// dial timeout. It is safe for concurrent use.
+// Pools holds one [Pool] per address, all sharing the same credentials,
+// TLS and dial timeout. It is safe for concurrent use.
 type Pools struct {
-	password    string
-	dialTimeout time.Duration
+	base PoolConfig // Addr unset
 
 	mu     sync.Mutex
 	pools  map[string]*Pool
@@ -279,7 +296,14 @@ type Pools struct {
 // NewPools returns an empty set of pools. Every pool it creates uses
 // password for AUTH (if non-empty) and dialTimeout (zero means 1s).
 func NewPools(password string, dialTimeout time.Duration) *Pools {
-	return &Pools{password: password, dialTimeout: dialTimeout, pools: make(map[string]*Pool)}
+	return NewPoolsConfig(PoolConfig{Password: password, DialTimeout: dialTimeout})
+}
+
+// NewPoolsConfig returns an empty set of pools, each created with base
+// (its Addr ignored) for its address.
+func NewPoolsConfig(base PoolConfig) *Pools {
+	base.Addr = ""
+	return &Pools{base: base, pools: make(map[string]*Pool)}
 }
 
 // Get returns the pool for addr, creating it on first use. After
@@ -291,7 +315,9 @@ func (ps *Pools) Get(addr string) *Pool {
 	if p, ok := ps.pools[addr]; ok {
 		return p
 	}
-	p := NewPool(PoolConfig{Addr: addr, Password: ps.password, DialTimeout: ps.dialTimeout})
+	cfg := ps.base
+	cfg.Addr = addr
+	p := NewPool(cfg)
 	if ps.closed {
 		p.closed = true
 		return p

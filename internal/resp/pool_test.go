@@ -43,6 +43,11 @@ func newFakeServer(t *testing.T, password string) *fakeServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newFakeServerOn(t, ln, password)
+}
+
+// newFakeServerOn is newFakeServer on a listener of the caller's (TLS).
+func newFakeServerOn(t *testing.T, ln net.Listener, password string) *fakeServer {
 	s := &fakeServer{
 		ln: ln, password: password,
 		slow:  make(chan struct{}, 16),
@@ -99,7 +104,8 @@ func (s *fakeServer) handle(c net.Conn) {
 		var reply string
 		switch cmd := strings.ToUpper(args[0]); {
 		case cmd == "AUTH":
-			if len(args) == 2 && s.password != "" && args[1] == s.password {
+			// AUTH pw, or AUTH node pw: the one user name the fake knows.
+			if s.password != "" && args[len(args)-1] == s.password && (len(args) == 2 || len(args) == 3 && args[1] == "node") {
 				authed, reply = true, "+OK\r\n"
 			} else {
 				reply = wrongPass

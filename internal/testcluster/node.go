@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/throttledb/throttledb/internal/testcerts"
 	"github.com/throttledb/throttledb/server"
 )
 
@@ -20,6 +21,7 @@ type Node struct {
 	Server *server.Server
 
 	addr, raftAddr string // of the latest start, kept across Stop
+	certs          *testcerts.Certs
 }
 
 // Options tunes a test node; zero values mean fast test defaults.
@@ -40,6 +42,12 @@ type Options struct {
 	LeaderWait time.Duration
 	// Configure, if set, adjusts the node's configuration last.
 	Configure func(*server.Config)
+	// TLS, when set, runs the node with its node certificate (RESP over
+	// TLS, mutual TLS between nodes); Client then connects with TLS,
+	// presenting the client certificate.
+	TLS *testcerts.Certs
+	// ClusterSecret sets the cluster secret.
+	ClusterSecret string
 }
 
 // Logger returns a logger for test nodes: silent unless THROTTLEDB_TEST_LOG
@@ -77,11 +85,15 @@ func StartNode(t testing.TB, o Options) *Node {
 		LeaderWait:        o.LeaderWait,
 		SnapshotThreshold: o.SnapshotThreshold,
 		TrailingLogs:      o.TrailingLogs,
+		ClusterSecret:     o.ClusterSecret,
+	}
+	if o.TLS != nil {
+		cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSCACertFile = o.TLS.NodeCert, o.TLS.NodeKey, o.TLS.CA
 	}
 	if o.Configure != nil {
 		o.Configure(&cfg)
 	}
-	n := &Node{t: t, cfg: cfg}
+	n := &Node{t: t, cfg: cfg, certs: o.TLS}
 	n.start()
 	t.Cleanup(func() { n.Stop() })
 	if bootstraps {
@@ -117,7 +129,11 @@ func (n *Node) DataDir() string { return n.cfg.DataDir }
 
 // Client returns a go-redis client for the node, closed at cleanup.
 func (n *Node) Client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: n.Addr(), Password: n.cfg.RequirePass, MaxRetries: -1})
+	o := &redis.Options{Addr: n.Addr(), Password: n.cfg.RequirePass, MaxRetries: -1}
+	if n.certs != nil {
+		o.TLSConfig = n.certs.ClientConfig(n.t, true)
+	}
+	c := redis.NewClient(o)
 	n.t.Cleanup(func() { c.Close() })
 	return c
 }
