@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,10 @@ type Server struct {
 	advert  string // RESP address advertised to peers
 	rc      *redcon.Server
 	started time.Time
+
+	// passDigest is the SHA-256 of cfg.RequirePass, computed once at
+	// Start: checkPassword compares digests, never the passwords.
+	passDigest [sha256.Size]byte
 
 	// readyTerm is the term in which this node, as leader, last saw a
 	// Barrier apply every entry of earlier terms (0: none). See isReady.
@@ -81,6 +86,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		stop:     make(chan struct{}),
 		register: make(chan struct{}, 1),
 	}
+	s.passDigest = sha256.Sum256([]byte(cfg.RequirePass))
 	if s.advert, err = advertised(ln.Addr(), cfg.AdvertiseAddr, "--advertise-addr"); err != nil {
 		ln.Close()
 		return nil, err
@@ -94,6 +100,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.cfg.ID = string(s.raft.trans.LocalAddr())
 	}
 	s.prop = newProposer(s.raft, cfg.MaxBatch, cfg.ApplyTimeout, func() int64 { return time.Now().UnixMilli() })
+	if cfg.MaxMemory > 0 {
+		s.prop.gate = newMemGate(cfg.MaxMemory, s.fsm, s.prop.clock)
+	}
 	s.rc = redcon.NewServer(cfg.Addr, s.serveRESP, s.accept, s.closed)
 	s.goBackground(s.prop.run)
 	s.goBackground(s.watchLeadership)

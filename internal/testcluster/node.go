@@ -38,6 +38,8 @@ type Options struct {
 	TrailingLogs uint64
 	// LeaderWait overrides the server default.
 	LeaderWait time.Duration
+	// MaxMemory sets server.Config.MaxMemory (0: no limit).
+	MaxMemory int64
 }
 
 // Logger returns a logger for test nodes: silent unless THROTTLEDB_TEST_LOG
@@ -75,6 +77,7 @@ func StartNode(t testing.TB, o Options) *Node {
 		LeaderWait:        o.LeaderWait,
 		SnapshotThreshold: o.SnapshotThreshold,
 		TrailingLogs:      o.TrailingLogs,
+		MaxMemory:         o.MaxMemory,
 	}
 	n := &Node{t: t, cfg: cfg}
 	n.start()
