@@ -66,6 +66,10 @@ type FSM struct {
 	exp   expiryHeap
 	nodes map[string]string
 	stats Stats
+	// mem is the accounted size of keys (see KeyCost), kept as keys are
+	// added, removed and pruned: a function of the key set alone, so every
+	// replica holds the same figure.
+	mem int64
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -164,12 +168,14 @@ func (f *FSM) set(key string, last, interval int64) {
 	st := &keyState{key: key, last: last, interval: interval}
 	f.keys[key] = st
 	heap.Push(&f.exp, st)
+	f.mem += KeyCost(key)
 }
 
 func (f *FSM) remove(key string) {
 	if st := f.keys[key]; st != nil {
 		heap.Remove(&f.exp, st.index)
 		delete(f.keys, key)
+		f.mem -= KeyCost(key)
 	}
 }
 
@@ -178,6 +184,7 @@ func (f *FSM) prune() {
 	for len(f.exp) > 0 && f.exp[0].deadline() <= f.now {
 		st := heap.Pop(&f.exp).(*keyState)
 		delete(f.keys, st.key)
+		f.mem -= KeyCost(st.key)
 	}
 }
 
@@ -290,10 +297,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	keys := make(map[string]*keyState, len(img.keys))
 	exp := make(expiryHeap, 0, len(img.keys))
+	var mem int64
 	for i := range img.keys {
 		st := img.keys[i]
 		keys[st.key] = &st
 		exp = append(exp, &st)
+		mem += KeyCost(st.key)
 	}
 	for i := range exp {
 		exp[i].index = i
@@ -305,7 +314,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.now, f.stats, f.keys, f.exp, f.nodes = img.now, img.stats, keys, exp, nodes
+	f.now, f.stats, f.keys, f.exp, f.nodes, f.mem = img.now, img.stats, keys, exp, nodes, mem
 	f.logger.Info("restored snapshot", "keys", len(keys), "nodes", len(nodes), "clock", img.now)
 	return nil
 }

@@ -49,3 +49,16 @@ func (h expiryHeap) countExpired(now int64) int {
 	}
 	return walk(0)
 }
+
+// expiredCost is the sum of KeyCost over the keys whose deadline is at or
+// before now, walking only the expired heap nodes as countExpired does.
+func (h expiryHeap) expiredCost(now int64) int64 {
+	var walk func(i int) int64
+	walk = func(i int) int64 {
+		if i >= len(h) || h[i].deadline() > now {
+			return 0
+		}
+		return KeyCost(h[i].key) + walk(2*i+1) + walk(2*i+2)
+	}
+	return walk(0)
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"strings"
 )
@@ -75,7 +76,12 @@ func (s *Server) checkPassword(user string, pass []byte) bool {
 	if s.cfg.RequirePass == "" {
 		return true // Redis's default user has nopass: any password works
 	}
-	return subtle.ConstantTimeCompare(pass, []byte(s.cfg.RequirePass)) == 1
+	// Compare SHA-256 digests, as Redis does: they have the same length
+	// whatever was sent, so the time taken reveals neither the password's
+	// length (ConstantTimeCompare returns at once on unequal lengths) nor
+	// how much of it matched.
+	given := sha256.Sum256(pass)
+	return subtle.ConstantTimeCompare(given[:], s.passDigest[:]) == 1
 }
 
 // cmdHello serves HELLO [protover [AUTH username password] [SETNAME name]].

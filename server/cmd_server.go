@@ -206,6 +206,11 @@ func cmdInfo(s *Server, c *call) {
 		"throttle_grants", itoa(st.Grants),
 		"throttle_reservations", itoa(st.Reservations),
 		"throttle_denials", itoa(st.Denials),
+		// The state's accounted memory and its cap (see memGate); a
+		// full memory section is another matter.
+		"throttle_state_memory", itoa(s.fsm.MemoryUsage(s.nowMs())),
+		"maxmemory", itoa(max(s.cfg.MaxMemory, 0)),
+		"maxmemory_policy", "noeviction",
 	)
 	rs := s.raft.Stats()
 	lid, laddr, _ := s.leader()

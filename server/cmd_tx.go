@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -176,7 +177,11 @@ func execTx(s *Server, c *call) {
 		var results []fsm.Result
 		if len(props) > 0 {
 			var err error
-			if results, err = s.prop.proposeAll(ctx, props...); err != nil {
+			if results, err = s.prop.proposeAll(ctx, props...); errors.Is(err, ErrOOM) {
+				// Redis discards the whole transaction.
+				c.conn.WriteError(msgExecOOM)
+				return nil
+			} else if err != nil {
 				return err
 			}
 		}

@@ -101,6 +101,14 @@ type Config struct {
 	// TLS, since anyone reaching that port could otherwise rewrite the
 	// cluster's log.
 	NoProtectedMode bool
+	// MaxMemory (--maxmemory), when positive, caps the memory of the
+	// state: while this node leads, a command that would create a key is
+	// refused with Redis's OOM error if the live keys, as the state
+	// machine accounts them (fsm.MemoryUsage), would then exceed it;
+	// commands on existing keys still work. It bounds the state, not the
+	// process: Raft's log cache, connections and garbage come on top.
+	// Zero (the default) or negative: no limit. See memGate.
+	MaxMemory int64
 }
 
 func (c Config) withDefaults() Config {

@@ -83,6 +83,8 @@ func errorText(err error) string {
 		return msgUnknownFate
 	case errors.Is(err, ErrShuttingDown):
 		return "CLUSTERDOWN node is shutting down"
+	case errors.Is(err, ErrOOM):
+		return msgOOM
 	default:
 		return "ERR " + err.Error()
 	}

@@ -22,6 +22,7 @@ type proposal struct {
 	cmds      []fsm.Command
 	done      chan outcome // buffered: the waiter never blocks the proposer
 	submitted atomic.Bool  // handed to Raft, which always answers it
+	newKeys   []string     // keys gate counted as pending (see memGate.admit)
 }
 
 type outcome struct {
@@ -41,6 +42,9 @@ type proposer struct {
 	clock    func() int64
 	stop     chan struct{} // closed by close
 	stopped  chan struct{} // closed when run has returned
+	// gate, if set (Config.MaxMemory), admits or refuses each proposal
+	// before it joins a batch. Set before run starts.
+	gate *memGate
 }
 
 func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() int64) *proposer {
@@ -128,14 +132,19 @@ func (p *proposer) run() {
 		case <-p.stop:
 			return
 		case first := <-p.ch:
+			if !p.admit(first) {
+				continue
+			}
 			batch = append(batch[:0], first)
 			n := len(first.cmds)
 		more:
 			for n < p.maxBatch {
 				select {
 				case pr := <-p.ch:
-					batch = append(batch, pr)
-					n += len(pr.cmds)
+					if p.admit(pr) {
+						batch = append(batch, pr)
+						n += len(pr.cmds)
+					}
 				default:
 					break more
 				}
@@ -143,6 +152,23 @@ func (p *proposer) run() {
 			p.submit(append([]*proposal(nil), batch...), n)
 		}
 	}
+}
+
+// admit asks the gate, if any, whether pr may join the log, and answers a
+// refused proposal with the gate's error (ErrOOM) at once. Refusing here,
+// on the one goroutine every proposal passes, covers every route to the
+// log, and the gate sees proposals in log order.
+func (p *proposer) admit(pr *proposal) bool {
+	if p.gate == nil {
+		return true
+	}
+	keys, err := p.gate.admit(pr.cmds)
+	if err != nil {
+		pr.done <- outcome{err: err}
+		return false
+	}
+	pr.newKeys = keys
+	return true
 }
 
 // submit proposes the n commands of batch as one log entry and, once Raft
@@ -156,6 +182,13 @@ func (p *proposer) submit(batch []*proposal, n int) {
 	f := p.raft.Apply(e.Encode(), p.timeout)
 	go func() {
 		err := classifyApplyErr(f.Error())
+		if p.gate != nil {
+			// Applied (the future answers after the FSM), or never
+			// will be: either way no longer in flight.
+			for _, pr := range batch {
+				p.gate.release(pr.newKeys)
+			}
+		}
 		var results []fsm.Result
 		if err == nil {
 			var ok bool

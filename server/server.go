@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,9 @@ type Server struct {
 	// them; nil once closing.
 	connsMu sync.Mutex
 	conns   map[net.Conn]struct{}
+	// passDigest is the SHA-256 of cfg.RequirePass, computed once at
+	// Start: checkPassword compares digests, never the passwords.
+	passDigest [sha256.Size]byte
 
 	// readyTerm is the term in which this node, as leader, last saw a
 	// Barrier apply every entry of earlier terms (0: none). See isReady.
@@ -100,6 +104,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		register: make(chan struct{}, 1),
 		release:  make(chan struct{}, 1),
 	}
+	s.passDigest = sha256.Sum256([]byte(cfg.RequirePass))
 	if s.advert, err = advertised(ln.Addr(), cfg.AdvertiseAddr, "--advertise-addr"); err != nil {
 		ln.Close()
 		return nil, err
@@ -114,6 +119,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.router = &router{view: s, wait: cfg.LeaderWait, retry: 20 * time.Millisecond, stop: s.stop}
 	s.prop = newProposer(s.raft, cfg.MaxBatch, cfg.ApplyTimeout, func() int64 { return time.Now().UnixMilli() })
+	if cfg.MaxMemory > 0 {
+		s.prop.gate = newMemGate(cfg.MaxMemory, s.fsm, s.prop.clock)
+	}
 	s.goBackground(s.prop.run)
 	s.goBackground(s.watchLeadership)
 	s.goBackground(s.acceptLoop)

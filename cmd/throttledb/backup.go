@@ -28,7 +28,7 @@ func parseBackupFlags(name, fileUsage string, args []string) (*backupFlags, *cli
 	var f backupFlags
 	fs := flag.NewFlagSet("throttledb "+name, flag.ContinueOnError)
 	fs.StringVar(&f.addrs, "addr", "127.0.0.1:6380", "comma-separated RESP addresses of cluster nodes (any node works)")
-	fs.StringVar(&f.password, "password", "", "password of nodes started with --requirepass")
+	fs.StringVar(&f.password, "password", "", "password of nodes started with --requirepass (or set "+envPassword+", which ps does not show)")
 	fs.StringVar(&f.file, "file", "", fileUsage)
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for the cluster")
 	if err := fs.Parse(args); err != nil {
@@ -40,7 +40,11 @@ func parseBackupFlags(name, fileUsage string, args []string) (*backupFlags, *cli
 	if f.file == "" {
 		return nil, nil, fmt.Errorf("%s: --file is required", name)
 	}
-	c, err := client.New(client.Options{Addrs: strings.Split(f.addrs, ","), Password: f.password})
+	pw, err := clientPassword(f.password, true)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	c, err := client.New(client.Options{Addrs: strings.Split(f.addrs, ","), Password: pw})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}

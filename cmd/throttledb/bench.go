@@ -33,7 +33,7 @@ func runBench(args []string) error {
 	)
 	fs := flag.NewFlagSet("throttledb bench", flag.ContinueOnError)
 	fs.StringVar(&addrs, "addr", "", "comma-separated RESP addresses (default: start an embedded single-node throttledb server)")
-	fs.StringVar(&cfg.Password, "password", "", "password for --addr servers")
+	fs.StringVar(&cfg.Password, "password", "", "password for --addr servers (or set "+envPassword+", which ps does not show)")
 	fs.StringVar(&target, "target", string(bench.TargetThrottleDB), "throttledb (THROTTLE.ACQUIRE) or redis-lua (the same rule as a Lua script on a plain Redis; needs --addr)")
 	fs.IntVar(&cfg.Clients, "clients", 32, "concurrent clients, one connection each")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send")
@@ -71,6 +71,10 @@ func runBench(args []string) error {
 		if a = strings.TrimSpace(a); a != "" {
 			cfg.Addrs = append(cfg.Addrs, a)
 		}
+	}
+	var err error
+	if cfg.Password, err = clientPassword(cfg.Password, len(cfg.Addrs) > 0); err != nil {
+		return fmt.Errorf("bench: %w", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -16,7 +16,10 @@ func init() { subcommands["cluster"] = runCluster }
 // runCluster runs a local cluster as child processes of this binary:
 //
 //	throttledb cluster --nodes 3 [--base-port 6380] [--raft-base-port 7380]
-//	                   [--data throttledb-cluster] [--requirepass ...]
+//	                   [--data throttledb-cluster] [--requirepass-file path]
+//
+// The password (--requirepass, --requirepass-file or THROTTLEDB_PASSWORD)
+// reaches each node in its environment, never on its command line.
 //
 // It stops every node (SIGTERM) on Ctrl-C or SIGTERM and waits for them.
 func runCluster(args []string) error {
@@ -27,7 +30,8 @@ func runCluster(args []string) error {
 	fs.IntVar(&cfg.RaftBasePort, "raft-base-port", 7380, "Raft port of node 1; node i uses raft-base-port+i-1 (0: any free port)")
 	fs.StringVar(&cfg.Host, "host", "127.0.0.1", "address every node listens on and advertises (a reachable host, not 0.0.0.0)")
 	fs.StringVar(&cfg.DataDir, "data", "throttledb-cluster", "cluster directory; node i keeps its data in <data>/n<i>")
-	fs.StringVar(&cfg.RequirePass, "requirepass", "", "password clients must AUTH with (passed to every node)")
+	fs.StringVar(&cfg.RequirePass, "requirepass", "", "password clients must AUTH with, given to every node in its environment; visible in ps: prefer --requirepass-file or "+envPassword)
+	passFile := fs.String("requirepass-file", "", "file whose first line is the password (instead of --requirepass)")
 	logLevel := fs.String("log-level", "", "log level passed to every node (default: the node's default)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: throttledb cluster [flags]\n\n"+
@@ -43,6 +47,15 @@ func runCluster(args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("cluster: unexpected arguments %q", fs.Args())
+	}
+	pw, warnings, err := passwordSources{flagName: "--requirepass", flag: cfg.RequirePass,
+		fileFlag: "--requirepass-file", file: *passFile, env: os.Getenv(envPassword)}.resolve()
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	cfg.RequirePass = pw
+	for _, w := range warnings {
+		fmt.Fprintln(os.Stderr, "launcher | warning:", w)
 	}
 	if *logLevel != "" {
 		cfg.ExtraArgs = append(cfg.ExtraArgs, "--log-level", *logLevel)

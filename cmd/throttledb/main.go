@@ -52,7 +52,9 @@ func runNode(args []string) error {
 	fs.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "Raft address peers dial (default: --raft-addr; required if --raft-addr binds 0.0.0.0)")
 	fs.StringVar(&cfg.DataDir, "data", "throttledb-data", "data directory (Raft log, snapshots)")
 	fs.StringVar(&join, "join", "", "comma-separated RESP addresses of cluster members to join")
-	fs.StringVar(&cfg.RequirePass, "requirepass", "", "password clients must AUTH with (same on every node)")
+	fs.StringVar(&cfg.RequirePass, "requirepass", "", "password clients must AUTH with (same on every node); visible in ps: prefer --requirepass-file or "+envPassword)
+	passFile := fs.String("requirepass-file", "", "file whose first line is the password (instead of --requirepass)")
+	fs.Var(memoryFlag{&cfg.MaxMemory}, "maxmemory", "cap on the state's memory, in bytes or with a unit (100mb, 1gb); new keys are refused beyond it (0: no limit)")
 	fs.DurationVar(&cfg.LeaderWait, "leader-wait", 2*time.Second, "how long a command waits for a leader before CLUSTERDOWN")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 8192, "log entries between snapshots")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -99,6 +101,15 @@ func runNode(args []string) error {
 		return fmt.Errorf("-log-level: %w", err)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	pw, warnings, err := passwordSources{flagName: "--requirepass", flag: cfg.RequirePass,
+		fileFlag: "--requirepass-file", file: *passFile, env: os.Getenv(envPassword)}.resolve()
+	if err != nil {
+		return err
+	}
+	cfg.RequirePass = pw
+	for _, w := range warnings {
+		cfg.Logger.Warn(w)
+	}
 	if join != "" {
 		cfg.Join = strings.Split(join, ",")
 	}

@@ -31,7 +31,7 @@ func runSimulate(args []string) error {
 	fs.IntVar(&cfg.Max, "max", 2, "slots that may be reserved ahead (max_permits)")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long workers keep acquiring")
 	fs.StringVar(&addrs, "addr", "", "comma-separated RESP addresses of cluster nodes (default: start an embedded single-node server)")
-	fs.StringVar(&cfg.Password, "password", "", "password for --addr nodes started with -requirepass")
+	fs.StringVar(&cfg.Password, "password", "", "password for --addr nodes started with --requirepass (or set "+envPassword+", which ps does not show)")
 	fs.StringVar(&cfg.Key, "key", "", "throttle key (default: a fresh simulate-<unix ns> key)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -58,6 +58,10 @@ func runSimulate(args []string) error {
 				cfg.Addrs = append(cfg.Addrs, a)
 			}
 		}
+	}
+	var err error
+	if cfg.Password, err = clientPassword(cfg.Password, len(cfg.Addrs) > 0); err != nil {
+		return fmt.Errorf("simulate: %w", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

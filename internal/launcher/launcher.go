@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -36,7 +37,9 @@ type Config struct {
 	// DataDir is the cluster's directory; node i keeps its data in
 	// DataDir/n<i>. Default "throttledb-cluster".
 	DataDir string
-	// RequirePass is passed to every node as --requirepass.
+	// RequirePass is the password every node requires. It reaches each
+	// node in its environment (PasswordEnv), never on its command line,
+	// which every user of the machine can read (ps).
 	RequirePass string
 	// ExtraArgs are appended to every node's command line.
 	ExtraArgs []string
@@ -108,16 +111,35 @@ type Node struct {
 	Join     []string // RESP addresses to join; empty for node 1
 }
 
-// Args returns the node's command line (without the binary).
-func (n Node) Args(requirePass string, extra ...string) []string {
+// PasswordEnv is the environment variable the throttledb binary reads the
+// password to require from (as an alternative to --requirepass).
+const PasswordEnv = "THROTTLEDB_PASSWORD"
+
+// Args returns the node's command line (without the binary). It never
+// holds the password: see Env.
+func (n Node) Args(extra ...string) []string {
 	args := []string{"--id", n.ID, "--addr", n.Addr, "--raft-addr", n.RaftAddr, "--data", n.DataDir}
 	if len(n.Join) > 0 {
 		args = append(args, "--join", joinList(n.Join))
 	}
-	if requirePass != "" {
-		args = append(args, "--requirepass", requirePass)
-	}
 	return append(args, extra...)
+}
+
+// Env returns a node's environment: environ (the launcher's own) without
+// any PasswordEnv it holds, plus PasswordEnv set to requirePass when that
+// is not empty. Inheriting the launcher's variable unchanged would be
+// wrong when it differs from the password the launcher resolved.
+func Env(environ []string, requirePass string) []string {
+	env := make([]string, 0, len(environ)+1)
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, PasswordEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	if requirePass != "" {
+		env = append(env, PasswordEnv+"="+requirePass)
+	}
+	return env
 }
 
 func joinList(addrs []string) string {
@@ -250,7 +272,8 @@ func exitText(err error) string {
 // startChild starts one node, copying its stdout and stderr to out with the
 // node's ID prefixed, and reports its exit on exited.
 func startChild(n Node, cfg Config, out io.Writer, exited chan<- *child) (*child, error) {
-	cmd := exec.Command(cfg.Binary, n.Args(cfg.RequirePass, cfg.ExtraArgs...)...)
+	cmd := exec.Command(cfg.Binary, n.Args(cfg.ExtraArgs...)...)
+	cmd.Env = Env(os.Environ(), cfg.RequirePass)
 	setProcAttr(cmd)
 	pr, pw, err := os.Pipe()
 	if err != nil {

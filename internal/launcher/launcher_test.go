@@ -43,6 +43,9 @@ func fakeNode(args []string) {
 	fmt.Fprintf(os.Stderr, "time=x level=INFO msg=\"throttledb node started\" id=%s addr=%s raft=%s data=%s join=%s\n",
 		get("--id"), addr, get("--raft-addr"), get("--data"), get("--join"))
 	fmt.Fprintln(os.Stdout, "stdout line")
+	// What a node was given, for TestRunKeepsThePasswordOffTheCommandLine.
+	fmt.Fprintf(os.Stdout, "argv %q\n", os.Args)
+	fmt.Fprintf(os.Stdout, "env %s=%s\n", PasswordEnv, os.Getenv(PasswordEnv))
 	<-sig
 	fmt.Fprintln(os.Stderr, "got SIGTERM")
 }
@@ -50,17 +53,39 @@ func fakeNode(args []string) {
 func TestPlan(t *testing.T) {
 	nodes := Plan(Config{Nodes: 3, BasePort: 6380, RaftBasePort: 7380, DataDir: "d"})
 	want := [][]string{
-		{"--id", "n1", "--addr", "127.0.0.1:6380", "--raft-addr", "127.0.0.1:7380", "--data", "d/n1", "--requirepass", "pw"},
-		{"--id", "n2", "--addr", "127.0.0.1:6381", "--raft-addr", "127.0.0.1:7381", "--data", "d/n2", "--join", "127.0.0.1:6380", "--requirepass", "pw"},
-		{"--id", "n3", "--addr", "127.0.0.1:6382", "--raft-addr", "127.0.0.1:7382", "--data", "d/n3", "--join", "127.0.0.1:6380", "--requirepass", "pw"},
+		{"--id", "n1", "--addr", "127.0.0.1:6380", "--raft-addr", "127.0.0.1:7380", "--data", "d/n1", "--log-level", "debug"},
+		{"--id", "n2", "--addr", "127.0.0.1:6381", "--raft-addr", "127.0.0.1:7381", "--data", "d/n2", "--join", "127.0.0.1:6380", "--log-level", "debug"},
+		{"--id", "n3", "--addr", "127.0.0.1:6382", "--raft-addr", "127.0.0.1:7382", "--data", "d/n3", "--join", "127.0.0.1:6380", "--log-level", "debug"},
 	}
 	if len(nodes) != 3 {
 		t.Fatalf("got %d nodes", len(nodes))
 	}
 	for i, n := range nodes {
-		if got := n.Args("pw"); !reflect.DeepEqual(got, want[i]) {
+		if got := n.Args("--log-level", "debug"); !reflect.DeepEqual(got, want[i]) {
 			t.Errorf("node %d args:\n got %q\nwant %q", i+1, got, want[i])
 		}
+	}
+}
+
+func TestEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		pass    string
+		want    []string
+	}{
+		{"adds the password", []string{"HOME=/h"}, "pw", []string{"HOME=/h", "THROTTLEDB_PASSWORD=pw"}},
+		{"replaces an inherited one", []string{"THROTTLEDB_PASSWORD=old", "HOME=/h"}, "pw", []string{"HOME=/h", "THROTTLEDB_PASSWORD=pw"}},
+		{"removes an inherited one when there is none", []string{"THROTTLEDB_PASSWORD=old", "HOME=/h"}, "", []string{"HOME=/h"}},
+		{"keeps look-alikes", []string{"THROTTLEDB_PASSWORD_FILE=x", "XTHROTTLEDB_PASSWORD=y"}, "", []string{"THROTTLEDB_PASSWORD_FILE=x", "XTHROTTLEDB_PASSWORD=y"}},
+		{"a password with = and spaces", nil, "a=b c", []string{"THROTTLEDB_PASSWORD=a=b c"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Env(tt.environ, tt.pass); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Env(%q, %q) = %q, want %q", tt.environ, tt.pass, got, tt.want)
+			}
+		})
 	}
 }
 
@@ -174,6 +199,56 @@ func TestRunPrefixesAndStops(t *testing.T) {
 			!strings.HasPrefix(line, "n3 | ") && !strings.HasPrefix(line, "launcher | ") {
 			t.Errorf("unprefixed line %q", line)
 		}
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", log)
+	}
+}
+
+// TestRunKeepsThePasswordOffTheCommandLine runs a fake node with a
+// password: the node must find it in its environment (replacing a stale
+// one the launcher inherited), and neither its argv nor the launcher's
+// own lines may hold it.
+func TestRunKeepsThePasswordOffTheCommandLine(t *testing.T) {
+	const pw = "launcher-secret-pw"
+	t.Setenv("LAUNCHER_FAKE_NODE", "1")
+	t.Setenv(PasswordEnv, "stale-inherited-pw")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Run(ctx, Config{Binary: exe, Nodes: 1, DataDir: t.TempDir(), Output: out, RequirePass: pw})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "n1 | env ") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the node did not report its environment; output:\n%s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	log := out.String()
+	if !strings.Contains(log, "n1 | env "+PasswordEnv+"="+pw+"\n") {
+		t.Errorf("the node's environment lacks %s=%s", PasswordEnv, pw)
+	}
+	sawArgv := false
+	for _, line := range strings.Split(log, "\n") {
+		if strings.HasPrefix(line, "n1 | argv ") {
+			sawArgv = true
+		}
+		if strings.Contains(line, pw) && !strings.HasPrefix(line, "n1 | env ") {
+			t.Errorf("the password shows outside the environment: %q", line)
+		}
+	}
+	if !sawArgv {
+		t.Error("the node did not report its argv")
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s", log)

@@ -48,6 +48,8 @@ type Options struct {
 	TLS *testcerts.Certs
 	// ClusterSecret sets the cluster secret.
 	ClusterSecret string
+	// MaxMemory sets server.Config.MaxMemory (0: no limit).
+	MaxMemory int64
 }
 
 // Logger returns a logger for test nodes: silent unless THROTTLEDB_TEST_LOG
@@ -86,6 +88,7 @@ func StartNode(t testing.TB, o Options) *Node {
 		SnapshotThreshold: o.SnapshotThreshold,
 		TrailingLogs:      o.TrailingLogs,
 		ClusterSecret:     o.ClusterSecret,
+		MaxMemory:         o.MaxMemory,
 	}
 	if o.TLS != nil {
 		cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSCACertFile = o.TLS.NodeCert, o.TLS.NodeKey, o.TLS.CA

@@ -45,7 +45,8 @@ type ProcOptions struct {
 	Join []string
 	// DataDir is the data directory; default a new t.TempDir().
 	DataDir string
-	// RequirePass sets --requirepass.
+	// RequirePass is the password, given in the process's environment
+	// (THROTTLEDB_PASSWORD) as the launcher gives it, not as --requirepass.
 	RequirePass string
 	// LeaderWait sets --leader-wait; zero keeps the binary's default (2 s).
 	LeaderWait time.Duration
@@ -95,9 +96,6 @@ func (p *Proc) args(addr, raftAddr string) []string {
 	if len(p.o.Join) > 0 {
 		args = append(args, "--join", strings.Join(p.o.Join, ","))
 	}
-	if p.o.RequirePass != "" {
-		args = append(args, "--requirepass", p.o.RequirePass)
-	}
 	if p.o.LeaderWait > 0 {
 		args = append(args, "--leader-wait", p.o.LeaderWait.String())
 	}
@@ -107,6 +105,7 @@ func (p *Proc) args(addr, raftAddr string) []string {
 func (p *Proc) start(addr, raftAddr string) {
 	p.t.Helper()
 	cmd := exec.Command(p.bin, p.args(addr, raftAddr)...)
+	cmd.Env = launcher.Env(os.Environ(), p.o.RequirePass)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		p.t.Fatal(err)
