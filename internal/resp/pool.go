@@ -168,7 +168,11 @@ func (p *Pool) get(ctx context.Context) (*conn, error) {
 		return c, nil
 	}
 	p.mu.Unlock()
+	return p.dial(ctx)
+}
 
+// dial opens a new connection and authenticates it.
+func (p *Pool) dial(ctx context.Context) (*conn, error) {
 	d := net.Dialer{Timeout: p.cfg.DialTimeout}
 	var nc net.Conn
 	var err error
