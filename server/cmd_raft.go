@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/raft"
 	"github.com/throttledb/throttledb/fsm"
@@ -222,10 +223,26 @@ func cmdRaftSnapshot(s *Server, c *call) {
 
 // cmdRaftFwd serves RAFT.FWD command [arg ...], the wrapper a follower sends
 // to the leader: the inner command is served here and never forwarded again.
+//
+// Why the inner command may not be RAFT.FWD: a follower wraps a command
+// once, so a nested RAFT.FWD is never legitimate, and serving it by
+// dispatching again would recurse once per level (4.5 million levels in one
+// command overflowed the stack). It is refused before dispatch, so the
+// depth of dispatch stays at two whatever arrives. RAFT.EXEC inside RAFT.FWD
+// is legitimate (a forwarded transaction) and cannot nest further:
+// RAFT.EXEC parses its commands and accepts only THROTTLE.ACQUIRE and
+// THROTTLE.RESET, never dispatching them.
 func cmdRaftFwd(s *Server, c *call) {
 	if !c.hasArity("raft.fwd", -2) {
+		return
+	}
+	if c.fwd || strings.EqualFold(string(c.args[1]), "raft.fwd") {
+		c.conn.WriteError(msgNestedFwd)
 		return
 	}
 	inner := &call{conn: c.conn, sess: c.sess, args: c.args[1:], fwd: true}
 	s.dispatch(inner, true)
 }
+
+// msgNestedFwd is the reply to a RAFT.FWD inside a RAFT.FWD.
+const msgNestedFwd = "ERR RAFT.FWD cannot be nested"
