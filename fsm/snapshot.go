@@ -209,6 +209,15 @@ func (img *image) validate() error {
 	return nil
 }
 
+// CheckImage decodes a snapshot image from r and checks it as Restore
+// would, without building any state: it is how a node verifies its
+// snapshots at start. Errors wrap ErrCorrupt, ErrUnknownType or
+// ErrInvalidImage.
+func CheckImage(r io.Reader) error {
+	_, err := readImage(r)
+	return err
+}
+
 // ValidateBackup decodes a backup image (RAFT.BACKUP's output, or a
 // snapshot's state.bin) and checks it for restoring into a cluster whose
 // cluster time is clock: everything Restore checks, plus that the image's
