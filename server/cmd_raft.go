@@ -54,16 +54,17 @@ func cmdRaftJoin(s *Server, c *call) {
 	if !c.hasArity("raft.join", 4) {
 		return
 	}
-	id, raftAddr, respAddr := string(c.args[1]), string(c.args[2]), string(c.args[3])
-	if id == "" || raftAddr == "" || respAddr == "" {
-		c.conn.WriteError("ERR RAFT.JOIN needs a non-empty id, raft address and RESP address")
+	node, raftAddr, errMsg := parseJoin(c.args)
+	if errMsg != "" {
+		c.conn.WriteError(errMsg)
 		return
 	}
+	id, respAddr := node.ID, node.RESPAddr
 	s.onLeader(c, func(ctx context.Context) error {
 		if err := s.addVoter(id, raftAddr); err != nil {
 			return err
 		}
-		if res, err := s.prop.propose(ctx, fsm.SetNode{ID: id, RESPAddr: respAddr}); err != nil {
+		if res, err := s.prop.propose(ctx, node); err != nil {
 			return err
 		} else if res.Err != nil {
 			return res.Err
@@ -72,6 +73,28 @@ func cmdRaftJoin(s *Server, c *call) {
 		c.conn.WriteString("OK")
 		return nil
 	})
+}
+
+// parseJoin parses and validates RAFT.JOIN id raft-addr resp-addr (args
+// includes the command name). It returns the error reply's text, if any.
+//
+// Why validate more than non-emptiness: the ID and RESP address go into the
+// log and from there into every snapshot, and the ID and Raft address into
+// Raft's configuration; a snapshot holding a member field longer than the
+// image reader accepts could never be restored. fsm.ValidateNode caps them
+// at fsm.MaxNodeFieldLen and requires host:port addresses.
+func parseJoin(args [][]byte) (fsm.SetNode, string, string) {
+	id, raftAddr, respAddr := string(args[1]), string(args[2]), string(args[3])
+	if id == "" || raftAddr == "" || respAddr == "" {
+		return fsm.SetNode{}, "", "ERR RAFT.JOIN needs a non-empty id, raft address and RESP address"
+	}
+	if err := fsm.ValidateNode(id, respAddr); err != nil {
+		return fsm.SetNode{}, "", errorText(err)
+	}
+	if err := fsm.ValidateAddr(raftAddr); err != nil {
+		return fsm.SetNode{}, "", errorText(err)
+	}
+	return fsm.SetNode{ID: id, RESPAddr: respAddr}, raftAddr, ""
 }
 
 // addVoter makes id a voter at raftAddr, removing first any other member

@@ -84,6 +84,8 @@ func errorText(err error) string {
 		return msgUnknownFate
 	case errors.Is(err, ErrShuttingDown):
 		return "CLUSTERDOWN node is shutting down"
+	case errors.Is(err, fsm.ErrInvalidNode) && !errors.Is(err, ErrInvalidBackup):
+		return "ERR " + oneLine(err.Error())
 	case errors.Is(err, ErrInvalidBackup) && errors.Is(err, fsm.ErrInvalidImage):
 		return "ERR invalid backup: " + oneLine(causeOf(err, fsm.ErrInvalidImage))
 	case errors.Is(err, ErrInvalidBackup) && (errors.Is(err, fsm.ErrCorrupt) || errors.Is(err, fsm.ErrUnknownType)):
