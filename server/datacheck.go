@@ -24,7 +24,7 @@ import (
 var ErrDataCorrupt = errors.New("data directory is damaged")
 
 // recoveryHint ends every ErrDataCorrupt message.
-const recoveryHint = `the node will not serve from it; see "Damaged storage" in cluster.md: wipe this data directory and re-join the cluster, or restore from a backup`
+const recoveryHint = `the node will not serve from it; see "Damaged storage" in cluster.md: remove the node from its cluster, move this data directory aside and join again, or restore from a backup`
 
 // corrupt wraps cause, found in file, with ErrDataCorrupt.
 func corrupt(file string, cause error) error {
