@@ -23,4 +23,14 @@ var (
 	// ErrUnknownType is returned when an entry or command type, or a version,
 	// is one this build does not know (written by a newer version).
 	ErrUnknownType = errors.New("unknown type or version")
+	// ErrInvalidImage is returned when a snapshot or backup image decodes
+	// but holds state no sequence of valid commands could have produced (a
+	// negative or absurd clock, a non-positive interval, a slot whose
+	// expiry overflows, a duplicate key, a bad member entry), or, for
+	// ValidateBackup, a clock too far ahead of the cluster's. It is wrapped
+	// together with a cause that names the offending key or member.
+	ErrInvalidImage = errors.New("invalid image")
+	// ErrInvalidNode is returned when a member ID or address is empty, too
+	// long, or not host:port (see ValidateNode).
+	ErrInvalidNode = errors.New("invalid member")
 )

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"net"
+	"strconv"
 
 	"github.com/hashicorp/raft"
 )
@@ -113,7 +116,159 @@ func readImage(r io.Reader) (*image, error) {
 	if _, err := br.ReadByte(); err != io.EOF {
 		return nil, fmt.Errorf("trailing data after snapshot: %w", ErrCorrupt)
 	}
+	if err := img.validate(); err != nil {
+		return nil, err
+	}
 	return img, nil
+}
+
+// MaxClock is the latest cluster time (Unix ms) an image may hold: the
+// last millisecond of the year 9999. A real clock is far below it; an image
+// clock near 2^63 would make every later ACQUIRE overflow, for good, since
+// the cluster clock never runs backwards.
+const MaxClock int64 = 253402300799999
+
+// MaxBackupLead is how far (ms) the clock of a backup may be ahead of the
+// cluster time of the cluster that restores it: one day. Restoring moves
+// the cluster clock forward to the backup's, so a backup from a node whose
+// wall clock was wildly ahead would otherwise stall every key's slots by
+// that much; a day covers any real clock skew between two clusters.
+const MaxBackupLead int64 = 24 * 60 * 60 * 1000
+
+// MaxNodeFieldLen is the longest member ID, Raft address or RESP address
+// accepted, in bytes (see ValidateNode).
+const MaxNodeFieldLen = 1024
+
+// invalidImage wraps a description of what is wrong with an image with
+// ErrInvalidImage.
+func invalidImage(format string, args ...any) error {
+	return fmt.Errorf("%w: %w", ErrInvalidImage, fmt.Errorf(format, args...))
+}
+
+// quoteName quotes a key or member ID for an error message: escaped (so
+// that the message stays on one line) and cut to 64 bytes.
+func quoteName(s string) string {
+	if len(s) > 64 {
+		return strconv.Quote(s[:64]) + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// validate checks that the image holds state that valid commands could
+// have produced, so that a hostile or damaged image is refused before it
+// replaces anything. It is the check every path into the state machine
+// shares: Raft's Restore at start and on InstallSnapshot, and RAFT.RESTORE
+// (which adds ValidateBackup's checks against the cluster's clock).
+//
+// Why these bounds: the state machine keeps every key's last slot plus its
+// interval within int64 (decide refuses grants that would not be), slots
+// are granted at cluster times, which are never negative, and it holds one
+// state per key and one address per member. A last slot far beyond the
+// clock is not refused: a client may legitimately reserve that far ahead
+// (THROTTLE.ACQUIRE k 1000000000000000000 9), so no tighter bound holds for
+// every reachable state.
+func (img *image) validate() error {
+	if img.now < 0 || img.now > MaxClock {
+		return invalidImage("clock %d is outside 0..%d", img.now, MaxClock)
+	}
+	for _, c := range []struct {
+		name string
+		v    int64
+	}{{"grants", img.stats.Grants}, {"reservations", img.stats.Reservations}, {"denials", img.stats.Denials}} {
+		if c.v < 0 {
+			return invalidImage("%s counter %d is negative", c.name, c.v)
+		}
+	}
+	seen := make(map[string]struct{}, len(img.keys))
+	for _, k := range img.keys {
+		switch {
+		case k.key == "" || len(k.key) > MaxKeyLen:
+			return invalidImage("key %s: length %d is outside 1..%d", quoteName(k.key), len(k.key), MaxKeyLen)
+		case k.interval < 1:
+			return invalidImage("key %s: interval %d is less than 1", quoteName(k.key), k.interval)
+		case k.last < 0:
+			return invalidImage("key %s: last slot %d is negative", quoteName(k.key), k.last)
+		case k.last > math.MaxInt64-k.interval:
+			return invalidImage("key %s: last slot %d plus interval %d overflows int64", quoteName(k.key), k.last, k.interval)
+		}
+		if _, dup := seen[k.key]; dup {
+			return invalidImage("key %s appears twice", quoteName(k.key))
+		}
+		seen[k.key] = struct{}{}
+	}
+	ids := make(map[string]struct{}, len(img.nodes))
+	for _, n := range img.nodes {
+		if n.ID == "" {
+			return invalidImage("member with an empty ID")
+		}
+		if _, dup := ids[n.ID]; dup {
+			return invalidImage("member %s appears twice", quoteName(n.ID))
+		}
+		ids[n.ID] = struct{}{}
+	}
+	return nil
+}
+
+// CheckImage decodes a snapshot image from r and checks it as Restore
+// would, without building any state: it is how a node verifies its
+// snapshots at start. Errors wrap ErrCorrupt, ErrUnknownType or
+// ErrInvalidImage.
+func CheckImage(r io.Reader) error {
+	_, err := readImage(r)
+	return err
+}
+
+// ValidateBackup decodes a backup image (RAFT.BACKUP's output, or a
+// snapshot's state.bin) and checks it for restoring into a cluster whose
+// cluster time is clock: everything Restore checks, plus that the image's
+// clock is at most MaxBackupLead ahead of clock and that every member entry
+// is one ValidateNode accepts. It changes nothing. Errors wrap ErrCorrupt
+// or ErrUnknownType (not a decodable image) or ErrInvalidImage.
+func ValidateBackup(r io.Reader, clock int64) error {
+	img, err := readImage(r)
+	if err != nil {
+		return err
+	}
+	if img.now > clock && img.now-clock > MaxBackupLead {
+		return invalidImage("clock %d is %d ms ahead of the cluster's %d (at most %d allowed)",
+			img.now, img.now-clock, clock, MaxBackupLead)
+	}
+	for _, n := range img.nodes {
+		if err := ValidateNode(n.ID, n.RESPAddr); err != nil {
+			return invalidImage("member %s: %v", quoteName(n.ID), err)
+		}
+	}
+	return nil
+}
+
+// ValidateNode reports whether id and addr are acceptable as a member's ID
+// and address (RAFT.JOIN's arguments, or an image's member entries): a
+// non-empty ID and a host:port address with a numeric port, each at most
+// MaxNodeFieldLen bytes. The error wraps ErrInvalidNode.
+func ValidateNode(id, addr string) error {
+	if id == "" || len(id) > MaxNodeFieldLen {
+		return fmt.Errorf("%w: ID of %d bytes (1 to %d allowed)", ErrInvalidNode, len(id), MaxNodeFieldLen)
+	}
+	if err := ValidateAddr(addr); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ValidateAddr reports whether addr is a host:port address with a numeric
+// port of at most MaxNodeFieldLen bytes. The error wraps ErrInvalidNode.
+func ValidateAddr(addr string) error {
+	if len(addr) > MaxNodeFieldLen {
+		return fmt.Errorf("%w: address of %d bytes (at most %d allowed)", ErrInvalidNode, len(addr), MaxNodeFieldLen)
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w: address %s: %w", ErrInvalidNode, strconv.Quote(addr), err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%w: address %s: port %s is not a number from 0 to 65535", ErrInvalidNode, strconv.Quote(addr), strconv.Quote(port))
+	}
+	return nil
 }
 
 // streamReader is decoder's counterpart for a stream: counts are not

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/throttledb/throttledb/fsm"
@@ -51,9 +52,10 @@ func cmdRaftRestore(s *Server, c *call) {
 		return
 	}
 	// Check the image here, on whichever node received it: a bad one is
-	// refused before anything reaches the cluster.
-	if err := fsm.New(fsm.Config{}).Restore(io.NopCloser(bytes.NewReader(c.args[1]))); err != nil {
-		c.conn.WriteError(errorText(fmt.Errorf("%w: not a throttledb backup image, or from a newer version (%w)", ErrInvalidBackup, err)))
+	// refused before anything reaches the cluster. The leader checks again
+	// against its own clock (restoreImage).
+	if err := fsm.ValidateBackup(bytes.NewReader(c.args[1]), s.backupClock()); err != nil {
+		c.conn.WriteError(errorText(fmt.Errorf("%w: %w", ErrInvalidBackup, err)))
 		return
 	}
 	s.onLeader(c, func(ctx context.Context) error {
@@ -83,6 +85,9 @@ func cmdRaftRestore(s *Server, c *call) {
 // scratch state machine, stamped with this cluster's clock (not read from a
 // wall clock); every node then installs the same result.
 func (s *Server) restoreImage(backup []byte) ([]byte, int, error) {
+	if err := fsm.ValidateBackup(bytes.NewReader(backup), s.backupClock()); err != nil {
+		return nil, 0, err
+	}
 	scratch := fsm.New(fsm.Config{})
 	if err := scratch.Restore(io.NopCloser(bytes.NewReader(backup))); err != nil {
 		return nil, 0, err
@@ -102,4 +107,12 @@ func (s *Server) restoreImage(backup []byte) ([]byte, int, error) {
 		return nil, 0, err
 	}
 	return buf.Bytes(), scratch.DBSize(now), nil
+}
+
+// backupClock is the cluster time a backup's clock is checked against
+// (fsm.MaxBackupLead): the later of this node's wall clock and its state
+// machine's clock, so that neither a node whose wall clock is behind nor a
+// cluster whose clock ran ahead refuses a current backup.
+func (s *Server) backupClock() int64 {
+	return s.fsm.Clock(time.Now().UnixMilli())
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/raft"
 	"github.com/throttledb/throttledb/fsm"
@@ -53,16 +54,17 @@ func cmdRaftJoin(s *Server, c *call) {
 	if !c.hasArity("raft.join", 4) || !s.nodeOnly(c, "raft.join") {
 		return
 	}
-	id, raftAddr, respAddr := string(c.args[1]), string(c.args[2]), string(c.args[3])
-	if id == "" || raftAddr == "" || respAddr == "" {
-		c.conn.WriteError("ERR RAFT.JOIN needs a non-empty id, raft address and RESP address")
+	node, raftAddr, errMsg := parseJoin(c.args)
+	if errMsg != "" {
+		c.conn.WriteError(errMsg)
 		return
 	}
+	id, respAddr := node.ID, node.RESPAddr
 	s.onLeader(c, func(ctx context.Context) error {
 		if err := s.addVoter(id, raftAddr); err != nil {
 			return err
 		}
-		if res, err := s.prop.propose(ctx, fsm.SetNode{ID: id, RESPAddr: respAddr}); err != nil {
+		if res, err := s.prop.propose(ctx, node); err != nil {
 			return err
 		} else if res.Err != nil {
 			return res.Err
@@ -71,6 +73,28 @@ func cmdRaftJoin(s *Server, c *call) {
 		c.conn.WriteString("OK")
 		return nil
 	})
+}
+
+// parseJoin parses and validates RAFT.JOIN id raft-addr resp-addr (args
+// includes the command name). It returns the error reply's text, if any.
+//
+// Why validate more than non-emptiness: the ID and RESP address go into the
+// log and from there into every snapshot, and the ID and Raft address into
+// Raft's configuration; a snapshot holding a member field longer than the
+// image reader accepts could never be restored. fsm.ValidateNode caps them
+// at fsm.MaxNodeFieldLen and requires host:port addresses.
+func parseJoin(args [][]byte) (fsm.SetNode, string, string) {
+	id, raftAddr, respAddr := string(args[1]), string(args[2]), string(args[3])
+	if id == "" || raftAddr == "" || respAddr == "" {
+		return fsm.SetNode{}, "", "ERR RAFT.JOIN needs a non-empty id, raft address and RESP address"
+	}
+	if err := fsm.ValidateNode(id, respAddr); err != nil {
+		return fsm.SetNode{}, "", errorText(err)
+	}
+	if err := fsm.ValidateAddr(raftAddr); err != nil {
+		return fsm.SetNode{}, "", errorText(err)
+	}
+	return fsm.SetNode{ID: id, RESPAddr: respAddr}, raftAddr, ""
 }
 
 // addVoter makes id a voter at raftAddr, removing first any other member
@@ -222,10 +246,26 @@ func cmdRaftSnapshot(s *Server, c *call) {
 
 // cmdRaftFwd serves RAFT.FWD command [arg ...], the wrapper a follower sends
 // to the leader: the inner command is served here and never forwarded again.
+//
+// Why the inner command may not be RAFT.FWD: a follower wraps a command
+// once, so a nested RAFT.FWD is never legitimate, and serving it by
+// dispatching again would recurse once per level (4.5 million levels in one
+// command overflowed the stack). It is refused before dispatch, so the
+// depth of dispatch stays at two whatever arrives. RAFT.EXEC inside RAFT.FWD
+// is legitimate (a forwarded transaction) and cannot nest further:
+// RAFT.EXEC parses its commands and accepts only THROTTLE.ACQUIRE and
+// THROTTLE.RESET, never dispatching them.
 func cmdRaftFwd(s *Server, c *call) {
 	if !c.hasArity("raft.fwd", -2) || !s.nodeOnly(c, "raft.fwd") {
+		return
+	}
+	if c.fwd || strings.EqualFold(string(c.args[1]), "raft.fwd") {
+		c.conn.WriteError(msgNestedFwd)
 		return
 	}
 	inner := &call{conn: c.conn, sess: c.sess, args: c.args[1:], fwd: true}
 	s.dispatch(inner, true)
 }
+
+// msgNestedFwd is the reply to a RAFT.FWD inside a RAFT.FWD.
+const msgNestedFwd = "ERR RAFT.FWD cannot be nested"

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/raft"
 	"github.com/throttledb/throttledb/fsm"
@@ -26,7 +27,9 @@ var (
 	// data directory's Raft log open.
 	ErrDataDirInUse = errors.New("data directory is in use by another process")
 	// ErrInvalidBackup is returned when RAFT.RESTORE is given data that is
-	// not a throttledb backup image (or one from a newer version).
+	// not a throttledb backup image (or one from a newer version), or an
+	// image whose content fsm.ValidateBackup refuses (fsm.ErrInvalidImage).
+	// Nothing is changed.
 	ErrInvalidBackup = errors.New("invalid backup")
 )
 
@@ -88,7 +91,55 @@ func errorText(err error) string {
 		return "CLUSTERDOWN node is shutting down"
 	case errors.Is(err, ErrOOM):
 		return msgOOM
+	case errors.Is(err, fsm.ErrInvalidNode) && !errors.Is(err, ErrInvalidBackup):
+		return "ERR " + oneLine(err.Error())
+	case errors.Is(err, ErrInvalidBackup) && errors.Is(err, fsm.ErrInvalidImage):
+		return "ERR invalid backup: " + oneLine(causeOf(err, fsm.ErrInvalidImage))
+	case errors.Is(err, ErrInvalidBackup) && (errors.Is(err, fsm.ErrCorrupt) || errors.Is(err, fsm.ErrUnknownType)):
+		return "ERR invalid backup: not a throttledb backup image, or from a newer version (" + oneLine(err.Error()) + ")"
 	default:
 		return "ERR " + err.Error()
 	}
+}
+
+// causeOf returns the text of the error wrapped alongside sentinel in err's
+// chain (by fmt.Errorf("%w: %w", sentinel, cause)), so that a reply can say
+// what is wrong without repeating the sentinel's own words; err's whole
+// text if there is no such pair.
+func causeOf(err, sentinel error) string {
+	for e := err; e != nil; {
+		switch u := e.(type) {
+		case interface{ Unwrap() []error }:
+			errs := u.Unwrap()
+			for i, w := range errs {
+				if w == sentinel {
+					var parts []string
+					for j, other := range errs {
+						if j != i {
+							parts = append(parts, other.Error())
+						}
+					}
+					return strings.Join(parts, ": ")
+				}
+			}
+			// Follow the branch that leads to the sentinel.
+			e = nil
+			for _, w := range errs {
+				if errors.Is(w, sentinel) {
+					e = w
+					break
+				}
+			}
+		case interface{ Unwrap() error }:
+			e = u.Unwrap()
+		default:
+			e = nil
+		}
+	}
+	return err.Error()
+}
+
+// oneLine keeps line breaks out of a one-line error reply.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
 }

@@ -24,7 +24,7 @@ type raftNode struct {
 	*raft.Raft
 	trans    *raft.NetworkTransport
 	store    *raftboltdb.BoltStore
-	snaps    *raft.FileSnapshotStore
+	snaps    raft.SnapshotStore
 	existing bool // the data directory already held Raft state
 }
 
@@ -37,7 +37,7 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 	if cfg.DataDir == "" {
 		return nil, fmt.Errorf("data directory not set")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, dirMode); err != nil {
 		return nil, err
 	}
 	hlog := raftLogger(cfg.Logger)
@@ -104,10 +104,31 @@ func raftLogger(lg *slog.Logger) hclog.Logger {
 }
 
 // openStores opens the Raft log and stable store (one bbolt file, fsync on
-// unless noSync) and the snapshot store in dir.
-func openStores(dir string, noSync bool, hlog hclog.Logger) (*raftboltdb.BoltStore, *raft.FileSnapshotStore, error) {
+// unless noSync) and the snapshot store in dir, after checking them for
+// damage (ErrDataCorrupt; see datacheck.go) and tightening the modes of what
+// an older version created (see modes.go).
+//
+// The order matters: raft.db is locked first, so that no other process
+// writes it while it is read; its structure is checked before bbolt maps it
+// (a truncated file mapped by bbolt kills the process with SIGBUS on first
+// touch); every record is read back once it is open.
+func openStores(dir string, noSync bool, hlog hclog.Logger) (*raftboltdb.BoltStore, raft.SnapshotStore, error) {
+	if err := tightenModes(dir); err != nil {
+		return nil, nil, err
+	}
+	path := filepath.Join(dir, "raft.db")
+	start := time.Now()
+	unlock, err := lockDataFile(path, time.Second)
+	if err != nil {
+		return nil, nil, err
+	}
+	snapIndex, err := verifyStores(dir)
+	unlock()
+	if err != nil {
+		return nil, nil, err
+	}
 	store, err := raftboltdb.New(raftboltdb.Options{
-		Path:   filepath.Join(dir, "raft.db"),
+		Path:   path,
 		NoSync: noSync,
 		// bbolt locks the file; without a timeout a second process on the
 		// same directory would hang silently instead of failing.
@@ -119,12 +140,22 @@ func openStores(dir string, noSync bool, hlog hclog.Logger) (*raftboltdb.BoltSto
 	if err != nil {
 		return nil, nil, fmt.Errorf("open raft log: %w", err)
 	}
+	if err := checkLogStore(path, store, snapIndex); err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	hlog.Info("data directory checked", "dir", dir, "took", time.Since(start).String())
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, retainSnapshots, hlog)
 	if err != nil {
 		store.Close()
 		return nil, nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	return store, snaps, nil
+	// NewFileSnapshotStore creates its directory 0755.
+	if err := os.Chmod(filepath.Join(dir, snapshotsDir), dirMode); err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return store, privateSnapshots{snaps, filepath.Join(dir, snapshotsDir)}, nil
 }
 
 // retainSnapshots is how many snapshots a data directory keeps.
