@@ -91,14 +91,12 @@ func cmdAcquire(s *Server, c *call) {
 		c.conn.WriteError(errMsg)
 		return
 	}
-	s.onLeader(c, func(ctx context.Context) error {
-		res, err := s.prop.propose(ctx, a)
-		if err != nil {
-			return err
-		}
-		writeResult(c, a, res)
-		return nil
-	})
+	res, err := s.decide(c, a)
+	if err != nil {
+		c.conn.WriteError(errorText(err))
+		return
+	}
+	writeResult(c, a, res[0])
 }
 
 // cmdPeek serves THROTTLE.PEEK key interval max [SLOP ms]: the reply ACQUIRE
@@ -133,12 +131,10 @@ func cmdReset(s *Server, c *call) {
 		c.conn.WriteError(errMsg)
 		return
 	}
-	s.onLeader(c, func(ctx context.Context) error {
-		res, err := s.prop.propose(ctx, r)
-		if err != nil {
-			return err
-		}
-		writeResult(c, r, res)
-		return nil
-	})
+	res, err := s.decide(c, r)
+	if err != nil {
+		c.conn.WriteError(errorText(err))
+		return
+	}
+	writeResult(c, r, res[0])
 }

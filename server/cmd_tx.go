@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"strings"
@@ -77,9 +76,16 @@ func cmdDiscard(s *Server, c *call) {
 	c.conn.WriteString("OK")
 }
 
-// cmdExec serves EXEC: run the open transaction's commands together (see
-// cmdRaftExec) and reply with an array of their replies, or
-// EXECABORT if a command was refused while queueing.
+// cmdExec serves EXEC: run the open transaction's commands together and
+// reply with an array of their replies, or EXECABORT if a command was
+// refused while queueing.
+//
+// Why one entry: a transaction's commands must not interleave with other
+// clients' commands. Proposed together, as one proposal, they are applied
+// in one log entry, in order, at one cluster time, so no other grant can
+// fall between them; a follower forwards the proposal whole. A command
+// with bad arguments gets its error in its place in the reply and changes
+// nothing; the others still run (Redis's rule for errors at EXEC).
 func cmdExec(s *Server, c *call) {
 	if !c.hasArity("exec", 1) {
 		return
@@ -94,106 +100,42 @@ func cmdExec(s *Server, c *call) {
 		c.conn.WriteError("EXECABORT Transaction discarded because of previous errors.")
 		return
 	}
-	if len(tx.queued) == 0 {
-		c.conn.WriteArray(0)
-		return
-	}
-	execTx(s, &call{conn: c.conn, sess: c.sess, args: encodeTx(tx.queued)})
-}
-
-// encodeTx packs a transaction's commands into one RAFT.EXEC command, so
-// that a follower forwards the whole transaction to the leader at once:
-//
-//	RAFT.EXEC argc1 arg... argc2 arg... ...
-func encodeTx(cmds [][][]byte) [][]byte {
-	args := [][]byte{[]byte("RAFT.EXEC")}
-	for _, cmd := range cmds {
-		args = append(args, []byte(strconv.Itoa(len(cmd))))
-		args = append(args, cmd...)
-	}
-	return args
-}
-
-// decodeTx unpacks RAFT.EXEC's arguments (see encodeTx).
-func decodeTx(args [][]byte) ([][][]byte, bool) {
-	var cmds [][][]byte
-	for len(args) > 0 {
-		n, err := strconv.Atoi(string(args[0]))
-		if err != nil || n < 1 || n > len(args)-1 {
-			return nil, false
-		}
-		cmds = append(cmds, args[1:1+n])
-		args = args[1+n:]
-	}
-	return cmds, len(cmds) > 0 && len(cmds) <= maxTxCommands
-}
-
-// cmdRaftExec serves RAFT.EXEC argc arg... [argc arg...]: the commands of a
-// transaction (THROTTLE.ACQUIRE and THROTTLE.RESET), applied together.
-// EXEC sends it; a follower forwards it to the leader whole.
-//
-// Why one entry: a transaction's commands must not interleave with other
-// clients' commands. Proposed together they are applied in one log entry,
-// in order, at one cluster time, so no other grant can fall between them.
-// A command with bad arguments gets its error in its place in the reply
-// and changes nothing; the others still run (Redis's rule for errors at
-// EXEC).
-func cmdRaftExec(s *Server, c *call) {
-	if !c.hasArity("raft.exec", -3) || !s.nodeOnly(c, "raft.exec") {
-		return
-	}
-	execTx(s, c)
-}
-
-// execTx runs the transaction RAFT.EXEC carries (see cmdRaftExec); EXEC
-// calls it directly, as a client's own command needs no node session.
-func execTx(s *Server, c *call) {
-	if !c.hasArity("raft.exec", -3) {
-		return
-	}
-	cmds, ok := decodeTx(c.args[1:])
-	if !ok {
-		c.conn.WriteError(msgSyntax)
-		return
-	}
-	errs := make([]string, len(cmds))
-	parsed := make([]fsm.Command, len(cmds)) // nil where errs has the reply
+	errs := make([]string, len(tx.queued))
+	parsed := make([]fsm.Command, len(tx.queued)) // nil where errs has the reply
 	var props []fsm.Command
-	for i, args := range cmds {
+	for i, args := range tx.queued {
 		sub := &call{conn: c.conn, sess: c.sess, args: args}
 		switch strings.ToLower(string(args[0])) {
 		case "throttle.acquire":
 			parsed[i], errs[i] = parseAcquire(sub)
 		case "throttle.reset":
 			parsed[i], errs[i] = parseReset(sub)
-		default:
-			errs[i] = "ERR command '" + strings.ToLower(string(args[0])) + "' is not allowed in a transaction"
 		}
 		if errs[i] == "" {
 			props = append(props, parsed[i])
 		}
 	}
-	s.onLeader(c, func(ctx context.Context) error {
-		var results []fsm.Result
-		if len(props) > 0 {
-			var err error
-			if results, err = s.prop.proposeAll(ctx, props...); errors.Is(err, ErrOOM) {
-				// Redis discards the whole transaction.
-				c.conn.WriteError(msgExecOOM)
-				return nil
-			} else if err != nil {
-				return err
-			}
+	var results []fsm.Result
+	if len(props) > 0 {
+		var err error
+		results, err = s.decide(c, props...)
+		switch {
+		case errors.Is(err, ErrOOM):
+			// Redis discards the whole transaction.
+			c.conn.WriteError(msgExecOOM)
+			return
+		case err != nil:
+			c.conn.WriteError(errorText(err))
+			return
 		}
-		c.conn.WriteArray(len(cmds))
-		for i := range cmds {
-			if errs[i] != "" {
-				c.conn.WriteError(errs[i])
-				continue
-			}
-			writeResult(c, parsed[i], results[0])
-			results = results[1:]
+	}
+	c.conn.WriteArray(len(tx.queued))
+	for i := range tx.queued {
+		if errs[i] != "" {
+			c.conn.WriteError(errs[i])
+			continue
 		}
-		return nil
-	})
+		writeResult(c, parsed[i], results[0])
+		results = results[1:]
+	}
 }

@@ -195,6 +195,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	var (
 		batch [][][]byte
 		cmds  []redcon.Command
+		rpc   *rpcWriter // serves a forwarding connection's RAFT.PROPOSEs
 	)
 	for {
 		if s.cfg.Timeout > 0 {
@@ -210,6 +211,17 @@ func (s *Server) serveConn(nc net.Conn) {
 		cmds = cmds[:0]
 		for _, args := range batch {
 			cmds = append(cmds, redcon.Command{Args: args})
+		}
+		if s.isRPCBatch(c.sess, cmds) {
+			if rpc == nil {
+				rpc = s.newRPCWriter(c)
+				defer rpc.close()
+			}
+			rpc.serve(cmds)
+			continue
+		}
+		if rpc != nil {
+			rpc.drain() // its replies come first
 		}
 		c.pending = cmds
 		for len(c.pending) > 0 && !c.closed {

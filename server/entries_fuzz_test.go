@@ -14,7 +14,7 @@ import (
 )
 
 // proposedFor returns the commands the server would propose for a client's
-// command args (what cmdAcquire, cmdReset, cmdRaftJoin and cmdRaftExec
+// command args (what cmdAcquire, cmdReset, cmdRaftJoin and cmdExec
 // propose once their arguments are accepted), or nil when it refuses them.
 func proposedFor(args [][]byte) []fsm.Command {
 	c := &call{args: args}
@@ -33,19 +33,6 @@ func proposedFor(args [][]byte) []fsm.Command {
 				return []fsm.Command{n}
 			}
 		}
-	case "raft.exec":
-		cmds, ok := decodeTx(args[1:])
-		if !ok {
-			return nil
-		}
-		var out []fsm.Command
-		for _, sub := range cmds {
-			switch strings.ToLower(string(sub[0])) {
-			case "throttle.acquire", "throttle.reset":
-				out = append(out, proposedFor(sub)...)
-			}
-		}
-		return out
 	}
 	return nil
 }
@@ -159,11 +146,10 @@ func TestRandomClientCommandsApply(t *testing.T) {
 			case 2:
 				cmds = append(cmds, [][]byte{[]byte("RAFT.JOIN"), []byte("n" + strconv.Itoa(rng.Intn(5))), pick(addrs), pick(addrs)})
 			default:
-				var tx [][][]byte
+				// A transaction: EXEC proposes its commands together.
 				for k := rng.Intn(3); k >= 0; k-- {
-					tx = append(tx, acquire(), reset())
+					cmds = append(cmds, acquire(), reset())
 				}
-				cmds = append(cmds, encodeTx(tx))
 			}
 		}
 		now += int64(rng.Intn(3)) * 1000

@@ -75,8 +75,9 @@ func relative(rs [][]int64) [][]int64 {
 }
 
 // TestPipelinedAcquiresAnswerAsOneByOne: a pipeline of THROTTLE.ACQUIREs on
-// one connection, to the leader or to a follower (which forwards it whole),
-// is served together by the leader, so that its commands share log entries,
+// one connection, to the leader or to a follower, is served together by the
+// node that received it (queued at once to the leader's proposer or the
+// follower's forwarder), so that its commands share log entries,
 // and gets exactly the replies the same commands get one at a time, in
 // order: the first goes now, the next max are reserved one interval apart,
 // the rest are denied; bad commands in the middle get their error in their
@@ -106,13 +107,13 @@ func TestPipelinedAcquiresAnswerAsOneByOne(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			c := n.Client()
-			before := server.PipelinedTotal(leader.Server)
+			before := server.PipelinedTotal(n.Server)
 			piped := relative(permits(c, seq(name+"-piped")))
 			// All 12 normally arrive in one read; a read split by the
 			// network would serve the rest as a shorter pipeline, never
 			// none of them.
-			if got := server.PipelinedTotal(leader.Server) - before; got < 2 {
-				t.Fatalf("the leader served %d commands as a pipeline, want (nearly) all 12", got)
+			if got := server.PipelinedTotal(n.Server) - before; got < 2 {
+				t.Fatalf("the %s served %d commands as a pipeline, want (nearly) all 12", name, got)
 			}
 			var one [][]int64
 			for _, cmd := range seq(name + "-one-by-one") {

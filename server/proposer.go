@@ -21,8 +21,9 @@ type applier interface {
 type proposal struct {
 	cmds      []fsm.Command
 	done      chan outcome // buffered: the waiter never blocks the proposer
-	submitted atomic.Bool  // handed to Raft, which always answers it
+	submitted atomic.Bool  // handed to Raft (or sent to the leader), which always answers it
 	newKeys   []string     // keys gate counted as pending (see memGate.admit)
+	addr      string       // forwarded: the leader's RESP address
 }
 
 type outcome struct {

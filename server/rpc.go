@@ -28,7 +28,8 @@ const (
 	statusOK      = 0 // committed: results follow
 	statusNotRun  = 1 // certainly not in the log (no longer leader, stopping): route again
 	statusUnknown = 2 // may or may not have been committed
-	statusError   = 3 // refused with an error reply (OOM, ...): text follows
+	statusError   = 3 // refused with an error reply: text follows
+	statusOOM     = 4 // refused by --maxmemory (ErrOOM)
 )
 
 // ErrBadRPC is returned (wrapped) for a RAFT.PROPOSE request or reply that
@@ -99,6 +100,8 @@ func appendProposeReply(dst []byte, outs []rpcOutcome) ([]byte, error) {
 			dst = append(dst, statusNotRun)
 		case errors.Is(o.err, ErrOutcomeUnknown):
 			dst = append(dst, statusUnknown)
+		case errors.Is(o.err, ErrOOM):
+			dst = append(dst, statusOOM)
 		default:
 			text := errorText(o.err)
 			dst = append(dst, statusError)
@@ -138,6 +141,8 @@ func decodeProposeReply(b []byte, n int) ([]rpcOutcome, error) {
 			o.err = ErrOutcomeUnknown
 		case statusError:
 			o.err = remoteError(r.blob())
+		case statusOOM:
+			o.err = ErrOOM
 		default:
 			if r.err == nil {
 				r.err = fmt.Errorf("%w: outcome %d has status %d", ErrBadRPC, i, st)

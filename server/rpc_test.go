@@ -55,8 +55,12 @@ func TestProposeReplyRoundTrip(t *testing.T) {
 			t.Errorf("outcome %d: %v, want %v", i+1, got[i+1].err, want)
 		}
 	}
-	if errorText(got[4].err) != errorText(ErrOOM) {
-		t.Errorf("error reply %q, want %q", errorText(got[4].err), errorText(ErrOOM))
+	if !errors.Is(got[4].err, ErrOOM) {
+		t.Errorf("OOM outcome: %v", got[4].err)
+	}
+	b, _ = appendProposeReply(nil, []rpcOutcome{{err: remoteError("ERR something")}})
+	if got, err := decodeProposeReply(b, 1); err != nil || errorText(got[0].err) != "ERR something" {
+		t.Errorf("error reply: %+v, %v", got, err)
 	}
 	if _, err := decodeProposeReply(b, len(outs)+1); !errors.Is(err, ErrBadRPC) {
 		t.Errorf("wrong count accepted: %v", err)

@@ -50,7 +50,7 @@ func TestTLSCluster(t *testing.T) {
 					t.Fatalf("slots %v are not spaced by the interval: not one throttle", slots)
 				}
 			}
-			// A transaction through a follower is forwarded as RAFT.EXEC.
+			// A transaction through a follower is forwarded as one RAFT.PROPOSE.
 			f := c.Followers()[0]
 			cmds, err := f.Client().TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Do(ctx, "THROTTLE.ACQUIRE", "tx", 1000, 10)
@@ -157,7 +157,7 @@ func TestClusterSecretNodeSessions(t *testing.T) {
 	cl := leader.Client() // the client password only
 	for _, cmd := range [][]any{
 		{"RAFT.FWD", "PING"},
-		{"RAFT.EXEC", "2", "THROTTLE.RESET", "k"},
+		{"RAFT.PROPOSE", "x"},
 		{"RAFT.JOIN", "evil", "127.0.0.1:1", "127.0.0.1:2"},
 	} {
 		want := "NOPERM User default has no permissions to run the '" + strings.ToLower(cmd[0].(string)) + "' command"

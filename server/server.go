@@ -29,6 +29,7 @@ type Server struct {
 	fsm     *fsm.FSM
 	raft    *raftNode
 	prop    *proposer
+	fwd     *forwarder
 	router  *router
 	pools   *resp.Pools
 	tls     *tlsManager // nil without TLS
@@ -122,7 +123,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.MaxMemory > 0 {
 		s.prop.gate = newMemGate(cfg.MaxMemory, s.fsm, s.prop.clock)
 	}
+	s.fwd = newForwarder(s.pools, cfg.MaxBatch, cfg.LeaderWait+cfg.ApplyTimeout, s.log)
 	s.goBackground(s.prop.run)
+	s.goBackground(s.fwd.run)
 	s.goBackground(s.watchLeadership)
 	s.goBackground(s.acceptLoop)
 	s.goBackground(s.memoryReleaser)
@@ -207,6 +210,7 @@ func (s *Server) Close() error {
 		s.ln.Close()
 		s.closeConns()
 		s.prop.close()
+		s.fwd.close()
 		s.closeErr = s.raft.close()
 		s.pools.Close()
 		s.bg.Wait()
@@ -320,6 +324,33 @@ func (s *Server) onLeader(c *call, local func(ctx context.Context) error) {
 	if err != nil {
 		c.conn.WriteError(errorText(err))
 	}
+}
+
+// decide has cmds, one proposal, decided by the leader: proposed here when
+// this node is the ready leader, else forwarded with the typed RPC (see
+// forwarder.go); the router decides which. It is the one way commands
+// reach the log on a client's behalf.
+func (s *Server) decide(c *call, cmds ...fsm.Command) ([]fsm.Result, error) {
+	var res []fsm.Result
+	err := s.router.route(context.Background(), c.fwd,
+		func(ctx context.Context) (err error) {
+			res, err = proposeVia(ctx, s.prop, cmds...)
+			return err
+		},
+		func(ctx context.Context, addr string) (err error) {
+			res, err = proposeVia(ctx, s.fwd.to(addr), cmds...)
+			return err
+		})
+	return res, err
+}
+
+// proposeVia queues cmds as one proposal and waits for its outcome.
+func proposeVia(ctx context.Context, sub submitter, cmds ...fsm.Command) ([]fsm.Result, error) {
+	pr, err := sub.enqueue(ctx, cmds...)
+	if err != nil {
+		return nil, err
+	}
+	return sub.await(pr)
 }
 
 // ready, leading and leaderAddr make the Server the router's leaderView.

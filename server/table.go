@@ -103,8 +103,8 @@ func init() {
 		{name: "raft.snapshot", arity: 1, flags: flagWrite, handler: cmdRaftSnapshot},
 		{name: "raft.backup", arity: 1, flags: flagReadonly | flagLeader, handler: cmdRaftBackup},
 		{name: "raft.restore", arity: 2, flags: flagWrite | flagLeader, handler: cmdRaftRestore},
+		{name: "raft.propose", arity: 2, flags: flagWrite, handler: cmdRaftPropose},
 		{name: "raft.fwd", arity: -2, flags: flagWrite, handler: cmdRaftFwd},
-		{name: "raft.exec", arity: -3, flags: flagWrite | flagLeader, handler: cmdRaftExec},
 	} {
 		commands[c.name] = c
 	}

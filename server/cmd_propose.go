@@ -1,0 +1,25 @@
+package server
+
+// cmdRaftPropose serves RAFT.PROPOSE request, the forwarding RPC a
+// follower sends on a node session (see rpc.go and forwarder.go): the
+// leader queues the request's proposals to its proposer, in order, and
+// answers with every proposal's outcome. A node that is not the ready
+// leader answers NOTLEADER, and the follower routes the proposals again.
+// A connection that sends only RAFT.PROPOSE is served by an rpcWriter
+// instead, which does the same without waiting for one request's outcome
+// before reading the next (rpc_conn.go).
+func cmdRaftPropose(s *Server, c *call) {
+	if !c.hasArity("raft.propose", 2) || !s.nodeOnly(c, "raft.propose") {
+		return
+	}
+	props, err := decodeProposeRequest(c.args[1])
+	if err != nil {
+		c.conn.WriteError(errorText(err))
+		return
+	}
+	if !s.isReady() {
+		c.conn.WriteError(msgNotLeader)
+		return
+	}
+	c.conn.WriteRaw(s.awaitProposals(s.queueProposals(props)))
+}

@@ -1,0 +1,250 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/throttledb/throttledb/fsm"
+	"github.com/throttledb/throttledb/internal/resp"
+)
+
+// forwarder is a follower's side of the forwarding RPC (see rpc.go). The
+// proposals of all of this node's client connections wait in one queue; a
+// sender takes everything queued for the leader and sends it as one
+// RAFT.PROPOSE on a persistent connection, without waiting for the replies
+// to earlier requests (resp.Pipe). So a follower's writes cost one round
+// trip per batch rather than one per command, and batches reach the leader
+// in the order they were queued, on one connection, so a client's
+// pipelined commands apply in the order it sent them.
+type forwarder struct {
+	pools    *resp.Pools
+	queue    chan *proposal
+	maxBatch int           // commands per request
+	inFlight int           // requests in flight on a connection
+	timeout  time.Duration // for one request's reply
+	log      *slog.Logger
+	stop     chan struct{} // closed by close
+	stopped  chan struct{} // closed when run has returned
+
+	pipes map[string]*resp.Pipe // by leader address; run's own
+}
+
+func newForwarder(pools *resp.Pools, maxBatch int, timeout time.Duration, log *slog.Logger) *forwarder {
+	return &forwarder{
+		pools:    pools,
+		queue:    make(chan *proposal, maxBatch),
+		maxBatch: maxBatch,
+		inFlight: 4,
+		timeout:  timeout,
+		log:      log,
+		stop:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+		pipes:    make(map[string]*resp.Pipe),
+	}
+}
+
+// submitter queues proposals to be decided by the leader and waits for
+// their outcome: the proposer on the leader, the forwarder on a follower.
+// enqueue's proposals are applied in the order one goroutine enqueued
+// them. await returns one result per command, or an error wrapping
+// ErrNotLeader when the proposal certainly never entered the log (route it
+// again), ErrOutcomeUnknown when it may have, or another error to answer.
+type submitter interface {
+	enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal, error)
+	await(pr *proposal) ([]fsm.Result, error)
+}
+
+// to returns the submitter that forwards to the leader at addr.
+func (f *forwarder) to(addr string) submitter { return forwardTo{f, addr} }
+
+type forwardTo struct {
+	f    *forwarder
+	addr string
+}
+
+func (t forwardTo) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal, error) {
+	pr := &proposal{cmds: cmds, done: make(chan outcome, 1), addr: t.addr}
+	select {
+	case t.f.queue <- pr:
+		return pr, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrNoLeader, ctx.Err())
+	case <-t.f.stop:
+		return nil, ErrShuttingDown
+	}
+}
+
+func (t forwardTo) await(pr *proposal) ([]fsm.Result, error) {
+	select {
+	case o := <-pr.done:
+		return o.res, o.err
+	case <-t.f.stopped:
+		// run answers every proposal it took; one still queued was never
+		// sent.
+		select {
+		case o := <-pr.done:
+			return o.res, o.err
+		default:
+			return nil, ErrShuttingDown
+		}
+	}
+}
+
+// run sends batches until close.
+func (f *forwarder) run() {
+	defer close(f.stopped)
+	defer func() {
+		for _, p := range f.pipes {
+			p.Close()
+		}
+	}()
+	var held *proposal // taken from the queue, for another leader than its batch's
+	for {
+		first := held
+		held = nil
+		if first == nil {
+			select {
+			case <-f.stop:
+				return
+			case first = <-f.queue:
+			}
+		}
+		batch := []*proposal{first}
+		n := len(first.cmds)
+	more:
+		for n < f.maxBatch {
+			select {
+			case pr := <-f.queue:
+				if pr.addr != first.addr {
+					held = pr
+					break more
+				}
+				batch = append(batch, pr)
+				n += len(pr.cmds)
+			default:
+				break more
+			}
+		}
+		f.send(first.addr, batch)
+	}
+}
+
+// send writes batch as one request to the leader at addr and hands each
+// proposal its outcome when the reply arrives. It returns once the request
+// is written (or has failed), so that the next batch fills meanwhile; it
+// blocks while inFlight requests await replies.
+func (f *forwarder) send(addr string, batch []*proposal) {
+	fail := func(err error) {
+		for _, pr := range batch {
+			pr.done <- outcome{err: err}
+		}
+	}
+	pipe, err := f.pipe(addr)
+	if err != nil {
+		fail(fmt.Errorf("%w: %w", ErrNotLeader, err))
+		return
+	}
+	props := make([][]fsm.Command, len(batch))
+	for i, pr := range batch {
+		props[i] = pr.cmds
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	ch, err := pipe.Send(ctx, []byte("RAFT.PROPOSE"), appendProposeRequest(nil, props))
+	if err != nil {
+		cancel()
+		if errors.Is(err, resp.ErrNotSent) {
+			fail(fmt.Errorf("%w: %w", ErrNotLeader, err))
+		} else {
+			fail(fmt.Errorf("%w: %w", ErrOutcomeUnknown, err))
+		}
+		return
+	}
+	for _, pr := range batch {
+		pr.submitted.Store(true)
+	}
+	go func() {
+		defer cancel()
+		var r resp.PipeReply
+		select {
+		case r = <-ch:
+		case <-ctx.Done():
+			// The leader has the request and did not answer in time: it
+			// may have run it. A connection that stalls is not reused.
+			pipe.Close()
+			r.Err = ctx.Err()
+		}
+		outs, err := f.outcomes(r, len(batch))
+		if err != nil {
+			fail(err)
+			return
+		}
+		for i, pr := range batch {
+			pr.done <- outcome{res: outs[i].res, err: outs[i].err}
+		}
+	}()
+}
+
+// outcomes interprets the reply to a request of n proposals.
+func (f *forwarder) outcomes(r resp.PipeReply, n int) ([]rpcOutcome, error) {
+	switch {
+	case r.Err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, r.Err)
+	case notServed(r.Raw):
+		return nil, fmt.Errorf("%w: %s", ErrNotLeader, resp.ErrorText(r.Raw))
+	case resp.IsError(r.Raw):
+		// Refused as a whole (NOPERM, NOAUTH...): nothing was proposed.
+		return nil, remoteError(resp.ErrorText(r.Raw))
+	}
+	payload, ok := bulkPayload(r.Raw)
+	if !ok {
+		return nil, fmt.Errorf("%w: %w: reply %q", ErrOutcomeUnknown, ErrBadRPC, r.Raw[:min(len(r.Raw), 32)])
+	}
+	outs, err := decodeProposeReply(payload, n)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	return outs, nil
+}
+
+// pipe returns a working connection to the leader at addr, opening one if
+// needed; connections to other addresses (former leaders) are closed.
+func (f *forwarder) pipe(addr string) (*resp.Pipe, error) {
+	for a, p := range f.pipes {
+		if a != addr || p.Err() != nil {
+			p.Close()
+			delete(f.pipes, a)
+		}
+	}
+	if p := f.pipes[addr]; p != nil {
+		return p, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	p, err := f.pools.Get(addr).OpenPipe(ctx, f.inFlight)
+	if err != nil {
+		f.log.Debug("forwarding connection failed", "to", addr, "err", err)
+		return nil, err
+	}
+	f.pipes[addr] = p
+	return p, nil
+}
+
+func (f *forwarder) close() { close(f.stop) }
+
+// bulkPayload returns the payload of a raw RESP bulk string.
+func bulkPayload(raw []byte) ([]byte, bool) {
+	if len(raw) < 4 || raw[0] != '$' {
+		return nil, false
+	}
+	i := bytes.Index(raw, []byte("\r\n"))
+	if i < 0 || !bytes.HasSuffix(raw, []byte("\r\n")) {
+		return nil, false
+	}
+	body := raw[i+2 : len(raw)-2]
+	n, ok := parseInt(raw[1:i])
+	return body, ok && n == int64(len(body))
+}

@@ -1,0 +1,170 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/throttledb/throttledb/fsm"
+	"github.com/tidwall/redcon"
+)
+
+// The leader's side of a forwarding connection. A follower pipelines
+// RAFT.PROPOSE requests on one connection without waiting for replies; if
+// the leader served them as it serves a client (one command's reply
+// written before the next command is read), a follower could never have
+// more than one request being committed. So a connection whose commands
+// are all RAFT.PROPOSE is served as in tidwall/uhaha: the connection's
+// goroutine keeps reading and queues each request's proposals at once (in
+// order, so they apply in order); an rpcWriter awaits their outcomes and
+// writes the replies in order.
+
+// rpcPending is one RAFT.PROPOSE being decided: its queued proposals and
+// the outcomes of those that could not be queued, or an immediate reply.
+type rpcPending struct {
+	queued []*proposal
+	outs   []rpcOutcome
+	reply  []byte // written as is when set
+	active bool   // counted in Server.active
+}
+
+// rpcWriter writes a forwarding connection's replies in request order.
+type rpcWriter struct {
+	s       *Server
+	c       *clientConn
+	pending chan *rpcPending
+	wg      sync.WaitGroup // pending not yet written
+	done    chan struct{}  // closed when the writer has returned
+}
+
+// maxRPCInFlight bounds the requests of one connection being decided.
+const maxRPCInFlight = 64
+
+// isRPCBatch reports whether cmds are all RAFT.PROPOSE requests the
+// session may send, so that they are served by the connection's rpcWriter.
+func (s *Server) isRPCBatch(sess *session, cmds []redcon.Command) bool {
+	if !sess.authed || sess.tx != nil || (s.cfg.ClusterSecret != "" && !sess.node) {
+		return false
+	}
+	for _, rc := range cmds {
+		if len(rc.Args) != 2 || !strings.EqualFold(string(rc.Args[0]), "raft.propose") {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) newRPCWriter(c *clientConn) *rpcWriter {
+	w := &rpcWriter{s: s, c: c, pending: make(chan *rpcPending, maxRPCInFlight), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// serve queues the proposals of each request of cmds and hands them to
+// the writer, without waiting for their outcomes.
+func (w *rpcWriter) serve(cmds []redcon.Command) {
+	s := w.s
+	s.cmdsTotal.Add(int64(len(cmds)))
+	for _, rc := range cmds {
+		p := &rpcPending{}
+		// Counted as a command in flight, so that a graceful shutdown
+		// waits for its reply; refused once the node is draining.
+		s.drainMu.RLock()
+		draining := s.draining
+		if !draining {
+			s.active.Add(1)
+		}
+		s.drainMu.RUnlock()
+		props, err := decodeProposeRequest(rc.Args[1])
+		switch {
+		case draining:
+			p.reply = redcon.AppendError(nil, errorText(ErrShuttingDown))
+		case err != nil:
+			p.reply = redcon.AppendError(nil, errorText(err))
+		case !s.isReady():
+			p.reply = redcon.AppendError(nil, msgNotLeader)
+		default:
+			p.queued, p.outs = s.queueProposals(props)
+		}
+		p.active = !draining
+		w.wg.Add(1)
+		w.pending <- p
+	}
+}
+
+// queueProposals queues props to the proposer, in order. Once one cannot
+// be queued none after it is, so that they never apply out of order; their
+// outcome says to route them again.
+func (s *Server) queueProposals(props [][]fsm.Command) ([]*proposal, []rpcOutcome) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LeaderWait)
+	defer cancel()
+	queued := make([]*proposal, len(props))
+	outs := make([]rpcOutcome, len(props))
+	for i, cmds := range props {
+		if i > 0 && queued[i-1] == nil {
+			outs[i].err = ErrNotLeader
+			continue
+		}
+		var err error
+		if queued[i], err = s.prop.enqueue(ctx, cmds...); err != nil {
+			outs[i].err = errors.Join(ErrNotLeader, err)
+		}
+	}
+	return queued, outs
+}
+
+// awaitProposals waits for the outcomes of queued proposals and encodes
+// the reply to their request.
+func (s *Server) awaitProposals(queued []*proposal, outs []rpcOutcome) []byte {
+	for i, pr := range queued {
+		if pr != nil {
+			outs[i].res, outs[i].err = s.prop.await(pr)
+		}
+	}
+	reply, err := appendProposeReply(nil, outs)
+	if err != nil {
+		return redcon.AppendError(nil, errorText(errors.Join(ErrOutcomeUnknown, err)))
+	}
+	return redcon.AppendBulk(nil, reply)
+}
+
+// drain waits until every reply handed to the writer is written, so that
+// the connection may write a reply of its own.
+func (w *rpcWriter) drain() { w.wg.Wait() }
+
+// close stops the writer once it has written what it was given.
+func (w *rpcWriter) close() {
+	close(w.pending)
+	<-w.done
+}
+
+func (w *rpcWriter) run() {
+	defer close(w.done)
+	bw := bufio.NewWriterSize(w.c.nc, 64<<10)
+	failed := false
+	for p := range w.pending {
+		reply := p.reply
+		if reply == nil {
+			reply = w.s.awaitProposals(p.queued, p.outs)
+		}
+		if !failed {
+			w.c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			_, err := bw.Write(reply)
+			if err == nil && len(w.pending) == 0 {
+				err = bw.Flush()
+			}
+			if err != nil {
+				// The reader sees the connection closed and stops.
+				failed = true
+				w.c.nc.Close()
+			}
+		}
+		if p.active {
+			w.s.active.Done()
+		}
+		w.wg.Done()
+	}
+}
