@@ -39,7 +39,10 @@ func isAcquire(rc redcon.Command) bool {
 func (s *Server) servePipeline(conn *clientConn, sess *session, cmds []redcon.Command) {
 	err := s.router.route(context.Background(), false,
 		func(context.Context) error { s.servePipelined(conn, sess, cmds, s.prop); return nil },
-		func(_ context.Context, addr string) error { s.servePipelined(conn, sess, cmds, s.fwd.to(addr)); return nil })
+		func(_ context.Context, addr string) error {
+			s.servePipelined(conn, sess, cmds, s.fwd.to(addr))
+			return nil
+		})
 	if err == nil {
 		return
 	}
