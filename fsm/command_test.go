@@ -72,6 +72,9 @@ func FuzzDecodeEntry(f *testing.F) {
 		if err != nil || !reflect.DeepEqual(e, again) {
 			t.Fatalf("re-decode: %v %#v %#v", err, e, again)
 		}
-		New(Config{}).applyEntry(e)
+		f := New(Config{})
+		f.mu.Lock()
+		f.applyEntry(e)
+		f.mu.Unlock()
 	})
 }

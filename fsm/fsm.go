@@ -70,6 +70,8 @@ type FSM struct {
 	// added, removed and pruned: a function of the key set alone, so every
 	// replica holds the same figure.
 	mem int64
+	// recent holds the results of the last applied entries (ResultsAt).
+	recent *recent
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -80,7 +82,7 @@ func New(cfg Config) *FSM {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{logger: lg, keys: make(map[string]*keyState), nodes: make(map[string]string)}
+	return &FSM{logger: lg, keys: make(map[string]*keyState), nodes: make(map[string]string), recent: new(recent)}
 }
 
 // Apply implements raft.FSM. It decodes the entry and returns []Result, one
@@ -92,12 +94,15 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if err != nil {
 		panic(fmt.Sprintf("fsm: log entry %d (term %d): %v", l.Index, l.Term, err))
 	}
-	return f.applyEntry(e)
-}
-
-func (f *FSM) applyEntry(e Entry) []Result {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	results := f.applyEntry(e)
+	f.recent.add(l.Index, l.Data, results)
+	return results
+}
+
+// applyEntry applies e's commands; f.mu is held.
+func (f *FSM) applyEntry(e Entry) []Result {
 	// The clock never runs backwards, even when a new leader's wall clock is
 	// behind its predecessor's: that is what keeps slots spaced across
 	// failovers.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,10 @@ type proposer struct {
 	// gate, if set (Config.MaxMemory), admits or refuses each proposal
 	// before it joins a batch. Set before run starts.
 	gate *memGate
+	// resolve, if set, learns what became of an entry whose proposer lost
+	// leadership while it was in flight (see Server.resolveLost). Set
+	// before run starts.
+	resolve func(index uint64, data []byte) ([]fsm.Result, error)
 }
 
 func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() int64) *proposer {
@@ -180,9 +185,11 @@ func (p *proposer) submit(batch []*proposal, n int) {
 		e.Commands = append(e.Commands, pr.cmds...)
 		pr.submitted.Store(true)
 	}
-	f := p.raft.Apply(e.Encode(), p.timeout)
+	data := e.Encode()
+	f := p.raft.Apply(data, p.timeout)
 	go func() {
-		err := classifyApplyErr(f.Error())
+		ferr := f.Error()
+		err := classifyApplyErr(ferr)
 		if p.gate != nil {
 			// Applied (the future answers after the FSM), or never
 			// will be: either way no longer in flight.
@@ -191,7 +198,15 @@ func (p *proposer) submit(batch []*proposal, n int) {
 			}
 		}
 		var results []fsm.Result
-		if err == nil {
+		if errors.Is(ferr, raft.ErrLeadershipLost) && p.resolve != nil {
+			// Leadership was lost with the entry in flight: the next
+			// leader may still commit it. Learn which, rather than answer
+			// "unknown".
+			results, err = p.resolve(f.Index(), data)
+			if err == nil && len(results) != n {
+				err = fmt.Errorf("%w: %d results for %d commands", ErrOutcomeUnknown, len(results), n)
+			}
+		} else if err == nil {
 			var ok bool
 			if results, ok = f.Response().([]fsm.Result); !ok || len(results) != n {
 				err = fmt.Errorf("%w: unexpected apply response %T", ErrOutcomeUnknown, f.Response())

@@ -75,6 +75,56 @@ func TestProposerOutcomes(t *testing.T) {
 	}
 }
 
+// TestProposerResolvesLostLeadership: an entry whose leader lost
+// leadership in flight is answered by what became of it (resolve): its
+// results if the next leader committed it, route-again if another entry
+// took its index, unknown if that cannot be learned; never a grant it did
+// not get.
+func TestProposerResolvesLostLeadership(t *testing.T) {
+	committed := fsm.Result{Permit: fsm.Permit{Granted: true, ValidAt: 1000, ExpiresAt: 1001}}
+	tests := []struct {
+		name    string
+		resolve func(uint64, []byte) ([]fsm.Result, error)
+		want    error
+	}{
+		{"committed by the next leader", func(uint64, []byte) ([]fsm.Result, error) { return []fsm.Result{committed}, nil }, nil},
+		{"replaced", func(uint64, []byte) ([]fsm.Result, error) { return nil, ErrNotLeader }, ErrNotLeader},
+		{"not learned", func(uint64, []byte) ([]fsm.Result, error) { return nil, ErrOutcomeUnknown }, ErrOutcomeUnknown},
+		{"wrong number of results", func(uint64, []byte) ([]fsm.Result, error) { return nil, nil }, ErrOutcomeUnknown},
+		{"no resolver", nil, ErrOutcomeUnknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &fakeRaft{fsm: fsm.New(fsm.Config{}), err: raft.ErrLeadershipLost}
+			p := newProposer(r, 8, time.Second, func() int64 { return 1000 })
+			var asked []byte
+			if tt.resolve != nil {
+				p.resolve = func(index uint64, data []byte) ([]fsm.Result, error) {
+					asked = data
+					return tt.resolve(index, data)
+				}
+			}
+			go p.run()
+			defer p.close()
+			res, err := p.propose(context.Background(), fsm.Acquire{Key: "k", Interval: 10, Max: 1, Slop: 1})
+			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+				t.Fatalf("err %v, want %v", err, tt.want)
+			}
+			if tt.want != nil && res.Permit.Granted {
+				t.Fatal("an unresolved proposal reported a grant")
+			}
+			if tt.want == nil && res != committed {
+				t.Fatalf("result %+v, want %+v", res, committed)
+			}
+			if tt.resolve != nil {
+				if e, err := fsm.DecodeEntry(asked); err != nil || len(e.Commands) != 1 {
+					t.Fatalf("resolve was not given the entry proposed: %v", err)
+				}
+			}
+		})
+	}
+}
+
 func TestProposerBatchesConcurrentCommands(t *testing.T) {
 	r := &fakeRaft{fsm: fsm.New(fsm.Config{})}
 	p := newProposer(r, 64, time.Second, func() int64 { return 5000 })

@@ -123,6 +123,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.MaxMemory > 0 {
 		s.prop.gate = newMemGate(cfg.MaxMemory, s.fsm, s.prop.clock)
 	}
+	s.prop.resolve = s.resolveLost
 	s.fwd = newForwarder(s.pools, cfg.MaxBatch, cfg.LeaderWait+cfg.ApplyTimeout, s.log)
 	s.goBackground(s.prop.run)
 	s.goBackground(s.fwd.run)
@@ -342,6 +343,36 @@ func (s *Server) decide(c *call, cmds ...fsm.Command) ([]fsm.Result, error) {
 			return err
 		})
 	return res, err
+}
+
+// resolveLost learns what became of the entry (data) this node proposed at
+// index, when it lost leadership with the entry in flight (Raft then says
+// only ErrLeadershipLost): it waits, as a follower, until its log has
+// applied that index, then compares the entry there with its own. The same
+// entry was committed: its results. Another: it never will be, so it is
+// safe to route again (ErrNotLeader). Not known within the bounds:
+// ErrOutcomeUnknown, as before.
+func (s *Server) resolveLost(index uint64, data []byte) ([]fsm.Result, error) {
+	sum := fsm.EntrySum(data)
+	deadline := time.Now().Add(s.cfg.LeaderWait + s.cfg.ApplyTimeout)
+	for {
+		switch res, fate := s.fsm.ResultsAt(index, sum); fate {
+		case fsm.FateCommitted:
+			return res, nil
+		case fsm.FateReplaced:
+			return nil, fmt.Errorf("%w: entry %d was replaced after leadership was lost", ErrNotLeader, index)
+		case fsm.FateForgotten:
+			return nil, fmt.Errorf("%w: leadership lost; entry %d no longer remembered", ErrOutcomeUnknown, index)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w: leadership lost; entry %d not applied in time", ErrOutcomeUnknown, index)
+		}
+		select {
+		case <-s.stop:
+			return nil, fmt.Errorf("%w: leadership lost, then the node stopped", ErrOutcomeUnknown)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // proposeVia queues cmds as one proposal and waits for its outcome.
