@@ -251,10 +251,9 @@ func cmdRaftSnapshot(s *Server, c *call) {
 // once, so a nested RAFT.FWD is never legitimate, and serving it by
 // dispatching again would recurse once per level (4.5 million levels in one
 // command overflowed the stack). It is refused before dispatch, so the
-// depth of dispatch stays at two whatever arrives. RAFT.EXEC inside RAFT.FWD
-// is legitimate (a forwarded transaction) and cannot nest further:
-// RAFT.EXEC parses its commands and accepts only THROTTLE.ACQUIRE and
-// THROTTLE.RESET, never dispatching them.
+// depth of dispatch stays at two whatever arrives. Writes are not relayed
+// this way but forwarded as fsm-encoded proposals (RAFT.PROPOSE), which
+// hold no commands to dispatch.
 func cmdRaftFwd(s *Server, c *call) {
 	if !c.hasArity("raft.fwd", -2) || !s.nodeOnly(c, "raft.fwd") {
 		return

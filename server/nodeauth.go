@@ -25,7 +25,7 @@ var ErrNodeHandshake = errors.New("node handshake failed")
 // NodeUser is the user name nodes AUTH with on each other's RESP ports when
 // a cluster secret is set: `AUTH throttledb-node <cluster secret>`. Such a
 // session is a node session, the only kind allowed to run the internal
-// commands RAFT.FWD, RAFT.EXEC and RAFT.JOIN.
+// commands RAFT.FWD, RAFT.PROPOSE and RAFT.JOIN.
 const NodeUser = "throttledb-node"
 
 // The cluster-secret handshake on the Raft port. The dialer proves it knows
