@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -43,6 +44,8 @@ type Config struct {
 	Addrs []string
 	// Password authenticates to Addrs.
 	Password string
+	// TLSConfig, when set, connects to Addrs with TLS.
+	TLSConfig *tls.Config
 	// Target is what to measure. Default TargetThrottleDB.
 	Target Target
 	// Clients is the number of concurrent clients, each with its own

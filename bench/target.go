@@ -62,6 +62,7 @@ func dial(ctx context.Context, cfg Config, addrs []string) ([]*redis.Client, err
 		c := redis.NewClient(&redis.Options{
 			Addr:            addrs[i%len(addrs)],
 			Password:        cfg.Password,
+			TLSConfig:       cfg.TLSConfig,
 			Protocol:        2, // throttledb speaks RESP2; so Redis is read the same way
 			DisableIdentity: true,
 			PoolSize:        1,

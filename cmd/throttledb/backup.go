@@ -22,6 +22,7 @@ func init() {
 type backupFlags struct {
 	addrs, password, file string
 	timeout               time.Duration
+	tls                   clientTLSFlags
 }
 
 func parseBackupFlags(name, fileUsage string, args []string) (*backupFlags, *client.Client, error) {
@@ -31,6 +32,7 @@ func parseBackupFlags(name, fileUsage string, args []string) (*backupFlags, *cli
 	fs.StringVar(&f.password, "password", "", "password of nodes started with --requirepass (or set "+envPassword+", which ps does not show)")
 	fs.StringVar(&f.file, "file", "", fileUsage)
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for the cluster")
+	f.tls.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
@@ -44,7 +46,11 @@ func parseBackupFlags(name, fileUsage string, args []string) (*backupFlags, *cli
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	c, err := client.New(client.Options{Addrs: strings.Split(f.addrs, ","), Password: pw})
+	tlsCfg, err := f.tls.config()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	c, err := client.New(client.Options{Addrs: strings.Split(f.addrs, ","), Password: pw, TLSConfig: tlsCfg})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}

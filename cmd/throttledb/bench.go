@@ -42,6 +42,8 @@ func runBench(args []string) error {
 	fs.IntVar(&cfg.Max, "max", 10, "throttle max: future slots a key may hold")
 	fs.IntVar(&cfg.Pipeline, "pipeline", 1, "commands per round trip")
 	fs.BoolVar(&cfg.Verify, "verify", false, "record every grant and check that slots of a key are at least --interval apart")
+	var tlsf clientTLSFlags
+	tlsf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -74,6 +76,9 @@ func runBench(args []string) error {
 	}
 	var err error
 	if cfg.Password, err = clientPassword(cfg.Password, len(cfg.Addrs) > 0); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if cfg.TLSConfig, err = tlsf.config(); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

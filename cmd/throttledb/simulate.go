@@ -24,6 +24,7 @@ func runSimulate(args []string) error {
 	var (
 		cfg   simulate.Config
 		addrs string
+		tlsf  clientTLSFlags
 	)
 	fs := flag.NewFlagSet("throttledb simulate", flag.ContinueOnError)
 	fs.IntVar(&cfg.Workers, "workers", 7, "number of concurrent workers")
@@ -33,6 +34,7 @@ func runSimulate(args []string) error {
 	fs.StringVar(&addrs, "addr", "", "comma-separated RESP addresses of cluster nodes (default: start an embedded single-node server)")
 	fs.StringVar(&cfg.Password, "password", "", "password for --addr nodes started with --requirepass (or set "+envPassword+", which ps does not show)")
 	fs.StringVar(&cfg.Key, "key", "", "throttle key (default: a fresh simulate-<unix ns> key)")
+	tlsf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -61,6 +63,9 @@ func runSimulate(args []string) error {
 	}
 	var err error
 	if cfg.Password, err = clientPassword(cfg.Password, len(cfg.Addrs) > 0); err != nil {
+		return fmt.Errorf("simulate: %w", err)
+	}
+	if cfg.TLSConfig, err = tlsf.config(); err != nil {
 		return fmt.Errorf("simulate: %w", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

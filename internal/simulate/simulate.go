@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -31,6 +32,8 @@ type Config struct {
 	Addrs []string
 	// Password authenticates to Addrs.
 	Password string
+	// TLSConfig, when set, connects to Addrs with TLS.
+	TLSConfig *tls.Config
 	// Key is the throttle key. Default "simulate-<unix ns>", fresh for every
 	// run so an earlier run's reservations do not interfere.
 	Key string
@@ -146,7 +149,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 	} else {
 		s.printf("Using throttledb at %s (key %s)\n", strings.Join(addrs, ","), cfg.Key)
 	}
-	c, err := client.New(client.Options{Addrs: addrs, Password: cfg.Password})
+	c, err := client.New(client.Options{Addrs: addrs, Password: cfg.Password, TLSConfig: cfg.TLSConfig})
 	if err != nil {
 		return Summary{}, err
 	}
