@@ -16,7 +16,7 @@ var errTLSFlags = errors.New("bad TLS settings")
 // clientTLSFlags are the TLS flags of the tools that connect to a cluster
 // (backup, restore, bench, simulate), named as redis-cli names them.
 type clientTLSFlags struct {
-	enabled          bool
+	enabled           bool
 	cacert, cert, key string
 }
 
