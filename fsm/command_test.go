@@ -72,6 +72,6 @@ func FuzzDecodeEntry(f *testing.F) {
 		if err != nil || !reflect.DeepEqual(e, again) {
 			t.Fatalf("re-decode: %v %#v %#v", err, e, again)
 		}
-		New(Config{}).applyEntry(e)
+		New(Config{}).applyEntry(1, e)
 	})
 }

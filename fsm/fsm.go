@@ -66,6 +66,9 @@ type FSM struct {
 	exp   expiryHeap
 	nodes map[string]string
 	stats Stats
+	// applied is the index of the last log entry Apply applied, 0 until the
+	// first one since New or the last Restore (see Digest).
+	applied uint64
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -88,12 +91,13 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if err != nil {
 		panic(fmt.Sprintf("fsm: log entry %d (term %d): %v", l.Index, l.Term, err))
 	}
-	return f.applyEntry(e)
+	return f.applyEntry(l.Index, e)
 }
 
-func (f *FSM) applyEntry(e Entry) []Result {
+func (f *FSM) applyEntry(index uint64, e Entry) []Result {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.applied = index
 	// The clock never runs backwards, even when a new leader's wall clock is
 	// behind its predecessor's: that is what keeps slots spaced across
 	// failovers.
@@ -306,6 +310,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.now, f.stats, f.keys, f.exp, f.nodes = img.now, img.stats, keys, exp, nodes
+	f.applied = 0 // the snapshot's index is Raft's, not known here
 	f.logger.Info("restored snapshot", "keys", len(keys), "nodes", len(nodes), "clock", img.now)
 	return nil
 }

@@ -43,7 +43,7 @@ func openRaft(cfg Config, f *fsm.FSM) (*raftNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	trans, err := newTransport(cfg.RaftAddr, cfg.RaftAdvertise, hlog)
+	trans, err := newTransport(cfg.RaftAddr, cfg.RaftAdvertise, cfg.DebugPeerRaftAddrs, hlog)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
@@ -125,7 +125,10 @@ func openStores(dir string, noSync bool, hlog hclog.Logger) (*raftboltdb.BoltSto
 // retainSnapshots is how many snapshots a data directory keeps.
 const retainSnapshots = 2
 
-func newTransport(bind, advertise string, hlog hclog.Logger) (*raft.NetworkTransport, error) {
+// newTransport opens Raft's TCP transport on bind. peers, if not empty,
+// overrides the address dialled for the members it names (see
+// Config.DebugPeerRaftAddrs).
+func newTransport(bind, advertise string, peers map[string]string, hlog hclog.Logger) (*raft.NetworkTransport, error) {
 	// Listen first, so that a port of 0 is resolved before it is
 	// advertised: peers must be able to dial the address we give them.
 	ln, err := net.Listen("tcp", bind)
@@ -143,7 +146,23 @@ func newTransport(bind, advertise string, hlog hclog.Logger) (*raft.NetworkTrans
 		return nil, fmt.Errorf("raft advertise address %q: %w", adv, err)
 	}
 	stream := &tcpStreamLayer{ln: ln, advertise: addr}
-	return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hlog), nil
+	tc := &raft.NetworkTransportConfig{Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog}
+	if len(peers) > 0 {
+		tc.ServerAddressProvider = peerAddrs(peers)
+	}
+	return raft.NewNetworkTransportWithConfig(tc), nil
+}
+
+// peerAddrs is a raft.ServerAddressProvider over a fixed map of member IDs
+// to addresses (Config.DebugPeerRaftAddrs); raft dials a member it does not
+// list at the address in the configuration.
+type peerAddrs map[string]string
+
+func (p peerAddrs) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	if a, ok := p[string(id)]; ok {
+		return raft.ServerAddress(a), nil
+	}
+	return "", fmt.Errorf("no debug address for %s", id)
 }
 
 // advertised returns the address to give peers for a listener bound to

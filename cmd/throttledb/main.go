@@ -64,6 +64,11 @@ func runNode(args []string) error {
 	fs.Var(memoryFlag{&cfg.ClientQueryBufferLimit}, "client-query-buffer-limit", "most a client may buffer towards incomplete commands")
 	protectedMode := true
 	fs.Var(yesNoFlag{&protectedMode}, "protected-mode", "yes: without a password, refuse clients not on loopback (yes|no)")
+	// Test-only fault-injection hooks (test/faults), hidden from -h.
+	fs.Var(peerAddrsFlag{&cfg.DebugPeerRaftAddrs}, "debug-peer-raft-addrs", "TEST ONLY: id=host:port,... Raft address to dial per member")
+	fs.Var(peerAddrsFlag{&cfg.DebugPeerRESPAddrs}, "debug-peer-resp-addrs", "TEST ONLY: id=host:port,... RESP address to forward to per member")
+	fs.DurationVar(&cfg.DebugClockOffset, "debug-clock-offset", 0, "TEST ONLY: added to this node's wall clock")
+	fs.Usage = usageWithoutDebug(fs)
 	fs.Parse(args)
 	cfg.Timeout = time.Duration(*timeout) * time.Second
 	cfg.ProtectedModeOff = !protectedMode
