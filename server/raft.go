@@ -43,7 +43,7 @@ func openRaft(cfg Config, f *fsm.FSM) (*raftNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	trans, err := newTransport(cfg.RaftAddr, cfg.RaftAdvertise, cfg.DebugPeerRaftAddrs, hlog)
+	trans, err := newTransport(cfg.RaftAddr, cfg.RaftAdvertise, cfg.ID, cfg.DebugPeerRaftAddrs, hlog)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
@@ -127,8 +127,9 @@ const retainSnapshots = 2
 
 // newTransport opens Raft's TCP transport on bind. peers, if not empty,
 // overrides the address dialled for the members it names (see
-// Config.DebugPeerRaftAddrs).
-func newTransport(bind, advertise string, peers map[string]string, hlog hclog.Logger) (*raft.NetworkTransport, error) {
+// Config.DebugPeerRaftAddrs); id is this node's ID ("": the advertised
+// address), which reaches itself at its own address.
+func newTransport(bind, advertise, id string, peers map[string]string, hlog hclog.Logger) (*raft.NetworkTransport, error) {
 	// Listen first, so that a port of 0 is resolved before it is
 	// advertised: peers must be able to dial the address we give them.
 	ln, err := net.Listen("tcp", bind)
@@ -148,7 +149,17 @@ func newTransport(bind, advertise string, peers map[string]string, hlog hclog.Lo
 	stream := &tcpStreamLayer{ln: ln, advertise: addr}
 	tc := &raft.NetworkTransportConfig{Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog}
 	if len(peers) > 0 {
-		tc.ServerAddressProvider = peerAddrs(peers)
+		m := peerAddrs{}
+		for k, v := range peers {
+			m[k] = v
+		}
+		if id == "" {
+			id = adv
+		}
+		if _, ok := m[id]; !ok {
+			m[id] = adv
+		}
+		tc.ServerAddressProvider = m
 	}
 	return raft.NewNetworkTransportWithConfig(tc), nil
 }
