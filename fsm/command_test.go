@@ -74,7 +74,7 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 		f := New(Config{})
 		f.mu.Lock()
-		f.applyEntry(e)
+		f.applyEntry(1, e)
 		f.mu.Unlock()
 	})
 }

@@ -72,6 +72,9 @@ type FSM struct {
 	mem int64
 	// recent holds the results of the last applied entries (ResultsAt).
 	recent *recent
+	// applied is the index of the last log entry Apply applied, 0 until the
+	// first one since New or the last Restore (see Digest).
+	applied uint64
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -96,13 +99,14 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	results := f.applyEntry(e)
+	results := f.applyEntry(l.Index, e)
 	f.recent.add(l.Index, l.Data, results)
 	return results
 }
 
-// applyEntry applies e's commands; f.mu is held.
-func (f *FSM) applyEntry(e Entry) []Result {
+// applyEntry applies e, the entry at index; f.mu is held.
+func (f *FSM) applyEntry(index uint64, e Entry) []Result {
+	f.applied = index
 	// The clock never runs backwards, even when a new leader's wall clock is
 	// behind its predecessor's: that is what keeps slots spaced across
 	// failovers.
@@ -320,6 +324,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.now, f.stats, f.keys, f.exp, f.nodes, f.mem = img.now, img.stats, keys, exp, nodes, mem
+	f.applied = 0 // the snapshot's index is Raft's, not known here
 	f.logger.Info("restored snapshot", "keys", len(keys), "nodes", len(nodes), "clock", img.now)
 	return nil
 }

@@ -22,13 +22,11 @@ type appliedEntry struct {
 // state: it only lets a node that lost leadership learn what became of an
 // entry it had proposed.
 type recent struct {
-	ring    [recentEntries]appliedEntry
-	applied uint64 // the last index applied through Apply
+	ring [recentEntries]appliedEntry
 }
 
 func (r *recent) add(index uint64, data []byte, results []Result) {
 	r.ring[index%recentEntries] = appliedEntry{index: index, sum: EntrySum(data), results: results}
-	r.applied = max(r.applied, index)
 }
 
 // EntryFate is what became of an entry a node proposed, as ResultsAt
@@ -54,7 +52,7 @@ const (
 func (f *FSM) ResultsAt(index, sum uint64) ([]Result, EntryFate) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if f.recent.applied < index {
+	if f.applied < index {
 		return nil, FatePending
 	}
 	e := f.recent.ring[index%recentEntries]

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -242,6 +243,17 @@ func cmdRaftSnapshot(s *Server, c *call) {
 		return
 	}
 	c.conn.WriteString("OK")
+}
+
+// cmdRaftDigest serves RAFT.DIGEST: this node's (not the leader's) last
+// applied log index and a hex SHA-256 digest of its replicated state at that
+// index (fsm.FSM.Digest). Replicas that report the same index must report
+// the same digest; the fault tests check that after healing.
+func cmdRaftDigest(s *Server, c *call) {
+	index, sum := s.fsm.Digest()
+	c.conn.WriteArray(2)
+	c.conn.WriteInt64(int64(index))
+	c.conn.WriteBulkString(hex.EncodeToString(sum[:]))
 }
 
 // cmdRaftFwd serves RAFT.FWD command [arg ...], the wrapper a follower sends

@@ -16,7 +16,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // nowMs is cluster time as this node sees it: its wall clock, never earlier
 // than the newest entry it has applied.
-func (s *Server) nowMs() int64 { return s.fsm.Clock(time.Now().UnixMilli()) }
+func (s *Server) nowMs() int64 { return s.fsm.Clock(s.wallMs()) }
 
 // cmdCommand serves COMMAND, COMMAND COUNT, COMMAND INFO name... and COMMAND
 // DOCS (empty: redis-cli asks for it at start and copes without).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/throttledb/throttledb/fsm"
 )
@@ -113,7 +112,7 @@ func cmdPeek(s *Server, c *call) {
 			// A read is always safe to route again.
 			return fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}
-		p, err := s.fsm.Peek(a, time.Now().UnixMilli())
+		p, err := s.fsm.Peek(a, s.wallMs())
 		if err != nil {
 			c.conn.WriteError(errorText(err))
 			return nil

@@ -109,6 +109,19 @@ type Config struct {
 	// process: Raft's log cache, connections and garbage come on top.
 	// Zero (the default) or negative: no limit. See memGate.
 	MaxMemory int64
+	// DebugPeerRaftAddrs and DebugPeerRESPAddrs are for fault-injection
+	// tests only (test/faults): they map a member's ID to the address this
+	// node dials to reach it, for Raft RPCs and for forwarded commands
+	// respectively, instead of the address the cluster records. A test
+	// points them at proxies it controls, one per directed pair of nodes,
+	// so that it can cut any link one way or both. IDs not listed are
+	// dialled as usual. Never set them in production.
+	DebugPeerRaftAddrs map[string]string
+	DebugPeerRESPAddrs map[string]string
+	// DebugClockOffset, for fault-injection tests only, is added to the wall
+	// clock this node reads for cluster time (the time a leader stamps into
+	// log entries, and the clock of reads), to simulate a skewed clock.
+	DebugClockOffset time.Duration
 }
 
 func (c Config) withDefaults() Config {

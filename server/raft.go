@@ -184,7 +184,34 @@ func newTransport(cfg Config, sec nodeSecurity, hlog hclog.Logger) (*raft.Networ
 		return nil, fmt.Errorf("raft advertise address %q: %w", adv, err)
 	}
 	stream := &tcpStreamLayer{ln: ln, advertise: addr, sec: sec}
-	return raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hlog), nil
+	tc := &raft.NetworkTransportConfig{Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog}
+	if peers := cfg.DebugPeerRaftAddrs; len(peers) > 0 {
+		m := peerAddrs{}
+		for k, v := range peers {
+			m[k] = v
+		}
+		id := cfg.ID
+		if id == "" {
+			id = adv
+		}
+		if _, ok := m[id]; !ok {
+			m[id] = adv
+		}
+		tc.ServerAddressProvider = m
+	}
+	return raft.NewNetworkTransportWithConfig(tc), nil
+}
+
+// peerAddrs is a raft.ServerAddressProvider over a fixed map of member IDs
+// to addresses (Config.DebugPeerRaftAddrs); raft dials a member it does not
+// list at the address in the configuration.
+type peerAddrs map[string]string
+
+func (p peerAddrs) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	if a, ok := p[string(id)]; ok {
+		return raft.ServerAddress(a), nil
+	}
+	return "", fmt.Errorf("no debug address for %s", id)
 }
 
 // advertised returns the address to give peers for a listener bound to

@@ -119,7 +119,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.cfg.ID = string(s.raft.trans.LocalAddr())
 	}
 	s.router = &router{view: s, wait: cfg.LeaderWait, retry: 20 * time.Millisecond, stop: s.stop}
-	s.prop = newProposer(s.raft, cfg.MaxBatch, cfg.ApplyTimeout, func() int64 { return time.Now().UnixMilli() })
+	s.prop = newProposer(s.raft, cfg.MaxBatch, cfg.ApplyTimeout, s.wallMs)
 	if cfg.MaxMemory > 0 {
 		s.prop.gate = newMemGate(cfg.MaxMemory, s.fsm, s.prop.clock)
 	}
@@ -148,6 +148,13 @@ func (s *Server) goBackground(fn func()) {
 		defer s.bg.Done()
 		fn()
 	}()
+}
+
+// wallMs is this node's wall clock in Unix milliseconds, the source of
+// cluster time: shifted by Config.DebugClockOffset, which fault tests set to
+// skew one node's clock.
+func (s *Server) wallMs() int64 {
+	return time.Now().Add(s.cfg.DebugClockOffset).UnixMilli()
 }
 
 // Addr returns the RESP address the node listens on.
@@ -294,6 +301,9 @@ func (s *Server) leader() (id, respAddr string, ok bool) {
 		return s.cfg.ID, s.advert, true // known before it is recorded
 	}
 	addr, ok := s.fsm.NodeAddr(string(lid))
+	if a, debug := s.cfg.DebugPeerRESPAddrs[string(lid)]; debug && ok {
+		addr = a // a fault test's proxy to the leader (Config.DebugPeerRESPAddrs)
+	}
 	return string(lid), addr, ok
 }
 

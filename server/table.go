@@ -101,6 +101,7 @@ func init() {
 		{name: "raft.leader", arity: 1, flags: flagReadonly, handler: cmdRaftLeader},
 		{name: "raft.transfer", arity: -1, flags: flagWrite | flagLeader, handler: cmdRaftTransfer},
 		{name: "raft.snapshot", arity: 1, flags: flagWrite, handler: cmdRaftSnapshot},
+		{name: "raft.digest", arity: 1, flags: flagReadonly, handler: cmdRaftDigest},
 		{name: "raft.backup", arity: 1, flags: flagReadonly | flagLeader, handler: cmdRaftBackup},
 		{name: "raft.restore", arity: 2, flags: flagWrite | flagLeader, handler: cmdRaftRestore},
 		{name: "raft.propose", arity: 2, flags: flagWrite, handler: cmdRaftPropose},

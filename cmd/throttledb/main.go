@@ -73,6 +73,11 @@ func runNode(args []string) error {
 	secretFile := fs.String("cluster-secret-file", "", "file holding --cluster-secret (keeps it out of ps)")
 	protectedMode := true
 	fs.Var(yesNoFlag{&protectedMode}, "protected-mode", "yes: without a password, refuse clients not on loopback, and refuse to start with a non-loopback Raft address without TLS; no: accept the risk")
+	// Test-only fault-injection hooks (test/faults), hidden from -h.
+	fs.Var(peerAddrsFlag{&cfg.DebugPeerRaftAddrs}, "debug-peer-raft-addrs", "TEST ONLY: id=host:port,... Raft address to dial per member")
+	fs.Var(peerAddrsFlag{&cfg.DebugPeerRESPAddrs}, "debug-peer-resp-addrs", "TEST ONLY: id=host:port,... RESP address to forward to per member")
+	fs.DurationVar(&cfg.DebugClockOffset, "debug-clock-offset", 0, "TEST ONLY: added to this node's wall clock")
+	fs.Usage = usageWithoutDebug(fs)
 	fs.Parse(args)
 	cfg.Timeout = time.Duration(*timeout) * time.Second
 	cfg.NoProtectedMode = !protectedMode

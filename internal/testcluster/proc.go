@@ -52,6 +52,10 @@ type ProcOptions struct {
 	LeaderWait time.Duration
 	// Args are extra command-line arguments.
 	Args []string
+	// OnStart, if set, is called with the node's RESP and Raft addresses
+	// each time it starts listening, before StartProc or Restart waits for
+	// a join (a fault test points its proxies at them).
+	OnStart func(addr, raftAddr string)
 }
 
 // Proc is a throttledb node running as a child process, listening on
@@ -156,6 +160,9 @@ func (p *Proc) start(addr, raftAddr string) {
 	select {
 	case a := <-started:
 		p.addr, p.raftAddr = a[0], a[1]
+		if p.o.OnStart != nil {
+			p.o.OnStart(p.addr, p.raftAddr)
+		}
 	case <-exited:
 		p.t.Fatalf("%s exited before listening: %v\n%s", p.o.ID, p.ExitErr(), p.tail(40))
 	case <-time.After(30 * time.Second):
