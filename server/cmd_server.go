@@ -99,6 +99,10 @@ func cmdConfig(s *Server, c *call) {
 
 // cmdDBSize serves DBSIZE: the number of unexpired keys in this node's state.
 func cmdDBSize(s *Server, c *call) {
+	if s.loading() {
+		c.conn.WriteError(msgLoading)
+		return
+	}
 	c.conn.WriteInt(s.fsm.DBSize(s.nowMs()))
 }
 

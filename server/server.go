@@ -45,6 +45,11 @@ type Server struct {
 	// Start: checkPassword compares digests, never the passwords.
 	passDigest [sha256.Size]byte
 
+	// loadTarget is the last index of the log when the node started;
+	// loaded is set once reads are current (see loading).
+	loadTarget uint64
+	loaded     atomic.Bool
+
 	// readyTerm is the term in which this node, as leader, last saw a
 	// Barrier apply every entry of earlier terms (0: none). See isReady.
 	readyTerm atomic.Uint64
@@ -117,6 +122,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.ID == "" {
 		s.cfg.ID = string(s.raft.trans.LocalAddr())
+	}
+	if s.raft.existing {
+		// A new node has nothing to load; one restarted has its log.
+		s.loadTarget = s.raft.LastIndex()
 	}
 	s.router = &router{view: s, wait: cfg.LeaderWait, retry: 20 * time.Millisecond, stop: s.stop}
 	s.prop = newProposer(s.raft, cfg.MaxBatch, cfg.ApplyTimeout, s.wallMs)
