@@ -65,9 +65,9 @@ type Proc struct {
 	bin string
 	o   ProcOptions
 
-	addr, raftAddr string // fixed by the first start; kept across restarts
-
-	mu      sync.Mutex
+	mu       sync.Mutex
+	addr     string // RESP and Raft addresses of the latest start; read
+	raftAddr string // while another goroutine restarts the node
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when the current process has been reaped
 	waitErr error
@@ -159,9 +159,11 @@ func (p *Proc) start(addr, raftAddr string) {
 	}()
 	select {
 	case a := <-started:
+		p.mu.Lock()
 		p.addr, p.raftAddr = a[0], a[1]
+		p.mu.Unlock()
 		if p.o.OnStart != nil {
-			p.o.OnStart(p.addr, p.raftAddr)
+			p.o.OnStart(a[0], a[1])
 		}
 	case <-exited:
 		p.t.Fatalf("%s exited before listening: %v\n%s", p.o.ID, p.ExitErr(), p.tail(40))
@@ -185,10 +187,18 @@ func (p *Proc) start(addr, raftAddr string) {
 func (p *Proc) ID() string { return p.o.ID }
 
 // Addr returns the node's RESP address.
-func (p *Proc) Addr() string { return p.addr }
+func (p *Proc) Addr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addr
+}
 
 // RaftAddr returns the node's Raft address.
-func (p *Proc) RaftAddr() string { return p.raftAddr }
+func (p *Proc) RaftAddr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.raftAddr
+}
 
 // DataDir returns the node's data directory.
 func (p *Proc) DataDir() string { return p.o.DataDir }
@@ -260,7 +270,7 @@ func (p *Proc) Term() error {
 func (p *Proc) Restart() {
 	p.t.Helper()
 	p.Kill()
-	p.start(p.addr, p.raftAddr)
+	p.start(p.Addr(), p.RaftAddr())
 }
 
 // RestartNewAddrs starts a stopped node again on the same data directory,
@@ -276,7 +286,7 @@ func (p *Proc) RestartNewAddrs() {
 // (MaxRetries -1), so callers see every raw outcome; it is closed at cleanup.
 func (p *Proc) Client() *redis.Client {
 	c := redis.NewClient(&redis.Options{
-		Addr: p.addr, Password: p.o.RequirePass, MaxRetries: -1,
+		Addr: p.Addr(), Password: p.o.RequirePass, MaxRetries: -1,
 		DialTimeout: time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 5 * time.Second,
 	})
 	p.t.Cleanup(func() { c.Close() })
@@ -316,7 +326,7 @@ func (p *Proc) dumpLogs() {
 
 // Info returns the node's INFO section as a map.
 func (p *Proc) Info(ctx context.Context, section string) (map[string]string, error) {
-	c := redis.NewClient(&redis.Options{Addr: p.addr, Password: p.o.RequirePass, MaxRetries: -1, DialTimeout: time.Second})
+	c := redis.NewClient(&redis.Options{Addr: p.Addr(), Password: p.o.RequirePass, MaxRetries: -1, DialTimeout: time.Second})
 	defer c.Close()
 	s, err := c.Info(ctx, section).Result()
 	if err != nil {
@@ -350,7 +360,7 @@ func (p *Proc) AppliedIndex(ctx context.Context) (uint64, error) {
 }
 
 // String describes the node.
-func (p *Proc) String() string { return fmt.Sprintf("%s@%s", p.o.ID, p.addr) }
+func (p *Proc) String() string { return fmt.Sprintf("%s@%s", p.o.ID, p.Addr()) }
 
 // ProcCluster is a set of node processes forming one cluster.
 type ProcCluster struct {
