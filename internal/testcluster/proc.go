@@ -68,10 +68,10 @@ type Proc struct {
 	mu       sync.Mutex
 	addr     string // RESP and Raft addresses of the latest start; read
 	raftAddr string // while another goroutine restarts the node
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when the current process has been reaped
-	waitErr error
-	logs    []string // every line the node logged, across restarts
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed when the current process has been reaped
+	waitErr  error
+	logs     []string // every line the node logged, across restarts
 }
 
 // StartProc starts a node process and waits until it listens (and, when
