@@ -87,7 +87,7 @@ func (p Permit) Deadline() time.Time {
 	return p.Start().Add(p.Slop())
 }
 
-// String formats p like the original exercise's Permit, or "None" when
+// String formats p like the exercise's Python Permit (README), or "None" when
 // denied.
 func (p Permit) String() string {
 	if !p.Granted {

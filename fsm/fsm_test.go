@@ -29,7 +29,7 @@ func acq(key string, interval, max int64) Acquire {
 }
 
 func TestAcquireExerciseCases(t *testing.T) {
-	// The four cases of the original exercise, interval 3. setup grants
+	// The four reference cases of the exercise (README), interval 3. setup grants
 	// slots at time setupNow until the key's last slot is `last`.
 	tests := []struct {
 		name     string

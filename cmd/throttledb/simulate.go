@@ -16,7 +16,7 @@ import (
 
 func init() { subcommands["simulate"] = runSimulate }
 
-// runSimulate runs the original exercise's demo against a cluster, or an
+// runSimulate runs the exercise's workers demo (README) against a cluster, or an
 // embedded single node when no --addr is given:
 //
 //	throttledb simulate --workers 7 --interval 3s --max 2 --duration 30s [--addr host:port,...] [--key k]

@@ -278,7 +278,7 @@ func (s *sim) printSummary(sum Summary) {
 	s.printf("%s", b.String())
 }
 
-// logf writes a log line like the original's:
+// logf writes a log line like the exercise's Python demo:
 // "<worker> 2017-01-16 21:18:13,254 Received permit: ...".
 func (s *sim) logf(w int, format string, args ...any) {
 	ts := s.logClock().Format("2006-01-02 15:04:05,000")
