@@ -18,6 +18,12 @@ import (
 	"github.com/throttledb/throttledb/server"
 )
 
+// privateAddr gives a test node a loopback address of its own, so that
+// clients of other tests running at the same time (retrying a port a
+// killed node of theirs had, say) cannot reach it and be counted among its
+// connections.
+func privateAddr(c *server.Config) { c.Addr = "127.0.0.77:0" }
+
 // heapInUse returns the live heap after a collection.
 func heapInUse() uint64 {
 	runtime.GC()
@@ -63,7 +69,7 @@ func TestHostileInput(t *testing.T) {
 	const pass = "s3cret"
 	n := testcluster.StartNode(t, testcluster.Options{
 		RequirePass: pass,
-		Configure:   func(c *server.Config) { c.ClientQueryBufferLimit = 64 << 20 },
+		Configure:   func(c *server.Config) { privateAddr(c); c.ClientQueryBufferLimit = 64 << 20 },
 	})
 	cl := redis.NewClient(&redis.Options{Addr: n.Addr(), Password: pass, MaxRetries: -1})
 	defer cl.Close()
@@ -158,7 +164,7 @@ func TestHostileInput(t *testing.T) {
 // TestMaxClients: a connection over --maxclients gets Redis's error and is
 // closed; once a client leaves, a new one is served.
 func TestMaxClients(t *testing.T) {
-	n := testcluster.StartNode(t, testcluster.Options{Configure: func(c *server.Config) { c.MaxClients = 3 }})
+	n := testcluster.StartNode(t, testcluster.Options{Configure: func(c *server.Config) { privateAddr(c); c.MaxClients = 3 }})
 	var conns []net.Conn
 	for i := 0; i < 3; i++ {
 		c, err := net.Dial("tcp", n.Addr())
@@ -195,7 +201,7 @@ func TestMaxClients(t *testing.T) {
 // TestIdleTimeout: with --timeout, an idle client is closed; a busy one is
 // not closed while it waits for a reply.
 func TestIdleTimeout(t *testing.T) {
-	n := testcluster.StartNode(t, testcluster.Options{Configure: func(c *server.Config) { c.Timeout = 200 * time.Millisecond }})
+	n := testcluster.StartNode(t, testcluster.Options{Configure: func(c *server.Config) { privateAddr(c); c.Timeout = 200 * time.Millisecond }})
 	c, err := net.Dial("tcp", n.Addr())
 	if err != nil {
 		t.Fatal(err)
