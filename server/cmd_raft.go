@@ -125,8 +125,13 @@ func membershipErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(classifyApplyErr(err), ErrNotLeader) {
-		return classifyApplyErr(err)
+	switch cerr := classifyApplyErr(err); {
+	case errors.Is(cerr, ErrNotLeader):
+		return cerr
+	case errors.Is(err, raft.ErrLeadershipLost):
+		// It may or may not have been committed: TRYAGAIN, which a
+		// joining node retries (a join is idempotent), never a refusal.
+		return cerr
 	}
 	return fmt.Errorf("membership change failed: %v", err)
 }
