@@ -18,8 +18,9 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // than the newest entry it has applied.
 func (s *Server) nowMs() int64 { return s.fsm.Clock(time.Now().UnixMilli()) }
 
-// cmdCommand serves COMMAND, COMMAND COUNT, COMMAND INFO name... and COMMAND
-// DOCS (empty: redis-cli asks for it at start and copes without).
+// cmdCommand serves COMMAND, COMMAND COUNT, COMMAND INFO [name ...],
+// COMMAND DOCS [name ...] and COMMAND LIST [FILTERBY ...] in Redis 7's
+// formats, from the command table and commandDocs (docs.go).
 func cmdCommand(s *Server, c *call) {
 	if len(c.args) == 1 {
 		cmds := sortedCommands()
@@ -31,54 +32,99 @@ func cmdCommand(s *Server, c *call) {
 	}
 	switch sub := strings.ToLower(string(c.args[1])); sub {
 	case "count":
+		if len(c.args) != 2 {
+			c.conn.WriteError(wrongArity("command|count"))
+			return
+		}
 		c.conn.WriteInt(len(commands))
 	case "docs":
-		c.writeMapHeader(0)
+		cmds := sortedCommands()
+		if len(c.args) > 2 {
+			// Redis leaves out the names it does not know.
+			cmds = cmds[:0]
+			for _, name := range c.args[2:] {
+				if cmd := commands[strings.ToLower(string(name))]; cmd != nil {
+					cmds = append(cmds, cmd)
+				}
+			}
+		}
+		c.writeMapHeader(len(cmds))
+		for _, cmd := range cmds {
+			c.conn.WriteBulkString(cmd.name)
+			writeCommandDocs(c, commandDocs[cmd.name])
+		}
 	case "info":
-		c.conn.WriteArray(len(c.args) - 2)
-		for _, name := range c.args[2:] {
-			if cmd := commands[strings.ToLower(string(name))]; cmd != nil {
+		if len(c.args) == 2 {
+			cmds := sortedCommands()
+			c.conn.WriteArray(len(cmds))
+			for _, cmd := range cmds {
 				writeCommandInfo(c, cmd)
+			}
+			return
+		}
+		c.conn.WriteArray(len(c.args) - 2)
+		for _, arg := range c.args[2:] {
+			name := strings.ToLower(string(arg))
+			if cmd := commands[name]; cmd != nil {
+				writeCommandInfo(c, cmd)
+			} else if sd := findSubcommand(name); sd != nil {
+				writeSubcommandInfo(c, sd)
 			} else {
 				c.writeNull()
 			}
 		}
+	case "list":
+		cmdCommandList(c)
 	default:
 		c.conn.WriteError(unknownSubcommand(c.args[1], "command"))
 	}
 }
 
-// writeCommandInfo writes the six classic COMMAND fields: name, arity,
-// flags, first key, last key, key step.
-func writeCommandInfo(c *call, cmd *command) {
-	var flags []string
-	if cmd.flags&flagWrite != 0 {
-		flags = append(flags, "write")
+// cmdCommandList serves COMMAND LIST [FILTERBY MODULE name | ACLCAT
+// category | PATTERN pattern].
+func cmdCommandList(c *call) {
+	keep := func(*command) bool { return true }
+	switch {
+	case len(c.args) == 2:
+	case len(c.args) == 5 && strings.EqualFold(string(c.args[2]), "filterby"):
+		val := string(c.args[4])
+		switch strings.ToLower(string(c.args[3])) {
+		case "module":
+			keep = func(cmd *command) bool { return commandDocs[cmd.name].group == "module" && val == throttledbModule }
+		case "aclcat":
+			keep = func(cmd *command) bool {
+				for _, cat := range commandDocs[cmd.name].acl {
+					if strings.EqualFold(cat[1:], val) {
+						return true
+					}
+				}
+				return false
+			}
+		case "pattern":
+			keep = func(cmd *command) bool { return globMatch(val, cmd.name, true) }
+		default:
+			c.conn.WriteError(msgSyntax)
+			return
+		}
+	default:
+		c.conn.WriteError(msgSyntax)
+		return
 	}
-	if cmd.flags&flagReadonly != 0 {
-		flags = append(flags, "readonly")
+	var names []string
+	for _, cmd := range sortedCommands() {
+		if keep(cmd) {
+			names = append(names, cmd.name)
+		}
 	}
-	if cmd.flags&flagNoAuth != 0 {
-		flags = append(flags, "no_auth")
+	c.conn.WriteArray(len(names))
+	for _, n := range names {
+		c.conn.WriteBulkString(n)
 	}
-	step := 0
-	if cmd.firstKey > 0 {
-		step = 1
-	}
-	c.conn.WriteArray(6)
-	c.conn.WriteBulkString(cmd.name)
-	c.conn.WriteInt(cmd.arity)
-	c.conn.WriteArray(len(flags))
-	for _, f := range flags {
-		c.conn.WriteString(f)
-	}
-	c.conn.WriteInt(cmd.firstKey)
-	c.conn.WriteInt(cmd.lastKey)
-	c.conn.WriteInt(step)
 }
 
-// cmdConfig serves CONFIG GET pattern (no parameters are exposed, so the
-// reply is empty) and refuses CONFIG SET.
+// cmdConfig serves CONFIG GET pattern [pattern ...] (see configParams) and
+// refuses CONFIG SET, RESETSTAT and REWRITE: throttledb is configured by
+// its command-line flags.
 func cmdConfig(s *Server, c *call) {
 	if !c.hasArity("config", -2) {
 		return
@@ -89,12 +135,78 @@ func cmdConfig(s *Server, c *call) {
 			c.conn.WriteError(wrongArity("config|get"))
 			return
 		}
-		c.writeMapHeader(0)
+		params := s.configParams()
+		var match []configParam
+		for _, p := range params {
+			for _, pat := range c.args[2:] {
+				if globMatch(string(pat), p.name, true) {
+					match = append(match, p)
+					break
+				}
+			}
+		}
+		c.writeMapHeader(len(match))
+		for _, p := range match {
+			c.conn.WriteBulkString(p.name)
+			c.conn.WriteBulkString(p.value)
+		}
 	case "set", "resetstat", "rewrite":
 		c.conn.WriteError("ERR CONFIG " + strings.ToUpper(string(c.args[1])) + " is not supported by throttledb; use command-line flags")
 	default:
 		c.conn.WriteError(unknownSubcommand(c.args[1], "config"))
 	}
+}
+
+// configParam is one parameter CONFIG GET reports.
+type configParam struct{ name, value string }
+
+// configParams returns the Redis configuration parameters that have a
+// truthful value in throttledb, from the node's effective configuration.
+//
+// Durability: every acknowledged write is in the Raft log, fsynced before
+// the reply (unless --no-sync, a test-only setting), which is what Redis
+// calls appendonly yes with appendfsync always. Raft's snapshots compact
+// the log and add no durability, so there are no RDB save points: save is
+// "". requirepass is never reported (Redis would return the password; a
+// secret has no business in a reply, and whoever may run CONFIG GET could
+// then read it), so a tool learns nothing about it from CONFIG GET.
+func (s *Server) configParams() []configParam {
+	yesNo := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	fsync := "always"
+	if s.cfg.NoSync {
+		fsync = "no"
+	}
+	host, port := splitHostPort(s.Addr())
+	params := []configParam{
+		{"bind", host},
+		{"port", port},
+		{"databases", "1"},
+		{"cluster-enabled", "no"}, // not Redis Cluster: one Raft group serves every key
+		{"dir", s.cfg.DataDir},
+		{"save", ""},
+		{"appendonly", "yes"},
+		{"appendfsync", fsync},
+		{"maxmemory", itoa(max(s.cfg.MaxMemory, 0))},
+		{"maxmemory-policy", "noeviction"},
+		{"maxclients", strconv.Itoa(s.cfg.MaxClients)},
+		{"timeout", itoa(int64(s.cfg.Timeout / time.Second))},
+		{"proto-max-bulk-len", itoa(s.cfg.ProtoMaxBulkLen)},
+		{"client-query-buffer-limit", itoa(s.cfg.ClientQueryBufferLimit)},
+		{"protected-mode", yesNo(!s.cfg.NoProtectedMode)},
+	}
+	if s.tls != nil {
+		auth := s.cfg.TLSAuthClients
+		if auth == "" {
+			auth = TLSAuthClientsYes
+		}
+		params = append(params, configParam{"tls-auth-clients", auth})
+	}
+	return params
 }
 
 // cmdDBSize serves DBSIZE: the number of unexpired keys in this node's state.
