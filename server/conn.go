@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/throttledb/throttledb/internal/resp"
@@ -44,6 +45,20 @@ type clientConn struct {
 	sess    *session
 	pending []redcon.Command // the rest of the pipeline being served
 	closed  bool             // QUIT: close once the replies so far are written
+
+	// For CLIENT LIST (clients.go): set at accept, then read-only.
+	created time.Time
+	laddr   string
+	fd      int
+	// pub is what the connection last published about itself.
+	pubMu sync.Mutex
+	pub   clientState
+
+	// stats counts the error replies written (WriteError, in stats.go) for
+	// INFO errorstats; errs counts them on this connection, so dispatch
+	// can tell a failed call.
+	stats *serverStats
+	errs  int
 }
 
 // RemoteAddr returns the client's address.
@@ -182,11 +197,14 @@ func (s *Server) serveConn(nc net.Conn) {
 		nc:     nc,
 		addr:   nc.RemoteAddr().String(),
 		sess:   &session{id: s.nextClientID.Add(1), authed: s.cfg.RequirePass == ""},
+		stats:  s.stats,
 	}
 	rd := resp.NewCommandReader(nc, resp.CommandLimits{
 		MaxBulkLen:       s.cfg.ProtoMaxBulkLen,
 		QueryBufferLimit: s.cfg.ClientQueryBufferLimit,
 	})
+	s.registerClient(c)
+	defer s.unregisterClient(c)
 	defer func() {
 		if rd.PeakBuffer() >= bigBuffer {
 			s.releaseMemory()
@@ -227,12 +245,14 @@ func (s *Server) serveConn(nc net.Conn) {
 		for len(c.pending) > 0 && !c.closed {
 			rc := c.pending[0]
 			c.pending = c.pending[1:]
+			c.publish(rc.Args, rd)
 			s.serveRESP(c, rc)
 		}
 		nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if err := c.Flush(); err != nil || c.closed {
 			return
 		}
+		c.publish(nil, rd) // idle: the state the batch left
 	}
 }
 

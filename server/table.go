@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tidwall/redcon"
 )
@@ -44,9 +45,11 @@ type session struct {
 	id     int64
 	authed bool
 	name   string
-	tx     *txState // open transaction (after MULTI), or nil
-	resp3  bool     // HELLO 3 was accepted: null and maps in RESP3 form
-	node   bool     // authenticated as NodeUser with the cluster secret
+	// libName and libVer are what CLIENT SETINFO set, for CLIENT LIST.
+	libName, libVer string
+	tx              *txState // open transaction (after MULTI), or nil
+	resp3           bool     // HELLO 3 was accepted: null and maps in RESP3 form
+	node            bool     // authenticated as NodeUser with the cluster secret
 }
 
 // writeNull writes a null reply: `_` in RESP3, a null bulk string in RESP2.
@@ -152,19 +155,28 @@ func (s *Server) dispatch(c *call, checkAuth bool) {
 		c.sess.abortTx()
 		return
 	}
+	stat := commandName(c.args) // "client|list" for INFO commandstats
 	if !c.hasArity(cmd.name, cmd.arity) {
+		s.stats.reject(stat)
 		c.sess.abortTx()
 		return
 	}
 	if checkAuth && !c.sess.authed && cmd.flags&flagNoAuth == 0 {
+		s.stats.reject(stat)
 		c.conn.WriteError(msgNoAuth)
 		return
 	}
 	if c.sess.tx != nil && !c.fwd && cmd.flags&flagTxControl == 0 {
+		errs := c.conn.errs
 		queueTx(c, cmd)
+		if c.conn.errs != errs {
+			s.stats.reject(stat)
+		}
 		return
 	}
+	start, errs := time.Now(), c.conn.errs
 	cmd.handler(s, c)
+	s.stats.record(stat, start, c.conn, errs)
 }
 
 // hasArity reports whether the call has as many arguments as arity allows
