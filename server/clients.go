@@ -74,8 +74,10 @@ func connFD(nc net.Conn) int {
 }
 
 // publish copies the connection's state for CLIENT LIST: args is the
-// command about to be served (nil once the batch is done), rd the
-// connection's request reader.
+// command about to be served, or nil once the batch is served and its
+// replies are about to be written (then obl, the replies buffered, is
+// published as 0, what it is once they are written), rd the connection's
+// request reader.
 func (c *clientConn) publish(args [][]byte, rd *resp.CommandReader) {
 	st := clientState{
 		name:    c.sess.name,
@@ -85,7 +87,9 @@ func (c *clientConn) publish(args [][]byte, rd *resp.CommandReader) {
 		resp:    2,
 		multi:   -1,
 		last:    time.Now(),
-		obl:     len(c.Buffer()),
+	}
+	if args != nil {
+		st.obl = len(c.Buffer())
 	}
 	if c.sess.node {
 		st.user = NodeUser

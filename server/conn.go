@@ -248,11 +248,13 @@ func (s *Server) serveConn(nc net.Conn) {
 			c.publish(rc.Args, rd)
 			s.serveRESP(c, rc)
 		}
+		// Published before the replies go out, so that a client that has
+		// its reply finds its new state (a name, say) in CLIENT LIST.
+		c.publish(nil, rd)
 		nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if err := c.Flush(); err != nil || c.closed {
 			return
 		}
-		c.publish(nil, rd) // idle: the state the batch left
 	}
 }
 
