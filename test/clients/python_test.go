@@ -78,3 +78,24 @@ func TestPythonClient(t *testing.T) {
 		t.Logf("python output:\n%s", out)
 	}
 }
+
+// TestReadmePythonExample checks that the README quotes the decorator in
+// python/throttled.py as it is, so the example readers copy is the one
+// TestPythonClient runs.
+func TestReadmePythonExample(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("python", "throttled.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(src), "def throttled(")
+	if i < 0 {
+		t.Fatal("no def throttled( in python/throttled.py")
+	}
+	if def := strings.TrimSpace(string(src[i:])); !strings.Contains(string(readme), def) {
+		t.Errorf("README.md does not quote python/throttled.py's decorator as it is:\n%s", def)
+	}
+}
