@@ -24,13 +24,42 @@ import (
 type clientState struct {
 	name, libName, libVer string
 	user                  string
-	cmd                   string    // the last command, as "client|list"; "NULL" before any
+	cmd                   cmdWords  // the last command's name and first argument
 	last                  time.Time // the last interaction
 	resp                  int       // 2 or 3
 	multi                 int       // commands queued in MULTI, -1 outside one
 	qbuf, qbufFree        int       // request bytes buffered, and room left in the buffer
 	argvMem               int       // bytes of the command being served
 	obl                   int       // reply bytes buffered, not yet written
+}
+
+// cmdWords holds the start of a command's name and first argument, copied
+// into fixed arrays: enough for commandName (no command or subcommand name
+// is longer), with no allocation, and without keeping the request buffer
+// (which may hold a huge argument) alive.
+type cmdWords struct {
+	name, sub       [24]byte
+	nameLen, subLen uint8 // nameLen 0: no command yet
+}
+
+func (w *cmdWords) set(args [][]byte) {
+	w.nameLen = uint8(copy(w.name[:], args[0]))
+	w.subLen = 0
+	if len(args) > 1 {
+		w.subLen = uint8(copy(w.sub[:], args[1]))
+	}
+}
+
+// String names the command as commandName does, "NULL" before any.
+func (w *cmdWords) String() string {
+	if w.nameLen == 0 {
+		return "NULL"
+	}
+	args := [][]byte{w.name[:w.nameLen]}
+	if w.subLen > 0 {
+		args = append(args, w.sub[:w.subLen])
+	}
+	return commandName(args)
 }
 
 // registerClient records c for CLIENT LIST and KILL, with what it can know
@@ -41,7 +70,7 @@ func (s *Server) registerClient(c *clientConn) {
 	if la := c.nc.LocalAddr(); la != nil {
 		c.laddr = la.String()
 	}
-	c.pub = clientState{cmd: "NULL", last: c.created, resp: 2, multi: -1, user: "default"}
+	c.pub = clientState{last: c.created, resp: 2, multi: -1, user: "default"}
 	s.clientsMu.Lock()
 	s.clientsByID[c.sess.id] = c
 	s.clientsMu.Unlock()
@@ -77,8 +106,21 @@ func connFD(nc net.Conn) int {
 // command about to be served, or nil once the batch is served and its
 // replies are about to be written (then obl, the replies buffered, is
 // published as 0, what it is once they are written), rd the connection's
-// request reader.
+// request reader. Before each command only the command and its size are
+// published, cheaply; the rest once per batch.
 func (c *clientConn) publish(args [][]byte, rd *resp.CommandReader) {
+	if args != nil {
+		argv := 0
+		for _, a := range args {
+			argv += len(a)
+		}
+		obl := len(c.Buffer())
+		c.pubMu.Lock()
+		c.pub.cmd.set(args)
+		c.pub.argvMem, c.pub.obl = argv, obl
+		c.pubMu.Unlock()
+		return
+	}
 	st := clientState{
 		name:    c.sess.name,
 		libName: c.sess.libName,
@@ -106,14 +148,6 @@ func (c *clientConn) publish(args [][]byte, rd *resp.CommandReader) {
 	}
 	c.pubMu.Lock()
 	st.cmd = c.pub.cmd
-	c.pubMu.Unlock()
-	if args != nil {
-		st.cmd = commandName(args)
-		for _, a := range args {
-			st.argvMem += len(a)
-		}
-	}
-	c.pubMu.Lock()
 	c.pub = st
 	c.pubMu.Unlock()
 }
@@ -180,7 +214,7 @@ func (c *clientConn) clientLine(now time.Time) string {
 	n("omem", 0)
 	n("tot-mem", int64(st.qbuf+st.qbufFree+st.argvMem+st.obl))
 	kv("events", "r")
-	kv("cmd", st.cmd)
+	kv("cmd", st.cmd.String())
 	kv("user", st.user)
 	n("redir", -1)
 	n("resp", int64(st.resp))

@@ -59,6 +59,8 @@ type clientConn struct {
 	// can tell a failed call.
 	stats *serverStats
 	errs  int
+	local []localStat // commandstats not yet added to stats (flushStats)
+	tick  time.Time   // when the last command ended, or the batch started
 }
 
 // RemoteAddr returns the client's address.
@@ -205,6 +207,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	})
 	s.registerClient(c)
 	defer s.unregisterClient(c)
+	defer c.flushStats() // a batch cut short by a failed write or QUIT
 	defer func() {
 		if rd.PeakBuffer() >= bigBuffer {
 			s.releaseMemory()
@@ -242,6 +245,7 @@ func (s *Server) serveConn(nc net.Conn) {
 			rpc.drain() // its replies come first
 		}
 		c.pending = cmds
+		c.tick = time.Now()
 		for len(c.pending) > 0 && !c.closed {
 			rc := c.pending[0]
 			c.pending = c.pending[1:]
@@ -251,6 +255,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		// Published before the replies go out, so that a client that has
 		// its reply finds its new state (a name, say) in CLIENT LIST.
 		c.publish(nil, rd)
+		c.flushStats()
 		nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if err := c.Flush(); err != nil || c.closed {
 			return

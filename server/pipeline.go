@@ -56,7 +56,7 @@ func (s *Server) servePipeline(conn *clientConn, sess *session, cmds []redcon.Co
 		} else {
 			conn.WriteError(errorText(err))
 		}
-		s.stats.record("throttle.acquire", start, conn, errs)
+		s.stats.record("throttle.acquire", start, time.Now(), conn, errs)
 	}
 }
 
@@ -135,6 +135,6 @@ func (s *Server) servePipelined(conn *clientConn, sess *session, cmds []redcon.C
 				writeResult(p.c, p.a, rs[0])
 			}
 		}
-		s.stats.record("throttle.acquire", start, conn, errs)
+		s.stats.record("throttle.acquire", start, time.Now(), conn, errs)
 	}
 }

@@ -21,7 +21,8 @@ type cmdStat struct {
 
 // serverStats holds INFO's commandstats and errorstats.
 type serverStats struct {
-	cmds map[string]*cmdStat // by commandName; built once, then read-only
+	cmds    map[string]*cmdStat // by commandName; built once, then read-only
+	parents map[string]bool     // commands with subcommands; read-only
 
 	errMu    sync.Mutex
 	errs     map[string]int64 // error replies by code (the first word)
@@ -33,9 +34,10 @@ type serverStats struct {
 const maxErrorCodes = 128
 
 func newServerStats() *serverStats {
-	st := &serverStats{cmds: map[string]*cmdStat{}, errs: map[string]int64{}}
+	st := &serverStats{cmds: map[string]*cmdStat{}, parents: map[string]bool{}, errs: map[string]int64{}}
 	for name := range commands {
 		st.cmds[name] = &cmdStat{}
+		st.parents[name] = len(commandDocs[name].subs) > 0
 		for _, sub := range commandDocs[name].subs {
 			st.cmds[sub.name] = &cmdStat{}
 		}
@@ -80,19 +82,61 @@ func (c *clientConn) noteRawReply(raw []byte) {
 	}
 }
 
+// localStat is a connection's counts for one command not yet added to the
+// server's: a connection adds them once per batch of commands (flushStats),
+// so that clients pipelining one command do not all contend for its
+// counters on every call.
+type localStat struct {
+	cs                  *cmdStat
+	calls, usec, failed int64
+}
+
 // record adds one call of the command named name that started at start:
 // failed if it wrote an error reply (errsBefore is the connection's count
 // of error replies before it).
-func (st *serverStats) record(name string, start time.Time, c *clientConn, errsBefore int) {
+func (st *serverStats) record(name string, start, end time.Time, c *clientConn, errsBefore int) {
 	cs := st.cmds[name]
 	if cs == nil {
 		return
 	}
-	cs.calls.Add(1)
-	cs.usec.Add(time.Since(start).Microseconds())
-	if c.errs != errsBefore {
-		cs.failed.Add(1)
+	var ls *localStat
+	for i := range c.local {
+		if c.local[i].cs == cs {
+			ls = &c.local[i]
+			break
+		}
 	}
+	if ls == nil {
+		c.local = append(c.local, localStat{cs: cs})
+		ls = &c.local[len(c.local)-1]
+	}
+	ls.calls++
+	ls.usec += end.Sub(start).Microseconds()
+	if c.errs != errsBefore {
+		ls.failed++
+	}
+}
+
+// flushStats adds the connection's pending counts to the server's.
+func (c *clientConn) flushStats() {
+	for _, ls := range c.local {
+		ls.cs.calls.Add(ls.calls)
+		ls.cs.usec.Add(ls.usec)
+		if ls.failed > 0 {
+			ls.cs.failed.Add(ls.failed)
+		}
+	}
+	c.local = c.local[:0]
+}
+
+// statName names the command of args for commandstats, given its table
+// row: "parent|sub" for a known subcommand, else the row's name. Only
+// commands with subcommands pay for building a name.
+func (st *serverStats) statName(cmd *command, args [][]byte) string {
+	if !st.parents[cmd.name] || len(args) < 2 {
+		return cmd.name
+	}
+	return commandName(args)
 }
 
 // reject counts a call of name refused before it ran (arity, NOAUTH,

@@ -155,7 +155,7 @@ func (s *Server) dispatch(c *call, checkAuth bool) {
 		c.sess.abortTx()
 		return
 	}
-	stat := commandName(c.args) // "client|list" for INFO commandstats
+	stat := s.stats.statName(cmd, c.args) // "client|list" for INFO commandstats
 	if !c.hasArity(cmd.name, cmd.arity) {
 		s.stats.reject(stat)
 		c.sess.abortTx()
@@ -174,9 +174,14 @@ func (s *Server) dispatch(c *call, checkAuth bool) {
 		}
 		return
 	}
-	start, errs := time.Now(), c.conn.errs
+	errs := c.conn.errs
 	cmd.handler(s, c)
-	s.stats.record(stat, start, c.conn, errs)
+	// One clock reading per command (they cost ~90 ns on some VMs): the
+	// command's time runs from the previous command's end (or the batch's
+	// start, see serveConn) to its own.
+	now := time.Now()
+	s.stats.record(stat, c.conn.tick, now, c.conn, errs)
+	c.conn.tick = now
 }
 
 // hasArity reports whether the call has as many arguments as arity allows
