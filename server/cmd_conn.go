@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"strings"
+	"time"
 )
 
 // cmdPing serves PING [message].
@@ -171,19 +172,19 @@ func validClientName(name []byte) string {
 }
 
 // cmdClient serves CLIENT SETNAME name | GETNAME | ID | SETINFO attr value |
-// INFO | HELP.
+// INFO | LIST [...] | KILL ... | HELP (LIST and KILL in clients.go).
 func cmdClient(s *Server, c *call) {
 	if !c.hasArity("client", -2) {
 		return
 	}
 	sub := strings.ToLower(string(c.args[1]))
-	arity := map[string]int{"setname": 3, "getname": 2, "id": 2, "setinfo": 4, "info": 2, "help": 2}
+	arity := map[string]int{"setname": 3, "getname": 2, "id": 2, "setinfo": 4, "info": 2, "list": -2, "kill": -3, "help": 2}
 	n, known := arity[sub]
 	if !known {
 		c.conn.WriteError(unknownSubcommand(c.args[1], "client"))
 		return
 	}
-	if len(c.args) != n {
+	if (n > 0 && len(c.args) != n) || (n < 0 && len(c.args) < -n) {
 		c.conn.WriteError(wrongArity("client|" + sub))
 		return
 	}
@@ -209,17 +210,36 @@ func cmdClient(s *Server, c *call) {
 			c.conn.WriteError("ERR Unrecognized option '" + clip(c.args[2]) + "'")
 			return
 		}
+		// Redis's rule for both: no spaces, newlines or special characters.
+		for _, b := range c.args[3] {
+			if b < '!' || b > '~' {
+				c.conn.WriteError("ERR " + attr + " cannot contain spaces, newlines or special characters.")
+				return
+			}
+		}
+		if attr == "lib-name" {
+			c.sess.libName = string(c.args[3])
+		} else {
+			c.sess.libVer = string(c.args[3])
+		}
 		c.conn.WriteString("OK")
 	case "info":
-		c.conn.WriteBulkString("id=" + itoa(c.sess.id) + " addr=" + c.conn.RemoteAddr() + " name=" + c.sess.name + " db=0\n")
+		c.conn.WriteBulkString(c.conn.clientLine(time.Now()) + "\n")
+	case "list":
+		cmdClientList(s, c)
+	case "kill":
+		cmdClientKill(s, c)
 	case "help":
 		lines := []string{
 			"CLIENT <subcommand> [<arg> ...]. Subcommands are:",
 			"ID", "    Return the ID of the current connection.",
 			"GETNAME", "    Return the name of the current connection.",
 			"SETNAME <name>", "    Assign the name <name> to the current connection.",
-			"SETINFO <option> <value>", "    Set LIB-NAME or LIB-VER (accepted, not stored).",
+			"SETINFO <option> <value>", "    Set LIB-NAME or LIB-VER, shown by CLIENT LIST.",
 			"INFO", "    Return information about the current client connection.",
+			"LIST [TYPE <type>] [ID <id> [<id> ...]]", "    Return information about client connections.",
+			"KILL <ip:port>", "    Kill connection made from <ip:port>.",
+			"KILL <option> <value> [<option> <value> [...]]", "    Kill connections. Options are: ID <id>, ADDR <ip:port>, LADDR <ip:port>, USER <username>, SKIPME (YES|NO).",
 		}
 		c.conn.WriteArray(len(lines))
 		for _, l := range lines {

@@ -18,8 +18,9 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // than the newest entry it has applied.
 func (s *Server) nowMs() int64 { return s.fsm.Clock(s.wallMs()) }
 
-// cmdCommand serves COMMAND, COMMAND COUNT, COMMAND INFO name... and COMMAND
-// DOCS (empty: redis-cli asks for it at start and copes without).
+// cmdCommand serves COMMAND, COMMAND COUNT, COMMAND INFO [name ...],
+// COMMAND DOCS [name ...] and COMMAND LIST [FILTERBY ...] in Redis 7's
+// formats, from the command table and commandDocs (docs.go).
 func cmdCommand(s *Server, c *call) {
 	if len(c.args) == 1 {
 		cmds := sortedCommands()
@@ -31,54 +32,99 @@ func cmdCommand(s *Server, c *call) {
 	}
 	switch sub := strings.ToLower(string(c.args[1])); sub {
 	case "count":
+		if len(c.args) != 2 {
+			c.conn.WriteError(wrongArity("command|count"))
+			return
+		}
 		c.conn.WriteInt(len(commands))
 	case "docs":
-		c.writeMapHeader(0)
+		cmds := sortedCommands()
+		if len(c.args) > 2 {
+			// Redis leaves out the names it does not know.
+			cmds = cmds[:0]
+			for _, name := range c.args[2:] {
+				if cmd := commands[strings.ToLower(string(name))]; cmd != nil {
+					cmds = append(cmds, cmd)
+				}
+			}
+		}
+		c.writeMapHeader(len(cmds))
+		for _, cmd := range cmds {
+			c.conn.WriteBulkString(cmd.name)
+			writeCommandDocs(c, commandDocs[cmd.name])
+		}
 	case "info":
-		c.conn.WriteArray(len(c.args) - 2)
-		for _, name := range c.args[2:] {
-			if cmd := commands[strings.ToLower(string(name))]; cmd != nil {
+		if len(c.args) == 2 {
+			cmds := sortedCommands()
+			c.conn.WriteArray(len(cmds))
+			for _, cmd := range cmds {
 				writeCommandInfo(c, cmd)
+			}
+			return
+		}
+		c.conn.WriteArray(len(c.args) - 2)
+		for _, arg := range c.args[2:] {
+			name := strings.ToLower(string(arg))
+			if cmd := commands[name]; cmd != nil {
+				writeCommandInfo(c, cmd)
+			} else if sd := findSubcommand(name); sd != nil {
+				writeSubcommandInfo(c, sd)
 			} else {
 				c.writeNull()
 			}
 		}
+	case "list":
+		cmdCommandList(c)
 	default:
 		c.conn.WriteError(unknownSubcommand(c.args[1], "command"))
 	}
 }
 
-// writeCommandInfo writes the six classic COMMAND fields: name, arity,
-// flags, first key, last key, key step.
-func writeCommandInfo(c *call, cmd *command) {
-	var flags []string
-	if cmd.flags&flagWrite != 0 {
-		flags = append(flags, "write")
+// cmdCommandList serves COMMAND LIST [FILTERBY MODULE name | ACLCAT
+// category | PATTERN pattern].
+func cmdCommandList(c *call) {
+	keep := func(*command) bool { return true }
+	switch {
+	case len(c.args) == 2:
+	case len(c.args) == 5 && strings.EqualFold(string(c.args[2]), "filterby"):
+		val := string(c.args[4])
+		switch strings.ToLower(string(c.args[3])) {
+		case "module":
+			keep = func(cmd *command) bool { return commandDocs[cmd.name].group == "module" && val == throttledbModule }
+		case "aclcat":
+			keep = func(cmd *command) bool {
+				for _, cat := range commandDocs[cmd.name].acl {
+					if strings.EqualFold(cat[1:], val) {
+						return true
+					}
+				}
+				return false
+			}
+		case "pattern":
+			keep = func(cmd *command) bool { return globMatch(val, cmd.name, true) }
+		default:
+			c.conn.WriteError(msgSyntax)
+			return
+		}
+	default:
+		c.conn.WriteError(msgSyntax)
+		return
 	}
-	if cmd.flags&flagReadonly != 0 {
-		flags = append(flags, "readonly")
+	var names []string
+	for _, cmd := range sortedCommands() {
+		if keep(cmd) {
+			names = append(names, cmd.name)
+		}
 	}
-	if cmd.flags&flagNoAuth != 0 {
-		flags = append(flags, "no_auth")
+	c.conn.WriteArray(len(names))
+	for _, n := range names {
+		c.conn.WriteBulkString(n)
 	}
-	step := 0
-	if cmd.firstKey > 0 {
-		step = 1
-	}
-	c.conn.WriteArray(6)
-	c.conn.WriteBulkString(cmd.name)
-	c.conn.WriteInt(cmd.arity)
-	c.conn.WriteArray(len(flags))
-	for _, f := range flags {
-		c.conn.WriteString(f)
-	}
-	c.conn.WriteInt(cmd.firstKey)
-	c.conn.WriteInt(cmd.lastKey)
-	c.conn.WriteInt(step)
 }
 
-// cmdConfig serves CONFIG GET pattern (no parameters are exposed, so the
-// reply is empty) and refuses CONFIG SET.
+// cmdConfig serves CONFIG GET pattern [pattern ...] (see configParams) and
+// refuses CONFIG SET, RESETSTAT and REWRITE: throttledb is configured by
+// its command-line flags.
 func cmdConfig(s *Server, c *call) {
 	if !c.hasArity("config", -2) {
 		return
@@ -89,12 +135,78 @@ func cmdConfig(s *Server, c *call) {
 			c.conn.WriteError(wrongArity("config|get"))
 			return
 		}
-		c.writeMapHeader(0)
+		params := s.configParams()
+		var match []configParam
+		for _, p := range params {
+			for _, pat := range c.args[2:] {
+				if globMatch(string(pat), p.name, true) {
+					match = append(match, p)
+					break
+				}
+			}
+		}
+		c.writeMapHeader(len(match))
+		for _, p := range match {
+			c.conn.WriteBulkString(p.name)
+			c.conn.WriteBulkString(p.value)
+		}
 	case "set", "resetstat", "rewrite":
 		c.conn.WriteError("ERR CONFIG " + strings.ToUpper(string(c.args[1])) + " is not supported by throttledb; use command-line flags")
 	default:
 		c.conn.WriteError(unknownSubcommand(c.args[1], "config"))
 	}
+}
+
+// configParam is one parameter CONFIG GET reports.
+type configParam struct{ name, value string }
+
+// configParams returns the Redis configuration parameters that have a
+// truthful value in throttledb, from the node's effective configuration.
+//
+// Durability: every acknowledged write is in the Raft log, fsynced before
+// the reply (unless --no-sync, a test-only setting), which is what Redis
+// calls appendonly yes with appendfsync always. Raft's snapshots compact
+// the log and add no durability, so there are no RDB save points: save is
+// "". requirepass is never reported (Redis would return the password; a
+// secret has no business in a reply, and whoever may run CONFIG GET could
+// then read it), so a tool learns nothing about it from CONFIG GET.
+func (s *Server) configParams() []configParam {
+	yesNo := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	fsync := "always"
+	if s.cfg.NoSync {
+		fsync = "no"
+	}
+	host, port := splitHostPort(s.Addr())
+	params := []configParam{
+		{"bind", host},
+		{"port", port},
+		{"databases", "1"},
+		{"cluster-enabled", "no"}, // not Redis Cluster: one Raft group serves every key
+		{"dir", s.cfg.DataDir},
+		{"save", ""},
+		{"appendonly", "yes"},
+		{"appendfsync", fsync},
+		{"maxmemory", itoa(max(s.cfg.MaxMemory, 0))},
+		{"maxmemory-policy", "noeviction"},
+		{"maxclients", strconv.Itoa(s.cfg.MaxClients)},
+		{"timeout", itoa(int64(s.cfg.Timeout / time.Second))},
+		{"proto-max-bulk-len", itoa(s.cfg.ProtoMaxBulkLen)},
+		{"client-query-buffer-limit", itoa(s.cfg.ClientQueryBufferLimit)},
+		{"protected-mode", yesNo(!s.cfg.NoProtectedMode)},
+	}
+	if s.tls != nil {
+		auth := s.cfg.TLSAuthClients
+		if auth == "" {
+			auth = TLSAuthClientsYes
+		}
+		params = append(params, configParam{"tls-auth-clients", auth})
+	}
+	return params
 }
 
 // cmdDBSize serves DBSIZE: the number of unexpired keys in this node's state.
@@ -157,83 +269,180 @@ func splitHostPort(addr string) (string, string) {
 	return h, p
 }
 
-// cmdInfo serves INFO [section ...] with sections server, clients, stats,
-// raft and keyspace.
+// infoSections lists INFO's sections in Redis 7's order, with Raft (a
+// throttledb section) before Keyspace; default says whether INFO without
+// arguments (or with "default") includes it. "all" and "everything" are
+// every section.
+var infoSections = []struct {
+	name  string
+	deflt bool
+}{
+	{"Server", true}, {"Clients", true}, {"Memory", true}, {"Persistence", true},
+	{"Stats", true}, {"Replication", true}, {"CPU", true}, {"Commandstats", false},
+	{"Errorstats", true}, {"Cluster", true}, {"Raft", true}, {"Keyspace", true},
+}
+
+// cmdInfo serves INFO [section ...] in Redis's format: "# Section" headers
+// and name:value lines, sections separated by an empty line.
 func cmdInfo(s *Server, c *call) {
-	all := []string{"server", "clients", "stats", "raft", "keyspace"}
 	want := map[string]bool{}
 	for _, a := range c.args[1:] {
 		switch sec := strings.ToLower(string(a)); sec {
-		case "all", "everything", "default":
-			for _, x := range all {
-				want[x] = true
+		case "all", "everything":
+			for _, x := range infoSections {
+				want[strings.ToLower(x.name)] = true
+			}
+		case "default":
+			for _, x := range infoSections {
+				want[strings.ToLower(x.name)] = want[strings.ToLower(x.name)] || x.deflt
 			}
 		default:
 			want[sec] = true
 		}
 	}
-	if len(want) == 0 {
-		for _, x := range all {
-			want[x] = true
+	if len(c.args) == 1 {
+		for _, x := range infoSections {
+			want[strings.ToLower(x.name)] = x.deflt
 		}
 	}
 	var b strings.Builder
-	section := func(name string, kv ...string) {
-		if !want[strings.ToLower(name)] {
-			return
+	for _, sec := range infoSections {
+		if !want[strings.ToLower(sec.name)] {
+			continue
 		}
 		if b.Len() > 0 {
 			b.WriteString("\r\n")
 		}
-		fmt.Fprintf(&b, "# %s\r\n", name)
+		fmt.Fprintf(&b, "# %s\r\n", sec.name)
+		kv := s.infoSection(sec.name)
 		for i := 0; i+1 < len(kv); i += 2 {
 			fmt.Fprintf(&b, "%s:%s\r\n", kv[i], kv[i+1])
 		}
 	}
-	_, port := splitHostPort(s.Addr())
-	section("Server",
-		"redis_version", "7.2.0",
-		"throttledb_version", Version,
-		"redis_mode", "standalone",
-		"os", runtime.GOOS+" "+runtime.GOARCH,
-		"go_version", runtime.Version(),
-		"process_id", strconv.Itoa(os.Getpid()),
-		"tcp_port", port,
-		"uptime_in_seconds", itoa(int64(time.Since(s.started).Seconds())),
-		"node_id", s.cfg.ID,
-	)
-	section("Clients", "connected_clients", itoa(s.clients.Load()))
-	st := s.fsm.Stats()
-	section("Stats",
-		"total_connections_received", itoa(s.connsTotal.Load()),
-		"total_commands_processed", itoa(s.cmdsTotal.Load()),
-		"throttle_grants", itoa(st.Grants),
-		"throttle_reservations", itoa(st.Reservations),
-		"throttle_denials", itoa(st.Denials),
-		// The state's accounted memory and its cap (see memGate); a
-		// full memory section is another matter.
-		"throttle_state_memory", itoa(s.fsm.MemoryUsage(s.nowMs())),
-		"maxmemory", itoa(max(s.cfg.MaxMemory, 0)),
-		"maxmemory_policy", "noeviction",
-	)
-	rs := s.raft.Stats()
-	lid, laddr, _ := s.leader()
-	section("Raft",
-		"raft_state", strings.ToLower(rs["state"]),
-		"raft_ready", strconv.FormatBool(s.isReady()),
-		"raft_term", rs["term"],
-		"raft_commit_index", rs["commit_index"],
-		"raft_applied_index", rs["applied_index"],
-		"raft_last_log_index", rs["last_log_index"],
-		"raft_last_snapshot_index", rs["last_snapshot_index"],
-		"raft_num_peers", rs["num_peers"],
-		"raft_leader_id", lid,
-		"raft_leader_addr", laddr,
-	)
-	var ks []string
-	if n := s.fsm.DBSize(s.nowMs()); n > 0 {
-		ks = []string{"db0", fmt.Sprintf("keys=%d,expires=%d,avg_ttl=0", n, n)}
+	c.conn.WriteBulkString(b.String())
+}
+
+// infoSection returns the name:value pairs of one INFO section.
+func (s *Server) infoSection(name string) []string {
+	switch name {
+	case "Server":
+		_, port := splitHostPort(s.Addr())
+		return []string{
+			"redis_version", "7.2.0",
+			"throttledb_version", Version,
+			"redis_mode", "standalone",
+			"os", runtime.GOOS + " " + runtime.GOARCH,
+			"go_version", runtime.Version(),
+			"process_id", strconv.Itoa(os.Getpid()),
+			"tcp_port", port,
+			"uptime_in_seconds", itoa(int64(time.Since(s.started).Seconds())),
+			"uptime_in_days", itoa(int64(time.Since(s.started).Hours() / 24)),
+			"node_id", s.cfg.ID,
+		}
+	case "Clients":
+		return []string{
+			"connected_clients", itoa(s.clients.Load()),
+			"maxclients", strconv.Itoa(s.cfg.MaxClients),
+			"blocked_clients", "0", // no command blocks a connection for a key
+			"tracking_clients", "0",
+		}
+	case "Memory":
+		used, rss := memoryUsage()
+		maxmem := max(s.cfg.MaxMemory, 0)
+		return []string{
+			"used_memory", itoa(used),
+			"used_memory_human", bytesToHuman(used),
+			"used_memory_rss", itoa(rss),
+			"used_memory_rss_human", bytesToHuman(rss),
+			// The state's accounted memory, which maxmemory caps (see
+			// memGate); used_memory is the whole process's heap.
+			"throttle_state_memory", itoa(s.fsm.MemoryUsage(s.nowMs())),
+			"maxmemory", itoa(maxmem),
+			"maxmemory_human", bytesToHuman(maxmem),
+			"maxmemory_policy", "noeviction",
+		}
+	case "Persistence":
+		// Durability is the Raft log, fsynced before every reply (see
+		// configParams): Redis's AOF with appendfsync always is the
+		// nearest thing. Snapshots only compact the log.
+		rs := s.raft.Stats()
+		applied, _ := strconv.ParseInt(rs["applied_index"], 10, 64)
+		snap, _ := strconv.ParseInt(rs["last_snapshot_index"], 10, 64)
+		return []string{
+			"loading", "0",
+			"rdb_changes_since_last_save", itoa(max(applied-snap, 0)),
+			"aof_enabled", "1",
+			"aof_rewrite_in_progress", "0",
+		}
+	case "Stats":
+		st := s.fsm.Stats()
+		return []string{
+			"total_connections_received", itoa(s.connsTotal.Load()),
+			"total_commands_processed", itoa(s.cmdsTotal.Load()),
+			"total_error_replies", itoa(s.stats.errTotal.Load()),
+			"throttle_grants", itoa(st.Grants),
+			"throttle_reservations", itoa(st.Reservations),
+			"throttle_denials", itoa(st.Denials),
+		}
+	case "Replication":
+		return s.infoReplication()
+	case "CPU":
+		return cpuTimes()
+	case "Commandstats":
+		return s.stats.commandStats()
+	case "Errorstats":
+		return s.stats.errorStats()
+	case "Cluster":
+		return []string{"cluster_enabled", "0"} // not Redis Cluster: see Raft
+	case "Raft":
+		rs := s.raft.Stats()
+		lid, laddr, _ := s.leader()
+		return []string{
+			"raft_state", strings.ToLower(rs["state"]),
+			"raft_ready", strconv.FormatBool(s.isReady()),
+			"raft_term", rs["term"],
+			"raft_commit_index", rs["commit_index"],
+			"raft_applied_index", rs["applied_index"],
+			"raft_last_log_index", rs["last_log_index"],
+			"raft_last_snapshot_index", rs["last_snapshot_index"],
+			"raft_num_peers", rs["num_peers"],
+			"raft_leader_id", lid,
+			"raft_leader_addr", laddr,
+		}
+	case "Keyspace":
+		if n := s.fsm.DBSize(s.nowMs()); n > 0 {
+			return []string{"db0", fmt.Sprintf("keys=%d,expires=%d,avg_ttl=0", n, n)}
+		}
 	}
-	section("Keyspace", ks...)
-	c.conn.WriteBulkString(b.String() + "\r\n")
+	return nil
+}
+
+// infoReplication is INFO replication in Redis's words: the leader is a
+// master with the other members as its replicas, a follower is a slave of
+// the leader, its link up while a leader is known. Offsets are Raft log
+// indexes: the leader's commit index, a follower's applied index.
+func (s *Server) infoReplication() []string {
+	rs := s.raft.Stats()
+	if s.raft.State() == raft.Leader {
+		peers := s.peers()
+		kv := []string{"role", "master", "connected_slaves", strconv.Itoa(len(peers))}
+		for i, p := range peers {
+			host, port := splitHostPort(p.resp)
+			kv = append(kv, "slave"+strconv.Itoa(i), "ip="+host+",port="+port)
+		}
+		return append(kv, "master_repl_offset", rs["commit_index"])
+	}
+	host, port, link := "", "", "down"
+	if _, addr, ok := s.leader(); ok {
+		host, port = splitHostPort(addr)
+		link = "up"
+	}
+	return []string{
+		"role", "slave",
+		"master_host", host,
+		"master_port", port,
+		"master_link_status", link,
+		"connected_slaves", "0",
+		"master_repl_offset", rs["applied_index"],
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/throttledb/throttledb/internal/resp"
@@ -44,6 +45,22 @@ type clientConn struct {
 	sess    *session
 	pending []redcon.Command // the rest of the pipeline being served
 	closed  bool             // QUIT: close once the replies so far are written
+
+	// For CLIENT LIST (clients.go): set at accept, then read-only.
+	created time.Time
+	laddr   string
+	fd      int
+	// pub is what the connection last published about itself.
+	pubMu sync.Mutex
+	pub   clientState
+
+	// stats counts the error replies written (WriteError, in stats.go) for
+	// INFO errorstats; errs counts them on this connection, so dispatch
+	// can tell a failed call.
+	stats *serverStats
+	errs  int
+	local []localStat // commandstats not yet added to stats (flushStats)
+	tick  time.Time   // when the last command ended, or the batch started
 }
 
 // RemoteAddr returns the client's address.
@@ -182,11 +199,15 @@ func (s *Server) serveConn(nc net.Conn) {
 		nc:     nc,
 		addr:   nc.RemoteAddr().String(),
 		sess:   &session{id: s.nextClientID.Add(1), authed: s.cfg.RequirePass == ""},
+		stats:  s.stats,
 	}
 	rd := resp.NewCommandReader(nc, resp.CommandLimits{
 		MaxBulkLen:       s.cfg.ProtoMaxBulkLen,
 		QueryBufferLimit: s.cfg.ClientQueryBufferLimit,
 	})
+	s.registerClient(c)
+	defer s.unregisterClient(c)
+	defer c.flushStats() // a batch cut short by a failed write or QUIT
 	defer func() {
 		if rd.PeakBuffer() >= bigBuffer {
 			s.releaseMemory()
@@ -224,11 +245,17 @@ func (s *Server) serveConn(nc net.Conn) {
 			rpc.drain() // its replies come first
 		}
 		c.pending = cmds
+		c.tick = time.Now()
 		for len(c.pending) > 0 && !c.closed {
 			rc := c.pending[0]
 			c.pending = c.pending[1:]
+			c.publish(rc.Args, rd)
 			s.serveRESP(c, rc)
 		}
+		// Published before the replies go out, so that a client that has
+		// its reply finds its new state (a name, say) in CLIENT LIST.
+		c.publish(nil, rd)
+		c.flushStats()
 		nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if err := c.Flush(); err != nil || c.closed {
 			return

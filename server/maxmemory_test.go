@@ -58,7 +58,7 @@ func TestMaxMemory(t *testing.T) {
 	if v, _ := do(t, c, "DBSIZE"); v != int64(3) {
 		t.Fatalf("DBSIZE %v after refusals, want 3", v)
 	}
-	info := testcluster.ParseInfo(c.Info(context.Background(), "stats").Val())
+	info := testcluster.ParseInfo(c.Info(context.Background(), "memory").Val())
 	want := map[string]string{
 		"throttle_state_memory": strconv.FormatInt(3*cost, 10),
 		"maxmemory":             strconv.FormatInt(3*cost, 10),

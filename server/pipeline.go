@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/throttledb/throttledb/fsm"
 	"github.com/tidwall/redcon"
@@ -47,12 +48,15 @@ func (s *Server) servePipeline(conn *clientConn, sess *session, cmds []redcon.Co
 		return
 	}
 	s.cmdsTotal.Add(int64(len(cmds)))
+	start := time.Now()
 	for _, rc := range cmds {
+		errs := conn.errs
 		if _, msg := parseAcquire(&call{conn: conn, sess: sess, args: rc.Args}); msg != "" {
 			conn.WriteError(msg)
-			continue
+		} else {
+			conn.WriteError(errorText(err))
 		}
-		conn.WriteError(errorText(err))
+		s.stats.record("throttle.acquire", start, time.Now(), conn, errs)
 	}
 }
 
@@ -85,6 +89,7 @@ func (s *Server) servePipelined(conn *clientConn, sess *session, cmds []redcon.C
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LeaderWait)
 	defer cancel()
+	start := time.Now() // each command's time in commandstats runs from here to its reply
 	ps := make([]pending, len(cmds))
 	queueing := true
 	for i, rc := range cmds {
@@ -109,11 +114,13 @@ func (s *Server) servePipelined(conn *clientConn, sess *session, cmds []redcon.C
 	s.cmdsTotal.Add(int64(len(cmds)))
 	s.pipelinedTotal.Add(int64(len(cmds)))
 	for _, p := range ps {
+		errs := conn.errs
 		switch {
 		case p.errMsg != "":
 			conn.WriteError(p.errMsg)
 		case p.pr == nil:
-			s.dispatch(p.c, true)
+			s.dispatch(p.c, true) // counts itself in commandstats
+			continue
 		default:
 			rs, err := sub.await(p.pr)
 			switch {
@@ -121,11 +128,13 @@ func (s *Server) servePipelined(conn *clientConn, sess *session, cmds []redcon.C
 				// Never entered the log: serve it as usual, which
 				// routes it to the new leader.
 				s.dispatch(p.c, true)
+				continue
 			case err != nil:
 				conn.WriteError(errorText(err))
 			default:
 				writeResult(p.c, p.a, rs[0])
 			}
 		}
+		s.stats.record("throttle.acquire", start, time.Now(), conn, errs)
 	}
 }

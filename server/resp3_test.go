@@ -44,7 +44,7 @@ func TestRESP3(t *testing.T) {
 		if got := do("CLIENT", "GETNAME"); got != "$-1\r\n" {
 			t.Errorf("RESP2 CLIENT GETNAME: %q", got)
 		}
-		if got := do("CONFIG", "GET", "save"); got != "*0\r\n" {
+		if got := do("CONFIG", "GET", "save"); got != "*2\r\n$4\r\nsave\r\n$0\r\n\r\n" {
 			t.Errorf("RESP2 CONFIG GET: %q", got)
 		}
 		acq2 := do("THROTTLE.ACQUIRE", key, "60000", "5")
@@ -56,10 +56,15 @@ func TestRESP3(t *testing.T) {
 		if got := do("CLIENT", "GETNAME"); got != "_\r\n" {
 			t.Errorf("RESP3 CLIENT GETNAME: %q, want _", got)
 		}
-		for _, c := range [][]string{{"CONFIG", "GET", "save"}, {"COMMAND", "DOCS"}} {
-			if got := do(c...); got != "%0\r\n" {
-				t.Errorf("RESP3 %v: %q, want an empty map", c, got)
-			}
+		if got := do("CONFIG", "GET", "save"); got != "%1\r\n$4\r\nsave\r\n$0\r\n\r\n" {
+			t.Errorf("RESP3 CONFIG GET save: %q, want a map of one", got)
+		}
+		if got := do("COMMAND", "DOCS", "nosuch"); got != "%0\r\n" {
+			t.Errorf("RESP3 COMMAND DOCS nosuch: %q, want an empty map", got)
+		}
+		if got := do("COMMAND", "DOCS", "echo"); !strings.HasPrefix(got, "%1\r\n$4\r\necho\r\n%5\r\n$7\r\nsummary\r\n") ||
+			!strings.Contains(got, "$9\r\narguments\r\n*1\r\n%3\r\n$4\r\nname\r\n$7\r\nmessage\r\n") {
+			t.Errorf("RESP3 COMMAND DOCS echo: %q, want nested maps", got)
 		}
 		// The same command through the same node: a reservation one
 		// interval after the RESP2 grant, in the same array of integers.

@@ -41,6 +41,12 @@ type Server struct {
 	// them; nil once closing.
 	connsMu sync.Mutex
 	conns   map[net.Conn]struct{}
+	// clientsByID holds every client connection being served, for CLIENT
+	// LIST and CLIENT KILL (clients.go).
+	clientsMu   sync.Mutex
+	clientsByID map[int64]*clientConn
+	// stats holds INFO commandstats and errorstats (stats.go).
+	stats *serverStats
 	// passDigest is the SHA-256 of cfg.RequirePass, computed once at
 	// Start: checkPassword compares digests, never the passwords.
 	passDigest [sha256.Size]byte
@@ -98,17 +104,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ln = tls.NewListener(ln, tlsm.respServerConfig())
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		fsm:      fsm.New(fsm.Config{Logger: cfg.Logger}),
-		pools:    resp.NewPoolsConfig(nodePoolConfig(cfg, tlsm)),
-		tls:      tlsm,
-		ln:       ln,
-		conns:    make(map[net.Conn]struct{}),
-		started:  time.Now(),
-		stop:     make(chan struct{}),
-		register: make(chan struct{}, 1),
-		release:  make(chan struct{}, 1),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		fsm:         fsm.New(fsm.Config{Logger: cfg.Logger}),
+		pools:       resp.NewPoolsConfig(nodePoolConfig(cfg, tlsm)),
+		tls:         tlsm,
+		ln:          ln,
+		conns:       make(map[net.Conn]struct{}),
+		clientsByID: make(map[int64]*clientConn),
+		stats:       newServerStats(),
+		started:     time.Now(),
+		stop:        make(chan struct{}),
+		register:    make(chan struct{}, 1),
+		release:     make(chan struct{}, 1),
 	}
 	s.passDigest = sha256.Sum256([]byte(cfg.RequirePass))
 	if s.advert, err = advertised(ln.Addr(), cfg.AdvertiseAddr, "--advertise-addr"); err != nil {
@@ -326,6 +334,7 @@ func (s *Server) onLeader(c *call, local func(ctx context.Context) error) {
 		raw, err := s.forward(addr, c.args)
 		switch {
 		case err == nil && !notServed(raw):
+			c.conn.noteRawReply(raw)
 			c.conn.WriteRaw(raw)
 			return nil
 		case errors.Is(err, context.DeadlineExceeded):

@@ -163,6 +163,10 @@ func (rd *CommandReader) Buffered() int { return rd.end - rd.start }
 // allocated: what reading this client's commands cost at most at once.
 func (rd *CommandReader) PeakBuffer() int { return rd.peak }
 
+// Size returns the size of the request buffer now allocated (Redis's
+// qbuf plus qbuf-free in CLIENT LIST).
+func (rd *CommandReader) Size() int { return len(rd.buf) }
+
 // fill reads more input. Returned arguments point into the current buffer,
 // so it is never written below end: when it has too little room left, the
 // incomplete command is moved to a new buffer and the old one is left to

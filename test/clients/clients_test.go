@@ -1,8 +1,10 @@
 // Package clients_test proves that Node.js Redis client libraries (ioredis
-// and node-redis) work with throttledb: TestNodeClients starts a node with a
-// password and a 3-node cluster, then runs the node:test suites in
-// test/clients/node against them. It is skipped without node 20+ on PATH or
-// without test/clients/node/node_modules (run `npm ci` there).
+// and node-redis) and redis-py work with throttledb: TestNodeClients starts a
+// node with a password and a 3-node cluster, then runs the node:test suites
+// in test/clients/node against them. It is skipped without node 20+ on PATH
+// or without test/clients/node/node_modules (run `npm ci` there).
+// TestPythonClient does the same with test/clients/python and Debian's
+// python3-redis (python_test.go).
 package clients_test
 
 import (

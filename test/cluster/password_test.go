@@ -124,7 +124,7 @@ func TestMaxMemoryFlag(t *testing.T) {
 	if p, err := acquire(ctx, c, "0", 60_000, 1); err != nil || !p.granted {
 		t.Fatalf("existing key: %+v %v", p, err)
 	}
-	if info := testcluster.ParseInfo(c.Info(ctx, "stats").Val()); info["maxmemory"] != "1000" || info["throttle_state_memory"] != "945" {
+	if info := testcluster.ParseInfo(c.Info(ctx, "memory").Val()); info["maxmemory"] != "1000" || info["throttle_state_memory"] != "945" {
 		t.Fatalf("INFO maxmemory %q, throttle_state_memory %q; want 1000 and 945", info["maxmemory"], info["throttle_state_memory"])
 	}
 }

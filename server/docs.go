@@ -1,0 +1,647 @@
+package server
+
+import (
+	"strings"
+)
+
+// This file holds what COMMAND DOCS and COMMAND INFO say about each command
+// beyond its row in the command table (table.go): Redis 7's summaries,
+// argument lists, ACL categories and key-spec flags. The table stays the
+// one source of names, arities, keys and dispatch flags; commandDocs is a
+// companion keyed by the same names, and TestCommandDocsCoverTable fails if
+// either has a name the other lacks.
+//
+// Why it matters: redis-cli 7 builds its help, hints and Tab completion
+// from COMMAND DOCS at start and, given an empty reply, has none at all.
+
+// cmdDoc documents one command or subcommand.
+type cmdDoc struct {
+	summary    string
+	since      string
+	group      string // Redis's command group; "module" for throttledb's own commands
+	complexity string
+	// flags are COMMAND INFO flags beyond those the table row implies
+	// (write, readonly, no_auth, and module for the "module" group).
+	flags []string
+	acl   []string // ACL categories, "@fast" and the like
+	// keyFlags are the flags of the command's one key spec (RW, RO, RM,
+	// access, update, delete), for a command whose row has keys.
+	keyFlags []string
+	args     []docArg
+	subs     []subDoc // subcommands, in the order Redis lists them
+}
+
+// subDoc is a subcommand: its full name ("client|list"), arity (counting
+// the command and subcommand names) and documentation. A subcommand's
+// doc.flags are all of its COMMAND INFO flags.
+type subDoc struct {
+	name  string
+	arity int
+	doc   cmdDoc
+}
+
+// docArg is one argument in COMMAND DOCS: name, Redis's argument type
+// (string, integer, double, key, pattern, unix-time, pure-token, oneof,
+// block), the token that introduces it, its flags (optional, multiple,
+// multiple_token), and the arguments of a oneof or block.
+type docArg struct {
+	name, typ, token string
+	flags            []string
+	args             []docArg
+}
+
+// throttledbModule is the "module" COMMAND DOCS names for throttledb's own
+// commands, which Redis would only have through a module.
+const throttledbModule = "throttledb"
+
+// throttleArgs are the arguments shared by THROTTLE.ACQUIRE and
+// THROTTLE.PEEK.
+var throttleArgs = []docArg{
+	{name: "key", typ: "key"},
+	{name: "interval", typ: "integer"},
+	{name: "max", typ: "integer"},
+	{name: "ms", typ: "integer", token: "SLOP", flags: []string{"optional"}},
+}
+
+var commandDocs = map[string]*cmdDoc{
+	"throttle.acquire": {
+		summary:    "Takes a slot of a throttle now, reserves a later one, or tells when to retry",
+		since:      "0.1.0",
+		group:      "module",
+		complexity: "O(1)",
+		flags:      []string{"denyoom", "fast"},
+		acl:        []string{"@write", "@fast"},
+		keyFlags:   []string{"RW", "access", "update"},
+		args:       throttleArgs,
+	},
+	"throttle.peek": {
+		summary:    "Returns the reply THROTTLE.ACQUIRE would give now, changing nothing",
+		since:      "0.1.0",
+		group:      "module",
+		complexity: "O(1)",
+		flags:      []string{"fast"},
+		acl:        []string{"@read", "@fast"},
+		keyFlags:   []string{"RO", "access"},
+		args:       throttleArgs,
+	},
+	"throttle.reset": {
+		summary:    "Removes the state of throttles",
+		since:      "0.1.0",
+		group:      "module",
+		complexity: "O(N) where N is the number of keys",
+		acl:        []string{"@write", "@slow"},
+		keyFlags:   []string{"RM", "delete"},
+		args:       []docArg{{name: "key", typ: "key", flags: []string{"multiple"}}},
+	},
+
+	"multi": {
+		summary: "Starts a transaction", since: "1.2.0", group: "transactions", complexity: "O(1)",
+		flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"},
+		acl:   []string{"@fast", "@transaction"},
+	},
+	"exec": {
+		summary: "Executes all commands in a transaction", since: "1.2.0", group: "transactions",
+		complexity: "Depends on commands in the transaction",
+		flags:      []string{"noscript", "loading", "stale", "skip_slowlog"},
+		acl:        []string{"@slow", "@transaction"},
+	},
+	"discard": {
+		summary: "Discards a transaction", since: "2.0.0", group: "transactions",
+		complexity: "O(N), when N is the number of queued commands",
+		flags:      []string{"noscript", "loading", "stale", "fast", "allow_busy"},
+		acl:        []string{"@fast", "@transaction"},
+	},
+
+	"ping": {
+		summary: "Returns the server's liveliness response", since: "1.0.0", group: "connection", complexity: "O(1)",
+		flags: []string{"fast"}, acl: []string{"@fast", "@connection"},
+		args: []docArg{{name: "message", typ: "string", flags: []string{"optional"}}},
+	},
+	"echo": {
+		summary: "Returns the given string", since: "1.0.0", group: "connection", complexity: "O(1)",
+		flags: []string{"loading", "stale", "fast"}, acl: []string{"@fast", "@connection"},
+		args: []docArg{{name: "message", typ: "string"}},
+	},
+	"quit": {
+		summary: "Closes the connection", since: "1.0.0", group: "connection", complexity: "O(1)",
+		flags: []string{"allow_busy", "noscript", "loading", "stale", "fast"}, acl: []string{"@fast", "@connection"},
+	},
+	"select": {
+		summary: "Changes the selected database (throttledb has database 0 only)", since: "1.0.0", group: "connection", complexity: "O(1)",
+		flags: []string{"loading", "stale", "fast"}, acl: []string{"@keyspace", "@fast"},
+		args: []docArg{{name: "index", typ: "integer"}},
+	},
+	"auth": {
+		summary: "Authenticates the connection", since: "1.0.0", group: "connection",
+		complexity: "O(N) where N is the number of passwords defined for the user",
+		flags:      []string{"noscript", "loading", "stale", "fast", "allow_busy"}, acl: []string{"@fast", "@connection"},
+		args: []docArg{
+			{name: "username", typ: "string", flags: []string{"optional"}},
+			{name: "password", typ: "string"},
+		},
+	},
+	"hello": {
+		summary: "Handshakes with the server", since: "6.0.0", group: "connection", complexity: "O(1)",
+		flags: []string{"noscript", "loading", "stale", "fast", "allow_busy"}, acl: []string{"@fast", "@connection"},
+		args: []docArg{{name: "arguments", typ: "block", flags: []string{"optional"}, args: []docArg{
+			{name: "protover", typ: "integer"},
+			{name: "auth", typ: "block", token: "AUTH", flags: []string{"optional"}, args: []docArg{
+				{name: "username", typ: "string"},
+				{name: "password", typ: "string"},
+			}},
+			{name: "clientname", typ: "string", token: "SETNAME", flags: []string{"optional"}},
+		}}},
+	},
+	"client": {
+		summary: "A container for client connection commands", since: "2.4.0", group: "connection",
+		complexity: "Depends on subcommand.", acl: []string{"@slow"},
+		subs: []subDoc{
+			{name: "client|id", arity: 2, doc: cmdDoc{
+				summary: "Returns the unique client ID of the connection", since: "5.0.0", group: "connection", complexity: "O(1)",
+				flags: []string{"noscript", "loading", "stale"}, acl: []string{"@slow", "@connection"},
+			}},
+			{name: "client|info", arity: 2, doc: cmdDoc{
+				summary: "Returns information about the connection", since: "6.2.0", group: "connection", complexity: "O(1)",
+				flags: []string{"noscript", "loading", "stale"}, acl: []string{"@slow", "@connection"},
+			}},
+			{name: "client|list", arity: -2, doc: cmdDoc{
+				summary: "Lists open connections", since: "2.4.0", group: "connection",
+				complexity: "O(N) where N is the number of client connections",
+				flags:      []string{"admin", "noscript", "loading", "stale"}, acl: []string{"@admin", "@slow", "@dangerous", "@connection"},
+				args: []docArg{{name: "client-id", typ: "integer", token: "ID", flags: []string{"optional", "multiple"}}},
+			}},
+			{name: "client|kill", arity: -3, doc: cmdDoc{
+				summary: "Terminates open connections", since: "2.4.0", group: "connection",
+				complexity: "O(N) where N is the number of client connections",
+				flags:      []string{"admin", "noscript", "loading", "stale"}, acl: []string{"@admin", "@slow", "@dangerous", "@connection"},
+				args: []docArg{{name: "filter", typ: "oneof", args: []docArg{
+					{name: "ip:port", typ: "string"},
+					{name: "new-format", typ: "oneof", flags: []string{"multiple"}, args: []docArg{
+						{name: "client-id", typ: "integer", token: "ID", flags: []string{"optional"}},
+						{name: "ip:port", typ: "string", token: "ADDR", flags: []string{"optional"}},
+						{name: "ip:port", typ: "string", token: "LADDR", flags: []string{"optional"}},
+						{name: "username", typ: "string", token: "USER", flags: []string{"optional"}},
+						{name: "yes/no", typ: "string", token: "SKIPME", flags: []string{"optional"}},
+					}},
+				}}},
+			}},
+			{name: "client|getname", arity: 2, doc: cmdDoc{
+				summary: "Returns the name of the connection", since: "2.6.9", group: "connection", complexity: "O(1)",
+				flags: []string{"noscript", "loading", "stale"}, acl: []string{"@slow", "@connection"},
+			}},
+			{name: "client|setname", arity: 3, doc: cmdDoc{
+				summary: "Sets the connection name", since: "2.6.9", group: "connection", complexity: "O(1)",
+				flags: []string{"noscript", "loading", "stale"}, acl: []string{"@slow", "@connection"},
+				args: []docArg{{name: "connection-name", typ: "string"}},
+			}},
+			{name: "client|setinfo", arity: 4, doc: cmdDoc{
+				summary: "Sets information specific to the client or connection", since: "7.2.0", group: "connection", complexity: "O(1)",
+				flags: []string{"noscript", "loading", "stale"}, acl: []string{"@slow", "@connection"},
+				args: []docArg{{name: "attr", typ: "oneof", args: []docArg{
+					{name: "libname", typ: "string", token: "LIB-NAME"},
+					{name: "libver", typ: "string", token: "LIB-VER"},
+				}}},
+			}},
+			{name: "client|help", arity: 2, doc: cmdDoc{
+				summary: "Returns helpful text about the different subcommands", since: "5.0.0", group: "connection", complexity: "O(1)",
+				flags: []string{"loading", "stale"}, acl: []string{"@slow", "@connection"},
+			}},
+		},
+	},
+	"command": {
+		summary: "Returns detailed information about all commands", since: "2.8.13", group: "server",
+		complexity: "O(N) where N is the total number of commands",
+		flags:      []string{"loading", "stale"}, acl: []string{"@slow", "@connection"},
+		subs: []subDoc{
+			{name: "command|count", arity: 2, doc: cmdDoc{
+				summary: "Returns a count of commands", since: "2.8.13", group: "server", complexity: "O(1)",
+				flags: []string{"loading", "stale"}, acl: []string{"@slow", "@connection"},
+			}},
+			{name: "command|docs", arity: -2, doc: cmdDoc{
+				summary: "Returns documentary information about one, multiple or all commands", since: "7.0.0", group: "server",
+				complexity: "O(N) where N is the number of commands to look up",
+				flags:      []string{"loading", "stale"}, acl: []string{"@slow", "@connection"},
+				args: []docArg{{name: "command-name", typ: "string", flags: []string{"optional", "multiple"}}},
+			}},
+			{name: "command|info", arity: -2, doc: cmdDoc{
+				summary: "Returns information about one, multiple or all commands", since: "2.8.13", group: "server",
+				complexity: "O(N) where N is the number of commands to look up",
+				flags:      []string{"loading", "stale"}, acl: []string{"@slow", "@connection"},
+				args: []docArg{{name: "command-name", typ: "string", flags: []string{"optional", "multiple"}}},
+			}},
+			{name: "command|list", arity: -2, doc: cmdDoc{
+				summary: "Returns a list of command names", since: "7.0.0", group: "server",
+				complexity: "O(N) where N is the total number of commands",
+				flags:      []string{"loading", "stale"}, acl: []string{"@slow", "@connection"},
+				args: []docArg{{name: "filterby", typ: "oneof", token: "FILTERBY", flags: []string{"optional"}, args: []docArg{
+					{name: "module-name", typ: "string", token: "MODULE"},
+					{name: "category", typ: "string", token: "ACLCAT"},
+					{name: "pattern", typ: "pattern", token: "PATTERN"},
+				}}},
+			}},
+		},
+	},
+	"config": {
+		summary: "A container for server configuration commands", since: "2.0.0", group: "server",
+		complexity: "Depends on subcommand.", acl: []string{"@slow"},
+		subs: []subDoc{
+			{name: "config|get", arity: -3, doc: cmdDoc{
+				summary: "Returns the effective values of configuration parameters", since: "2.0.0", group: "server",
+				complexity: "O(N) when N is the number of configuration parameters provided",
+				flags:      []string{"admin", "noscript", "loading", "stale"}, acl: []string{"@admin", "@slow", "@dangerous"},
+				args: []docArg{{name: "parameter", typ: "string", flags: []string{"multiple"}}},
+			}},
+		},
+	},
+	"info": {
+		summary: "Returns information and statistics about the server", since: "1.0.0", group: "server", complexity: "O(1)",
+		flags: []string{"loading", "stale"}, acl: []string{"@slow", "@dangerous"},
+		args: []docArg{{name: "section", typ: "string", flags: []string{"optional", "multiple"}}},
+	},
+	"dbsize": {
+		summary: "Returns the number of keys in the database", since: "1.0.0", group: "server", complexity: "O(1)",
+		flags: []string{"fast"}, acl: []string{"@keyspace", "@read", "@fast"},
+	},
+	"time": {
+		summary: "Returns the cluster time", since: "2.6.0", group: "server", complexity: "O(1)",
+		flags: []string{"loading", "stale", "fast"}, acl: []string{"@fast"},
+	},
+	"role": {
+		summary: "Returns the replication role", since: "2.8.12", group: "server", complexity: "O(1)",
+		flags: []string{"noscript", "loading", "stale", "fast"}, acl: []string{"@admin", "@fast", "@dangerous"},
+	},
+
+	"raft.join": {
+		summary: "Adds a node to the cluster (sent by the joining node)", since: "0.1.0", group: "module", complexity: "O(N) where N is the number of members",
+		flags: []string{"admin"}, acl: []string{"@admin", "@slow", "@dangerous"},
+		args: []docArg{{name: "id", typ: "string"}, {name: "raft-addr", typ: "string"}, {name: "resp-addr", typ: "string"}},
+	},
+	"raft.remove": {
+		summary: "Removes a member from the cluster", since: "0.1.0", group: "module", complexity: "O(N) where N is the number of members",
+		flags: []string{"admin"}, acl: []string{"@admin", "@slow", "@dangerous"},
+		args: []docArg{{name: "id", typ: "string"}},
+	},
+	"raft.nodes": {
+		summary: "Lists the members of the cluster", since: "0.1.0", group: "module", complexity: "O(N) where N is the number of members",
+		acl: []string{"@slow"},
+	},
+	"raft.leader": {
+		summary: "Returns the leader's ID and address", since: "0.1.0", group: "module", complexity: "O(1)",
+		flags: []string{"fast"}, acl: []string{"@fast"},
+	},
+	"raft.transfer": {
+		summary: "Hands leadership to another member", since: "0.1.0", group: "module", complexity: "O(1)",
+		flags: []string{"admin"}, acl: []string{"@admin", "@slow", "@dangerous"},
+		args: []docArg{{name: "id", typ: "string", flags: []string{"optional"}}},
+	},
+	"raft.snapshot": {
+		summary: "Takes a snapshot of this node's state and compacts its log", since: "0.1.0", group: "module",
+		complexity: "O(N) where N is the number of keys",
+		flags:      []string{"admin"}, acl: []string{"@admin", "@slow", "@dangerous"},
+	},
+	"raft.backup": {
+		summary: "Returns the cluster's whole state as an image RAFT.RESTORE takes", since: "0.1.0", group: "module",
+		complexity: "O(N) where N is the number of keys",
+		flags:      []string{"admin"}, acl: []string{"@admin", "@slow", "@dangerous"},
+	},
+	"raft.restore": {
+		summary: "Replaces the cluster's whole state with a backup image", since: "0.1.0", group: "module",
+		complexity: "O(N) where N is the number of keys in the image",
+		flags:      []string{"admin", "denyoom"}, acl: []string{"@admin", "@slow", "@dangerous"},
+		args: []docArg{{name: "image", typ: "string"}},
+	},
+	"raft.digest": {
+		summary: "Returns this node's applied index and a digest of its replicated state", since: "0.1.0", group: "module",
+		complexity: "O(N) where N is the number of keys",
+		acl:        []string{"@slow"},
+	},
+	"raft.propose": {
+		summary: "Forwards proposals from a follower to the leader (between nodes only)", since: "0.1.0", group: "module",
+		complexity: "O(N) where N is the number of proposals",
+		flags:      []string{"admin"}, acl: []string{"@admin", "@slow", "@dangerous"},
+		args: []docArg{{name: "request", typ: "string"}},
+	},
+	"raft.fwd": {
+		summary: "Runs a command forwarded by a follower (between nodes only)", since: "0.1.0", group: "module",
+		complexity: "Depends on the command",
+		flags:      []string{"admin"}, acl: []string{"@admin", "@slow", "@dangerous"},
+		args: []docArg{{name: "command", typ: "string"}, {name: "arg", typ: "string", flags: []string{"optional", "multiple"}}},
+	},
+}
+
+// flagOrder is the order in which Redis lists COMMAND INFO flags.
+var flagOrder = []string{"write", "readonly", "denyoom", "module", "admin", "pubsub", "noscript",
+	"blocking", "loading", "stale", "skip_monitor", "skip_slowlog", "asking", "fast", "no_auth",
+	"may_replicate", "sentinel", "only_sentinel", "no_mandatory_keys", "protected",
+	"no_async_loading", "no_multi", "movablekeys", "allow_busy"}
+
+// infoFlags returns a command's COMMAND INFO flags in Redis's order: those
+// its table row implies and those its doc adds.
+func infoFlags(cmd *command, doc *cmdDoc) []string {
+	set := map[string]bool{}
+	for _, f := range doc.flags {
+		set[f] = true
+	}
+	if cmd != nil {
+		set["write"] = cmd.flags&flagWrite != 0
+		set["readonly"] = cmd.flags&flagReadonly != 0
+		set["no_auth"] = cmd.flags&flagNoAuth != 0
+		set["module"] = doc.group == "module"
+	}
+	var out []string
+	for _, f := range flagOrder {
+		if set[f] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// writeSetHeader starts a reply of n elements: a RESP3 set, or a RESP2
+// array (Redis's own RESP2 form of a set).
+func (c *call) writeSetHeader(n int) {
+	if c.sess.resp3 {
+		c.conn.WriteRaw([]byte("~" + itoa(int64(n)) + "\r\n"))
+		return
+	}
+	c.conn.WriteArray(n)
+}
+
+// writeStatusSet writes words as a set of status replies, the form Redis
+// uses for flags and ACL categories.
+func (c *call) writeStatusSet(words []string) {
+	c.writeSetHeader(len(words))
+	for _, w := range words {
+		c.conn.WriteString(w)
+	}
+}
+
+// writeCommandDocs writes one command's COMMAND DOCS map (the value under
+// its name), in the field order of Redis 7.2's addReplyCommandDocs.
+func writeCommandDocs(c *call, doc *cmdDoc) {
+	n := 2 // summary is always set here, group always
+	if doc.since != "" {
+		n++
+	}
+	if doc.complexity != "" {
+		n++
+	}
+	if doc.group == "module" {
+		n++
+	}
+	if len(doc.args) > 0 {
+		n++
+	}
+	if len(doc.subs) > 0 {
+		n++
+	}
+	c.writeMapHeader(n)
+	c.conn.WriteBulkString("summary")
+	c.conn.WriteBulkString(doc.summary)
+	if doc.since != "" {
+		c.conn.WriteBulkString("since")
+		c.conn.WriteBulkString(doc.since)
+	}
+	c.conn.WriteBulkString("group")
+	c.conn.WriteBulkString(doc.group)
+	if doc.complexity != "" {
+		c.conn.WriteBulkString("complexity")
+		c.conn.WriteBulkString(doc.complexity)
+	}
+	if doc.group == "module" {
+		c.conn.WriteBulkString("module")
+		c.conn.WriteBulkString(throttledbModule)
+	}
+	if len(doc.args) > 0 {
+		c.conn.WriteBulkString("arguments")
+		writeDocArgs(c, doc.args)
+	}
+	if len(doc.subs) > 0 {
+		c.conn.WriteBulkString("subcommands")
+		c.writeMapHeader(len(doc.subs))
+		for i := range doc.subs {
+			c.conn.WriteBulkString(doc.subs[i].name)
+			writeCommandDocs(c, &doc.subs[i].doc)
+		}
+	}
+}
+
+// writeDocArgs writes an argument list as Redis 7.2's
+// addReplyCommandArgList does: name, type, key_spec_index, token, flags,
+// nested arguments, display_text.
+func writeDocArgs(c *call, args []docArg) {
+	c.conn.WriteArray(len(args))
+	for _, a := range args {
+		nested := a.typ == "oneof" || a.typ == "block"
+		n := 3 // name, type, and display_text or arguments
+		if a.typ == "key" {
+			n++
+		}
+		if a.token != "" {
+			n++
+		}
+		if len(a.flags) > 0 {
+			n++
+		}
+		c.writeMapHeader(n)
+		c.conn.WriteBulkString("name")
+		c.conn.WriteBulkString(a.name)
+		c.conn.WriteBulkString("type")
+		c.conn.WriteBulkString(a.typ)
+		if a.typ == "key" {
+			// Every command here has at most one key spec.
+			c.conn.WriteBulkString("key_spec_index")
+			c.conn.WriteInt(0)
+		}
+		if a.token != "" {
+			c.conn.WriteBulkString("token")
+			c.conn.WriteBulkString(a.token)
+		}
+		if len(a.flags) > 0 {
+			c.conn.WriteBulkString("flags")
+			c.writeStatusSet(a.flags)
+		}
+		if nested {
+			c.conn.WriteBulkString("arguments")
+			writeDocArgs(c, a.args)
+		} else {
+			c.conn.WriteBulkString("display_text")
+			c.conn.WriteBulkString(a.name)
+		}
+	}
+}
+
+// writeCommandInfo writes a command's COMMAND INFO entry, Redis 7's ten
+// fields: name, arity, flags, first key, last key, key step, ACL
+// categories, tips, key specs, subcommands.
+func writeCommandInfo(c *call, cmd *command) {
+	doc := commandDocs[cmd.name]
+	step := 0
+	if cmd.firstKey > 0 {
+		step = 1
+	}
+	c.conn.WriteArray(10)
+	c.conn.WriteBulkString(cmd.name)
+	c.conn.WriteInt(cmd.arity)
+	c.writeStatusSet(infoFlags(cmd, doc))
+	c.conn.WriteInt(cmd.firstKey)
+	c.conn.WriteInt(cmd.lastKey)
+	c.conn.WriteInt(step)
+	c.writeStatusSet(doc.acl)
+	c.writeSetHeader(0) // tips: none apply to a single Raft group
+	if cmd.firstKey > 0 {
+		last := cmd.lastKey - cmd.firstKey // relative to the first key
+		if cmd.lastKey < 0 {
+			last = cmd.lastKey
+		}
+		c.conn.WriteArray(1)
+		writeKeySpec(c, doc.keyFlags, cmd.firstKey, last)
+	} else {
+		c.conn.WriteArray(0)
+	}
+	c.conn.WriteArray(len(doc.subs))
+	for i := range doc.subs {
+		writeSubcommandInfo(c, &doc.subs[i])
+	}
+}
+
+// writeSubcommandInfo writes a subcommand's COMMAND INFO entry; no
+// subcommand here has keys.
+func writeSubcommandInfo(c *call, sub *subDoc) {
+	c.conn.WriteArray(10)
+	c.conn.WriteBulkString(sub.name)
+	c.conn.WriteInt(sub.arity)
+	c.writeStatusSet(infoFlags(nil, &sub.doc))
+	c.conn.WriteInt(0)
+	c.conn.WriteInt(0)
+	c.conn.WriteInt(0)
+	c.writeStatusSet(sub.doc.acl)
+	c.writeSetHeader(0)
+	c.conn.WriteArray(0)
+	c.conn.WriteArray(0)
+}
+
+// writeKeySpec writes one key spec: keys from argument index begin, up to
+// lastkey (relative to begin; -1: the last argument), one in each step.
+func writeKeySpec(c *call, flags []string, begin, lastkey int) {
+	c.writeMapHeader(3)
+	c.conn.WriteBulkString("flags")
+	c.writeStatusSet(flags)
+	c.conn.WriteBulkString("begin_search")
+	c.writeMapHeader(2)
+	c.conn.WriteBulkString("type")
+	c.conn.WriteBulkString("index")
+	c.conn.WriteBulkString("spec")
+	c.writeMapHeader(1)
+	c.conn.WriteBulkString("index")
+	c.conn.WriteInt(begin)
+	c.conn.WriteBulkString("find_keys")
+	c.writeMapHeader(2)
+	c.conn.WriteBulkString("type")
+	c.conn.WriteBulkString("range")
+	c.conn.WriteBulkString("spec")
+	c.writeMapHeader(3)
+	c.conn.WriteBulkString("lastkey")
+	c.conn.WriteInt(lastkey)
+	c.conn.WriteBulkString("keystep")
+	c.conn.WriteInt(1)
+	c.conn.WriteBulkString("limit")
+	c.conn.WriteInt(0)
+}
+
+// findSubcommand returns the subcommand named "parent|sub", or nil.
+func findSubcommand(name string) *subDoc {
+	parent, _, ok := strings.Cut(name, "|")
+	if !ok {
+		return nil
+	}
+	doc := commandDocs[parent]
+	if doc == nil {
+		return nil
+	}
+	for i := range doc.subs {
+		if doc.subs[i].name == name {
+			return &doc.subs[i]
+		}
+	}
+	return nil
+}
+
+// globMatch reports whether s matches the glob pattern as Redis's
+// stringmatchlen does (*, ?, [abc], [^a-z], \x), optionally ignoring case.
+func globMatch(pattern, s string, nocase bool) bool {
+	if nocase {
+		pattern, s = strings.ToLower(pattern), strings.ToLower(s)
+	}
+	return glob(pattern, s)
+}
+
+func glob(p, s string) bool {
+	for len(p) > 0 {
+		switch p[0] {
+		case '*':
+			for len(p) > 1 && p[1] == '*' {
+				p = p[1:]
+			}
+			if len(p) == 1 {
+				return true
+			}
+			for i := 0; i <= len(s); i++ {
+				if glob(p[1:], s[i:]) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			if len(s) == 0 {
+				return false
+			}
+			p, s = p[1:], s[1:]
+		case '[':
+			if len(s) == 0 {
+				return false
+			}
+			p = p[1:]
+			not := len(p) > 0 && p[0] == '^'
+			if not {
+				p = p[1:]
+			}
+			match := false
+			for len(p) > 0 && p[0] != ']' {
+				switch {
+				case p[0] == '\\' && len(p) >= 2:
+					p = p[1:]
+					match = match || p[0] == s[0]
+				case len(p) >= 3 && p[1] == '-':
+					lo, hi := p[0], p[2]
+					if lo > hi {
+						lo, hi = hi, lo
+					}
+					match = match || (s[0] >= lo && s[0] <= hi)
+					p = p[2:]
+				default:
+					match = match || p[0] == s[0]
+				}
+				p = p[1:]
+			}
+			if len(p) > 0 {
+				p = p[1:] // the ']'
+			}
+			if match == not {
+				return false
+			}
+			s = s[1:]
+		case '\\':
+			if len(p) >= 2 {
+				p = p[1:]
+			}
+			fallthrough
+		default:
+			if len(s) == 0 || p[0] != s[0] {
+				return false
+			}
+			p, s = p[1:], s[1:]
+		}
+	}
+	return len(s) == 0
+}
