@@ -280,7 +280,7 @@ func cmdRaftFwd(s *Server, c *call) {
 		return
 	}
 	inner := &call{conn: c.conn, sess: c.sess, args: c.args[1:], fwd: true}
-	s.dispatch(inner, true)
+	s.dispatch(inner)
 }
 
 // msgNestedFwd is the reply to a RAFT.FWD inside a RAFT.FWD.

@@ -64,7 +64,7 @@ func (s *Server) servePipeline(conn *clientConn, sess *session, cmds []redcon.Co
 func (s *Server) serveOneByOne(conn *clientConn, sess *session, cmds ...redcon.Command) {
 	for _, rc := range cmds {
 		s.cmdsTotal.Add(1)
-		s.dispatch(&call{conn: conn, sess: sess, args: rc.Args}, true)
+		s.dispatch(&call{conn: conn, sess: sess, args: rc.Args})
 	}
 }
 
@@ -119,7 +119,7 @@ func (s *Server) servePipelined(conn *clientConn, sess *session, cmds []redcon.C
 		case p.errMsg != "":
 			conn.WriteError(p.errMsg)
 		case p.pr == nil:
-			s.dispatch(p.c, true) // counts itself in commandstats
+			s.dispatch(p.c) // counts itself in commandstats
 			continue
 		default:
 			rs, err := sub.await(p.pr)
@@ -127,7 +127,7 @@ func (s *Server) servePipelined(conn *clientConn, sess *session, cmds []redcon.C
 			case errors.Is(err, ErrNotLeader):
 				// Never entered the log: serve it as usual, which
 				// routes it to the new leader.
-				s.dispatch(p.c, true)
+				s.dispatch(p.c)
 				continue
 			case err != nil:
 				conn.WriteError(errorText(err))
