@@ -229,6 +229,7 @@ func (s *Server) serveConn(nc net.Conn) {
 			s.readFailed(c, err)
 			return
 		}
+		s.cmdsTotal.Add(int64(len(batch))) // the one place commands are counted
 		cmds = cmds[:0]
 		for _, args := range batch {
 			cmds = append(cmds, redcon.Command{Args: args})

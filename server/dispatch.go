@@ -27,7 +27,6 @@ func (s *Server) serveRESP(conn *clientConn, rc redcon.Command) {
 		s.servePipeline(conn, sess, append([]redcon.Command{rc}, conn.ReadPipeline()...))
 		return
 	}
-	s.cmdsTotal.Add(1)
 	s.dispatch(&call{conn: conn, sess: sess, args: rc.Args})
 }
 

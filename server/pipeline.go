@@ -47,7 +47,6 @@ func (s *Server) servePipeline(conn *clientConn, sess *session, cmds []redcon.Co
 	if err == nil {
 		return
 	}
-	s.cmdsTotal.Add(int64(len(cmds)))
 	start := time.Now()
 	for _, rc := range cmds {
 		errs := conn.errs
@@ -57,14 +56,6 @@ func (s *Server) servePipeline(conn *clientConn, sess *session, cmds []redcon.Co
 			conn.WriteError(errorText(err))
 		}
 		s.stats.record("throttle.acquire", start, time.Now(), conn, errs)
-	}
-}
-
-// serveOneByOne serves cmds one at a time, as if never pipelined.
-func (s *Server) serveOneByOne(conn *clientConn, sess *session, cmds ...redcon.Command) {
-	for _, rc := range cmds {
-		s.cmdsTotal.Add(1)
-		s.dispatch(&call{conn: conn, sess: sess, args: rc.Args})
 	}
 }
 
@@ -111,7 +102,6 @@ func (s *Server) servePipelined(conn *clientConn, sess *session, cmds []redcon.C
 			}
 		}
 	}
-	s.cmdsTotal.Add(int64(len(cmds)))
 	s.pipelinedTotal.Add(int64(len(cmds)))
 	for _, p := range ps {
 		errs := conn.errs
