@@ -62,12 +62,13 @@ func (f peerAddrsFlag) Set(s string) error {
 	return nil
 }
 
-// usageWithoutDebug is a FlagSet's usage message without the test-only
-// debug-* flags.
+// usageWithoutDebug is the node's usage message: the tools it also runs,
+// then its flags without the test-only debug-* flags.
 func usageWithoutDebug(fs *flag.FlagSet) func() {
 	return func() {
 		out := fs.Output()
-		fmt.Fprintf(out, "Usage of %s:\n", fs.Name())
+		fmt.Fprintf(out, "Usage: %s [flags]                run a node\n", fs.Name())
+		fmt.Fprintf(out, "       %s <command> [flags]      run a tool: %s (each has -h)\n\nNode flags:\n", fs.Name(), subcommandNames())
 		hidden := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
 		hidden.SetOutput(out)
 		fs.VisitAll(func(f *flag.Flag) {
