@@ -226,6 +226,9 @@ func (s *Server) serveConn(nc net.Conn) {
 		var err error
 		batch, err = rd.ReadCommands(batch[:0])
 		if err != nil {
+			if rpc != nil {
+				rpc.drain() // its replies come first, and never interleave
+			}
 			s.readFailed(c, err)
 			return
 		}
