@@ -225,6 +225,7 @@ func cmdInfo(s *Server, c *call) {
 		"raft_num_peers", rs["num_peers"],
 		"raft_leader_id", lid,
 		"raft_leader_addr", laddr,
+		"raft_log_store", s.raft.logStore,
 	)
 	var ks []string
 	if n := s.fsm.DBSize(s.nowMs()); n > 0 {

@@ -69,8 +69,16 @@ type Config struct {
 	// Default 1 GiB.
 	ClientQueryBufferLimit int64
 
+	// LogStore (--log-store) is the Raft log store of a new data
+	// directory: LogStoreBolt ("bolt", raft-boltdb) or LogStoreWAL ("wal",
+	// raft-wal). Empty: whichever the data directory holds, else
+	// DefaultLogStore. A data directory keeps the store it was created
+	// with; opening it with the other is ErrLogStoreMismatch.
+	LogStore string
+
 	// NoSync skips fsync on the Raft log. Never set it in production: a
-	// power loss could then lose acknowledged grants. Default false.
+	// power loss could then lose acknowledged grants. Default false. It
+	// applies to the bolt log store only: raft-wal always fsyncs.
 	NoSync bool
 
 	// TLSCertFile and TLSKeyFile are the node's certificate and key (PEM),

@@ -71,6 +71,7 @@ func runNode(args []string) error {
 	fs.StringVar(&cfg.TLSAuthClients, "tls-auth-clients", server.TLSAuthClientsYes, "client certificates on the RESP port: yes (required), optional (verified if presented) or no")
 	fs.StringVar(&cfg.ClusterSecret, "cluster-secret", "", "secret nodes authenticate each other with (same on every node; see cluster.md)")
 	secretFile := fs.String("cluster-secret-file", "", "file holding --cluster-secret (keeps it out of ps)")
+	fs.StringVar(&cfg.LogStore, "log-store", "", "Raft log store of a new data directory: bolt (raft-boltdb) or wal (raft-wal) (default: what the data directory holds, else "+server.DefaultLogStore+")")
 	protectedMode := true
 	fs.Var(yesNoFlag{&protectedMode}, "protected-mode", "yes: without a password, refuse clients not on loopback, and refuse to start with a non-loopback Raft address without TLS; no: accept the risk")
 	fs.Parse(args)
