@@ -156,7 +156,7 @@ func splitHostPort(addr string) (string, string) {
 // cmdInfo serves INFO [section ...] with sections server, clients, stats,
 // raft and keyspace.
 func cmdInfo(s *Server, c *call) {
-	all := []string{"server", "clients", "stats", "raft", "keyspace"}
+	all := []string{"server", "clients", "stats", "raft", "latency", "keyspace"}
 	want := map[string]bool{}
 	for _, a := range c.args[1:] {
 		switch sec := strings.ToLower(string(a)); sec {
@@ -227,6 +227,9 @@ func cmdInfo(s *Server, c *call) {
 		"raft_leader_addr", laddr,
 		"raft_log_store", s.raft.logStore,
 	)
+	// Where a write's time goes (see latency.go and README.md's
+	// Performance section).
+	section("Latency", s.latencyInfo()...)
 	var ks []string
 	if n := s.fsm.DBSize(s.nowMs()); n > 0 {
 		ks = []string{"db0", fmt.Sprintf("keys=%d,expires=%d,avg_ttl=0", n, n)}

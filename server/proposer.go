@@ -25,6 +25,7 @@ type proposal struct {
 	submitted atomic.Bool  // handed to Raft (or sent to the leader), which always answers it
 	newKeys   []string     // keys gate counted as pending (see memGate.admit)
 	addr      string       // forwarded: the leader's RESP address
+	queued    time.Time    // when enqueued (INFO latency)
 }
 
 type outcome struct {
@@ -51,6 +52,8 @@ type proposer struct {
 	// leadership while it was in flight (see Server.resolveLost). Set
 	// before run starts.
 	resolve func(index uint64, data []byte) ([]fsm.Result, error)
+	// lat times the stages a proposal passes (INFO latency).
+	lat *proposerLatency
 }
 
 func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() int64) *proposer {
@@ -62,6 +65,7 @@ func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() in
 		clock:    clock,
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
+		lat:      &proposerLatency{},
 	}
 }
 
@@ -99,7 +103,7 @@ func (p *proposer) proposeAll(ctx context.Context, cmds ...fsm.Command) ([]fsm.R
 // channel order and Raft applies entries in log order. ctx bounds only the
 // wait for room in the queue.
 func (p *proposer) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal, error) {
-	pr := &proposal{cmds: cmds, done: make(chan outcome, 1)}
+	pr := &proposal{cmds: cmds, done: make(chan outcome, 1), queued: time.Now()}
 	select {
 	case p.ch <- pr:
 		return pr, nil
@@ -181,14 +185,23 @@ func (p *proposer) admit(pr *proposal) bool {
 // answers, hands each proposal its results.
 func (p *proposer) submit(batch []*proposal, n int) {
 	e := fsm.Entry{Now: p.clock(), Commands: make([]fsm.Command, 0, n)}
+	start := time.Now()
 	for _, pr := range batch {
 		e.Commands = append(e.Commands, pr.cmds...)
 		pr.submitted.Store(true)
+		p.lat.queue.Record(start.Sub(pr.queued))
 	}
+	p.lat.batch.Add(uint64(n))
 	data := e.Encode()
 	f := p.raft.Apply(data, p.timeout)
 	go func() {
 		ferr := f.Error()
+		p.lat.raft.Since(start)
+		defer func() {
+			for _, pr := range batch {
+				p.lat.command.Since(pr.queued)
+			}
+		}()
 		err := classifyApplyErr(ferr)
 		if p.gate != nil {
 			// Applied (the future answers after the FSM), or never

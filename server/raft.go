@@ -25,6 +25,9 @@ type raftNode struct {
 	logStore string // LogStoreBolt or LogStoreWAL
 	snaps    raft.SnapshotStore
 	existing bool // the data directory already held Raft state
+	// lat times this node's log writes and state-machine applies (INFO
+	// latency).
+	lat *raftLatency
 }
 
 // openRaft opens (or creates) the node's Raft state in cfg.DataDir and starts
@@ -72,7 +75,8 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 		store.Close()
 		return nil, err
 	}
-	r, err := raft.NewRaft(rc, f, store, store, snaps, trans)
+	lat := &raftLatency{}
+	r, err := raft.NewRaft(rc, timedFSM{f, &lat.fsmApply}, timedLogStore{store, &lat.logStore}, store, snaps, trans)
 	if err != nil {
 		trans.Close()
 		store.Close()
@@ -90,7 +94,7 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 		}
 		cfg.Logger.Info("bootstrapped a new single-node cluster", "id", id)
 	}
-	return &raftNode{Raft: r, trans: trans, store: store, logStore: kind, snaps: snaps, existing: existing}, nil
+	return &raftNode{Raft: r, trans: trans, store: store, logStore: kind, snaps: snaps, existing: existing, lat: lat}, nil
 }
 
 // raftLogger returns an hclog logger for Raft that writes through lg.
