@@ -54,6 +54,10 @@ type Config struct {
 	TrailingLogs      uint64
 	// MaxBatch caps the commands proposed in one log entry. Default 512.
 	MaxBatch int
+	// MaxInFlight caps the log entries the proposer has handed to Raft and
+	// not yet seen committed; commands arriving meanwhile fill the next
+	// entry. Default 2 (see "Performance" in README.md); negative: no cap.
+	MaxInFlight int
 	// MaxClients caps the open client connections, as Redis's maxclients
 	// does; a connection over the cap gets "ERR max number of clients
 	// reached" and is closed. Default 10000.
@@ -156,6 +160,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 512
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 2
 	}
 	return c
 }

@@ -54,6 +54,10 @@ type proposer struct {
 	resolve func(index uint64, data []byte) ([]fsm.Result, error)
 	// lat times the stages a proposal passes (INFO latency).
 	lat *proposerLatency
+	// inflight holds a token per entry handed to Raft and not yet
+	// answered; its capacity (Config.MaxInFlight) bounds them. Nil: no
+	// bound. Set before run starts.
+	inflight chan struct{}
 }
 
 func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() int64) *proposer {
@@ -145,6 +149,19 @@ func (p *proposer) run() {
 			if !p.admit(first) {
 				continue
 			}
+			// Why wait here: handing Raft an entry whenever anything is
+			// queued makes many small entries, and the leader writes its
+			// log one store call at a time (INFO latency: each write and
+			// fsync takes milliseconds), so throughput is commands per
+			// entry over the write time. Waiting while the bound is
+			// reached lets the next batch fill meanwhile.
+			if p.inflight != nil {
+				select {
+				case p.inflight <- struct{}{}:
+				case <-p.stop:
+					return // first was never submitted: await says so
+				}
+			}
 			batch = append(batch[:0], first)
 			n := len(first.cmds)
 		more:
@@ -197,6 +214,9 @@ func (p *proposer) submit(batch []*proposal, n int) {
 	go func() {
 		ferr := f.Error()
 		p.lat.raft.Since(start)
+		if p.inflight != nil {
+			<-p.inflight
+		}
 		defer func() {
 			for _, pr := range batch {
 				p.lat.command.Since(pr.queued)
