@@ -136,8 +136,8 @@ func (p *proposer) await(pr *proposal) ([]fsm.Result, error) {
 }
 
 // run proposes batches until close. Each entry's future is awaited on its own
-// goroutine so that the next batch is proposed while the previous one
-// commits; Raft keeps them in order.
+// goroutine, so that up to cap(inflight) entries commit at once while the
+// next batch fills; Raft keeps them in order.
 func (p *proposer) run() {
 	defer close(p.stopped)
 	batch := make([]*proposal, 0, p.maxBatch)
