@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compare throttledb with Redis + Lua under the same load.
 #
-#   bash bench/compare.sh [throttledb bench flags]   e.g. --duration 10s --clients 32
+#   bash bench/compare.sh [--log-store bolt|wal|both] [throttledb bench flags]
+#                                                    e.g. --duration 10s --clients 32
 #
 # From the repository root's source, it builds throttledb into a temporary
 # directory and runs `throttledb bench --verify` with the same load against,
@@ -17,6 +18,9 @@
 # loopback ports, with its data in the temporary directory, and is stopped
 # by its own pid. Then it prints a markdown table. Flags are passed to every
 # run after the defaults --clients 32 --duration 10s --keys 1000.
+# --log-store (first, if given) is passed to every throttledb node; "both"
+# runs the throttledb rows once per store, so the two can be compared side
+# by side under the same load (default: the nodes' default store).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +38,16 @@ stop_all() {
   done
   pids=()
 }
+stores=("")
+if [ "${1:-}" = --log-store ]; then
+  case "${2:-}" in
+    bolt | wal) stores=("$2") ;;
+    both) stores=(bolt wal) ;;
+    *) echo "compare: --log-store takes bolt, wal or both" >&2; exit 2 ;;
+  esac
+  shift 2
+fi
+
 trap 'stop_all; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
@@ -104,9 +118,10 @@ start_node() {
   next_port
   local port=$PORT
   next_port
-  local args=(--id "$1" --addr "127.0.0.1:$port" --raft-addr "127.0.0.1:$PORT" --data "$tmp/$1" --log-level warn)
+  local args=(--id "$1" --addr "127.0.0.1:$port" --raft-addr "127.0.0.1:$PORT" --data "$tmp/${store:+$store-}$1" --log-level warn)
+  if [ -n "$store" ]; then args+=(--log-store "$store"); fi
   if [ $# -ge 2 ]; then args+=(--join "$2"); fi
-  "$bin" "${args[@]}" >"$tmp/$1.log" 2>&1 &
+  "$bin" "${args[@]}" >"$tmp/${store:+$store-}$1.log" 2>&1 &
   pids+=($!)
   PORT=$port
 }
@@ -144,32 +159,35 @@ bin="$tmp/throttledb"
 log "building throttledb into $tmp"
 go build -o "$bin" ./cmd/throttledb
 
-# 1. A single node.
-start_node single
-single=$PORT
-wait_until "the single node to lead" 30 ready "$single"
-run_bench "throttledb, 1 node" throttledb "127.0.0.1:$single"
-stop_all
+for store in "${stores[@]}"; do
+  label=${store:+ ($store)}
+  # 1. A single node.
+  start_node single
+  single=$PORT
+  wait_until "the single node to lead" 30 ready "$single"
+  run_bench "throttledb$label, 1 node" throttledb "127.0.0.1:$single"
+  stop_all
 
-# 2. Three nodes: n1 bootstraps, n2 and n3 join it.
-start_node n1
-p1=$PORT
-wait_until "n1 to lead" 30 ready "$p1"
-start_node n2 "127.0.0.1:$p1"
-p2=$PORT
-start_node n3 "127.0.0.1:$p1"
-p3=$PORT
-for p in "$p1" "$p2" "$p3"; do wait_until "127.0.0.1:$p to list 3 voters" 30 voters "$p" 3; done
-wait_until "every node to know the leader's address" 30 leader_known "$p1" "$p2" "$p3"
-leader=$LEADER
-follower=
-for p in "$p1" "$p2" "$p3"; do
-  if [ "127.0.0.1:$p" != "$leader" ]; then follower="127.0.0.1:$p"; fi
+  # 2. Three nodes: n1 bootstraps, n2 and n3 join it.
+  start_node n1
+  p1=$PORT
+  wait_until "n1 to lead" 30 ready "$p1"
+  start_node n2 "127.0.0.1:$p1"
+  p2=$PORT
+  start_node n3 "127.0.0.1:$p1"
+  p3=$PORT
+  for p in "$p1" "$p2" "$p3"; do wait_until "127.0.0.1:$p to list 3 voters" 30 voters "$p" 3; done
+  wait_until "every node to know the leader's address" 30 leader_known "$p1" "$p2" "$p3"
+  leader=$LEADER
+  follower=
+  for p in "$p1" "$p2" "$p3"; do
+    if [ "127.0.0.1:$p" != "$leader" ]; then follower="127.0.0.1:$p"; fi
+  done
+  wait_until "the leader to be ready" 30 ready "${leader##*:}"
+  run_bench "throttledb$label, 3 nodes, via a follower" throttledb "$follower"
+  run_bench "throttledb$label, 3 nodes, via the leader" throttledb "$leader"
+  stop_all
 done
-wait_until "the leader to be ready" 30 ready "${leader##*:}"
-run_bench "throttledb, 3 nodes, via a follower" throttledb "$follower"
-run_bench "throttledb, 3 nodes, via the leader" throttledb "$leader"
-stop_all
 
 # 3 and 4. Redis with the Lua script.
 if command -v redis-server >/dev/null 2>&1; then

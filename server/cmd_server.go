@@ -269,8 +269,8 @@ func splitHostPort(addr string) (string, string) {
 	return h, p
 }
 
-// infoSections lists INFO's sections in Redis 7's order, with Raft (a
-// throttledb section) before Keyspace; default says whether INFO without
+// infoSections lists INFO's sections in Redis 7's order, with Raft and
+// Latency (throttledb's sections) before Keyspace; default says whether INFO without
 // arguments (or with "default") includes it. "all" and "everything" are
 // every section.
 var infoSections = []struct {
@@ -279,7 +279,7 @@ var infoSections = []struct {
 }{
 	{"Server", true}, {"Clients", true}, {"Memory", true}, {"Persistence", true},
 	{"Stats", true}, {"Replication", true}, {"CPU", true}, {"Commandstats", false},
-	{"Errorstats", true}, {"Cluster", true}, {"Raft", true}, {"Keyspace", true},
+	{"Errorstats", true}, {"Cluster", true}, {"Raft", true}, {"Latency", true}, {"Keyspace", true},
 }
 
 // cmdInfo serves INFO [section ...] in Redis's format: "# Section" headers
@@ -408,7 +408,12 @@ func (s *Server) infoSection(name string) []string {
 			"raft_num_peers", rs["num_peers"],
 			"raft_leader_id", lid,
 			"raft_leader_addr", laddr,
+			"raft_log_store", s.raft.logStore,
 		}
+	case "Latency":
+		// Where a write's time goes (see latency.go and README.md's
+		// Performance section).
+		return s.latencyInfo()
 	case "Keyspace":
 		if n := s.fsm.DBSize(s.nowMs()); n > 0 {
 			return []string{"db0", fmt.Sprintf("keys=%d,expires=%d,avg_ttl=0", n, n)}

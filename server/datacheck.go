@@ -31,7 +31,8 @@ func corrupt(file string, cause error) error {
 	return fmt.Errorf("%w: %s: %w (%s)", ErrDataCorrupt, file, cause, recoveryHint)
 }
 
-// On-disk layout of a bbolt (v1.3.5) file, from its page.go and db.go: every
+// On-disk layout of a bbolt (v1.3.5 and v1.3.6, which raft-wal needs: the
+// format did not change) file, from its page.go and db.go: every
 // page starts with a 16-byte header (id uint64, flags uint16, count uint16,
 // overflow uint32); pages 0 and 1 are meta pages whose meta follows the
 // header. bbolt writes these structs in the machine's byte order.
@@ -385,7 +386,11 @@ var stableUint64Keys = []string{"CurrentTerm", "LastVoteTerm"}
 // stable store's integers are 8 bytes. bbolt keeps no checksum of values,
 // so damage inside a record that still decodes cannot be seen (raft-wal
 // checksums every record; raft-boltdb does not).
-func checkLogStore(path string, store *raftboltdb.BoltStore, snapIndex uint64) (err error) {
+//
+// The same check runs on raft-wal (after checkWAL); there a stable-store key
+// that was never set reads as empty (walEmptyUnset), where raft-boltdb
+// returns ErrKeyNotFound.
+func checkLogStore(path string, store logStore, snapIndex uint64, walEmptyUnset bool) (err error) {
 	defer func() {
 		// A decoder handed garbage may panic; that is damage, not a crash.
 		if r := recover(); r != nil {
@@ -394,7 +399,7 @@ func checkLogStore(path string, store *raftboltdb.BoltStore, snapIndex uint64) (
 	}()
 	for _, k := range stableUint64Keys {
 		v, err := store.Get([]byte(k))
-		if errors.Is(err, raftboltdb.ErrKeyNotFound) {
+		if errors.Is(err, raftboltdb.ErrKeyNotFound) || (walEmptyUnset && err == nil && len(v) == 0) {
 			continue
 		}
 		if err != nil {
@@ -526,15 +531,4 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// verifyStores runs the checks that must pass before raft.db is opened:
-// the bbolt file's structure and every snapshot. The caller holds the data
-// file's lock (lockDataFile), so no other process writes while it reads.
-// It returns the newest snapshot's index, for checkLogStore.
-func verifyStores(dir string) (uint64, error) {
-	if err := checkBoltFile(filepath.Join(dir, "raft.db")); err != nil {
-		return 0, err
-	}
-	return checkSnapshots(dir)
 }

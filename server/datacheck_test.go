@@ -17,12 +17,12 @@ import (
 	"github.com/throttledb/throttledb/server"
 )
 
-// servedDataDir returns the data directory of a node that served writes,
+// servedDataDir returns the data directory of a bolt node that served writes,
 // took a snapshot, served more, and was closed: a real raft.db of a few
 // hundred KB with a snapshot and a log tail after it.
 func servedDataDir(t *testing.T) string {
 	t.Helper()
-	n := testcluster.StartNode(t, testcluster.Options{})
+	n := testcluster.StartNode(t, testcluster.Options{Configure: func(c *server.Config) { c.LogStore = server.LogStoreBolt }})
 	c := n.Client()
 	ctx := context.Background()
 	pad := strings.Repeat("k", 1000) // long keys grow the log quickly

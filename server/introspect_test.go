@@ -169,8 +169,8 @@ func TestInfoSections(t *testing.T) {
 	do(t, c, "NOSUCH")
 	do(t, c, "CLIENT", "ID")
 
-	const dflt = "Server Clients Memory Persistence Stats Replication CPU Errorstats Cluster Raft Keyspace"
-	const all = "Server Clients Memory Persistence Stats Replication CPU Commandstats Errorstats Cluster Raft Keyspace"
+	const dflt = "Server Clients Memory Persistence Stats Replication CPU Errorstats Cluster Raft Latency Keyspace"
+	const all = "Server Clients Memory Persistence Stats Replication CPU Commandstats Errorstats Cluster Raft Latency Keyspace"
 	tests := []struct {
 		args    []any
 		headers string

@@ -18,7 +18,7 @@ const (
 )
 
 // tightenModes makes the data directory 0700 and raft.db and everything
-// under snapshots/ 0700 (directories) or 0600 (files), so that a data
+// under snapshots/ and wal/ 0700 (directories) or 0600 (files), so that a data
 // directory created by an older version (0755 directories, 0644 snapshot
 // files) is private from the first start of this one. Modes already as
 // tight are left alone.
@@ -29,7 +29,18 @@ func tightenModes(dir string) error {
 	if err := tighten(filepath.Join(dir, "raft.db"), fileMode); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	err := filepath.WalkDir(filepath.Join(dir, snapshotsDir), func(path string, d fs.DirEntry, err error) error {
+	for _, sub := range []string{snapshotsDir, walDir} {
+		if err := tightenTree(filepath.Join(dir, sub)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tightenTree makes the directories under root 0700 and its files 0600; a
+// missing root is fine.
+func tightenTree(root string) error {
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

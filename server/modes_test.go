@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/throttledb/throttledb/internal/testcluster"
+	"github.com/throttledb/throttledb/server"
 )
 
 // dataModes returns the permission bits of everything in a data directory,
@@ -61,11 +62,18 @@ func checkPrivate(t *testing.T, dir string) {
 // snapshot directories and files are readable by its own user only (0700,
 // 0600; raft's snapshot store alone would make them 0755 and 0644), and
 // that a data directory left world-readable by an older version is
-// tightened when the node starts on it.
+// tightened when the node starts on it; with each log store (raft-wal
+// alone creates its files 0644).
 func TestDataDirIsPrivate(t *testing.T) {
+	for _, store := range []string{server.LogStoreBolt, server.LogStoreWAL} {
+		t.Run(store, func(t *testing.T) { testDataDirIsPrivate(t, store) })
+	}
+}
+
+func testDataDirIsPrivate(t *testing.T, store string) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data") // created by the node
-	n := testcluster.StartNode(t, testcluster.Options{DataDir: dir})
+	n := testcluster.StartNode(t, testcluster.Options{DataDir: dir, Configure: func(c *server.Config) { c.LogStore = store }})
 	testcluster.WaitFor(t, 10*time.Second, "leader", n.Server.IsLeader)
 	c := n.Client()
 	for i := 0; i < 5; i++ {

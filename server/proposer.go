@@ -25,6 +25,7 @@ type proposal struct {
 	submitted atomic.Bool  // handed to Raft (or sent to the leader), which always answers it
 	newKeys   []string     // keys gate counted as pending (see memGate.admit)
 	addr      string       // forwarded: the leader's RESP address
+	queued    time.Time    // when enqueued (INFO latency)
 }
 
 type outcome struct {
@@ -51,6 +52,12 @@ type proposer struct {
 	// leadership while it was in flight (see Server.resolveLost). Set
 	// before run starts.
 	resolve func(index uint64, data []byte) ([]fsm.Result, error)
+	// lat times the stages a proposal passes (INFO latency).
+	lat *proposerLatency
+	// inflight holds a token per entry handed to Raft and not yet
+	// answered; its capacity (Config.MaxInFlight) bounds them. Nil: no
+	// bound. Set before run starts.
+	inflight chan struct{}
 }
 
 func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() int64) *proposer {
@@ -62,6 +69,7 @@ func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() in
 		clock:    clock,
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
+		lat:      &proposerLatency{},
 	}
 }
 
@@ -99,7 +107,7 @@ func (p *proposer) proposeAll(ctx context.Context, cmds ...fsm.Command) ([]fsm.R
 // channel order and Raft applies entries in log order. ctx bounds only the
 // wait for room in the queue.
 func (p *proposer) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal, error) {
-	pr := &proposal{cmds: cmds, done: make(chan outcome, 1)}
+	pr := &proposal{cmds: cmds, done: make(chan outcome, 1), queued: time.Now()}
 	select {
 	case p.ch <- pr:
 		return pr, nil
@@ -128,8 +136,8 @@ func (p *proposer) await(pr *proposal) ([]fsm.Result, error) {
 }
 
 // run proposes batches until close. Each entry's future is awaited on its own
-// goroutine so that the next batch is proposed while the previous one
-// commits; Raft keeps them in order.
+// goroutine, so that up to cap(inflight) entries commit at once while the
+// next batch fills; Raft keeps them in order.
 func (p *proposer) run() {
 	defer close(p.stopped)
 	batch := make([]*proposal, 0, p.maxBatch)
@@ -140,6 +148,19 @@ func (p *proposer) run() {
 		case first := <-p.ch:
 			if !p.admit(first) {
 				continue
+			}
+			// Why wait here: handing Raft an entry whenever anything is
+			// queued makes many small entries, and the leader writes its
+			// log one store call at a time (INFO latency: each write and
+			// fsync takes milliseconds), so throughput is commands per
+			// entry over the write time. Waiting while the bound is
+			// reached lets the next batch fill meanwhile.
+			if p.inflight != nil {
+				select {
+				case p.inflight <- struct{}{}:
+				case <-p.stop:
+					return // first was never submitted: await says so
+				}
 			}
 			batch = append(batch[:0], first)
 			n := len(first.cmds)
@@ -181,14 +202,26 @@ func (p *proposer) admit(pr *proposal) bool {
 // answers, hands each proposal its results.
 func (p *proposer) submit(batch []*proposal, n int) {
 	e := fsm.Entry{Now: p.clock(), Commands: make([]fsm.Command, 0, n)}
+	start := time.Now()
 	for _, pr := range batch {
 		e.Commands = append(e.Commands, pr.cmds...)
 		pr.submitted.Store(true)
+		p.lat.queue.Record(start.Sub(pr.queued))
 	}
+	p.lat.batch.Add(uint64(n))
 	data := e.Encode()
 	f := p.raft.Apply(data, p.timeout)
 	go func() {
 		ferr := f.Error()
+		p.lat.raft.Since(start)
+		if p.inflight != nil {
+			<-p.inflight
+		}
+		defer func() {
+			for _, pr := range batch {
+				p.lat.command.Since(pr.queued)
+			}
+		}()
 		err := classifyApplyErr(ferr)
 		if p.gate != nil {
 			// Applied (the future answers after the FSM), or never

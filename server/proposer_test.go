@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -239,5 +240,92 @@ func TestProposerKeepsATransactionInOneEntry(t *testing.T) {
 			sizes = append(sizes, len(e.Commands))
 		}
 		t.Fatalf("entries of sizes %v, want one entry of 9 (3 singles + the whole transaction)", sizes)
+	}
+}
+
+// heldFuture is a future that answers once released.
+type heldFuture struct {
+	release chan struct{}
+	resp    any
+}
+
+func (f heldFuture) Error() error  { <-f.release; return nil }
+func (f heldFuture) Index() uint64 { return 1 }
+func (f heldFuture) Response() any { <-f.release; return f.resp }
+
+// heldRaft applies entries at once but answers each future only when the
+// test releases it, as Raft answers once an entry commits.
+type heldRaft struct {
+	fsm     *fsm.FSM
+	applied chan heldFuture
+	sizes   chan int // commands per entry
+}
+
+func (r *heldRaft) Apply(data []byte, _ time.Duration) raft.ApplyFuture {
+	e, _ := fsm.DecodeEntry(data)
+	f := heldFuture{release: make(chan struct{}), resp: r.fsm.Apply(&raft.Log{Data: data})}
+	r.sizes <- len(e.Commands)
+	r.applied <- f
+	return f
+}
+
+// TestProposerBoundsEntriesInFlight checks that the proposer hands Raft no
+// more entries than its in-flight bound, and that commands arriving while
+// the bound is reached all go into the next entry.
+func TestProposerBoundsEntriesInFlight(t *testing.T) {
+	for _, bound := range []int{1, 2} {
+		t.Run(fmt.Sprintf("bound-%d", bound), func(t *testing.T) {
+			r := &heldRaft{fsm: fsm.New(fsm.Config{}), applied: make(chan heldFuture, 100), sizes: make(chan int, 100)}
+			p := newProposer(r, 64, time.Second, func() int64 { return 1000 })
+			p.inflight = make(chan struct{}, bound)
+			go p.run()
+			defer p.close()
+			ctx := context.Background()
+			acquire := func(key string) *proposal {
+				pr, err := p.enqueue(ctx, fsm.Acquire{Key: key, Interval: 1000, Max: 10})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return pr
+			}
+			// Fill the bound with one-command entries, one at a time.
+			var first []*proposal
+			var held []heldFuture
+			for i := 0; i < bound; i++ {
+				first = append(first, acquire(fmt.Sprintf("a%d", i)))
+				held = append(held, <-r.applied)
+				if n := <-r.sizes; n != 1 {
+					t.Fatalf("entry %d holds %d commands, want 1", i, n)
+				}
+			}
+			// Ten more while the bound is reached: none may reach Raft.
+			var next []*proposal
+			for i := 0; i < 10; i++ {
+				next = append(next, acquire(fmt.Sprintf("b%d", i)))
+			}
+			select {
+			case <-r.applied:
+				t.Fatalf("an entry beyond the bound of %d reached Raft", bound)
+			case <-time.After(100 * time.Millisecond):
+			}
+			// One commits: the ten go into one entry.
+			close(held[0].release)
+			if _, err := p.await(first[0]); err != nil {
+				t.Fatal(err)
+			}
+			f := <-r.applied
+			if n := <-r.sizes; n != 10 {
+				t.Fatalf("the next entry holds %d commands, want the 10 queued meanwhile", n)
+			}
+			close(f.release)
+			for _, h := range held[1:] {
+				close(h.release)
+			}
+			for _, pr := range append(first[1:], next...) {
+				if res, err := p.await(pr); err != nil || len(res) != 1 || !res[0].Permit.Granted {
+					t.Fatalf("outcome %+v %v", res, err)
+				}
+			}
+		})
 	}
 }

@@ -14,18 +14,20 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/throttledb/throttledb/fsm"
-	"go.etcd.io/bbolt"
 )
 
 // raftNode bundles Raft with the stores it owns, so they close together.
 type raftNode struct {
 	*raft.Raft
 	trans    *raft.NetworkTransport
-	store    *raftboltdb.BoltStore
+	store    logStore
+	logStore string // LogStoreBolt or LogStoreWAL
 	snaps    raft.SnapshotStore
 	existing bool // the data directory already held Raft state
+	// lat times this node's log writes and state-machine applies (INFO
+	// latency).
+	lat *raftLatency
 }
 
 // openRaft opens (or creates) the node's Raft state in cfg.DataDir and starts
@@ -41,7 +43,7 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 		return nil, err
 	}
 	hlog := raftLogger(cfg.Logger)
-	store, snaps, err := openStores(cfg.DataDir, cfg.NoSync, hlog)
+	store, snaps, kind, err := openStores(cfg.DataDir, cfg.LogStore, cfg.NoSync, hlog)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +75,8 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 		store.Close()
 		return nil, err
 	}
-	r, err := raft.NewRaft(rc, f, store, store, snaps, trans)
+	lat := &raftLatency{}
+	r, err := raft.NewRaft(rc, timedFSM{f, &lat.fsmApply}, timedLogStore{store, &lat.logStore}, store, snaps, trans)
 	if err != nil {
 		trans.Close()
 		store.Close()
@@ -91,7 +94,7 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 		}
 		cfg.Logger.Info("bootstrapped a new single-node cluster", "id", id)
 	}
-	return &raftNode{Raft: r, trans: trans, store: store, snaps: snaps, existing: existing}, nil
+	return &raftNode{Raft: r, trans: trans, store: store, logStore: kind, snaps: snaps, existing: existing, lat: lat}, nil
 }
 
 // raftLogger returns an hclog logger for Raft that writes through lg.
@@ -103,59 +106,49 @@ func raftLogger(lg *slog.Logger) hclog.Logger {
 	})
 }
 
-// openStores opens the Raft log and stable store (one bbolt file, fsync on
-// unless noSync) and the snapshot store in dir, after checking them for
-// damage (ErrDataCorrupt; see datacheck.go) and tightening the modes of what
-// an older version created (see modes.go).
+// openStores opens the Raft log and stable store (kind: LogStoreBolt or
+// LogStoreWAL, or "" for whatever dir holds, else DefaultLogStore; fsync on,
+// unless noSync for bolt) and the snapshot store in dir, after checking them
+// for damage (ErrDataCorrupt; see datacheck.go and walcheck.go) and
+// tightening the modes of what an older version created (see modes.go).
+// A data directory opened with the other store than the one it holds is
+// ErrLogStoreMismatch. It returns the store it opened.
 //
-// The order matters: raft.db is locked first, so that no other process
-// writes it while it is read; its structure is checked before bbolt maps it
-// (a truncated file mapped by bbolt kills the process with SIGBUS on first
-// touch); every record is read back once it is open.
-func openStores(dir string, noSync bool, hlog hclog.Logger) (*raftboltdb.BoltStore, raft.SnapshotStore, error) {
+// The order matters: the store's files are locked first, so that no other
+// process writes them while they are read; their structure is checked
+// before they are opened (a truncated bbolt file mapped by bbolt kills the
+// process with SIGBUS on first touch); every record is read back once the
+// store is open.
+func openStores(dir, kind string, noSync bool, hlog hclog.Logger) (logStore, raft.SnapshotStore, string, error) {
 	if err := tightenModes(dir); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	path := filepath.Join(dir, "raft.db")
+	kind, err := chooseLogStore(dir, kind)
+	if err != nil {
+		return nil, nil, "", err
+	}
 	start := time.Now()
-	unlock, err := lockDataFile(path, time.Second)
-	if err != nil {
-		return nil, nil, err
-	}
-	snapIndex, err := verifyStores(dir)
-	unlock()
-	if err != nil {
-		return nil, nil, err
-	}
-	store, err := raftboltdb.New(raftboltdb.Options{
-		Path:   path,
-		NoSync: noSync,
-		// bbolt locks the file; without a timeout a second process on the
-		// same directory would hang silently instead of failing.
-		BoltOptions: &bbolt.Options{Timeout: time.Second},
-	})
-	if errors.Is(err, bbolt.ErrTimeout) {
-		return nil, nil, fmt.Errorf("%w: %s", ErrDataDirInUse, dir)
+	var store logStore
+	if kind == LogStoreWAL {
+		store, err = openWAL(dir, hlog)
+	} else {
+		store, err = openBolt(dir, noSync)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("open raft log: %w", err)
+		return nil, nil, "", err
 	}
-	if err := checkLogStore(path, store, snapIndex); err != nil {
-		store.Close()
-		return nil, nil, err
-	}
-	hlog.Info("data directory checked", "dir", dir, "took", time.Since(start).String())
+	hlog.Info("data directory checked", "dir", dir, "log-store", kind, "took", time.Since(start).String())
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, retainSnapshots, hlog)
 	if err != nil {
 		store.Close()
-		return nil, nil, fmt.Errorf("open snapshot store: %w", err)
+		return nil, nil, "", fmt.Errorf("open snapshot store: %w", err)
 	}
 	// NewFileSnapshotStore creates its directory 0755.
 	if err := os.Chmod(filepath.Join(dir, snapshotsDir), dirMode); err != nil {
 		store.Close()
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	return store, privateSnapshots{snaps, filepath.Join(dir, snapshotsDir)}, nil
+	return store, privateSnapshots{snaps, filepath.Join(dir, snapshotsDir)}, kind, nil
 }
 
 // retainSnapshots is how many snapshots a data directory keeps.

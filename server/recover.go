@@ -30,6 +30,9 @@ type RecoverConfig struct {
 	RaftAddr string
 	// Logger receives Raft's log lines. Default: slog.Default().
 	Logger *slog.Logger
+	// LogStore is the log store to expect (Config.LogStore). Default:
+	// whichever the data directory holds.
+	LogStore string
 }
 
 // RecoverReport says what Recover kept.
@@ -77,7 +80,7 @@ func Recover(cfg RecoverConfig) (RecoverReport, error) {
 		cfg.Logger = slog.Default()
 	}
 	hlog := raftLogger(cfg.Logger)
-	store, snaps, err := openStores(cfg.DataDir, false, hlog)
+	store, snaps, _, err := openStores(cfg.DataDir, cfg.LogStore, false, hlog)
 	if err != nil {
 		return rep, fmt.Errorf("recover: %w", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/throttledb/throttledb/internal/testcluster"
 	"github.com/throttledb/throttledb/server"
 )
@@ -19,11 +21,50 @@ import (
 // TestRecoverAfterLosingTheMajority loses two nodes of three for good,
 // recovers the survivor's data directory with server.Recover, and checks
 // that the survivor alone leads with every key it held, that it corrects a
-// Raft address given wrongly at recovery, and that fresh nodes join it.
+// Raft address given wrongly at recovery, and that fresh nodes join it. It
+// runs with each log store.
 func TestRecoverAfterLosingTheMajority(t *testing.T) {
+	for _, store := range []string{server.LogStoreBolt, server.LogStoreWAL} {
+		t.Run(store, func(t *testing.T) { testRecoverAfterLosingTheMajority(t, store) })
+	}
+}
+
+// currentTerm reads the current term Raft keeps in the data directory
+// dir's stable store.
+func currentTerm(t *testing.T, dir, store string) uint64 {
+	t.Helper()
+	var s interface {
+		GetUint64([]byte) (uint64, error)
+		Close() error
+	}
+	var err error
+	if store == server.LogStoreWAL {
+		meta := &metadb.BoltMetaDB{}
+		var w *wal.WAL
+		w, err = wal.Open(filepath.Join(dir, "wal"), wal.WithMetaStore(meta))
+		if err == nil {
+			defer meta.Close() // raft-wal's Close leaves it open
+			s = w
+		}
+	} else {
+		s, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	term, err := s.GetUint64([]byte("CurrentTerm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return term
+}
+
+func testRecoverAfterLosingTheMajority(t *testing.T, store string) {
 	ctx := context.Background()
 	const iv = 3_600_000
-	c := testcluster.Start(t, 3, testcluster.Options{})
+	withStore := func(c *server.Config) { c.LogStore = store }
+	c := testcluster.Start(t, 3, testcluster.Options{Configure: withStore})
 	leader := c.WaitForLeader(10 * time.Second)
 	var last []int64
 	for i := 0; i < 12; i++ {
@@ -50,21 +91,15 @@ func TestRecoverAfterLosingTheMajority(t *testing.T) {
 		if err := os.CopyFS(filepath.Join(dir, "snapshots"), os.DirFS(filepath.Join(survivor.DataDir(), "snapshots"))); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := server.Recover(server.RecoverConfig{ID: "solo", DataDir: dir, RaftAddr: "127.0.0.1:1"})
+		rep, err := server.Recover(server.RecoverConfig{ID: "solo", DataDir: dir, RaftAddr: "127.0.0.1:1", LogStore: store})
 		if err != nil {
 			t.Fatal(err)
 		}
 		// Such a directory has no current term (0): Recover must raise it
 		// to the snapshot's, or the node's next entries would carry a
 		// lower term than the snapshot.
-		store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		term, err := store.GetUint64([]byte("CurrentTerm"))
-		store.Close()
-		if err != nil || term < rep.Term {
-			t.Fatalf("current term %d (%v), want at least the snapshot's %d", term, err, rep.Term)
+		if term := currentTerm(t, dir, store); term < rep.Term {
+			t.Fatalf("current term %d, want at least the snapshot's %d", term, rep.Term)
 		}
 		solo := testcluster.StartNode(t, testcluster.Options{ID: "solo", DataDir: dir})
 		testcluster.WaitFor(t, 10*time.Second, "the recovered copy to lead", solo.Server.IsLeader)
@@ -137,8 +172,8 @@ func TestRecoverAfterLosingTheMajority(t *testing.T) {
 
 	// Fresh nodes join the recovered one and the cluster grants again with
 	// three voters, through a new follower.
-	n4 := testcluster.StartNode(t, testcluster.Options{ID: "n4", Join: []string{survivor.Addr()}})
-	n5 := testcluster.StartNode(t, testcluster.Options{ID: "n5", Join: []string{survivor.Addr()}})
+	n4 := testcluster.StartNode(t, testcluster.Options{ID: "n4", Join: []string{survivor.Addr()}, Configure: withStore})
+	n5 := testcluster.StartNode(t, testcluster.Options{ID: "n5", Join: []string{survivor.Addr()}, Configure: withStore})
 	testcluster.WaitFor(t, 10*time.Second, "three members", func() bool { return len(nodes()) == 3 })
 	for _, n := range []*testcluster.Node{n4, n5} {
 		testcluster.WaitFor(t, 10*time.Second, n.ID()+" to catch up", func() bool {

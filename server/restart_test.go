@@ -15,9 +15,17 @@ import (
 
 // TestRestartFromSnapshotAndLogTail takes a snapshot, writes a log tail after
 // it, restarts the node and checks that the state is exactly what it was and
-// that reservations granted before the restart are still respected.
+// that reservations granted before the restart are still respected, with
+// each log store.
 func TestRestartFromSnapshotAndLogTail(t *testing.T) {
-	n := testcluster.StartNode(t, testcluster.Options{TrailingLogs: 2})
+	for _, store := range []string{server.LogStoreBolt, server.LogStoreWAL} {
+		t.Run(store, func(t *testing.T) { testRestartFromSnapshotAndLogTail(t, store) })
+	}
+}
+
+func testRestartFromSnapshotAndLogTail(t *testing.T, store string) {
+	n := testcluster.StartNode(t, testcluster.Options{TrailingLogs: 2,
+		Configure: func(c *server.Config) { c.LogStore = store }})
 	c := n.Client()
 	ctx := context.Background()
 	acquire := func(key string) []int64 {
@@ -62,13 +70,17 @@ func TestRestartFromSnapshotAndLogTail(t *testing.T) {
 // TestDataDirInUse checks that a second node on a data directory already in
 // use fails fast with ErrDataDirInUse instead of hanging on the file lock.
 func TestDataDirInUse(t *testing.T) {
-	n := testcluster.StartNode(t, testcluster.Options{})
-	_, err := server.Start(context.Background(), server.Config{
-		Addr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DataDir: n.DataDir(),
-		Logger: testcluster.Logger("second"),
-	})
-	if !errors.Is(err, server.ErrDataDirInUse) {
-		t.Fatalf("second start on %s: %v, want ErrDataDirInUse", n.DataDir(), err)
+	for _, store := range []string{server.LogStoreBolt, server.LogStoreWAL} {
+		t.Run(store, func(t *testing.T) {
+			n := testcluster.StartNode(t, testcluster.Options{Configure: func(c *server.Config) { c.LogStore = store }})
+			_, err := server.Start(context.Background(), server.Config{
+				Addr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DataDir: n.DataDir(),
+				Logger: testcluster.Logger("second"),
+			})
+			if !errors.Is(err, server.ErrDataDirInUse) {
+				t.Fatalf("second start on %s: %v, want ErrDataDirInUse", n.DataDir(), err)
+			}
+		})
 	}
 }
 

@@ -141,6 +141,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.prop.gate = newMemGate(cfg.MaxMemory, s.fsm, s.prop.clock)
 	}
 	s.prop.resolve = s.resolveLost
+	if cfg.MaxInFlight > 0 {
+		s.prop.inflight = make(chan struct{}, cfg.MaxInFlight)
+	}
 	s.fwd = newForwarder(s.pools, cfg.MaxBatch, cfg.LeaderWait+cfg.ApplyTimeout, s.log)
 	s.goBackground(s.prop.run)
 	s.goBackground(s.fwd.run)

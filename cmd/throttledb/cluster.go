@@ -17,6 +17,7 @@ func init() { subcommands["cluster"] = runCluster }
 //
 //	throttledb cluster --nodes 3 [--base-port 6380] [--raft-base-port 7380]
 //	                   [--data throttledb-cluster] [--requirepass-file path]
+//	                   [--log-store bolt|wal]
 //
 // The password (--requirepass, --requirepass-file or THROTTLEDB_PASSWORD)
 // reaches each node in its environment, never on its command line.
@@ -33,6 +34,7 @@ func runCluster(args []string) error {
 	fs.StringVar(&cfg.RequirePass, "requirepass", "", "password clients must AUTH with, given to every node in its environment; visible in ps: prefer --requirepass-file or "+envPassword)
 	passFile := fs.String("requirepass-file", "", "file whose first line is the password (instead of --requirepass)")
 	logLevel := fs.String("log-level", "", "log level passed to every node (default: the node's default)")
+	logStore := fs.String("log-store", "", "--log-store passed to every node: bolt or wal (default: the node's default)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: throttledb cluster [flags]\n\n"+
 			"Runs a local cluster: node 1 bootstraps, nodes 2..N join it; each node\n"+
@@ -59,6 +61,9 @@ func runCluster(args []string) error {
 	}
 	if *logLevel != "" {
 		cfg.ExtraArgs = append(cfg.ExtraArgs, "--log-level", *logLevel)
+	}
+	if *logStore != "" {
+		cfg.ExtraArgs = append(cfg.ExtraArgs, "--log-store", *logStore)
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("cluster: %w", err)

@@ -71,6 +71,9 @@ func runNode(args []string) error {
 	fs.StringVar(&cfg.TLSAuthClients, "tls-auth-clients", server.TLSAuthClientsYes, "client certificates on the RESP port: yes (required), optional (verified if presented) or no")
 	fs.StringVar(&cfg.ClusterSecret, "cluster-secret", "", "secret nodes authenticate each other with (same on every node; see cluster.md)")
 	secretFile := fs.String("cluster-secret-file", "", "file holding --cluster-secret (keeps it out of ps)")
+	fs.StringVar(&cfg.LogStore, "log-store", "", "Raft log store of a new data directory: bolt (raft-boltdb) or wal (raft-wal) (default: what the data directory holds, else "+server.DefaultLogStore+")")
+	fs.IntVar(&cfg.MaxInFlight, "max-inflight-entries", 1, "log entries the leader has in flight in Raft at once; commands arriving meanwhile fill the next entry (-1: no cap)")
+	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this host:port (default: off; bind to loopback, e.g. 127.0.0.1:6060: it has no authentication)")
 	protectedMode := true
 	fs.Var(yesNoFlag{&protectedMode}, "protected-mode", "yes: without a password, refuse clients not on loopback, and refuse to start with a non-loopback Raft address without TLS; no: accept the risk")
 	// Test-only fault-injection hooks (test/faults), hidden from -h.
@@ -117,6 +120,12 @@ func runNode(args []string) error {
 	}
 	if join != "" {
 		cfg.Join = strings.Split(join, ",")
+	}
+
+	if *pprofAddr != "" {
+		if _, err := servePprof(*pprofAddr, cfg.Logger); err != nil {
+			return err
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

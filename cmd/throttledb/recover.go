@@ -22,6 +22,7 @@ func runRecover(args []string) error {
 	fs := flag.NewFlagSet("throttledb recover", flag.ContinueOnError)
 	fs.StringVar(&cfg.ID, "id", "", "the node's ID, as it runs with (default: --raft-addr)")
 	fs.StringVar(&cfg.DataDir, "data", "throttledb-data", "the stopped node's data directory")
+	fs.StringVar(&cfg.LogStore, "log-store", "", "the log store to expect: bolt or wal (default: whichever the data directory holds)")
 	fs.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:7380", "the Raft address the node will advertise when started again (its --raft-advertise, or --raft-addr)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

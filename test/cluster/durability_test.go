@@ -7,15 +7,22 @@ import (
 	"time"
 
 	"github.com/throttledb/throttledb/internal/testcluster"
+	"github.com/throttledb/throttledb/server"
 )
 
 // TestSingleNodeKill9KeepsReservations hammers a single node with writers,
 // kills it with SIGKILL while writes are in flight, restarts it on the same
 // data directory, and checks that every reservation acknowledged before the
 // kill is still respected: the next slot of each key comes after the latest
-// acknowledged one.
+// acknowledged one. It runs with each log store.
 func TestSingleNodeKill9KeepsReservations(t *testing.T) {
-	p := testcluster.StartProc(t, bin, testcluster.ProcOptions{})
+	for _, store := range []string{server.LogStoreBolt, server.LogStoreWAL} {
+		t.Run(store, func(t *testing.T) { testKill9KeepsReservations(t, store) })
+	}
+}
+
+func testKill9KeepsReservations(t *testing.T, store string) {
+	p := testcluster.StartProc(t, bin, testcluster.ProcOptions{Args: []string{"--log-store", store}})
 	testcluster.WaitFor(t, 10*time.Second, "single node to lead", func() bool {
 		info, err := p.Info(context.Background(), "raft")
 		return err == nil && info["raft_ready"] == "true"

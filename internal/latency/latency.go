@@ -1,0 +1,139 @@
+// Package latency records durations from many goroutines into fixed-size
+// log-linear histograms, cheaply enough to stay on in a server: recording is
+// a few atomic adds, and the memory (about 15 KiB per histogram) does not
+// grow however long the server runs.
+package latency
+
+import (
+	"fmt"
+	"math/bits"
+	"sync/atomic"
+	"time"
+)
+
+// Buckets in the manner of HdrHistogram (as bench/histogram.go): values
+// below 2^(subBits+1) ns have a bucket each; above that, every power of two
+// is split into 2^subBits buckets of equal width, so a bucket is at most
+// 1/32 (3%) of its values wide.
+const (
+	subBits    = 5
+	subCount   = 1 << subBits
+	numBuckets = (64-subBits)*subCount + subCount
+)
+
+// bucketOf returns the bucket of v nanoseconds.
+func bucketOf(v uint64) int {
+	if v < 2*subCount {
+		return int(v)
+	}
+	shift := bits.Len64(v) - (subBits + 1)
+	return (shift+1)<<subBits + int(v>>shift) - subCount
+}
+
+// bucketMax returns the largest value that falls in bucket b.
+func bucketMax(b int) uint64 {
+	if b < 2*subCount {
+		return uint64(b)
+	}
+	shift := b>>subBits - 1
+	low := uint64(b&(subCount-1)+subCount) << shift
+	return low + (1 << shift) - 1
+}
+
+// Histogram counts durations. The zero value is ready; it is safe for
+// concurrent use. Readers see each counter atomically but not all of them
+// at one instant, which is good enough for monitoring.
+type Histogram struct {
+	counts [numBuckets]atomic.Uint64
+	total  atomic.Uint64
+	sum    atomic.Uint64 // nanoseconds
+	max    atomic.Int64
+}
+
+// Record adds one duration (negative counts as 0).
+func (h *Histogram) Record(d time.Duration) {
+	d = max(d, 0)
+	h.counts[bucketOf(uint64(d))].Add(1)
+	h.total.Add(1)
+	h.sum.Add(uint64(d))
+	for {
+		m := h.max.Load()
+		if int64(d) <= m || h.max.CompareAndSwap(m, int64(d)) {
+			return
+		}
+	}
+}
+
+// Since records the time elapsed since start.
+func (h *Histogram) Since(start time.Time) { h.Record(time.Since(start)) }
+
+// Stats summarises a histogram.
+type Stats struct {
+	Count          uint64
+	Mean, P50, P99 time.Duration
+	P999, Max      time.Duration
+}
+
+// Stats returns the count, mean, maximum and quantiles. A quantile is the
+// upper bound of the bucket holding it, capped at the maximum: never below
+// the true quantile, and above it by less than 3%.
+func (h *Histogram) Stats() Stats {
+	var counts [numBuckets]uint64
+	var total uint64
+	for i := range counts {
+		counts[i] = h.counts[i].Load()
+		total += counts[i]
+	}
+	s := Stats{Count: total, Max: time.Duration(h.max.Load())}
+	if total == 0 {
+		return s
+	}
+	s.Mean = time.Duration(h.sum.Load() / max(h.total.Load(), 1))
+	quantile := func(q float64) time.Duration {
+		rank := uint64(q * float64(total))
+		if float64(rank) < q*float64(total) {
+			rank++
+		}
+		rank = max(rank, 1)
+		var seen uint64
+		for b, c := range counts {
+			seen += c
+			if seen >= rank {
+				return min(time.Duration(bucketMax(b)), s.Max)
+			}
+		}
+		return s.Max
+	}
+	s.P50, s.P99, s.P999 = quantile(0.5), quantile(0.99), quantile(0.999)
+	return s
+}
+
+// String formats the stats as the value of a Redis INFO field, in
+// microseconds: "count=N,avg_usec=X,p50_usec=X,p99_usec=X,p999_usec=X,max_usec=X".
+func (s Stats) String() string {
+	us := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Microsecond)) }
+	return fmt.Sprintf("count=%d,avg_usec=%s,p50_usec=%s,p99_usec=%s,p999_usec=%s,max_usec=%s",
+		s.Count, us(s.Mean), us(s.P50), us(s.P99), us(s.P999), us(s.Max))
+}
+
+// Counter sums values (such as commands per batch) to report their count
+// and mean. The zero value is ready; it is safe for concurrent use.
+type Counter struct {
+	n, sum atomic.Uint64
+}
+
+// Add records one value.
+func (c *Counter) Add(v uint64) {
+	c.n.Add(1)
+	c.sum.Add(v)
+}
+
+// String formats the counter as an INFO value: "count=N,avg=X".
+func (c *Counter) String() string {
+	n, sum := c.n.Load(), c.sum.Load()
+	avg := 0.0
+	if n > 0 {
+		avg = float64(sum) / float64(n)
+	}
+	return fmt.Sprintf("count=%d,avg=%.2f", n, avg)
+}

@@ -1,0 +1,83 @@
+package latency
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestBuckets(t *testing.T) {
+	for _, v := range []uint64{0, 1, 63, 64, 65, 1000, 1 << 20, 123456789, 1 << 62} {
+		b := bucketOf(v)
+		if v > bucketMax(b) || (b > 0 && v <= bucketMax(b-1)) {
+			t.Errorf("%d in bucket %d (max %d, previous max %d)", v, b, bucketMax(b), bucketMax(b-1))
+		}
+		if b >= numBuckets {
+			t.Errorf("%d: bucket %d of %d", v, b, numBuckets)
+		}
+	}
+}
+
+func TestStats(t *testing.T) {
+	tests := []struct {
+		name                string
+		values              []time.Duration
+		count               uint64
+		mean, p50, p99, max time.Duration
+	}{
+		{"empty", nil, 0, 0, 0, 0, 0},
+		{"one", []time.Duration{time.Millisecond}, 1, time.Millisecond, time.Millisecond, time.Millisecond, time.Millisecond},
+		{"1..100 us", func() []time.Duration {
+			var v []time.Duration
+			for i := 1; i <= 100; i++ {
+				v = append(v, time.Duration(i)*time.Microsecond)
+			}
+			return v
+		}(), 100, 50500 * time.Nanosecond, 50 * time.Microsecond, 99 * time.Microsecond, 100 * time.Microsecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h Histogram
+			for _, v := range tt.values {
+				h.Record(v)
+			}
+			s := h.Stats()
+			within := func(got, want time.Duration) bool { return got >= want && got <= want+want/32 }
+			if s.Count != tt.count || s.Mean != tt.mean || !within(s.P50, tt.p50) || !within(s.P99, tt.p99) || s.Max != tt.max {
+				t.Fatalf("%+v, want count %d mean %v p50 %v p99 %v max %v (quantiles within 3%% above)", s, tt.count, tt.mean, tt.p50, tt.p99, tt.max)
+			}
+		})
+	}
+}
+
+// TestConcurrent records from many goroutines; with -race it also checks
+// that recording and reading are safe together.
+func TestConcurrent(t *testing.T) {
+	var h Histogram
+	var c Counter
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 1000; i++ {
+				h.Record(time.Duration(i) * time.Microsecond)
+				c.Add(2)
+				if i%100 == 0 {
+					_ = h.Stats().String()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if s := h.Stats(); s.Count != 8000 || s.Max != 999*time.Microsecond {
+		t.Fatalf("%+v", s)
+	}
+	if got := c.String(); got != "count=8000,avg=2.00" {
+		t.Fatalf("counter %q", got)
+	}
+	if got := h.Stats().String(); !strings.HasPrefix(got, "count=8000,avg_usec=499.5,") {
+		t.Fatalf("%q", got)
+	}
+}

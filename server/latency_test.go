@@ -1,0 +1,73 @@
+package server_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/throttledb/throttledb/internal/testcluster"
+)
+
+// TestInfoLatency checks that INFO latency reports every stage of the
+// writes a node served, in Redis's INFO format, and that INFO (default)
+// includes the section.
+func TestInfoLatency(t *testing.T) {
+	n := testcluster.StartNode(t, testcluster.Options{})
+	c := n.Client()
+	ctx := context.Background()
+	const writes = 20
+	for i := 0; i < writes; i++ {
+		if err := c.Do(ctx, "THROTTLE.ACQUIRE", "k", 1000, 100).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info := c.Info(ctx, "latency").Val()
+	if !strings.HasPrefix(info, "# Latency\r\n") {
+		t.Fatalf("INFO latency:\n%s", info)
+	}
+	fields := map[string]map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(info), "\r\n")[1:] {
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			t.Fatalf("line %q is not name:value", line)
+		}
+		fields[name] = map[string]string{}
+		for _, kv := range strings.Split(value, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			fields[name][k] = v
+		}
+	}
+	tests := []struct {
+		field    string
+		minCount int // at least
+	}{
+		{"latency_proposer_queue", writes},
+		{"latency_raft_apply", 1},
+		{"latency_log_store", 1},
+		{"latency_fsm_apply", writes / 20},
+		{"latency_command", writes},
+		{"batch_commands", 1},
+	}
+	for _, tt := range tests {
+		f, ok := fields[tt.field]
+		if !ok {
+			t.Errorf("no %s in:\n%s", tt.field, info)
+			continue
+		}
+		if n, err := strconv.Atoi(f["count"]); err != nil || n < tt.minCount {
+			t.Errorf("%s count %q, want at least %d", tt.field, f["count"], tt.minCount)
+		}
+		if strings.HasPrefix(tt.field, "latency_") {
+			p50, err1 := strconv.ParseFloat(f["p50_usec"], 64)
+			p99, err2 := strconv.ParseFloat(f["p99_usec"], 64)
+			mx, err3 := strconv.ParseFloat(f["max_usec"], 64)
+			if err1 != nil || err2 != nil || err3 != nil || p50 > p99 || p99 > mx {
+				t.Errorf("%s: p50 %q p99 %q max %q, want numbers in order", tt.field, f["p50_usec"], f["p99_usec"], f["max_usec"])
+			}
+		}
+	}
+	if all := c.Info(ctx).Val(); !strings.Contains(all, "# Latency\r\n") {
+		t.Errorf("INFO without arguments has no Latency section")
+	}
+}

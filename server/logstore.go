@@ -1,0 +1,233 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	wal "github.com/hashicorp/raft-wal"
+	walfs "github.com/hashicorp/raft-wal/fs"
+	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hashicorp/raft-wal/segment"
+	"github.com/hashicorp/raft-wal/types"
+	"go.etcd.io/bbolt"
+)
+
+// Log stores Config.LogStore (--log-store) chooses between.
+const (
+	// LogStoreBolt is raft-boltdb: the Raft log and stable store in one
+	// bbolt file, raft.db, in the data directory.
+	LogStoreBolt = "bolt"
+	// LogStoreWAL is raft-wal (the log store Consul moved to): append-only
+	// segment files with a CRC over every write batch, and a small bbolt
+	// file for the stable store and the segment list, under wal/ in the
+	// data directory. Every write is fsynced; Config.NoSync does not apply.
+	LogStoreWAL = "wal"
+)
+
+// DefaultLogStore is the log store a new data directory gets when
+// Config.LogStore is empty: raft-wal, because its write and fsync take
+// about two thirds of raft-boltdb's on the development machine and that
+// write bounds a cluster's throughput (measured side by side: see
+// "Performance" in README.md), and it passes the same durability and
+// damage tests. A data directory that holds raft.db stays on bolt.
+const DefaultLogStore = LogStoreWAL
+
+var (
+	// ErrLogStoreMismatch is returned by Start and Recover when the data
+	// directory holds the other log store than the one configured: a data
+	// directory remembers the store it was created with (raft.db for bolt,
+	// wal/ for wal), and is never converted silently.
+	ErrLogStoreMismatch = errors.New("data directory holds a different log store")
+	// ErrUnknownLogStore is returned for a Config.LogStore other than
+	// "bolt" or "wal".
+	ErrUnknownLogStore = errors.New("unknown log store")
+)
+
+// walDir is the directory raft-wal keeps its files in, under the data
+// directory; its presence is how a data directory remembers it uses wal.
+const walDir = "wal"
+
+// logStore is what Raft needs of a log store: the log, the stable store
+// (both implementations keep them together), and a Close.
+type logStore interface {
+	raft.LogStore
+	raft.StableStore
+	io.Closer
+}
+
+// detectLogStore returns the log store the data directory dir holds ("" if
+// none yet: a new data directory).
+func detectLogStore(dir string) (string, error) {
+	_, berr := os.Stat(filepath.Join(dir, "raft.db"))
+	_, werr := os.Stat(filepath.Join(dir, walDir))
+	for _, err := range []error{berr, werr} {
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+	}
+	switch {
+	case berr == nil && werr == nil:
+		return "", fmt.Errorf("%w: %s holds both raft.db (bolt) and %s/ (wal); move the one not in use aside", ErrLogStoreMismatch, dir, walDir)
+	case berr == nil:
+		return LogStoreBolt, nil
+	case werr == nil:
+		return LogStoreWAL, nil
+	}
+	return "", nil
+}
+
+// chooseLogStore returns the store to open in dir: the one it holds, which
+// must be want unless want is empty; for a new directory, want or the
+// default.
+func chooseLogStore(dir, want string) (string, error) {
+	switch want {
+	case "", LogStoreBolt, LogStoreWAL:
+	default:
+		return "", fmt.Errorf("%w: %q (want %s or %s)", ErrUnknownLogStore, want, LogStoreBolt, LogStoreWAL)
+	}
+	have, err := detectLogStore(dir)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case have == "" && want == "":
+		return DefaultLogStore, nil
+	case have == "":
+		return want, nil
+	case want != "" && have != want:
+		return "", fmt.Errorf("%w: %s holds a %s log store, but the %s log store is configured (--log-store %s); start it with --log-store %s",
+			ErrLogStoreMismatch, dir, have, want, want, have)
+	}
+	return have, nil
+}
+
+// openBolt opens raft.db in dir after the damage checks (see openStores).
+func openBolt(dir string, noSync bool) (logStore, error) {
+	path := filepath.Join(dir, "raft.db")
+	unlock, err := lockDataFile(path, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBoltFile(path); err != nil {
+		unlock()
+		return nil, err
+	}
+	snapIndex, err := checkSnapshots(dir)
+	unlock()
+	if err != nil {
+		return nil, err
+	}
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path:   path,
+		NoSync: noSync,
+		// bbolt locks the file; without a timeout a second process on the
+		// same directory would hang silently instead of failing.
+		BoltOptions: &bbolt.Options{Timeout: time.Second},
+	})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s", ErrDataDirInUse, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
+	if err := checkLogStore(path, store, snapIndex, false); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return store, nil
+}
+
+// walStore is raft-wal holding the lock on its directory until closed.
+type walStore struct {
+	*wal.WAL
+	meta   *metadb.BoltMetaDB
+	unlock func()
+}
+
+// Close implements io.Closer. It closes the metadata file itself:
+// raft-wal v0.4.0's Close leaves it open, and so locked, and a node
+// started again in the same process would wait on that lock forever.
+func (w *walStore) Close() error {
+	err := w.WAL.Close()
+	if merr := w.meta.Close(); err == nil {
+		err = merr
+	}
+	w.unlock()
+	return err
+}
+
+// openWAL opens dir/wal after the damage checks (see checkWAL). It holds
+// an exclusive lock on the wal directory for as long as the store is open:
+// raft-wal's bbolt file is opened without a timeout, so a second process
+// would otherwise hang on it instead of failing with ErrDataDirInUse.
+func openWAL(dir string, hlog hclog.Logger) (logStore, error) {
+	wdir := filepath.Join(dir, walDir)
+	if err := os.Mkdir(wdir, dirMode); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, err
+	}
+	unlock, err := lockDataFile(wdir, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (logStore, error) {
+		unlock()
+		return nil, err
+	}
+	snapIndex, err := checkSnapshots(dir)
+	if err != nil {
+		return fail(err)
+	}
+	if err := checkWAL(wdir); err != nil {
+		return fail(err)
+	}
+	meta := &metadb.BoltMetaDB{}
+	w, err := wal.Open(wdir,
+		wal.WithMetaStore(meta),
+		wal.WithLogger(hlog.Named("wal")),
+		wal.WithSegmentFiler(segment.NewFiler(wdir, privateVFS{walfs.New()})))
+	if err != nil {
+		meta.Close()
+		// checkWAL passed, so this is not damage it knows; raft-wal's own
+		// ErrCorrupt still is.
+		if errors.Is(err, types.ErrCorrupt) {
+			return fail(corrupt(wdir, err))
+		}
+		return fail(fmt.Errorf("open raft log: %w", err))
+	}
+	store := &walStore{WAL: w, meta: meta, unlock: unlock}
+	// raft-wal creates its bbolt file 0644; the directory is 0700, so it
+	// was never reachable by others, but a copy of it should be private too.
+	if err := tighten(filepath.Join(wdir, metadb.FileName), fileMode); err != nil {
+		store.Close()
+		return nil, err
+	}
+	if err := checkLogStore(wdir, store, snapIndex, true); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return store, nil
+}
+
+// privateVFS is raft-wal's file system with segment files created 0600
+// (raft-wal creates them 0644 and offers no option).
+type privateVFS struct{ *walfs.FS }
+
+// Create implements types.VFS.
+func (v privateVFS) Create(dir, name string, size uint64) (types.WritableFile, error) {
+	f, err := v.FS.Create(dir, name, size)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(filepath.Join(dir, name), fileMode); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
