@@ -29,6 +29,15 @@ func (r *recent) add(index uint64, data []byte, results []Result) {
 	r.ring[index%recentEntries] = appliedEntry{index: index, sum: EntrySum(data), results: results}
 }
 
+// AppliedIndex returns the index of the last log entry Apply applied, or 0
+// before the first since New or the last Restore (a snapshot's index is
+// Raft's, not known here).
+func (f *FSM) AppliedIndex() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied
+}
+
 // EntryFate is what became of an entry a node proposed, as ResultsAt
 // tells it.
 type EntryFate int

@@ -14,18 +14,30 @@ const msgLoading = "LOADING throttledb is loading the dataset in memory"
 // log when it started: after a restart, Raft restores the last snapshot at
 // once but applies the log after it only when it learns how far it is
 // committed, so a read in between (DBSIZE) would answer from older state.
-// It is done when the node has applied its whole log as of start, or has
-// applied everything a known leader says is committed (entries past that
-// were never committed and may be replaced). Once done it stays done.
+// It is done when the node has applied its whole log as of start, or, if a
+// leader replaced the end of that log (it was never committed) with a
+// shorter one, everything the leader says is committed. Once done it stays
+// done.
 func (s *Server) loading() bool {
 	if s.loaded.Load() {
 		return false
 	}
-	applied := s.raft.AppliedIndex()
+	// The state machine's own index, not Raft's: Raft counts a batch as
+	// applied when it hands it to the state machine, before it is. An FSM
+	// that has applied nothing since a snapshot was restored holds exactly
+	// the snapshot.
+	stats := s.raft.Stats()
+	applied := s.fsm.AppliedIndex()
+	if applied == 0 {
+		applied, _ = strconv.ParseUint(stats["last_snapshot_index"], 10, 64)
+	}
 	done := applied >= s.loadTarget
-	if !done {
+	if !done && s.raft.LastIndex() < s.loadTarget {
+		// The end of the log as of start was never committed, and the
+		// leader has replaced it with a shorter log: what the leader says
+		// is committed is all there is to load.
 		if _, id := s.raft.LeaderWithID(); id != "" {
-			commit, err := strconv.ParseUint(s.raft.Stats()["commit_index"], 10, 64)
+			commit, err := strconv.ParseUint(stats["commit_index"], 10, 64)
 			done = err == nil && commit > 0 && applied >= commit && s.raft.State() != raft.Candidate
 		}
 	}
