@@ -96,10 +96,17 @@ func (p slogPrinter) Println(v ...any) { p.s.log.Warn("metrics: " + fmt.Sprint(v
 // after a restart, has applied everything it knows to be committed, and,
 // if it leads, has finished its election barrier.
 func (s *Server) notReadyReason() string {
+	s.drainMu.RLock()
+	draining := s.draining
+	s.drainMu.RUnlock()
 	select {
 	case <-s.stop:
-		return "node is shutting down"
+		draining = true
 	default:
+	}
+	if draining {
+		// Shutdown has begun: take the node out of rotation before it stops.
+		return "node is shutting down"
 	}
 	if !s.isMember() {
 		return "not a member of the cluster configuration"
