@@ -124,6 +124,12 @@ type Config struct {
 	// process: Raft's log cache, connections and garbage come on top.
 	// Zero (the default) or negative: no limit. See memGate.
 	MaxMemory int64
+	// MetricsAddr (--metrics-addr), when set, is the host:port of an HTTP
+	// listener serving Prometheus metrics (/metrics), liveness (/healthz)
+	// and readiness (/readyz); see metrics.go. It has no authentication:
+	// bind it to loopback or a private network. A port of 0 picks a free
+	// one (see Server.MetricsAddr). Default: off.
+	MetricsAddr string
 	// DebugPeerRaftAddrs and DebugPeerRESPAddrs are for fault-injection
 	// tests only (test/faults): they map a member's ID to the address this
 	// node dials to reach it, for Raft RPCs and for forwarded commands

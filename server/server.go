@@ -80,6 +80,9 @@ type Server struct {
 	// release wakes memoryReleaser (buffered, 1).
 	release chan struct{}
 
+	// metrics serves --metrics-addr (metrics.go); nil when off.
+	metrics *metricsHTTP
+
 	stop      chan struct{}
 	bg        sync.WaitGroup
 	closeOnce sync.Once
@@ -150,6 +153,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.goBackground(s.watchLeadership)
 	s.goBackground(s.acceptLoop)
 	s.goBackground(s.memoryReleaser)
+	if cfg.MetricsAddr != "" {
+		if err := s.startMetrics(); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	s.log.Info("throttledb node started", "id", s.cfg.ID, "addr", s.Addr(), "raft", s.RaftAddr(), "advertise", s.advert,
 		"data", cfg.DataDir, "existing_state", s.raft.existing)
 	if len(cfg.Join) > 0 && !s.raft.existing {
@@ -236,6 +245,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		s.ln.Close()
+		s.closeMetrics()
 		s.closeConns()
 		s.prop.close()
 		s.fwd.close()

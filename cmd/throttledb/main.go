@@ -74,6 +74,7 @@ func runNode(args []string) error {
 	fs.StringVar(&cfg.LogStore, "log-store", "", "Raft log store of a new data directory: bolt (raft-boltdb) or wal (raft-wal) (default: what the data directory holds, else "+server.DefaultLogStore+")")
 	fs.IntVar(&cfg.MaxInFlight, "max-inflight-entries", 1, "log entries the leader has in flight in Raft at once; commands arriving meanwhile fill the next entry (-1: no cap)")
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this host:port (default: off; bind to loopback, e.g. 127.0.0.1:6060: it has no authentication)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this host:port (default: off; no authentication: bind to loopback or a private network)")
 	protectedMode := true
 	fs.Var(yesNoFlag{&protectedMode}, "protected-mode", "yes: without a password, refuse clients not on loopback, and refuse to start with a non-loopback Raft address without TLS; no: accept the risk")
 	// Test-only fault-injection hooks (test/faults), hidden from -h.
