@@ -1,5 +1,7 @@
 package server
 
+import "time"
+
 // cmdRaftPropose serves RAFT.PROPOSE request, the forwarding RPC a
 // follower sends on a node session (see rpc.go and forwarder.go): the
 // leader queues the request's proposals to its proposer, in order, and
@@ -12,6 +14,7 @@ func cmdRaftPropose(s *Server, c *call) {
 	if !c.hasArity("raft.propose", 2) || !s.nodeOnly(c, "raft.propose") {
 		return
 	}
+	s.lastRPC.Store(time.Now().UnixNano())
 	props, err := decodeProposeRequest(c.args[1])
 	if err != nil {
 		c.conn.WriteError(errorText(err))

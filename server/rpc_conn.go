@@ -67,6 +67,7 @@ func (s *Server) newRPCWriter(c *clientConn) *rpcWriter {
 // the writer, without waiting for their outcomes.
 func (w *rpcWriter) serve(cmds []redcon.Command) {
 	s := w.s
+	s.lastRPC.Store(time.Now().UnixNano())
 	for _, rc := range cmds {
 		p := &rpcPending{}
 		// Counted as a command in flight, so that a graceful shutdown

@@ -77,6 +77,10 @@ type Server struct {
 	// followers can forward to it without waiting.
 	register chan struct{}
 
+	// lastRPC is when a RAFT.PROPOSE last arrived (Unix ns): see
+	// awaitForwardersQuiet.
+	lastRPC atomic.Int64
+
 	// release wakes memoryReleaser (buffered, 1).
 	release chan struct{}
 
@@ -235,7 +239,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.log.Warn("shutdown deadline passed with commands in flight")
 	}
+	s.awaitForwardersQuiet(ctx)
 	return s.Close()
+}
+
+// awaitForwardersQuiet waits, within ctx, until no follower has sent this
+// node a RAFT.PROPOSE for a heartbeat timeout. Followers pipeline requests
+// without waiting for replies; one still unread when the connection closes
+// could not be told apart from one that ran, and its clients would get
+// TRYAGAIN. A draining node answers each such request "shutting down"
+// (routed again), and followers move to the new leader within about a
+// heartbeat timeout of the transfer.
+func (s *Server) awaitForwardersQuiet(ctx context.Context) {
+	quiet := s.cfg.HeartbeatTimeout
+	for time.Since(time.Unix(0, s.lastRPC.Load())) < quiet {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Close stops the node at once: connections are closed and Raft is shut
