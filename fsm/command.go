@@ -32,6 +32,11 @@ const (
 	OpSetNode Op = 3
 	// OpRemoveNode forgets a member's RESP address.
 	OpRemoveNode Op = 4
+	// OpAcquireEx is THROTTLE.ACQUIRE with a cost other than one slot or
+	// an idempotency token; an Acquire without either is written as
+	// OpAcquire, so logs stay as compact and as readable by older
+	// versions as before.
+	OpAcquireEx Op = 5
 )
 
 // Command is one state-changing command inside an Entry. It is implemented by
@@ -51,6 +56,11 @@ type Acquire struct {
 	Interval int64
 	Max      int64
 	Slop     int64
+	// Cost is the number of consecutive slots taken (COST); 0 is read as
+	// 1, so that an Acquire that does not say takes one slot.
+	Cost int64
+	// Token is the client's idempotency token (ID), or empty for none.
+	Token string
 }
 
 // Reset removes the state of Keys (THROTTLE.RESET).
@@ -71,7 +81,12 @@ type RemoveNode struct {
 }
 
 // Op implements Command.
-func (Acquire) Op() Op { return OpAcquire }
+func (c Acquire) Op() Op {
+	if (c.Cost == 0 || c.Cost == 1) && c.Token == "" {
+		return OpAcquire
+	}
+	return OpAcquireEx
+}
 
 // Op implements Command.
 func (Reset) Op() Op { return OpReset }
@@ -82,11 +97,18 @@ func (SetNode) Op() Op { return OpSetNode }
 // Op implements Command.
 func (RemoveNode) Op() Op { return OpRemoveNode }
 
+// appendPayload writes key, interval, max and slop, and for OpAcquireEx
+// then cost and token.
 func (c Acquire) appendPayload(b []byte) []byte {
 	b = appendString(b, c.Key)
 	b = binary.AppendVarint(b, c.Interval)
 	b = binary.AppendVarint(b, c.Max)
-	return binary.AppendVarint(b, c.Slop)
+	b = binary.AppendVarint(b, c.Slop)
+	if c.Op() == OpAcquireEx {
+		b = binary.AppendVarint(b, c.Cost)
+		b = appendString(b, c.Token)
+	}
+	return b
 }
 
 func (c Reset) appendPayload(b []byte) []byte {
@@ -251,6 +273,9 @@ func (d *decoder) command() Command {
 	switch op {
 	case OpAcquire:
 		return Acquire{Key: d.string(), Interval: d.varint(), Max: d.varint(), Slop: d.varint()}
+	case OpAcquireEx:
+		return Acquire{Key: d.string(), Interval: d.varint(), Max: d.varint(), Slop: d.varint(),
+			Cost: d.varint(), Token: d.string()}
 	case OpReset:
 		n := d.count()
 		keys := make([]string, 0, n)

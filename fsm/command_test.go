@@ -17,6 +17,11 @@ func TestEntryRoundTrip(t *testing.T) {
 			RemoveNode{ID: "n1"},
 			Acquire{Key: "x", Interval: 1 << 62, Max: -1, Slop: 9},
 		}},
+		{Now: 2, Commands: []Command{
+			Acquire{Key: "c", Interval: 10, Max: 3, Slop: 1, Cost: 4},
+			Acquire{Key: "t", Interval: 10, Max: 3, Slop: 1, Token: "req-1"},
+			Acquire{Key: "p", Interval: 10, Max: 3, Slop: 1, Cost: -2, Token: "x"},
+		}},
 	}
 	for i, e := range tests {
 		got, err := DecodeEntry(e.Encode())

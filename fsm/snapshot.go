@@ -18,16 +18,29 @@ import (
 // misread.
 const (
 	snapshotMagic   = "TDBSNAP"
-	snapshotVersion = 1
+	snapshotVersion = 2
+)
+
+// sectionTag opens each optional part of a version-2 image, after the
+// members. Tags are numbered explicitly and only ever added; an image
+// with a tag this build does not know is from a newer version and is
+// refused (ErrUnknownType), never half read.
+type sectionTag uint64
+
+const (
+	// sectionEnd ends the image.
+	sectionEnd sectionTag = 0
 )
 
 // image is a point-in-time copy of the state, written by Persist:
 //
 //	magic, version, varint now, varint grants, reservations, denials,
 //	uvarint nkeys, nkeys × (string key, varint last, varint interval),
-//	uvarint nnodes, nnodes × (string id, string resp addr)
+//	uvarint nnodes, nnodes × (string id, string resp addr),
+//	(version 2) sections: × (uvarint tag, its content), uvarint 0
 //
-// where a string is a uvarint length and its bytes.
+// where a string is a uvarint length and its bytes. Version 1 images (no
+// sections) are still read.
 type image struct {
 	now   int64
 	stats Stats
@@ -76,6 +89,7 @@ func (img *image) writeTo(dst io.Writer) error {
 		b = appendString(b, n.ID)
 		b = appendString(b, n.RESPAddr)
 	}
+	b = binary.AppendUvarint(b, uint64(sectionEnd))
 	if err := flush(); err != nil {
 		return err
 	}
@@ -96,8 +110,9 @@ func readImage(r io.Reader) (*image, error) {
 	if string(magic[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, fmt.Errorf("snapshot magic %q: %w", magic[:len(snapshotMagic)], ErrCorrupt)
 	}
-	if v := magic[len(snapshotMagic)]; v != snapshotVersion {
-		return nil, fmt.Errorf("snapshot version %d: %w", v, ErrUnknownType)
+	version := magic[len(snapshotMagic)]
+	if version != 1 && version != snapshotVersion {
+		return nil, fmt.Errorf("snapshot version %d: %w", version, ErrUnknownType)
 	}
 	sr := streamReader{r: br}
 	img := &image{now: sr.varint()}
@@ -109,6 +124,16 @@ func readImage(r io.Reader) (*image, error) {
 	n = sr.uvarint()
 	for i := uint64(0); i < n && sr.err == nil; i++ {
 		img.nodes = append(img.nodes, Node{ID: sr.string(), RESPAddr: sr.string()})
+	}
+	for version >= 2 && sr.err == nil {
+		tag := sectionTag(sr.uvarint())
+		if tag == sectionEnd || sr.err != nil {
+			break
+		}
+		switch tag {
+		default:
+			return nil, fmt.Errorf("snapshot section %d: %w", tag, ErrUnknownType)
+		}
 	}
 	if sr.err != nil {
 		return nil, sr.err

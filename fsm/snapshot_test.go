@@ -207,3 +207,38 @@ func FuzzRestore(f *testing.F) {
 		}
 	})
 }
+
+// TestImageVersions checks that images of version 1 (no sections) are
+// still read, and that a section this build does not know is refused as
+// from a newer version rather than skipped.
+func TestImageVersions(t *testing.T) {
+	v2 := encodeImage(t, goodImage())
+	if v2[len(snapshotMagic)] != 2 || v2[len(v2)-1] != byte(sectionEnd) {
+		t.Fatalf("image does not end with the section end: % x", v2[len(v2)-4:])
+	}
+	v1 := append([]byte(nil), v2[:len(v2)-1]...)
+	v1[len(snapshotMagic)] = 1
+	unknown := append(append([]byte(nil), v2[:len(v2)-1]...), 0x7f)
+	tests := []struct {
+		name string
+		data []byte
+		want error
+	}{
+		{"version 2", v2, nil},
+		{"version 1", v1, nil},
+		{"unknown section", unknown, ErrUnknownType},
+		{"version 1 with a trailer", append(append([]byte(nil), v1...), 0), ErrCorrupt},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := New(Config{})
+			err := f.Restore(io.NopCloser(bytes.NewReader(tt.data)))
+			if !errors.Is(err, tt.want) && !(tt.want == nil && err == nil) {
+				t.Fatalf("Restore: %v, want %v", err, tt.want)
+			}
+			if tt.want == nil && f.DBSize(0) != len(goodImage().keys) {
+				t.Fatalf("restored %d keys, want %d", f.DBSize(0), len(goodImage().keys))
+			}
+		})
+	}
+}

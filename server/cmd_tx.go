@@ -100,18 +100,13 @@ func cmdExec(s *Server, c *call) {
 		c.conn.WriteError("EXECABORT Transaction discarded because of previous errors.")
 		return
 	}
-	errs := make([]string, len(tx.queued))
+	errs := make([]error, len(tx.queued))
 	parsed := make([]fsm.Command, len(tx.queued)) // nil where errs has the reply
 	var props []fsm.Command
 	for i, args := range tx.queued {
-		sub := &call{conn: c.conn, sess: c.sess, args: args}
-		switch strings.ToLower(string(args[0])) {
-		case "throttle.acquire":
-			parsed[i], errs[i] = parseAcquire(sub)
-		case "throttle.reset":
-			parsed[i], errs[i] = parseReset(sub)
-		}
-		if errs[i] == "" {
+		// queueTx queued only commands with propose.
+		parsed[i], errs[i] = commands[strings.ToLower(string(args[0]))].propose(args)
+		if errs[i] == nil {
 			props = append(props, parsed[i])
 		}
 	}
@@ -129,13 +124,14 @@ func cmdExec(s *Server, c *call) {
 			return
 		}
 	}
-	c.conn.WriteArray(len(tx.queued))
+	replies := make([]any, len(tx.queued))
 	for i := range tx.queued {
-		if errs[i] != "" {
-			c.conn.WriteError(errs[i])
+		if errs[i] != nil {
+			replies[i] = errs[i]
 			continue
 		}
-		writeResult(c, parsed[i], results[0])
+		replies[i] = resultReply(parsed[i], results[0])
 		results = results[1:]
 	}
+	c.writeValue(replies)
 }

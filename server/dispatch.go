@@ -60,7 +60,11 @@ func (s *Server) dispatch(c *call) {
 		return
 	}
 	errs := c.conn.errs
-	cmd.handler(s, c)
+	if cmd.run != nil {
+		c.writeReply(cmd.run(s, c))
+	} else {
+		cmd.handler(s, c)
+	}
 	// One clock reading per command (they cost ~90 ns on some VMs): the
 	// command's time runs from the previous command's end (or the batch's
 	// start, see serveConn) to its own.

@@ -17,15 +17,10 @@ import (
 // command args (what cmdAcquire, cmdReset, cmdRaftJoin and cmdExec
 // propose once their arguments are accepted), or nil when it refuses them.
 func proposedFor(args [][]byte) []fsm.Command {
-	c := &call{args: args}
 	switch strings.ToLower(string(args[0])) {
-	case "throttle.acquire":
-		if a, msg := parseAcquire(c); msg == "" {
-			return []fsm.Command{a}
-		}
-	case "throttle.reset":
-		if r, msg := parseReset(c); msg == "" {
-			return []fsm.Command{r}
+	case "throttle.acquire", "throttle.reset":
+		if cmd, err := commands[strings.ToLower(string(args[0]))].propose(args); err == nil {
+			return []fsm.Command{cmd}
 		}
 	case "raft.join":
 		if len(args) == 4 {

@@ -68,9 +68,12 @@ func wrongArity(name string) string {
 // errorText translates an error to the text of a RESP error reply.
 func errorText(err error) string {
 	var remote remoteError
+	var proto redisError
 	switch {
 	case errors.As(err, &remote):
 		return string(remote)
+	case errors.As(err, &proto):
+		return string(proto)
 	case errors.Is(err, fsm.ErrInvalidKey):
 		return fmt.Sprintf("ERR invalid key: keys must be 1 to %d bytes", fsm.MaxKeyLen)
 	case errors.Is(err, fsm.ErrInvalidInterval):

@@ -50,8 +50,8 @@ func (s *Server) servePipeline(conn *clientConn, sess *session, cmds []redcon.Co
 	start := time.Now()
 	for _, rc := range cmds {
 		errs := conn.errs
-		if _, msg := parseAcquire(&call{conn: conn, sess: sess, args: rc.Args}); msg != "" {
-			conn.WriteError(msg)
+		if _, perr := parseAcquire(rc.Args); perr != nil {
+			conn.WriteError(errorText(perr))
 		} else {
 			conn.WriteError(errorText(err))
 		}
@@ -75,7 +75,7 @@ func (s *Server) servePipelined(conn *clientConn, sess *session, cmds []redcon.C
 	type pending struct {
 		c      *call
 		a      fsm.Acquire
-		errMsg string    // refused before reaching the log
+		errMsg error     // refused before reaching the log
 		pr     *proposal // queued; nil with no errMsg: serve one at a time
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LeaderWait)
@@ -86,8 +86,8 @@ func (s *Server) servePipelined(conn *clientConn, sess *session, cmds []redcon.C
 	for i, rc := range cmds {
 		c := &call{conn: conn, sess: sess, args: rc.Args}
 		ps[i].c = c
-		a, errMsg := parseAcquire(c)
-		if errMsg != "" {
+		a, errMsg := parseAcquire(c.args)
+		if errMsg != nil {
 			ps[i].errMsg = errMsg
 			continue
 		}
@@ -106,8 +106,8 @@ func (s *Server) servePipelined(conn *clientConn, sess *session, cmds []redcon.C
 	for _, p := range ps {
 		errs := conn.errs
 		switch {
-		case p.errMsg != "":
-			conn.WriteError(p.errMsg)
+		case p.errMsg != nil:
+			p.c.writeReply(nil, p.errMsg)
 		case p.pr == nil:
 			s.dispatch(p.c) // counts itself in commandstats
 			continue
@@ -122,7 +122,7 @@ func (s *Server) servePipelined(conn *clientConn, sess *session, cmds []redcon.C
 			case err != nil:
 				conn.WriteError(errorText(err))
 			default:
-				writeResult(p.c, p.a, rs[0])
+				p.c.writeValue(resultReply(p.a, rs[0]))
 			}
 		}
 		s.stats.record("throttle.acquire", start, time.Now(), conn, errs)

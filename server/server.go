@@ -360,36 +360,54 @@ func (s *Server) leader() (id, respAddr string, ok bool) {
 	return string(lid), addr, ok
 }
 
-// onLeader runs local on this node if it is the ready leader, and otherwise
-// forwards args to the leader and relays its reply byte for byte; the
-// router decides which, and when to give up. local returns nil when it
-// wrote the reply, ErrNotLeader (wrapped) when Raft refused the command
-// before logging it, or the error to answer.
+// atLeader answers with local on this node if it is the ready leader, and
+// otherwise forwards args to the leader and answers with its reply, relayed
+// byte for byte; the router decides which, and when to give up. local
+// returns the reply, or ErrNotLeader (wrapped) when Raft refused the
+// command before logging it (the router then routes it again), or the
+// error to answer.
+func (s *Server) atLeader(c *call, local func(ctx context.Context) (any, error)) (any, error) {
+	var reply any
+	err := s.router.route(context.Background(), c.fwd,
+		func(ctx context.Context) (err error) {
+			reply, err = local(ctx)
+			return err
+		},
+		func(_ context.Context, addr string) error {
+			raw, err := s.forward(addr, c.args)
+			switch {
+			case err == nil && !notServed(raw):
+				reply = rawReply(raw)
+				return nil
+			case errors.Is(err, context.DeadlineExceeded):
+				// The leader had the command and did not answer in time: it
+				// may have run it. Say so; never guess.
+				return ErrOutcomeUnknown
+			case err != nil:
+				// Refused or broken connection (a leader that just died, or
+				// a stale pooled connection): route again.
+				s.log.Debug("forward failed", "to", addr, "err", err)
+				return fmt.Errorf("%w: %w", ErrNotLeader, err)
+			default:
+				return ErrNotLeader
+			}
+		})
+	return reply, err
+}
+
+// onLeader is atLeader for handlers that write their own reply: local
+// returns nil when it wrote it.
 func (s *Server) onLeader(c *call, local func(ctx context.Context) error) {
-	err := s.router.route(context.Background(), c.fwd, local, func(_ context.Context, addr string) error {
-		raw, err := s.forward(addr, c.args)
-		switch {
-		case err == nil && !notServed(raw):
-			c.conn.noteRawReply(raw)
-			c.conn.WriteRaw(raw)
-			return nil
-		case errors.Is(err, context.DeadlineExceeded):
-			// The leader had the command and did not answer in time: it
-			// may have run it. Say so; never guess.
-			return ErrOutcomeUnknown
-		case err != nil:
-			// Refused or broken connection (a leader that just died, or
-			// a stale pooled connection): route again.
-			s.log.Debug("forward failed", "to", addr, "err", err)
-			return fmt.Errorf("%w: %w", ErrNotLeader, err)
-		default:
-			return ErrNotLeader
-		}
+	r, err := s.atLeader(c, func(ctx context.Context) (any, error) {
+		return noReply{}, local(ctx)
 	})
-	if err != nil {
-		c.conn.WriteError(errorText(err))
+	if _, wrote := r.(noReply); !wrote || err != nil {
+		c.writeReply(r, err)
 	}
 }
+
+// noReply marks a reply an old-style handler has already written.
+type noReply struct{}
 
 // decide has cmds, one proposal, decided by the leader: proposed here when
 // this node is the ready leader, else forwarded with the typed RPC (see

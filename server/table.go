@@ -1,6 +1,10 @@
 package server
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/throttledb/throttledb/fsm"
+)
 
 // cmdFlags describe a command for COMMAND and for dispatch.
 type cmdFlags uint8
@@ -20,7 +24,16 @@ type command struct {
 	flags    cmdFlags
 	firstKey int // position of the first key argument, 0 if none
 	lastKey  int // position of the last key (-1: the last argument)
-	handler  func(s *Server, c *call)
+	// propose parses a command that changes state through the log into
+	// the fsm.Command to propose, validated; nil for other commands. It
+	// is the only parser of such commands: alone, pipelined, queued in
+	// MULTI or proposed by EXEC.
+	propose func(args [][]byte) (fsm.Command, error)
+	// run serves the command and returns its reply or error, which
+	// dispatch writes (writeReply).
+	run func(s *Server, c *call) (any, error)
+	// handler is the older form of run that writes its own reply.
+	handler func(s *Server, c *call)
 }
 
 // commands is the command table: every command throttledb serves.
@@ -28,9 +41,9 @@ var commands = map[string]*command{}
 
 func init() {
 	for _, c := range []*command{
-		{name: "throttle.acquire", arity: -4, flags: flagWrite | flagTxable, firstKey: 1, lastKey: 1, handler: cmdAcquire},
-		{name: "throttle.peek", arity: -4, flags: flagReadonly, firstKey: 1, lastKey: 1, handler: cmdPeek},
-		{name: "throttle.reset", arity: -2, flags: flagWrite | flagTxable, firstKey: 1, lastKey: -1, handler: cmdReset},
+		{name: "throttle.acquire", arity: -4, flags: flagWrite | flagTxable, firstKey: 1, lastKey: 1, propose: proposeAcquire, run: runProposal},
+		{name: "throttle.peek", arity: -4, flags: flagReadonly, firstKey: 1, lastKey: 1, run: cmdPeek},
+		{name: "throttle.reset", arity: -2, flags: flagWrite | flagTxable, firstKey: 1, lastKey: -1, propose: proposeReset, run: runProposal},
 
 		{name: "multi", arity: 1, flags: flagReadonly | flagTxControl, handler: cmdMulti},
 		{name: "exec", arity: 1, flags: flagWrite | flagTxControl, handler: cmdExec},
@@ -62,6 +75,11 @@ func init() {
 		{name: "raft.propose", arity: 2, flags: flagWrite, handler: cmdRaftPropose},
 		{name: "raft.fwd", arity: -2, flags: flagWrite, handler: cmdRaftFwd},
 	} {
+		if (c.flags&flagTxable != 0) != (c.propose != nil) {
+			// EXEC proposes what MULTI queued, so exactly the commands
+			// that go through the log may be queued.
+			panic("server: " + c.name + ": flagTxable and propose must go together")
+		}
 		commands[c.name] = c
 	}
 }
