@@ -1,15 +1,11 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -95,15 +91,6 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 		cfg.Logger.Info("bootstrapped a new single-node cluster", "id", id)
 	}
 	return &raftNode{Raft: r, trans: trans, store: store, logStore: kind, snaps: snaps, existing: existing, lat: lat}, nil
-}
-
-// raftLogger returns an hclog logger for Raft that writes through lg.
-func raftLogger(lg *slog.Logger) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{
-		Name:   "raft",
-		Level:  hclog.Info,
-		Output: slogWriter{lg},
-	})
 }
 
 // openStores opens the Raft log and stable store (kind: LogStoreBolt or
@@ -259,28 +246,4 @@ func (n *raftNode) close() error {
 		err = cerr
 	}
 	return err
-}
-
-// slogWriter adapts hclog's text output to a slog.Logger.
-type slogWriter struct{ l *slog.Logger }
-
-var _ io.Writer = slogWriter{}
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	line := strings.TrimSpace(string(p))
-	level := slog.LevelInfo
-	switch {
-	case strings.Contains(line, "[ERROR]"):
-		level = slog.LevelError
-	case strings.Contains(line, "[WARN]"):
-		level = slog.LevelWarn
-	case strings.Contains(line, "[DEBUG]"), strings.Contains(line, "[TRACE]"):
-		level = slog.LevelDebug
-	}
-	// Drop hclog's own timestamp and level; slog adds its own.
-	if i := strings.Index(line, "]"); i >= 0 {
-		line = strings.TrimSpace(line[i+1:])
-	}
-	w.l.Log(context.Background(), level, line, "component", "raft")
-	return len(p), nil
 }

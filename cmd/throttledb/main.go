@@ -58,6 +58,7 @@ func runNode(args []string) error {
 	fs.DurationVar(&cfg.LeaderWait, "leader-wait", 2*time.Second, "how long a command waits for a leader before CLUSTERDOWN")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 8192, "log entries between snapshots")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	logFormat := fs.String("log-format", "text", "log format: text (key=value lines) or json (one object per line)")
 	// Client limits, with Redis's names and defaults.
 	fs.IntVar(&cfg.MaxClients, "maxclients", 10000, "maximum open client connections")
 	timeout := fs.Int("timeout", 0, "close a client idle for this many seconds (0: never)")
@@ -105,11 +106,11 @@ func runNode(args []string) error {
 		}
 	}
 
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("-log-level: %w", err)
+	logger, err := newLogger(os.Stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = logger
 	pw, warnings, err := passwordSources{flagName: "--requirepass", flag: cfg.RequirePass,
 		fileFlag: "--requirepass-file", file: *passFile, env: os.Getenv(envPassword)}.resolve()
 	if err != nil {
