@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # Compare throttledb with Redis + Lua under the same load.
 #
-#   bash bench/compare.sh [--log-store bolt|wal|both] [throttledb bench flags]
-#                                                    e.g. --duration 10s --clients 32
+#   bash bench/compare.sh [--log-store bolt|wal|both] [--requests N | --no-redis-benchmark]
+#                         [throttledb bench flags]   e.g. --duration 10s --clients 32
 #
 # From the repository root's source, it builds throttledb into a temporary
-# directory and runs `throttledb bench --verify` with the same load against,
-# in turn:
+# directory and, against each target below, runs `throttledb bench --verify`
+# and then redis-benchmark (the tool Redis users already trust) with
+# Redis's own numbers: -c 50, -r 10000 random keys, N requests (--requests,
+# default 20000) per run, in three workloads: random keys at -P 1, random
+# keys at -P 16, and one hot key at -P 1 (nearly every call denied). Each
+# redis-benchmark row is printed with its ratio to the Redis+Lua rows of the
+# same workload. The targets, in turn:
 #   1. a single throttledb node;
 #   2. a three-node throttledb cluster, through a follower and through the
 #      leader;
 #   3. redis-server + the Lua script, appendfsync always (durable per grant,
 #      as throttledb is: it fsyncs every log entry before replying);
 #   4. redis-server + the Lua script, appendfsync everysec (Redis's usual
-#      setting: up to a second of acknowledged grants can be lost).
+#      setting: up to a second of acknowledged grants can be lost);
+#   5. redis-server + the Lua script in memory (no AOF, no RDB: nothing
+#      survives a restart), the speed a team gives up for durability.
 # Each server runs alone (the previous one is stopped first), on free
 # loopback ports, with its data in the temporary directory, and is stopped
 # by its own pid. Then it prints a markdown table. Flags are passed to every
@@ -46,6 +53,15 @@ if [ "${1:-}" = --log-store ]; then
     *) echo "compare: --log-store takes bolt, wal or both" >&2; exit 2 ;;
   esac
   shift 2
+fi
+requests=20000
+case "${1:-}" in
+  --requests) requests=$2; shift 2 ;;
+  --no-redis-benchmark) requests=0; shift ;;
+esac
+if [ "$requests" != 0 ] && ! command -v redis-benchmark >/dev/null 2>&1; then
+  echo "compare: redis-benchmark is not installed: skipping its rows (apt-get install -y redis-tools)" >&2
+  requests=0
 fi
 
 trap 'stop_all; rm -rf "$tmp"' EXIT
@@ -130,8 +146,10 @@ start_node() {
 start_redis() {
   next_port
   mkdir -p "$tmp/$1"
+  local aof=(--appendonly yes --appendfsync "$2")
+  if [ "$2" = no ]; then aof=(--appendonly no); fi
   redis-server --port "$PORT" --bind 127.0.0.1 --dir "$tmp/$1" --daemonize no \
-    --appendonly yes --appendfsync "$2" --save "" --logfile "$tmp/$1.log" &
+    "${aof[@]}" --save "" --logfile "$tmp/$1.log" &
   pids+=($!)
   wait_until "$1 to answer PING" 10 pong "$PORT"
 }
@@ -155,6 +173,36 @@ run_bench() {
   rows+=("| $1 | ${ops:--} | ${p50:--} | ${p99:--} | ${max:--} | ${spacing:--} |")
 }
 
+# run_rb LABEL ADDR KIND: redis-benchmark's three workloads against ADDR
+# (KIND throttledb: THROTTLE.ACQUIRE; lua: EVALSHA of bench/throttle.lua,
+# the same rule and reply), each appended to $tmp/rb.tsv as
+# label, workload, ops/s, p50 ms.
+run_rb() {
+  [ "$requests" != 0 ] || return 0
+  local label=$1 host=${2%:*} port=${2##*:} kind=$3 cmd w
+  if [ "$kind" = lua ]; then
+    local sha
+    sha=$(redis-cli -h "$host" -p "$port" SCRIPT LOAD "$(cat bench/throttle.lua)")
+    cmd=(EVALSHA "$sha" 1)
+  else
+    cmd=(THROTTLE.ACQUIRE)
+  fi
+  for w in "random keys, -P 1" "random keys, -P 16" "one hot key, -P 1"; do
+    local key='key:__rand_int__' pipe=1
+    case "$w" in *"-P 16"*) pipe=16 ;; esac
+    case "$w" in "one hot key"*) key=hot ;; esac
+    log "redis-benchmark against $label: $w"
+    redis-benchmark -h "$host" -p "$port" -c 50 -r 10000 -n "$requests" -P "$pipe" --csv \
+      "${cmd[@]}" "$key" 1000 5 >"$tmp/rb.csv" 2>&1 || true
+    # The second line: "test","rps","avg","min","p50",...
+    awk -F'","' -v l="$label" -v w="$w" 'NR == 2 {printf "%s\t%s\t%.0f\t%s\n", l, w, $2, $5}' "$tmp/rb.csv" >>"$tmp/rb.tsv"
+    if [ "$(awk 'END {print NR}' "$tmp/rb.csv")" -lt 2 ]; then
+      sed 's/^/    /' "$tmp/rb.csv" >&2
+      printf '%s\t%s\t-\t-\n' "$label" "$w" >>"$tmp/rb.tsv"
+    fi
+  done
+}
+
 bin="$tmp/throttledb"
 log "building throttledb into $tmp"
 go build -o "$bin" ./cmd/throttledb
@@ -166,6 +214,7 @@ for store in "${stores[@]}"; do
   single=$PORT
   wait_until "the single node to lead" 30 ready "$single"
   run_bench "throttledb$label, 1 node" throttledb "127.0.0.1:$single"
+  run_rb "throttledb$label, 1 node" "127.0.0.1:$single" throttledb
   stop_all
 
   # 2. Three nodes: n1 bootstraps, n2 and n3 join it.
@@ -186,6 +235,8 @@ for store in "${stores[@]}"; do
   wait_until "the leader to be ready" 30 ready "${leader##*:}"
   run_bench "throttledb$label, 3 nodes, via a follower" throttledb "$follower"
   run_bench "throttledb$label, 3 nodes, via the leader" throttledb "$leader"
+  run_rb "throttledb$label, 3 nodes, via a follower" "$follower" throttledb
+  run_rb "throttledb$label, 3 nodes, via the leader" "$leader" throttledb
   stop_all
 done
 
@@ -194,9 +245,15 @@ if command -v redis-server >/dev/null 2>&1; then
   log "$(redis-server --version)"
   start_redis redis-always always
   run_bench "redis-server + Lua, appendfsync always" redis-lua "127.0.0.1:$PORT"
+  run_rb "Redis+Lua, appendfsync always" "127.0.0.1:$PORT" lua
   stop_all
   start_redis redis-everysec everysec
   run_bench "redis-server + Lua, appendfsync everysec" redis-lua "127.0.0.1:$PORT"
+  run_rb "Redis+Lua, appendfsync everysec" "127.0.0.1:$PORT" lua
+  stop_all
+  start_redis redis-memory no
+  run_bench "redis-server + Lua, in memory" redis-lua "127.0.0.1:$PORT"
+  run_rb "Redis+Lua, in memory" "127.0.0.1:$PORT" lua
   stop_all
 else
   log "redis-server is not installed: skipping the Redis rows (install it with: apt-get install -y redis-server)"
@@ -209,3 +266,20 @@ echo
 echo "| target | ops/s | p50 | p99 | max | spacing |"
 echo "|---|---:|---:|---:|---:|---|"
 printf '%s\n' "${rows[@]}"
+
+if [ -s "$tmp/rb.tsv" ]; then
+  echo
+  echo "Load: redis-benchmark -c 50 -r 10000 -n $requests -P 1|16 --csv, \`THROTTLE.ACQUIRE key:__rand_int__ 1000 5\`"
+  echo "(Redis: \`EVALSHA <bench/throttle.lua> 1 key:__rand_int__ 1000 5\`; hot key: the key \`hot\`)"
+  echo
+  echo "| target | workload | ops/s | p50 ms | x Lua always | x Lua in memory |"
+  echo "|---|---|---:|---:|---:|---:|"
+  awk -F'\t' '
+    { label[NR] = $1; work[NR] = $2; ops[NR] = $3; p50[NR] = $4
+      if ($1 == "Redis+Lua, appendfsync always") always[$2] = $3
+      if ($1 == "Redis+Lua, in memory") memory[$2] = $3 }
+    function ratio(x, base) { return (x == "-" || base == "" || base == "-" || base == 0) ? "-" : sprintf("%.2f", x / base) }
+    END { for (i = 1; i <= NR; i++)
+      printf "| %s | %s | %s | %s | %s | %s |\n", label[i], work[i], ops[i], p50[i], ratio(ops[i], always[work[i]]), ratio(ops[i], memory[work[i]]) }
+  ' "$tmp/rb.tsv"
+fi
