@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/throttledb/throttledb/bench"
+	"github.com/throttledb/throttledb/cmd/throttledb/internal/bench"
 )
 
 func init() { subcommands["bench"] = runBench }

@@ -8,7 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/throttledb/throttledb/internal/launcher"
+	"github.com/throttledb/throttledb/cmd/throttledb/internal/launcher"
 )
 
 func init() { subcommands["cluster"] = runCluster }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/throttledb/throttledb/internal/embedded"
+	"github.com/throttledb/throttledb/cmd/throttledb/internal/embedded"
 )
 
 // errorPause is how long a client waits after a round trip with an error,

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/throttledb/throttledb/internal/simulate"
+	"github.com/throttledb/throttledb/cmd/throttledb/internal/simulate"
 	"github.com/throttledb/throttledb/internal/testcluster"
 )
 

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/throttledb/throttledb/client"
-	"github.com/throttledb/throttledb/internal/embedded"
+	"github.com/throttledb/throttledb/cmd/throttledb/internal/embedded"
 )
 
 // Config configures a simulation.
