@@ -261,3 +261,68 @@ func TestClusterCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterRestart types `restart 2` to a running `throttledb cluster`:
+// only n2 is stopped (SIGTERM to its pid, a graceful stop), it comes back as
+// a new process on the same addresses and data, and the cluster's state
+// survives it: through the restarted n2, the key it granted before is still
+// taken.
+func TestClusterRestart(t *testing.T) {
+	r := startClusterRun(t, "--nodes", "3", "--base-port", "0", "--raft-base-port", "0", "--data", t.TempDir())
+	r.waitFormed(3)
+	ctx := context.Background()
+	n2Addr := r.addr("n2")
+	c2 := redis.NewClient(&redis.Options{Addr: n2Addr, MaxRetries: -1})
+	defer c2.Close()
+	// A reservation through n2 before the restart: interval 1 h, max 1.
+	if v, err := acquire(ctx, c2, "restart-key", 3600000, 1); err != nil || len(v) != 5 || v[0] != 1 || v[1] != 0 {
+		t.Fatalf("first ACQUIRE through n2: %v %v, want granted now", v, err)
+	}
+	oldPid := r.pidsOf("n2")[0]
+
+	r.send("restart 2")
+	if !testcluster.Poll(60*time.Second, func() bool { return len(r.pidsOf("n2")) == 2 }) {
+		t.Fatal("n2 was not started again")
+	}
+	if r.count(fmt.Sprintf("launcher | stopping n2 (SIGTERM to pid %d)", oldPid)) != 1 {
+		t.Errorf("the launcher did not say it stopped n2 (pid %d)", oldPid)
+	}
+	if r.count(`msg="throttledb node stopped" id=n2`) != 1 {
+		t.Errorf("n2 did not stop gracefully before its restart")
+	}
+	if !gone(oldPid) {
+		t.Errorf("n2's old process (pid %d) still exists", oldPid)
+	}
+	for _, id := range []string{"n1", "n3"} {
+		if r.count("stopping "+id) != 0 || r.count(`msg="throttledb node stopped" id=`+id) != 0 || len(r.pidsOf(id)) != 1 {
+			t.Errorf("%s was stopped or restarted too", id)
+		}
+	}
+	// Back on the same address, serving the same state: the second call is
+	// a reservation an hour out, the third is denied.
+	var v []int64
+	var err error
+	if !testcluster.Poll(30*time.Second, func() bool {
+		v, err = acquire(ctx, c2, "restart-key", 3600000, 1)
+		return err == nil
+	}) {
+		t.Fatalf("ACQUIRE through the restarted n2: %v", err)
+	}
+	if r.addr("n2") != n2Addr {
+		t.Errorf("n2 came back on %s, was %s", r.addr("n2"), n2Addr)
+	}
+	if len(v) != 5 || v[0] != 1 || v[1] < 3500000 {
+		t.Errorf("second ACQUIRE after the restart: %v, want a reservation about an hour out", v)
+	}
+	if v, err := acquire(ctx, c2, "restart-key", 3600000, 1); err != nil || len(v) != 5 || v[0] != 0 {
+		t.Errorf("third ACQUIRE: %v %v, want denied", v, err)
+	}
+
+	r.term()
+	for _, id := range []string{"n1", "n2", "n3"} {
+		pids := r.pidsOf(id)
+		if !gone(pids[len(pids)-1]) {
+			t.Errorf("%s (pid %d) still exists after the launcher exited", id, pids[len(pids)-1])
+		}
+	}
+}
