@@ -195,10 +195,14 @@ func (s *sim) worker(ctx context.Context, w int, end time.Time) {
 		case ctx.Err() != nil || !time.Now().Before(end):
 			return
 		default:
-			// Already logged and counted as it arrived (reply).
-			untilEnd, cancel := context.WithDeadline(ctx, end)
-			sleep(untilEnd, s.cfg.Interval/10+time.Millisecond)
-			cancel()
+			// Already logged and counted as it arrived (reply). Pause
+			// before trying again, until end at most.
+			pause := time.NewTimer(min(s.cfg.Interval/10+time.Millisecond, time.Until(end)))
+			select {
+			case <-pause.C:
+			case <-ctx.Done():
+				pause.Stop()
+			}
 		}
 	}
 }
@@ -328,18 +332,4 @@ func (s *sim) printf(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fmt.Fprintf(s.out, format, args...)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
