@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/throttledb/throttledb/cmd/throttledb/internal/embedded"
+	"github.com/throttledb/throttledb/internal/latency"
 )
 
 // errorPause is how long a client waits after a round trip with an error,
@@ -98,7 +99,7 @@ type worker struct {
 	ops, grantedNow, reserved, denied, errors, roundTrips int64
 	firstErr                                              string
 	firstErrAt                                            time.Time
-	lat                                                   histogram
+	lat                                                   latency.Histogram
 	grants                                                []grant
 }
 
@@ -125,7 +126,7 @@ func (w *worker) run(ctx context.Context, end time.Time) {
 		if ctx.Err() != nil {
 			return // interrupted: these commands' outcome is unknown, not an error
 		}
-		w.lat.record(time.Since(t0))
+		w.lat.Record(time.Since(t0))
 		w.roundTrips++
 		failed := false
 		for i, cmd := range cmds {
