@@ -35,6 +35,11 @@
 // targets. Its memory is bounded too: a key is granted at most
 // Duration/Interval + Max + 1 slots.
 //
+// While the load runs, Config.Progress receives a line per second (that
+// second's throughput, p99 and errors); a Result marshals to the JSON that
+// `throttledb bench --json` writes (MarshalJSON; the shape is pinned by a
+// test and shown in the README).
+//
 // bench/compare.sh runs the same load against a single throttledb node, a
 // three-node cluster (through a follower and through the leader), and
 // redis-server with appendfsync always and everysec, and prints a table.
