@@ -133,6 +133,7 @@ type AcquireOption func(*acquireOpts)
 type acquireOpts struct {
 	slop    time.Duration
 	hasSlop bool
+	onReply []func(Permit, error)
 }
 
 // WithSlop sets how long after its slot a permit may still be used (SLOP).
@@ -195,6 +196,7 @@ func (c *Client) permitCmd(ctx context.Context, name, key string, interval time.
 		p, err = permitFromReply(v, sent, received)
 		return err
 	})
+	notifyReply(opts, p, err)
 	return p, err
 }
 

@@ -26,6 +26,8 @@
 //     TryDo(fn) (only if a slot is free now; ErrDenied otherwise).
 //   - Throttle wraps a func(ctx) (T, error) so that every call runs inside
 //     a valid permit.
+//   - OnReply, an option of all of these, reports every reply a call
+//     receives, the denials Wait retries included, to log or count them.
 //
 // # Time
 //

@@ -156,3 +156,39 @@ func (t *exampleTB) cleanup() {
 		t.cleanups[i]()
 	}
 }
+
+func ExampleOnReply() {
+	addr, stop := exampleNode()
+	defer stop()
+
+	c, err := client.New(client.Options{Addrs: []string{addr}})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+
+	// Wait hides the denials it retries; OnReply shows every reply, to log
+	// or count them.
+	show := client.OnReply(func(p client.Permit, err error) {
+		switch {
+		case err != nil:
+			fmt.Println("error:", err)
+		case !p.Granted:
+			fmt.Println("denied")
+		default:
+			fmt.Println("granted")
+		}
+	})
+	for range 2 {
+		// max 0: a slot is granted only when free now, so the second Wait
+		// is denied once, sleeps until the slot frees, and is granted.
+		if _, err := c.Wait(ctx, "api-token", 20*time.Millisecond, 0, show, client.WithSlop(time.Second)); err != nil {
+			panic(err)
+		}
+	}
+	// Output:
+	// granted
+	// denied
+	// granted
+}

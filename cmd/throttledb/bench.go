@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/signal"
@@ -12,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/throttledb/throttledb/bench"
+	"github.com/throttledb/throttledb/cmd/throttledb/internal/bench"
 )
 
 func init() { subcommands["bench"] = runBench }
@@ -23,7 +25,11 @@ func init() { subcommands["bench"] = runBench }
 //
 //	throttledb bench [--addr host:port,...] [--password p] [--target throttledb|redis-lua]
 //	                 [--clients 32] [--duration 10s] [--keys 1000] [--interval 1000]
-//	                 [--max 10] [--pipeline 1] [--verify]
+//	                 [--max 10] [--pipeline 1] [--verify] [--progress] [--json FILE|-]
+//
+// A progress line each second goes to stderr when stderr is a terminal (or
+// with --progress); --json writes the result as JSON to FILE, or with "-"
+// to stdout, the report then going to stderr.
 func runBench(args []string) error {
 	var (
 		cfg      bench.Config
@@ -42,6 +48,8 @@ func runBench(args []string) error {
 	fs.IntVar(&cfg.Max, "max", 10, "throttle max: future slots a key may hold")
 	fs.IntVar(&cfg.Pipeline, "pipeline", 1, "commands per round trip")
 	fs.BoolVar(&cfg.Verify, "verify", false, "record every grant and check that slots of a key are at least --interval apart")
+	progress := fs.Bool("progress", isTerminal(os.Stderr), "print ops/s, p99 and errors of each second on stderr (default: when stderr is a terminal)")
+	jsonOut := fs.String("json", "", "also write the result as JSON to this file (\"-\": to stdout, and the report to stderr)")
 	var tlsf clientTLSFlags
 	tlsf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -81,10 +89,46 @@ func runBench(args []string) error {
 	if cfg.TLSConfig, err = tlsf.config(); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
+	if *progress {
+		cfg.Progress, cfg.ProgressInPlace = os.Stderr, isTerminal(os.Stderr)
+	}
+	report := io.Writer(os.Stdout)
+	if *jsonOut == "-" {
+		report = os.Stderr // stdout holds only the JSON
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if _, err := bench.Run(ctx, cfg, os.Stdout); err != nil {
+	res, err := bench.Run(ctx, cfg, report)
+	// A run that happened (even one cut short, or failing its spacing
+	// check) has a result to write.
+	if *jsonOut != "" && res.Config.Target != "" {
+		if werr := writeJSON(*jsonOut, res); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	return nil
+}
+
+// writeJSON writes v as indented JSON to path, or to stdout for "-".
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if path == "-" {
+		_, err = os.Stdout.Write(b)
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// isTerminal reports whether f is a terminal (a character device: also
+// true of /dev/null, where progress lines are harmless).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
-	"github.com/throttledb/throttledb/internal/launcher"
+	"github.com/throttledb/throttledb/cmd/throttledb/internal/launcher"
 )
 
 func init() { subcommands["cluster"] = runCluster }
@@ -22,7 +23,9 @@ func init() { subcommands["cluster"] = runCluster }
 // The password (--requirepass, --requirepass-file or THROTTLEDB_PASSWORD)
 // reaches each node in its environment, never on its command line.
 //
-// It stops every node (SIGTERM) on Ctrl-C or SIGTERM and waits for them.
+// It reads commands on stdin (restart 2, stop n3, start n3, kill 1, nodes;
+// see launcher.Commands) that act on one node, and stops every node
+// (SIGTERM) on Ctrl-C or SIGTERM and waits for them.
 func runCluster(args []string) error {
 	var cfg launcher.Config
 	fs := flag.NewFlagSet("throttledb cluster", flag.ContinueOnError)
@@ -38,7 +41,9 @@ func runCluster(args []string) error {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: throttledb cluster [flags]\n\n"+
 			"Runs a local cluster: node 1 bootstraps, nodes 2..N join it; each node\n"+
-			"is this binary run as a child process, its log lines prefixed with its id.\n\n")
+			"is this binary run as a child process, its log lines prefixed with its id.\n"+
+			"Ctrl-C stops every node (SIGTERM, by pid) and waits for them. While it\n"+
+			"runs, type commands on its stdin:\n\n%s\n\n", indent(launcher.Commands, "  "))
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -68,10 +73,16 @@ func runCluster(args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
+	cfg.Commands = os.Stdin
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := launcher.Run(ctx, cfg); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	return nil
+}
+
+// indent prefixes every line of s with prefix.
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
 }

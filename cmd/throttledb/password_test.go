@@ -9,7 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/throttledb/throttledb/internal/launcher"
+	"github.com/throttledb/throttledb/cmd/throttledb/internal/launcher"
+	"github.com/throttledb/throttledb/internal/testcluster"
 )
 
 // writeFile writes content to a new file in dir with mode perm and returns
@@ -112,11 +113,14 @@ func TestResolvePassword(t *testing.T) {
 	}
 }
 
-// TestPasswordEnvName: the launcher gives nodes their password in the
-// variable the node reads.
+// TestPasswordEnvName: the launcher and the test harness give nodes their
+// password in the variable the node reads.
 func TestPasswordEnvName(t *testing.T) {
 	if envPassword != launcher.PasswordEnv {
 		t.Fatalf("node reads %s, launcher sets %s", envPassword, launcher.PasswordEnv)
+	}
+	if envPassword != testcluster.PasswordEnv {
+		t.Fatalf("node reads %s, the test harness sets %s", envPassword, testcluster.PasswordEnv)
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/throttledb/throttledb/internal/simulate"
+	"github.com/throttledb/throttledb/cmd/throttledb/internal/simulate"
 )
 
 func init() { subcommands["simulate"] = runSimulate }

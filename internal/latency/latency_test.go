@@ -1,6 +1,8 @@
 package latency
 
 import (
+	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,65 @@ func TestBuckets(t *testing.T) {
 		if b >= numBuckets {
 			t.Errorf("%d: bucket %d of %d", v, b, numBuckets)
 		}
+	}
+}
+
+// TestBucketsContiguous: buckets are contiguous and ordered, each is
+// narrow relative to its values, and the largest value has the last.
+func TestBucketsContiguous(t *testing.T) {
+	for b := 1; b < numBuckets; b++ {
+		if lo := bucketMax(b-1) + 1; bucketOf(lo) != b || bucketOf(bucketMax(b)) != b {
+			t.Fatalf("bucket %d: [%d, %d] maps to %d..%d", b, lo, bucketMax(b), bucketOf(lo), bucketOf(bucketMax(b)))
+		}
+		width := bucketMax(b) - bucketMax(b-1)
+		if float64(width) > float64(bucketMax(b-1)+1)/subCount && width > 1 {
+			t.Fatalf("bucket %d: width %d too wide for values from %d", b, width, bucketMax(b-1)+1)
+		}
+	}
+	if got := bucketOf(math.MaxUint64); got != numBuckets-1 {
+		t.Fatalf("largest value in bucket %d, want %d", got, numBuckets-1)
+	}
+}
+
+// TestMergeQuantiles records values in two histograms, as a benchmark's
+// workers do, merges them, and checks each quantile against the exact one.
+func TestMergeQuantiles(t *testing.T) {
+	var h Histogram
+	if h.Quantile(0.5) != 0 {
+		t.Fatal("empty histogram: want 0")
+	}
+	var vals []time.Duration
+	for i := 1; i <= 1000; i++ {
+		vals = append(vals, time.Duration(i)*37*time.Microsecond)
+	}
+	var a, b Histogram
+	for i, d := range vals {
+		if i%2 == 0 {
+			a.Record(d)
+		} else {
+			b.Record(d)
+		}
+	}
+	h.Merge(&a)
+	h.Merge(&b)
+	slices.Sort(vals)
+	for _, q := range []float64{0.01, 0.5, 0.9, 0.99, 0.999, 1} {
+		exact := vals[int(math.Ceil(q*float64(len(vals))))-1]
+		got := h.Quantile(q)
+		if got < exact || float64(got) > float64(exact)*(1+1.0/subCount) {
+			t.Errorf("q%v: %v, want within [%v, +1.6%%]", q, got, exact)
+		}
+	}
+	s := h.Stats()
+	var sum time.Duration
+	for _, v := range vals {
+		sum += v
+	}
+	if s.Count != 1000 || s.Max != vals[len(vals)-1] || h.Quantile(1) != s.Max || s.Mean != sum/1000 {
+		t.Errorf("stats %+v, quantile(1) %v; want count 1000, max and quantile(1) %v, mean %v", s, h.Quantile(1), vals[len(vals)-1], sum/1000)
+	}
+	if s.P50 != h.Quantile(0.5) || s.P90 != h.Quantile(0.9) || s.P99 != h.Quantile(0.99) || s.P999 != h.Quantile(0.999) {
+		t.Errorf("Stats quantiles %+v differ from Quantile's", s)
 	}
 }
 

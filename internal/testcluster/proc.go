@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -17,8 +18,46 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/throttledb/throttledb/internal/launcher"
 )
+
+// The harness starts nodes itself rather than through `throttledb cluster`
+// (whose launcher is internal to the command): it needs a Proc per node to
+// kill, restart and read. These two helpers are all it shares with the
+// launcher's contract with a node, and tests of both run against the real
+// binary.
+
+// PasswordEnv is the environment variable the throttledb binary reads the
+// password to require from. Procs get their password there, as the
+// launcher gives it, never on the command line.
+const PasswordEnv = "THROTTLEDB_PASSWORD"
+
+// procEnv returns environ without any PasswordEnv it holds, plus
+// PasswordEnv=pass when pass is not empty.
+func procEnv(environ []string, pass string) []string {
+	env := make([]string, 0, len(environ)+1)
+	for _, kv := range environ {
+		if !strings.HasPrefix(kv, PasswordEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	if pass != "" {
+		env = append(env, PasswordEnv+"="+pass)
+	}
+	return env
+}
+
+// startedLine matches the line a node logs once it listens.
+var startedLine = regexp.MustCompile(`msg="throttledb node started" id=(\S+) addr=(\S+) raft=(\S+)`)
+
+// ParseStarted extracts the ID, RESP address and Raft address from a node's
+// "throttledb node started" log line.
+func ParseStarted(line string) (id, addr, raftAddr string, ok bool) {
+	m := startedLine.FindStringSubmatch(line)
+	if m == nil {
+		return "", "", "", false
+	}
+	return m[1], m[2], m[3], true
+}
 
 // BuildBinary builds cmd/throttledb into dir and returns the binary's path.
 // Call it once, from TestMain.
@@ -109,7 +148,7 @@ func (p *Proc) args(addr, raftAddr string) []string {
 func (p *Proc) start(addr, raftAddr string) {
 	p.t.Helper()
 	cmd := exec.Command(p.bin, p.args(addr, raftAddr)...)
-	cmd.Env = launcher.Env(os.Environ(), p.o.RequirePass)
+	cmd.Env = procEnv(os.Environ(), p.o.RequirePass)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		p.t.Fatal(err)
@@ -139,7 +178,7 @@ func (p *Proc) start(addr, raftAddr string) {
 			if os.Getenv("THROTTLEDB_TEST_LOG") != "" {
 				fmt.Fprintf(os.Stderr, "%s | %s\n", p.o.ID, line)
 			}
-			if _, a, r, ok := launcher.ParseStarted(line); ok {
+			if _, a, r, ok := ParseStarted(line); ok {
 				select {
 				case started <- [2]string{a, r}:
 				default:

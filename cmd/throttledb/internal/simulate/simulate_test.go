@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/throttledb/throttledb/internal/simulate"
+	"github.com/throttledb/throttledb/cmd/throttledb/internal/simulate"
 	"github.com/throttledb/throttledb/internal/testcluster"
 )
 
@@ -25,8 +25,8 @@ func checkSummary(t *testing.T, cfg simulate.Config, sum simulate.Summary, out s
 	if sum.Calls != sum.Grants+sum.Denials {
 		t.Errorf("calls %d != grants %d + denials %d", sum.Calls, sum.Grants, sum.Denials)
 	}
-	if sum.Requests+sum.Expired != sum.Grants {
-		t.Errorf("requests %d + expired %d != grants %d", sum.Requests, sum.Expired, sum.Grants)
+	if sum.Requests+sum.Expired+sum.Abandoned != sum.Grants {
+		t.Errorf("requests %d + expired %d + abandoned %d != grants %d", sum.Requests, sum.Expired, sum.Abandoned, sum.Grants)
 	}
 	if sum.Requests < 2 {
 		t.Errorf("only %d requests: spacing not exercised", sum.Requests)

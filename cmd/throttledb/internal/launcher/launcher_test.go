@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"reflect"
@@ -252,5 +253,121 @@ func TestRunKeepsThePasswordOffTheCommandLine(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s", log)
+	}
+}
+
+// waitOutput waits until out contains s, failing the test after 20 s.
+func waitOutput(t *testing.T, out *syncBuffer, s string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("output lacks %q:\n%s", s, out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRunCommands drives two fake nodes through the commands a user types:
+// each acts on the node it names only, restart brings a node back on the
+// addresses it had, and mistakes get an answer, not a stop.
+func TestRunCommands(t *testing.T) {
+	t.Setenv("LAUNCHER_FAKE_NODE", "1")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	var mu sync.Mutex
+	starts := map[string][]string{} // ID -> RESP address of each start
+	cmds, typed := io.Pipe()
+	defer typed.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Run(ctx, Config{
+			Binary: exe, Nodes: 2, DataDir: t.TempDir(), Output: out, Commands: cmds,
+			OnStarted: func(id, addr, raftAddr string) {
+				mu.Lock()
+				starts[id] = append(starts[id], addr)
+				mu.Unlock()
+			},
+		})
+	}()
+	startsOf := func(id string) []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), starts[id]...)
+	}
+	waitStarts := func(id string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for len(startsOf(id)) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not start %d times; output:\n%s", id, n, out)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	typeLine := func(line string) {
+		t.Helper()
+		if _, err := io.WriteString(typed, line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitStarts("n1", 1)
+	waitStarts("n2", 1)
+	waitOutput(t, out, "launcher | commands (type them here): restart <n>")
+
+	typeLine("nodes")
+	waitOutput(t, out, "launcher | n2 pid ")
+	waitOutput(t, out, " running, RESP "+startsOf("n2")[0])
+
+	typeLine("restart 2")
+	waitStarts("n2", 2)
+	if s := startsOf("n2"); s[1] != s[0] {
+		t.Errorf("n2 restarted on %s, want its address %s", s[1], s[0])
+	}
+	for _, want := range []string{"launcher | stopping n2 (SIGTERM to pid ", "n2 | got SIGTERM", ") exited: exit status 0"} {
+		waitOutput(t, out, want)
+	}
+
+	typeLine("stop n1")
+	waitOutput(t, out, "n1 | got SIGTERM")
+	typeLine("stop N1")
+	waitOutput(t, out, "launcher | n1 is not running")
+	typeLine("start 1")
+	waitStarts("n1", 2)
+
+	for _, tc := range []struct{ line, want string }{
+		{"kill n2", "launcher | killing n2 (SIGKILL to pid "},
+		{"kill n2", "launcher | n2 is not running"},
+		{"start n2", "launcher | started n2 (pid "},
+		{"start n2", "launcher | n2 is already running"},
+		{"frobnicate 2", `launcher | unknown command "frobnicate 2"`},
+		{"restart 9", `launcher | no node "9": nodes are n1..n2`},
+		{"restart", "launcher | usage: restart <node>"},
+		{"help", "launcher |   kill <node>"},
+	} {
+		typeLine(tc.line)
+		waitOutput(t, out, tc.want)
+	}
+	waitStarts("n2", 3)
+	if strings.Count(out.String(), "n1 | got SIGTERM") != 1 {
+		t.Errorf("n1 got SIGTERM other than by its own stop:\n%s", out)
+	}
+
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("Run did not return after cancel; output:\n%s", out)
+	}
+	if got := strings.Count(out.String(), "| got SIGTERM"); got != 4 {
+		t.Errorf("%d SIGTERMs, want 4 (restart n2, stop n1, and both at the end):\n%s", got, out)
 	}
 }

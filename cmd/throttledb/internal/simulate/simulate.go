@@ -3,16 +3,16 @@ package simulate
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/throttledb/throttledb/client"
-	"github.com/throttledb/throttledb/internal/embedded"
+	"github.com/throttledb/throttledb/cmd/throttledb/internal/embedded"
 )
 
 // Config configures a simulation.
@@ -82,6 +82,7 @@ type Summary struct {
 	Reservations int // grants of a future slot (wait > 0)
 	Denials      int
 	Expired      int // granted, but the worker woke after the deadline
+	Abandoned    int // granted, but the run ended or was interrupted before the slot
 	Errors       int // calls that failed (cluster down...)
 	Requests     int // fake_request calls
 
@@ -173,48 +174,87 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Summary, error) {
 	return sum, nil
 }
 
-// worker loops until end: acquire, log the permit, sleep until the slot (or
-// the retry time on a denial), fake_request.
+// worker loops until end: wait for a slot with client.Wait (acquire; on a
+// denial sleep until the retry time and acquire again; sleep until the
+// slot), then fake_request. Every reply Wait receives is logged and
+// counted as it arrives.
 func (s *sim) worker(ctx context.Context, w int, end time.Time) {
-	// Denials and errors sleep at most until end; a reservation is honoured
-	// even past it (unless ctx ends).
-	untilEnd, cancel := context.WithDeadline(ctx, end)
-	defer cancel()
-	for untilEnd.Err() == nil {
-		p, err := s.c.Acquire(untilEnd, s.cfg.Key, s.cfg.Interval, s.cfg.Max)
-		if err != nil {
-			if untilEnd.Err() != nil {
-				return
-			}
-			s.count(func(sum *Summary) { sum.Errors++ })
-			s.logf(w, "Acquire failed: %v", err)
-			sleep(untilEnd, s.cfg.Interval/10+time.Millisecond)
-			continue
-		}
-		s.logf(w, "Received permit: %v", p)
-		if !p.Granted {
-			s.count(func(sum *Summary) { sum.Calls++; sum.Denials++ })
-			sleep(untilEnd, p.RetryAfter+jitter(s.cfg.Interval))
-			continue
-		}
-		s.count(func(sum *Summary) {
-			sum.Calls++
-			sum.Grants++
-			if p.Wait > 0 {
-				sum.Reservations++
-			}
-		})
-		if err := sleep(ctx, time.Until(p.Start())); err != nil {
-			return
-		}
-		now := time.Now()
-		if now.After(p.Deadline()) {
+	for ctx.Err() == nil && time.Now().Before(end) {
+		p, err := s.wait(ctx, w, end)
+		switch {
+		case err == nil:
+			s.fakeRequest(w, p, time.Now())
+		case errors.Is(err, client.ErrPermitExpired):
 			s.count(func(sum *Summary) { sum.Expired++ })
-			s.logf(w, "Permit expired before use (woke %v after its deadline)", now.Sub(p.Deadline()))
-			continue
+			s.logf(w, "Permit expired before use (woke %v after its deadline)", time.Since(p.Deadline()))
+		case p.Granted:
+			// The run ended, or was interrupted, between the grant and
+			// its slot: a slot Wait was given but did not use.
+			s.count(func(sum *Summary) { sum.Abandoned++ })
+			s.logf(w, "Permit abandoned: %v", err)
+		case ctx.Err() != nil || !time.Now().Before(end):
+			return
+		default:
+			// Already logged and counted as it arrived (reply). Pause
+			// before trying again, until end at most.
+			pause := time.NewTimer(min(s.cfg.Interval/10+time.Millisecond, time.Until(end)))
+			select {
+			case <-pause.C:
+			case <-ctx.Done():
+				pause.Stop()
+			}
 		}
-		s.fakeRequest(w, p, now)
 	}
+}
+
+// wait is one client.Wait that gives up at end unless it already holds a
+// slot: a reservation granted before the end is still used, as in the
+// exercise's demo, but no slot is sought after it.
+func (s *sim) wait(ctx context.Context, w int, end time.Time) (client.Permit, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	granted, stopped := false, false
+	stop := time.AfterFunc(time.Until(end), func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !granted {
+			stopped = true
+			cancel()
+		}
+	})
+	defer stop.Stop()
+	return s.c.Wait(wctx, s.cfg.Key, s.cfg.Interval, s.cfg.Max, client.OnReply(func(p client.Permit, err error) {
+		mu.Lock()
+		granted = granted || (err == nil && p.Granted && !stopped)
+		mu.Unlock()
+		if err != nil && wctx.Err() != nil {
+			return // cut short by the end or an interrupt: no reply to count
+		}
+		s.reply(w, p, err)
+	}))
+}
+
+// reply logs and counts one reply to THROTTLE.ACQUIRE.
+func (s *sim) reply(w int, p client.Permit, err error) {
+	if err != nil {
+		s.count(func(sum *Summary) { sum.Errors++ })
+		s.logf(w, "Acquire failed: %v", err)
+		return
+	}
+	s.logf(w, "Received permit: %v", p)
+	s.count(func(sum *Summary) {
+		sum.Calls++
+		switch {
+		case !p.Granted:
+			sum.Denials++
+		case p.Wait > 0:
+			sum.Grants++
+			sum.Reservations++
+		default:
+			sum.Grants++
+		}
+	})
 }
 
 // fakeRequest stands for the call to the rate-limited API, made at now
@@ -261,6 +301,9 @@ func (s *sim) printSummary(sum Summary) {
 	fmt.Fprintf(&b, "  grants:             %d (%d immediate, %d reservations)\n", sum.Grants, sum.Grants-sum.Reservations, sum.Reservations)
 	fmt.Fprintf(&b, "  denials:            %d\n", sum.Denials)
 	fmt.Fprintf(&b, "  expired permits:    %d\n", sum.Expired)
+	if sum.Abandoned > 0 {
+		fmt.Fprintf(&b, "  abandoned permits:  %d (granted as the run ended or was interrupted, not used)\n", sum.Abandoned)
+	}
 	fmt.Fprintf(&b, "  errors:             %d\n", sum.Errors)
 	fmt.Fprintf(&b, "  fake_request calls: %d\n", sum.Requests)
 	verdict := "PASS"
@@ -289,23 +332,4 @@ func (s *sim) printf(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fmt.Fprintf(s.out, format, args...)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// jitter spreads denied workers' retries over up to a tenth of the interval.
-func jitter(interval time.Duration) time.Duration {
-	return rand.N(max(interval/10, time.Millisecond))
 }

@@ -52,9 +52,14 @@ type Config struct {
 	// StartTimeout bounds how long Run waits for node 1 to report its
 	// address when BasePort is 0. Default 30 s.
 	StartTimeout time.Duration
-	// OnStarted, if set, is called once per node when the node logs that it
-	// is listening, with its ID, RESP address and Raft address.
+	// OnStarted, if set, is called each time a node logs that it is
+	// listening (once per start), with its ID, RESP address and Raft
+	// address.
 	OnStarted func(id, addr, raftAddr string)
+	// Commands, if set, is read one line at a time while the cluster runs:
+	// each line is a command for the launcher (restart 2, stop n3, nodes;
+	// see Commands). Its answers go to Output. Nil: no commands.
+	Commands io.Reader
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -195,18 +200,43 @@ func ParseStarted(line string) (id, addr, raftAddr string, ok bool) {
 
 // child is one running node process.
 type child struct {
-	node    Node
-	cmd     *exec.Cmd
-	started chan struct{} // closed when the node logs its address
-	addr    string        // set before started is closed
-	done    chan struct{} // closed when the process has exited and its output is drained
-	err     error         // exit status, set before done is closed
+	node     Node
+	cmd      *exec.Cmd
+	started  chan struct{} // closed when the node logs its address
+	addr     string        // RESP address, set before started is closed
+	raftAddr string        // Raft address, set before started is closed
+	done     chan struct{} // closed when the process has exited and its output is drained
+	err      error         // exit status, set before done is closed
+
+	// Owned by Run's loop: the exit was asked for (stop, restart, kill),
+	// and has already been reported.
+	requested, reported bool
+}
+
+func (c *child) running() bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// supervisor is Run's state. Only Run's goroutine touches it.
+type supervisor struct {
+	cfg      Config
+	out      io.Writer
+	nodes    []Node
+	children []*child // children[i] is node i's latest process; nil before its first start
+	exited   chan *child
+	quit     chan struct{} // closed when Run returns
 }
 
 // Run starts the cluster and supervises it until ctx ends, then sends every
 // child SIGTERM and waits for all of them (killing those still running after
-// StopTimeout). It returns an error if a node cannot be started, or if every
-// node exited on its own.
+// StopTimeout). While it runs it reads commands from Config.Commands, one a
+// line (see Commands). It returns an error if a node cannot be started, or
+// if the last running node exited without being asked to.
 func Run(ctx context.Context, cfg Config) error {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -215,19 +245,20 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	out := &lockedWriter{w: cfg.Output}
-	nodes := Plan(cfg)
-	var children []*child
-	exited := make(chan *child, len(nodes))
-	defer func() { stopAll(children, cfg.StopTimeout, out) }()
+	s := &supervisor{cfg: cfg, out: &lockedWriter{w: cfg.Output}, nodes: Plan(cfg),
+		exited: make(chan *child), quit: make(chan struct{})}
+	defer func() {
+		close(s.quit)
+		stopAll(s.children, cfg.StopTimeout, s.out)
+	}()
 
-	for i, n := range nodes {
+	for i, n := range s.nodes {
 		if err := os.MkdirAll(n.DataDir, 0o755); err != nil {
 			return err
 		}
 		if i > 0 && cfg.BasePort == 0 {
 			// Learn n1's chosen port from its log before anyone joins it.
-			first := children[0]
+			first := s.children[0]
 			select {
 			case <-first.started:
 			case <-first.done:
@@ -237,29 +268,57 @@ func Run(ctx context.Context, cfg Config) error {
 			case <-time.After(cfg.StartTimeout):
 				return fmt.Errorf("%s did not report its address within %v", first.node.ID, cfg.StartTimeout)
 			}
-			n.Join = []string{first.addr}
+			s.nodes[i].Join = []string{first.addr}
 		}
-		c, err := startChild(n, cfg, out, exited)
+		c, err := s.start(i)
 		if err != nil {
 			return err
 		}
-		children = append(children, c)
-		fmt.Fprintf(out, "launcher | started %s (pid %d): %s %v\n", n.ID, c.cmd.Process.Pid, cfg.Binary, c.cmd.Args[1:])
+		s.children = append(s.children, c)
 	}
 
-	alive := len(children)
+	var commands <-chan string
+	if cfg.Commands != nil {
+		commands = readCommands(cfg.Commands, s.quit)
+		fmt.Fprintf(s.out, "launcher | commands (type them here): %s; Ctrl-C stops every node\n", commandList)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case c := <-exited:
-			alive--
-			fmt.Fprintf(out, "launcher | %s exited: %s\n", c.node.ID, exitText(c.err))
-			if alive == 0 {
+		case c := <-s.exited:
+			s.report(c)
+			if !c.requested && s.running() == 0 {
 				return errors.New("every node exited")
 			}
+		case line, ok := <-commands:
+			if !ok {
+				commands = nil // end of input: keep running until ctx ends
+				continue
+			}
+			s.command(ctx, line)
 		}
 	}
+}
+
+func (s *supervisor) running() int {
+	n := 0
+	for _, c := range s.children {
+		if c != nil && c.running() {
+			n++
+		}
+	}
+	return n
+}
+
+// start starts node i and logs its pid and command line.
+func (s *supervisor) start(i int) (*child, error) {
+	c, err := startChild(s.nodes[i], s.cfg, s.out, s.exited, s.quit)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(s.out, "launcher | started %s (pid %d): %s %v\n", c.node.ID, c.cmd.Process.Pid, s.cfg.Binary, c.cmd.Args[1:])
+	return c, nil
 }
 
 func exitText(err error) string {
@@ -270,8 +329,9 @@ func exitText(err error) string {
 }
 
 // startChild starts one node, copying its stdout and stderr to out with the
-// node's ID prefixed, and reports its exit on exited.
-func startChild(n Node, cfg Config, out io.Writer, exited chan<- *child) (*child, error) {
+// node's ID prefixed, and reports its exit on exited (unless quit is closed
+// first).
+func startChild(n Node, cfg Config, out io.Writer, exited chan<- *child, quit <-chan struct{}) (*child, error) {
 	cmd := exec.Command(cfg.Binary, n.Args(cfg.ExtraArgs...)...)
 	cmd.Env = Env(os.Environ(), cfg.RequirePass)
 	setProcAttr(cmd)
@@ -297,7 +357,10 @@ func startChild(n Node, cfg Config, out io.Writer, exited chan<- *child) (*child
 		<-copied // the pipe reaches EOF once the child (and any child of it) exits
 		pr.Close()
 		close(c.done)
-		exited <- c
+		select {
+		case exited <- c:
+		case <-quit:
+		}
 	}()
 	return c, nil
 }
@@ -313,7 +376,7 @@ func (c *child) copyOutput(r io.Reader, out io.Writer, onStarted func(id, addr, 
 		fmt.Fprintf(out, "%s%s\n", prefix, line)
 		if c.addr == "" {
 			if _, addr, raftAddr, ok := ParseStarted(line); ok {
-				c.addr = addr
+				c.addr, c.raftAddr = addr, raftAddr
 				close(c.started)
 				if onStarted != nil {
 					onStarted(c.node.ID, addr, raftAddr)

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/throttledb/throttledb/internal/latency"
 )
 
 // Result is the outcome of a run.
@@ -49,7 +51,7 @@ type Latency struct {
 
 func collect(cfg Config, addrs []string, embedded bool, elapsed time.Duration, workers []*worker) Result {
 	r := Result{Config: cfg, Addrs: addrs, Embedded: embedded, Elapsed: elapsed}
-	var lat histogram
+	var lat latency.Histogram
 	var grants []grant
 	var firstErrAt time.Time
 	for _, w := range workers {
@@ -62,19 +64,14 @@ func collect(cfg Config, addrs []string, embedded bool, elapsed time.Duration, w
 		if w.firstErr != "" && (r.FirstError == "" || w.firstErrAt.Before(firstErrAt)) {
 			r.FirstError, firstErrAt = w.firstErr, w.firstErrAt
 		}
-		lat.merge(&w.lat)
+		lat.Merge(&w.lat)
 		grants = append(grants, w.grants...)
 	}
 	if elapsed > 0 {
 		r.OpsPerSec = float64(r.Ops) / elapsed.Seconds()
 	}
-	r.Latency = Latency{
-		P50:  lat.quantile(0.50),
-		P90:  lat.quantile(0.90),
-		P99:  lat.quantile(0.99),
-		P999: lat.quantile(0.999),
-		Max:  lat.max,
-	}
+	st := lat.Stats()
+	r.Latency = Latency{P50: st.P50, P90: st.P90, P99: st.P99, P999: st.P999, Max: st.Max}
 	if cfg.Verify {
 		r.Spacing = checkSpacing(grants, cfg.Interval.Milliseconds(), cfg.KeyPrefix)
 	}

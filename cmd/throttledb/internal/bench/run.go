@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/throttledb/throttledb/internal/embedded"
+	"github.com/throttledb/throttledb/cmd/throttledb/internal/embedded"
+	"github.com/throttledb/throttledb/internal/latency"
 )
 
 // errorPause is how long a client waits after a round trip with an error,
@@ -67,15 +68,30 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 	acq := newAcquirer(cfg, sha)
 	begin := time.Now()
 	end := begin.Add(cfg.Duration)
+	var prog *progress
+	progressDone := make(chan struct{})
+	var progressWG sync.WaitGroup
+	if cfg.Progress != nil {
+		prog = newProgress(cfg.Progress, cfg.ProgressInPlace, begin)
+		ticks := cfg.progressTicks
+		if ticks == nil {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			ticks = t.C
+		}
+		progressWG.Go(func() { prog.report(ticks, progressDone) })
+	}
 	workers := make([]*worker, len(clients))
 	var wg sync.WaitGroup
 	for i, c := range clients {
-		w := &worker{cfg: cfg, acq: acq, c: c}
+		w := &worker{cfg: cfg, acq: acq, c: c, prog: prog}
 		workers[i] = w
 		wg.Go(func() { w.run(ctx, end) })
 	}
 	wg.Wait()
 	elapsed := time.Since(begin)
+	close(progressDone)
+	progressWG.Wait()
 
 	res := collect(cfg, addrs, len(cfg.Addrs) == 0, elapsed, workers)
 	res.print(out)
@@ -89,16 +105,18 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (Result, error) {
 }
 
 // worker is one client's closed loop. Its fields are its own until run
-// returns, so nothing is shared while the load runs.
+// returns, so nothing is shared while the load runs but prog (safe for
+// concurrent use).
 type worker struct {
-	cfg Config
-	acq acquirer
-	c   *redis.Client
+	cfg  Config
+	acq  acquirer
+	c    *redis.Client
+	prog *progress // nil: no progress lines
 
 	ops, grantedNow, reserved, denied, errors, roundTrips int64
 	firstErr                                              string
 	firstErrAt                                            time.Time
-	lat                                                   histogram
+	lat                                                   latency.Histogram
 	grants                                                []grant
 }
 
@@ -125,15 +143,19 @@ func (w *worker) run(ctx context.Context, end time.Time) {
 		if ctx.Err() != nil {
 			return // interrupted: these commands' outcome is unknown, not an error
 		}
-		w.lat.record(time.Since(t0))
+		took := time.Since(t0)
+		w.lat.Record(took)
 		w.roundTrips++
-		failed := false
+		var failed int64
 		for i, cmd := range cmds {
 			if !w.count(keys[i], cmd) {
-				failed = true
+				failed++
 			}
 		}
-		if failed {
+		if w.prog != nil {
+			w.prog.record(took, int64(n), failed)
+		}
+		if failed > 0 {
 			pause(ctx, errorPause)
 		}
 	}

@@ -25,15 +25,20 @@
 // moment, reservations, denials and errors; and latency percentiles. With
 // a pipeline, latency is per round trip, which is what a caller waits;
 // dividing it by the pipeline's length would describe no caller. The
-// percentiles come from a log-linear histogram of fixed size (64 buckets per
-// power of two of nanoseconds), so each is at most 1.6% above the true
-// value, and a run of any length takes the same memory.
+// percentiles come from the server's own histogram (internal/latency: log
+// linear, 64 buckets per power of two of nanoseconds), so each is at most
+// 1.6% above the true value, and a run of any length takes the same memory.
 //
 // Config.Verify records every grant and checks at the end that, per key,
 // consecutive granted slots are at least the interval apart and that no two
 // grants share a slot: the property a throttle exists for, checked on both
 // targets. Its memory is bounded too: a key is granted at most
 // Duration/Interval + Max + 1 slots.
+//
+// While the load runs, Config.Progress receives a line per second (that
+// second's throughput, p99 and errors); a Result marshals to the JSON that
+// `throttledb bench --json` writes (MarshalJSON; the shape is pinned by a
+// test and shown in the README).
 //
 // bench/compare.sh runs the same load against a single throttledb node, a
 // three-node cluster (through a follower and through the leader), and

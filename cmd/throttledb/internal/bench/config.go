@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -73,6 +74,17 @@ type Config struct {
 	// KeyPrefix + (Keys-1). Default "bench:<start, Unix ms>:", fresh for
 	// every run so that an earlier run's reservations do not interfere.
 	KeyPrefix string
+	// Progress, if set, receives a line each second while the load runs:
+	// seconds elapsed, and the throughput, p99 round-trip latency and
+	// errors of that second. Nil: no progress lines.
+	Progress io.Writer
+	// ProgressInPlace rewrites the progress line in place (carriage
+	// return, erase line): for a terminal. Otherwise each second adds a
+	// line.
+	ProgressInPlace bool
+
+	// progressTicks replaces the one-second ticker (tests).
+	progressTicks <-chan time.Time
 }
 
 func (c Config) withDefaults(start time.Time) Config {
