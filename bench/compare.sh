@@ -174,7 +174,7 @@ run_bench() {
 }
 
 # run_rb LABEL ADDR KIND: redis-benchmark's three workloads against ADDR
-# (KIND throttledb: THROTTLE.ACQUIRE; lua: EVALSHA of bench/throttle.lua,
+# (KIND throttledb: THROTTLE.ACQUIRE; lua: EVALSHA of cmd/throttledb/internal/bench/throttle.lua,
 # the same rule and reply), each appended to $tmp/rb.tsv as
 # label, workload, ops/s, p50 ms.
 run_rb() {
@@ -182,7 +182,7 @@ run_rb() {
   local label=$1 host=${2%:*} port=${2##*:} kind=$3 cmd w
   if [ "$kind" = lua ]; then
     local sha
-    sha=$(redis-cli -h "$host" -p "$port" SCRIPT LOAD "$(cat bench/throttle.lua)")
+    sha=$(redis-cli -h "$host" -p "$port" SCRIPT LOAD "$(cat cmd/throttledb/internal/bench/throttle.lua)")
     cmd=(EVALSHA "$sha" 1)
   else
     cmd=(THROTTLE.ACQUIRE)
@@ -270,7 +270,7 @@ printf '%s\n' "${rows[@]}"
 if [ -s "$tmp/rb.tsv" ]; then
   echo
   echo "Load: redis-benchmark -c 50 -r 10000 -n $requests -P 1|16 --csv, \`THROTTLE.ACQUIRE key:__rand_int__ 1000 5\`"
-  echo "(Redis: \`EVALSHA <bench/throttle.lua> 1 key:__rand_int__ 1000 5\`; hot key: the key \`hot\`)"
+  echo "(Redis: \`EVALSHA <cmd/throttledb/internal/bench/throttle.lua> 1 key:__rand_int__ 1000 5\`; hot key: the key \`hot\`)"
   echo
   echo "| target | workload | ops/s | p50 ms | x Lua always | x Lua in memory |"
   echo "|---|---|---:|---:|---:|---:|"
