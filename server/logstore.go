@@ -186,8 +186,15 @@ func openWAL(dir string, hlog hclog.Logger) (logStore, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := checkWAL(wdir); err != nil {
+	sealed, err := checkWAL(wdir)
+	if err != nil {
 		return fail(err)
+	}
+	if sealed != nil {
+		if err := finishSeal(wdir, *sealed); err != nil {
+			return fail(err)
+		}
+		hlog.Warn("recorded the seal of the tail segment raft-wal had sealed and not recorded (a crash between the two)", "dir", wdir)
 	}
 	meta := &metadb.BoltMetaDB{}
 	w, err := wal.Open(wdir,
