@@ -17,16 +17,16 @@ import (
 // Why raft-wal needs a check of its own: its CRCs are per write batch (a
 // commit frame closes each StoreLogs call), but it verifies only the last
 // batch of the tail segment when it opens, and never verifies a record it
-// reads. Tested with v0.4.0 (walcheck_test.go): a flipped byte inside an
-// earlier batch is served as it is; a damaged frame header in the tail, or
-// a tail segment cut short, is taken for a torn last write and everything
-// after it is dropped without a word, although those entries were fsynced
-// and acknowledged. checkWAL verifies every batch's CRC in every segment the
+// reads. Tested with v0.4.0 (walcheck_test.go; v0.4.2 opens and reads a
+// segment the same way): a flipped byte inside an earlier batch is served
+// as it is; a damaged frame header in the tail, or a tail segment cut
+// short, is taken for a torn last write and everything after it is dropped
+// without a word, although those entries were fsynced and acknowledged. checkWAL verifies every batch's CRC in every segment the
 // metadata lists, and tells a torn last write (legitimate after a crash: the
 // write was never acknowledged) from damage by looking for a complete,
 // checksummed batch after the bad spot.
 
-// Layout of a raft-wal v0.4.0 segment file (segment/format.go): a 32-byte
+// Layout of a raft-wal v0.4 segment file (segment/format.go): a 32-byte
 // header (magic, version, base index, segment ID, codec), then 8-byte
 // aligned frames, each an 8-byte header (type; three zero bytes; length, or
 // for a commit frame the CRC-32C of everything since the previous commit

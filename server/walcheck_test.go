@@ -84,10 +84,10 @@ func walEntryFrames(t *testing.T, b []byte) []int {
 }
 
 // TestDamagedWALIsNotServed damages copies of a wal data directory. raft-wal
-// alone (v0.4.0) opens each of the damaged ones and serves what it finds:
-// a changed byte inside an earlier batch as it is, and a garbled frame
-// header or a cut tail segment as if the log ended there, dropping
-// acknowledged entries. With the checks Start returns ErrDataCorrupt naming
+// alone (v0.4.0; v0.4.2 reads segments the same way) opens each of the
+// damaged ones and serves what it finds: a changed byte inside an earlier
+// batch as it is, and a garbled frame header or a cut tail segment as if
+// the log ended there, dropping acknowledged entries. With the checks Start returns ErrDataCorrupt naming
 // the file, and Recover refuses it too. A torn last write (bytes after the
 // last complete batch, as a crash during a write leaves) is not damage: the
 // node serves every acknowledged entry.
