@@ -28,6 +28,7 @@ type pair struct{ from, to string }
 // nodes directly.
 type cluster struct {
 	t       *testing.T
+	store   string // --log-store of every node
 	ids     []string
 	links   map[pair]*link
 	offsets map[string]time.Duration // --debug-clock-offset per node
@@ -39,10 +40,10 @@ type cluster struct {
 	clients map[string]*redis.Client       // by address
 }
 
-func startCluster(t *testing.T, ids []string, offsets map[string]time.Duration) *cluster {
+func startCluster(t *testing.T, store string, ids []string, offsets map[string]time.Duration) *cluster {
 	t.Helper()
 	c := &cluster{
-		t: t, ids: ids, links: map[pair]*link{}, offsets: offsets,
+		t: t, store: store, ids: ids, links: map[pair]*link{}, offsets: offsets,
 		procs: map[string]*testcluster.Proc{}, history: map[string][]*testcluster.Proc{},
 		stopped: map[string]bool{}, clients: map[string]*redis.Client{},
 	}
@@ -110,6 +111,7 @@ func (c *cluster) start(id string, join []string, dataDir string) {
 			"--debug-peer-raft-addrs", strings.Join(raftAddrs, ","),
 			"--debug-peer-resp-addrs", strings.Join(respAddrs, ","),
 			"--debug-clock-offset", c.offsets[id].String(),
+			"--log-store", c.store,
 			// Snapshots often, so restarts restore one and replay the rest.
 			"--snapshot-threshold", "64",
 		},

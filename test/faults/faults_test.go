@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,15 +35,21 @@ func TestFaults(t *testing.T) {
 			seeds = append(seeds, *flagFirst+uint64(i))
 		}
 	}
-	for _, seed := range seeds {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runSeed(t, seed, d) })
+	// Every seed runs with each log store: the same schedule of faults, so
+	// a failure with one store and not the other points at the store.
+	for _, store := range strings.Split(*flagStores, ",") {
+		t.Run(store, func(t *testing.T) {
+			for _, seed := range seeds {
+				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { runSeed(t, store, seed, d) })
+			}
+		})
 	}
 }
 
-func runSeed(t *testing.T, seed uint64, d time.Duration) {
+func runSeed(t *testing.T, store string, seed uint64, d time.Duration) {
 	ids := []string{"n1", "n2", "n3"}
 	s := makeSchedule(seed, ids, d)
-	t.Logf("%s\nreplay with: go test ./test/faults/ -run TestFaults -faults.seed=%d -faults.duration=%v", s, seed, d)
+	t.Logf("%s\nreplay with: go test ./test/faults/ -run TestFaults -faults.log-store=%s -faults.seed=%d -faults.duration=%v", s, store, seed, d)
 
 	var dir string
 	artifacts := func() string {
@@ -51,10 +58,10 @@ func runSeed(t *testing.T, seed uint64, d time.Duration) {
 		}
 		var err error
 		if *flagOut != "" {
-			dir = filepath.Join(*flagOut, fmt.Sprintf("seed-%d", seed))
+			dir = filepath.Join(*flagOut, fmt.Sprintf("%s-seed-%d", store, seed))
 			err = os.MkdirAll(dir, 0o755)
 		} else {
-			dir, err = os.MkdirTemp("", fmt.Sprintf("throttledb-faults-seed-%d-", seed))
+			dir, err = os.MkdirTemp("", fmt.Sprintf("throttledb-faults-%s-seed-%d-", store, seed))
 		}
 		if err != nil {
 			t.Fatalf("artifacts directory: %v", err)
@@ -62,7 +69,7 @@ func runSeed(t *testing.T, seed uint64, d time.Duration) {
 		return dir
 	}
 
-	c := startCluster(t, ids, map[string]time.Duration{s.skewed: s.offset})
+	c := startCluster(t, store, ids, map[string]time.Duration{s.skewed: s.offset})
 	rec := &recorder{start: time.Now()}
 	nClients := 10 + rand.New(rand.NewPCG(seed, 1)).IntN(11)
 	ctx, stop := context.WithCancel(context.Background())

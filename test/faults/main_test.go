@@ -26,6 +26,7 @@ var (
 	flagFirst    = flag.Uint64("faults.first", 1, "first seed of -faults.seeds")
 	flagDuration = flag.Duration("faults.duration", 0, "fault phase per seed (default 12s, 6s with -short)")
 	flagOut      = flag.String("faults.out", "", "directory for the logs and porcupine visualisations of failed seeds (default: a new temporary directory, kept only on failure)")
+	flagStores   = flag.String("faults.log-store", "bolt,wal", "the log stores (--log-store) to run every seed with, comma-separated")
 )
 
 type quietLogger struct{}

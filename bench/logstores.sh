@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Measure the two Raft log stores side by side with redis-benchmark.
+#
+#   bash bench/logstores.sh [ROUNDS]      (default 4)
+#
+# Each round starts a fresh three-node cluster per store
+# (`throttledb cluster --nodes 3 --log-store STORE`), runs
+#
+#   redis-benchmark -c 50 -r 10000 -n 20000 -P {1,16} THROTTLE.ACQUIRE key:__rand_int__ 1000 5
+#
+# against the leader and then a follower, and stops it. The stores
+# alternate, and swap places every round (bolt, wal, then wal, bolt), so a
+# change in the machine's load falls on both. It prints one markdown row per
+# store and case with every round's requests/s and their median. Needs
+# redis-benchmark and redis-cli; builds throttledb into a temporary
+# directory; ports are chosen free on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-4}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/throttledb-logstores.XXXXXX")
+pid=""
+stop() {
+  if [ -n "$pid" ]; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    pid=""
+  fi
+}
+trap 'stop; rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+log() { echo "logstores: $*" >&2; }
+
+go build -o "$tmp/throttledb" ./cmd/throttledb
+
+# free_port prints a free loopback port with 3 free ports after it.
+free_port() {
+  python3 -c '
+import socket
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
+    try:
+        for q in range(p, p + 3):
+            t = socket.socket(); t.bind(("127.0.0.1", q)); t.close()
+    except OSError:
+        continue
+    print(p); break'
+}
+
+info() { redis-cli -p "$1" INFO raft 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"; }
+
+declare -A results # "store case" -> space-separated figures
+
+run_store() {
+  local store=$1 round=$2 base raft leader follower p P rps
+  base=$(free_port)
+  raft=$(free_port)
+  "$tmp/throttledb" cluster --nodes 3 --base-port "$base" --raft-base-port "$raft" \
+    --data "$tmp/$store-$round" --log-store "$store" --log-level error >"$tmp/$store-$round.log" 2>&1 &
+  pid=$!
+  leader="" follower=""
+  for _ in $(seq 300); do
+    leader="" follower=""
+    local ready=0
+    for p in "$base" $((base + 1)) $((base + 2)); do
+      case "$(info "$p" raft_state)" in
+        leader) [ "$(info "$p" raft_ready)" = true ] && leader=$p ;;
+        follower) [ "$(info "$p" raft_leader_id)" != "" ] && follower=$p && ready=$((ready + 1)) ;;
+      esac
+    done
+    [ -n "$leader" ] && [ "$ready" = 2 ] && break
+    sleep 0.1
+  done
+  if [ -z "$leader" ] || [ -z "$follower" ]; then
+    log "cluster ($store, round $round) did not come up; its log:"
+    cat "$tmp/$store-$round.log" >&2
+    exit 1
+  fi
+  [ "$(info "$leader" raft_log_store)" = "$store" ] || { log "leader runs $(info "$leader" raft_log_store), not $store"; exit 1; }
+  for P in 1 16; do
+    for p in "$leader" "$follower"; do
+      rps=$(redis-benchmark -p "$p" -c 50 -r 10000 -n 20000 -P "$P" -q \
+        THROTTLE.ACQUIRE key:__rand_int__ 1000 5 2>/dev/null | tr '\r' '\n' |
+        sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -1)
+      local role=leader
+      [ "$p" = "$follower" ] && role=follower
+      results["$store $role -P $P"]+="${rps%.*} "
+      log "round $round $store $role -P $P: $rps requests/s"
+    done
+  done
+  stop
+}
+
+for round in $(seq "$rounds"); do
+  if [ $((round % 2)) = 1 ]; then order="bolt wal"; else order="wal bolt"; fi
+  for store in $order; do run_store "$store" "$round"; done
+done
+
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2)}'; }
+echo "| case | bolt, rounds 1-$rounds | median | wal, rounds 1-$rounds | median | wal/bolt |"
+echo "|---|---|---:|---|---:|---:|"
+for c in "leader -P 1" "follower -P 1" "leader -P 16" "follower -P 16"; do
+  b=${results["bolt $c"]} w=${results["wal $c"]}
+  mb=$(echo "$b" | median) mw=$(echo "$w" | median)
+  printf '| %s | %s | %s | %s | %s | %.2f |\n' "$c" "$(echo $b | sed 's/ / · /g')" "$mb" "$(echo $w | sed 's/ / · /g')" "$mw" "$(awk -v w="$mw" -v b="$mb" 'BEGIN {print w / b}')"
+done
