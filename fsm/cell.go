@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 )
@@ -15,7 +16,7 @@ import (
 // The algorithm, its nanosecond arithmetic and its rounding are redis-cell's
 // (src/cell/mod.rs, src/lib.rs), so that every reply matches the module's
 // at the same clock; where redis-cell would wrap or panic on overflow, or
-// accepts negative arguments, this refuses (ErrOverflow, ErrInvalidCell).
+// accepts negative arguments, this refuses (ErrInvalidCell).
 type CellThrottle struct {
 	Key      string
 	MaxBurst int64
@@ -45,7 +46,7 @@ func (FlushAll) Op() Op { return OpFlushAll }
 func (FlushAll) appendPayload(b []byte) []byte { return b }
 
 // Validate checks a CellThrottle's arguments without reference to any
-// state. The error wraps ErrInvalidKey, ErrInvalidCell or ErrOverflow.
+// state. The error wraps ErrInvalidKey or ErrInvalidCell.
 func (c CellThrottle) Validate() error {
 	if err := ValidateKey(c.Key); err != nil {
 		return err
@@ -58,9 +59,27 @@ func (c CellThrottle) Validate() error {
 			return fmt.Errorf("%w: %w", ErrInvalidCell, fmt.Errorf("%s must not be negative", a.name))
 		}
 	}
-	_, err := c.emission()
-	return err
+	// Check once, at cluster time 0, that the arithmetic on the arguments
+	// alone fits: limit, tolerance and increment (decideCell checks again
+	// with the clock and the key's state).
+	e, err := c.emission()
+	if err != nil {
+		return err
+	}
+	var m checked
+	m.mul(e, m.add(c.MaxBurst, 1))
+	m.mul(e, c.Quantity)
+	if m.overflow {
+		return errCellOverflow
+	}
+	return nil
 }
+
+// errCellOverflow is a CL.THROTTLE whose arithmetic would overflow. It is
+// reported as an invalid argument (not ErrOverflow, whose words are
+// THROTTLE.ACQUIRE's), naming what is too large.
+var errCellOverflow = fmt.Errorf("%w: %w", ErrInvalidCell,
+	errors.New("max_burst, count_per_period, period or quantity too large: the rate limit arithmetic would overflow int64 nanoseconds"))
 
 const (
 	nsPerMs  = 1_000_000
@@ -73,8 +92,8 @@ const (
 func (c CellThrottle) emission() (int64, error) {
 	var m checked
 	periodNs := m.mul(c.Period, nsPerSec)
-	if err := m.result(); err != nil {
-		return 0, err
+	if m.overflow {
+		return 0, errCellOverflow
 	}
 	if c.Count == 0 || c.Period == 0 {
 		return 0, fmt.Errorf("%w: %w", ErrInvalidCell, fmt.Errorf("zero rates are not supported: count_per_period and period must be positive"))
@@ -177,8 +196,8 @@ func decideCell(c CellThrottle, tat int64, present bool, nowMs int64) (cellDecis
 	}
 	allowAt := m.add(newTAT, -dvt)
 	diff := m.add(now, -allowAt)
-	if err := m.result(); err != nil {
-		return cellDecision{}, err
+	if m.overflow {
+		return cellDecision{}, errCellOverflow
 	}
 	d := cellDecision{res: CellResult{Limit: limit, RetryAfter: -nsPerSec}}
 	var ttl int64
@@ -195,8 +214,8 @@ func decideCell(c CellThrottle, tat int64, present bool, nowMs int64) (cellDecis
 		d.store, d.tat = c.Quantity > 0, newTAT
 	}
 	next := m.add(dvt, -ttl)
-	if err := m.result(); err != nil {
-		return cellDecision{}, err
+	if m.overflow {
+		return cellDecision{}, errCellOverflow
 	}
 	if next > -emission {
 		// whole_microseconds truncates toward zero, as Go's division does.

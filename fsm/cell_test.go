@@ -133,10 +133,10 @@ func TestCellInvalid(t *testing.T) {
 		{"zero-count", cl("k", 1, 0, 1, 1), ErrInvalidCell},
 		{"zero-period", cl("k", 1, 1, 0, 1), ErrInvalidCell},
 		{"over-one-per-ns", cl("k", 1, 2_000_000_000, 1, 1), ErrInvalidCell},
-		{"period-ns-overflow", cl("k", 1, 1, math.MaxInt64/1_000_000_000+1, 1), ErrOverflow},
-		{"burst-overflow", cl("k", math.MaxInt64, 1, 1, 1), ErrOverflow},
-		{"dvt-overflow", cl("k", 1<<40, 1, 1_000_000, 1), ErrOverflow},
-		{"quantity-overflow", cl("k", 1, 1, 1_000_000, 1<<40), ErrOverflow},
+		{"period-ns-overflow", cl("k", 1, 1, math.MaxInt64/1_000_000_000+1, 1), ErrInvalidCell},
+		{"burst-overflow", cl("k", math.MaxInt64, 1, 1, 1), ErrInvalidCell},
+		{"dvt-overflow", cl("k", 1<<40, 1, 1_000_000, 1), ErrInvalidCell},
+		{"quantity-overflow", cl("k", 1, 1, 1_000_000, 1<<40), ErrInvalidCell},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

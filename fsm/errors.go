@@ -35,9 +35,10 @@ var (
 	// way round. Nothing is changed.
 	ErrWrongType = errors.New("key holds the wrong kind of value")
 	// ErrInvalidCell is returned when a CL.THROTTLE argument is negative,
-	// or its rate is zero (count_per_period or period 0, or more than one
-	// event per nanosecond). It is wrapped together with a cause that
-	// names the argument.
+	// its rate is zero (count_per_period or period 0, or more than one
+	// event per nanosecond), or its arithmetic would overflow int64
+	// nanoseconds. It is wrapped together with a cause that names the
+	// argument.
 	ErrInvalidCell = errors.New("invalid CL.THROTTLE argument")
 	// ErrInvalidNode is returned when a member ID or address is empty, too
 	// long, or not host:port (see ValidateNode).
