@@ -37,10 +37,15 @@ const (
 	// OpAcquire, so logs stay as compact and as readable by older
 	// versions as before.
 	OpAcquireEx Op = 5
+	// OpCellThrottle is CL.THROTTLE, redis-cell's GCRA limiter.
+	OpCellThrottle Op = 7
+	// OpFlushAll is FLUSHALL and FLUSHDB: every key of both types is
+	// removed.
+	OpFlushAll Op = 8
 )
 
 // Command is one state-changing command inside an Entry. It is implemented by
-// Acquire, Reset, SetNode and RemoveNode.
+// Acquire, Reset, SetNode, RemoveNode, CellThrottle and FlushAll.
 type Command interface {
 	// Op reports the command's type.
 	Op() Op
@@ -287,6 +292,11 @@ func (d *decoder) command() Command {
 		return SetNode{ID: d.string(), RESPAddr: d.string()}
 	case OpRemoveNode:
 		return RemoveNode{ID: d.string()}
+	case OpCellThrottle:
+		return CellThrottle{Key: d.string(), MaxBurst: d.varint(), Count: d.varint(),
+			Period: d.varint(), Quantity: d.varint()}
+	case OpFlushAll:
+		return FlushAll{}
 	default:
 		if d.err == nil {
 			d.err = fmt.Errorf("command op %d: %w", op, ErrUnknownType)

@@ -22,6 +22,11 @@ func TestEntryRoundTrip(t *testing.T) {
 			Acquire{Key: "t", Interval: 10, Max: 3, Slop: 1, Token: "req-1"},
 			Acquire{Key: "p", Interval: 10, Max: 3, Slop: 1, Cost: -2, Token: "x"},
 		}},
+		{Now: 3, Commands: []Command{
+			CellThrottle{Key: "user123", MaxBurst: 15, Count: 30, Period: 60, Quantity: 1},
+			FlushAll{},
+			CellThrottle{Key: "n", MaxBurst: -1, Count: 1 << 62, Period: -3, Quantity: 0},
+		}},
 	}
 	for i, e := range tests {
 		got, err := DecodeEntry(e.Encode())
@@ -66,6 +71,8 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add(Entry{Now: 1, Commands: []Command{Acquire{Key: "k", Interval: 3, Max: 2, Slop: 1}}}.Encode())
 	f.Add(Entry{Now: 2, Commands: []Command{Reset{Keys: []string{"a", "b"}}, SetNode{ID: "n", RESPAddr: "a:1"}}}.Encode())
 	f.Add([]byte{1, 1})
+	f.Add(Entry{Now: 3, Commands: []Command{CellThrottle{Key: "c", MaxBurst: 1, Count: 2, Period: 3, Quantity: 4}, FlushAll{}}}.Encode())
+	f.Add([]byte{1, 1, 2, 1, 7, 1, 0x63, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := DecodeEntry(data)
 		if err != nil {

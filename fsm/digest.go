@@ -8,8 +8,9 @@ import (
 // Digest returns the index of the last log entry applied (0 when none has
 // been applied since the state machine was created or last restored from a
 // snapshot) and a SHA-256 hash of the whole replicated state at that index:
-// the cluster clock, the counters, every key's slot and interval, expired or
-// not, and the membership metadata, in a canonical order. Replicas that
+// the cluster clock, the counters, every key's slot and interval (and
+// every CL.THROTTLE key's arrival time), expired or not, and the membership
+// metadata, in a canonical order. Replicas that
 // applied the same log report the same digest at the same index, whatever
 // their history of snapshots and restarts; fault tests compare them
 // (RAFT.DIGEST).
@@ -17,7 +18,11 @@ func (f *FSM) Digest() (index uint64, sum [sha256.Size]byte) {
 	f.mu.RLock()
 	img := &image{now: f.now, stats: f.stats, keys: make([]keyState, 0, len(f.keys)), nodes: make([]Node, 0, len(f.nodes))}
 	for _, st := range f.keys {
-		img.keys = append(img.keys, keyState{key: st.key, last: st.last, interval: st.interval})
+		if st.cell {
+			img.cells = append(img.cells, cellKey{key: st.key, tat: st.last})
+		} else {
+			img.keys = append(img.keys, keyState{key: st.key, last: st.last, interval: st.interval})
+		}
 	}
 	for id, addr := range f.nodes {
 		img.nodes = append(img.nodes, Node{ID: id, RESPAddr: addr})
@@ -25,6 +30,7 @@ func (f *FSM) Digest() (index uint64, sum [sha256.Size]byte) {
 	index = f.applied
 	f.mu.RUnlock()
 	sort.Slice(img.keys, func(i, j int) bool { return img.keys[i].key < img.keys[j].key })
+	sort.Slice(img.cells, func(i, j int) bool { return img.cells[i].key < img.cells[j].key })
 	sort.Slice(img.nodes, func(i, j int) bool { return img.nodes[i].ID < img.nodes[j].ID })
 	h := sha256.New()
 	// The snapshot encoding is canonical once keys and nodes are sorted;

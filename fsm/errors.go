@@ -30,6 +30,16 @@ var (
 	// ValidateBackup, a clock too far ahead of the cluster's. It is wrapped
 	// together with a cause that names the offending key or member.
 	ErrInvalidImage = errors.New("invalid image")
+	// ErrWrongType is returned when a command meets a key of the other
+	// kind: CL.THROTTLE on a key made by THROTTLE.ACQUIRE, or the other
+	// way round. Nothing is changed.
+	ErrWrongType = errors.New("key holds the wrong kind of value")
+	// ErrInvalidCell is returned when a CL.THROTTLE argument is negative,
+	// its rate is zero (count_per_period or period 0, or more than one
+	// event per nanosecond), or its arithmetic would overflow int64
+	// nanoseconds. It is wrapped together with a cause that names the
+	// argument.
+	ErrInvalidCell = errors.New("invalid CL.THROTTLE argument")
 	// ErrInvalidNode is returned when a member ID or address is empty, too
 	// long, or not host:port (see ValidateNode).
 	ErrInvalidNode = errors.New("invalid member")

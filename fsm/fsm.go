@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/raft"
+	"github.com/tidwall/btree"
 )
 
 // Config configures an FSM. The zero value is ready to use.
@@ -21,6 +22,8 @@ type Config struct {
 type Result struct {
 	// Permit is the answer to an Acquire.
 	Permit Permit
+	// Cell is the answer to a CellThrottle.
+	Cell CellResult
 	// Count is, for a Reset, how many of its keys existed (unexpired).
 	Count int64
 	// Err is the command's error, if any; the command then changed nothing.
@@ -40,10 +43,14 @@ type Stats struct {
 
 // KeyState is the visible state of one key, for inspection and tests.
 type KeyState struct {
-	// Last is the newest granted slot (Unix ms, cluster time).
+	// Last is the newest granted slot (Unix ms, cluster time), or for a
+	// CL.THROTTLE key its theoretical arrival time (Unix ns).
 	Last int64
-	// Interval is the interval Last was granted with.
+	// Interval is the interval Last was granted with; 0 for a
+	// CL.THROTTLE key.
 	Interval int64
+	// Cell reports a key made by CL.THROTTLE.
+	Cell bool
 }
 
 // Node is a member's entry in the replicated membership metadata.
@@ -60,10 +67,13 @@ type Node struct {
 type FSM struct {
 	logger *slog.Logger
 
-	mu    sync.RWMutex
-	now   int64 // cluster clock: the largest entry time applied so far
-	keys  map[string]*keyState
-	exp   expiryHeap
+	mu   sync.RWMutex
+	now  int64 // cluster clock: the largest entry time applied so far
+	keys map[string]*keyState
+	exp  expiryHeap
+	// index orders the keys by (hash, key) for SCAN's cursor (see Scan);
+	// it is derived from keys, never replicated.
+	index *btree.BTree
 	nodes map[string]string
 	stats Stats
 	// mem is the accounted size of keys (see KeyCost), kept as keys are
@@ -85,7 +95,7 @@ func New(cfg Config) *FSM {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{logger: lg, keys: make(map[string]*keyState), nodes: make(map[string]string), recent: new(recent)}
+	return &FSM{logger: lg, keys: make(map[string]*keyState), index: newIndex(), nodes: make(map[string]string), recent: new(recent)}
 }
 
 // Apply implements raft.FSM. It decodes the entry and returns []Result, one
@@ -122,7 +132,11 @@ func (f *FSM) applyEntry(index uint64, e Entry) []Result {
 func (f *FSM) apply(c Command) Result {
 	switch c := c.(type) {
 	case Acquire:
-		d, err := decide(f.live(c.Key), c, f.now)
+		st := f.live(c.Key)
+		if st != nil && st.cell {
+			return Result{Err: fmt.Errorf("%w: %s was made by CL.THROTTLE", ErrWrongType, quoteName(c.Key))}
+		}
+		d, err := decide(st, c, f.now)
 		if err != nil {
 			return Result{Err: err}
 		}
@@ -153,6 +167,11 @@ func (f *FSM) apply(c Command) Result {
 	case RemoveNode:
 		delete(f.nodes, c.ID)
 		return Result{}
+	case CellThrottle:
+		return f.applyCell(c)
+	case FlushAll:
+		f.keys, f.exp, f.index, f.mem = make(map[string]*keyState), nil, newIndex(), 0
+		return Result{}
 	default:
 		// DecodeEntry only produces the types above.
 		panic(fmt.Sprintf("fsm: unhandled command %T", c))
@@ -168,15 +187,19 @@ func (f *FSM) live(key string) *keyState {
 	return st
 }
 
-func (f *FSM) set(key string, last, interval int64) {
+// set stores a throttle key's state; setKey any key's.
+func (f *FSM) set(key string, last, interval int64) { f.setKey(key, last, interval, false) }
+
+func (f *FSM) setKey(key string, last, interval int64, cell bool) {
 	if st := f.keys[key]; st != nil {
-		st.last, st.interval = last, interval
+		st.last, st.interval, st.cell = last, interval, cell
 		heap.Fix(&f.exp, st.index)
 		return
 	}
-	st := &keyState{key: key, last: last, interval: interval}
+	st := &keyState{key: key, last: last, interval: interval, cell: cell, hash: keyHash(key)}
 	f.keys[key] = st
 	heap.Push(&f.exp, st)
+	f.index.Set(st)
 	f.mem += KeyCost(key)
 }
 
@@ -184,6 +207,7 @@ func (f *FSM) remove(key string) {
 	if st := f.keys[key]; st != nil {
 		heap.Remove(&f.exp, st.index)
 		delete(f.keys, key)
+		f.index.Delete(st)
 		f.mem -= KeyCost(key)
 	}
 }
@@ -193,6 +217,7 @@ func (f *FSM) prune() {
 	for len(f.exp) > 0 && f.exp[0].deadline() <= f.now {
 		st := heap.Pop(&f.exp).(*keyState)
 		delete(f.keys, st.key)
+		f.index.Delete(st)
 		f.mem -= KeyCost(st.key)
 	}
 }
@@ -215,6 +240,9 @@ func (f *FSM) Peek(c Acquire, now int64) (Permit, error) {
 	if st != nil && now >= st.deadline() {
 		st = nil
 	}
+	if st != nil && st.cell {
+		return Permit{}, fmt.Errorf("%w: %s was made by CL.THROTTLE", ErrWrongType, quoteName(c.Key))
+	}
 	d, err := decide(st, c, now)
 	return d.permit, err
 }
@@ -235,7 +263,7 @@ func (f *FSM) Keys(now int64) map[string]KeyState {
 	out := make(map[string]KeyState, len(f.keys))
 	for k, st := range f.keys {
 		if now < st.deadline() {
-			out[k] = KeyState{Last: st.last, Interval: st.interval}
+			out[k] = KeyState{Last: st.last, Interval: st.interval, Cell: st.cell}
 		}
 	}
 	return out
@@ -277,7 +305,11 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	img := &image{now: f.now, stats: f.stats, nodes: make([]Node, 0, len(f.nodes))}
 	img.keys = make([]keyState, 0, len(f.keys))
 	for _, st := range f.exp { // heap order: deterministic for a given state
-		img.keys = append(img.keys, keyState{key: st.key, last: st.last, interval: st.interval})
+		if st.cell {
+			img.cells = append(img.cells, cellKey{key: st.key, tat: st.last})
+		} else {
+			img.keys = append(img.keys, keyState{key: st.key, last: st.last, interval: st.interval})
+		}
 	}
 	for id, addr := range f.nodes {
 		img.nodes = append(img.nodes, Node{ID: id, RESPAddr: addr})
@@ -304,14 +336,23 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
-	keys := make(map[string]*keyState, len(img.keys))
-	exp := make(expiryHeap, 0, len(img.keys))
+	keys := make(map[string]*keyState, len(img.keys)+len(img.cells))
+	exp := make(expiryHeap, 0, len(img.keys)+len(img.cells))
+	index := newIndex()
 	var mem int64
+	add := func(st *keyState) {
+		st.hash = keyHash(st.key)
+		keys[st.key] = st
+		exp = append(exp, st)
+		index.Set(st)
+		mem += KeyCost(st.key)
+	}
 	for i := range img.keys {
 		st := img.keys[i]
-		keys[st.key] = &st
-		exp = append(exp, &st)
-		mem += KeyCost(st.key)
+		add(&st)
+	}
+	for _, c := range img.cells {
+		add(&keyState{key: c.key, last: c.tat, cell: true})
 	}
 	for i := range exp {
 		exp[i].index = i
@@ -323,7 +364,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.now, f.stats, f.keys, f.exp, f.nodes, f.mem = img.now, img.stats, keys, exp, nodes, mem
+	f.now, f.stats, f.keys, f.exp, f.index, f.nodes, f.mem = img.now, img.stats, keys, exp, index, nodes, mem
 	f.applied = 0 // the snapshot's index is Raft's, not known here
 	f.logger.Info("restored snapshot", "keys", len(keys), "nodes", len(nodes), "clock", img.now)
 	return nil

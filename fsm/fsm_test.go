@@ -263,7 +263,7 @@ func TestSnapshotRestore(t *testing.T) {
 	if g.Clock(0) != 1001 || g.Stats() != (Stats{Grants: 2, Reservations: 1, Denials: 1}) {
 		t.Fatalf("clock %d stats %+v", g.Clock(0), g.Stats())
 	}
-	want := map[string]KeyState{"a": {1100, 100}, "b": {1000, 5000}}
+	want := map[string]KeyState{"a": {Last: 1100, Interval: 100}, "b": {Last: 1000, Interval: 5000}}
 	if got := g.Keys(0); !reflect.DeepEqual(got, want) {
 		t.Fatalf("keys %v, want %v", got, want)
 	}

@@ -7,8 +7,13 @@ import (
 )
 
 // resultsVersion opens every encoded result list, so that a node never
-// misreads results from a newer version.
-const resultsVersion = 1
+// misreads results from a newer version. Version 2 adds each result's
+// CellResult; it is written only for lists that hold one, so a list
+// without CL.THROTTLE results stays readable by a version-1 node.
+const (
+	resultsVersion     = 1
+	resultsVersionCell = 2
+)
 
 // resultErrors numbers the errors a Result may carry, so that results can
 // travel between nodes: a follower that forwarded commands to the leader
@@ -21,17 +26,26 @@ var resultErrors = []error{
 	ErrInvalidMax,      // 3
 	ErrInvalidSlop,     // 4
 	ErrOverflow,        // 5
+	ErrWrongType,       // 6
+	ErrInvalidCell,     // 7
 }
 
 // AppendResults appends the wire form of rs to dst:
 //
 //	[version][uvarint n] n × ([error code][granted][varint wait, valid,
-//	expires, pending, count])
+//	expires, pending, count]
+//	(version 2) [limited][varint limit, remaining, retry after, reset after])
 //
 // A Result whose Err is not one of this package's command errors cannot be
 // encoded: Apply never produces one.
 func AppendResults(dst []byte, rs []Result) ([]byte, error) {
-	dst = append(dst, resultsVersion)
+	version := byte(resultsVersion)
+	for _, r := range rs {
+		if r.Cell != (CellResult{}) {
+			version = resultsVersionCell
+		}
+	}
+	dst = append(dst, version)
 	dst = binary.AppendUvarint(dst, uint64(len(rs)))
 	for _, r := range rs {
 		code := -1
@@ -52,6 +66,16 @@ func AppendResults(dst []byte, rs []Result) ([]byte, error) {
 		for _, v := range []int64{r.Permit.WaitMs, r.Permit.ValidAt, r.Permit.ExpiresAt, r.Permit.Pending, r.Count} {
 			dst = binary.AppendVarint(dst, v)
 		}
+		if version == resultsVersionCell {
+			limited := byte(0)
+			if r.Cell.Limited {
+				limited = 1
+			}
+			dst = append(dst, limited)
+			for _, v := range []int64{r.Cell.Limit, r.Cell.Remaining, r.Cell.RetryAfter, r.Cell.ResetAfter} {
+				dst = binary.AppendVarint(dst, v)
+			}
+		}
 	}
 	return dst, nil
 }
@@ -62,7 +86,8 @@ func DecodeResults(data []byte) ([]Result, error) {
 	if len(data) < 1 {
 		return nil, fmt.Errorf("results of 0 bytes: %w", ErrCorrupt)
 	}
-	if data[0] != resultsVersion {
+	version := data[0]
+	if version != resultsVersion && version != resultsVersionCell {
 		return nil, fmt.Errorf("results version %d: %w", data[0], ErrUnknownType)
 	}
 	d := decoder{buf: data[1:]}
@@ -87,6 +112,17 @@ func DecodeResults(data []byte) ([]Result, error) {
 		}
 		r.Permit.WaitMs, r.Permit.ValidAt, r.Permit.ExpiresAt = d.varint(), d.varint(), d.varint()
 		r.Permit.Pending, r.Count = d.varint(), d.varint()
+		if version == resultsVersionCell {
+			switch l := d.byte(); {
+			case d.err != nil:
+			case l > 1:
+				d.fail("limited flag %d", l)
+			default:
+				r.Cell.Limited = l == 1
+			}
+			r.Cell.Limit, r.Cell.Remaining = d.varint(), d.varint()
+			r.Cell.RetryAfter, r.Cell.ResetAfter = d.varint(), d.varint()
+		}
 		rs = append(rs, r)
 	}
 	if d.err == nil && len(d.buf) != 0 {

@@ -34,13 +34,46 @@ func TestResultsRoundTrip(t *testing.T) {
 	if _, err := DecodeResults(nil); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("empty input: %v", err)
 	}
-	for _, bad := range [][]byte{{2, 0}, {1, 1, 9, 0, 0, 0, 0, 0, 0}} {
+	for _, bad := range [][]byte{{3, 0}, {1, 1, 9, 0, 0, 0, 0, 0, 0}} {
 		if _, err := DecodeResults(bad); !errors.Is(err, ErrUnknownType) {
 			t.Fatalf("%v: %v", bad, err)
 		}
 	}
 	if _, err := DecodeResults(enc[:len(enc)-1]); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("truncated: %v", err)
+	}
+	if enc[0] != resultsVersion {
+		t.Fatalf("a list without CL.THROTTLE results is written as version %d", enc[0])
+	}
+}
+
+func TestResultsRoundTripCell(t *testing.T) {
+	rs := []Result{
+		{Cell: CellResult{Limit: 16, Remaining: 15, RetryAfter: -1e9, ResetAfter: 2e9}},
+		{Cell: CellResult{Limited: true, Limit: 5, RetryAfter: 1e9, ResetAfter: 5e9}},
+		{Permit: Permit{Granted: true, ValidAt: 5, ExpiresAt: 6}},
+		{Err: ErrWrongType},
+		{Err: fmt.Errorf("%w: %w", ErrInvalidCell, errors.New("period must not be negative"))},
+	}
+	enc, err := AppendResults(nil, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enc[0] != resultsVersionCell {
+		t.Fatalf("version %d", enc[0])
+	}
+	got, err := DecodeResults(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs[4].Err = ErrInvalidCell
+	if !reflect.DeepEqual(got, rs) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, rs)
+	}
+	bad := append([]byte(nil), enc...)
+	bad[2+1+1+5] = 2 // the first result's limited flag
+	if _, err := DecodeResults(bad); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("limited flag 2: %v", err)
 	}
 }
 
@@ -49,6 +82,9 @@ func FuzzDecodeResults(f *testing.F) {
 	f.Add(enc)
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{1, 1, 0, 2})
+	cell, _ := AppendResults(nil, []Result{{Cell: CellResult{Limited: true, Limit: 1, RetryAfter: 7, ResetAfter: 9}}})
+	f.Add(cell)
+	f.Add([]byte{2, 1, 0, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rs, err := DecodeResults(data)
 		if err != nil {

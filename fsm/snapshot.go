@@ -30,6 +30,11 @@ type sectionTag uint64
 const (
 	// sectionEnd ends the image.
 	sectionEnd sectionTag = 0
+	// sectionCellKeys holds the CL.THROTTLE keys: uvarint n,
+	// n × (string key, varint TAT in Unix ns). It is written only when
+	// there are such keys, so an image without any stays readable by a
+	// version that does not know the section.
+	sectionCellKeys sectionTag = 1
 )
 
 // image is a point-in-time copy of the state, written by Persist:
@@ -46,6 +51,13 @@ type image struct {
 	stats Stats
 	keys  []keyState
 	nodes []Node
+	cells []cellKey // section 1
+}
+
+// cellKey is a CL.THROTTLE key in an image: its theoretical arrival time.
+type cellKey struct {
+	key string
+	tat int64 // Unix ns
 }
 
 var _ raft.FSMSnapshot = (*image)(nil)
@@ -89,6 +101,19 @@ func (img *image) writeTo(dst io.Writer) error {
 		b = appendString(b, n.ID)
 		b = appendString(b, n.RESPAddr)
 	}
+	if len(img.cells) > 0 {
+		b = binary.AppendUvarint(b, uint64(sectionCellKeys))
+		b = binary.AppendUvarint(b, uint64(len(img.cells)))
+		for _, c := range img.cells {
+			b = appendString(b, c.key)
+			b = binary.AppendVarint(b, c.tat)
+			if len(b) > 32<<10 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	b = binary.AppendUvarint(b, uint64(sectionEnd))
 	if err := flush(); err != nil {
 		return err
@@ -131,6 +156,15 @@ func readImage(r io.Reader) (*image, error) {
 			break
 		}
 		switch tag {
+		case sectionCellKeys:
+			if img.cells != nil {
+				return nil, invalidImage("CL.THROTTLE key section appears twice")
+			}
+			n := sr.uvarint()
+			img.cells = []cellKey{}
+			for i := uint64(0); i < n && sr.err == nil; i++ {
+				img.cells = append(img.cells, cellKey{key: sr.string(), tat: sr.varint()})
+			}
 		default:
 			return nil, fmt.Errorf("snapshot section %d: %w", tag, ErrUnknownType)
 		}
@@ -220,6 +254,18 @@ func (img *image) validate() error {
 			return invalidImage("key %s appears twice", quoteName(k.key))
 		}
 		seen[k.key] = struct{}{}
+	}
+	for _, c := range img.cells {
+		switch {
+		case c.key == "" || len(c.key) > MaxKeyLen:
+			return invalidImage("CL.THROTTLE key %s: length %d is outside 1..%d", quoteName(c.key), len(c.key), MaxKeyLen)
+		case c.tat < 0:
+			return invalidImage("CL.THROTTLE key %s: arrival time %d is negative", quoteName(c.key), c.tat)
+		}
+		if _, dup := seen[c.key]; dup {
+			return invalidImage("key %s appears twice", quoteName(c.key))
+		}
+		seen[c.key] = struct{}{}
 	}
 	ids := make(map[string]struct{}, len(img.nodes))
 	for _, n := range img.nodes {

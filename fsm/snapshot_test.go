@@ -181,6 +181,13 @@ func FuzzRestore(f *testing.F) {
 	f.Add(good.Bytes())
 	f.Add([]byte("TDBSNAP\x01"))
 	f.Add(append([]byte("TDBSNAP\x01\x02\x00\x00\x00"), binary.AppendUvarint(nil, 1<<62)...))
+	withCells := goodImage()
+	withCells.cells = []cellKey{{"c", 1_000_500_000_000}, {"d", 0}}
+	var wc bytes.Buffer
+	if err := withCells.writeTo(&wc); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(wc.Bytes())
 	bad := goodImage()
 	bad.now = math.MaxInt64
 	var b bytes.Buffer

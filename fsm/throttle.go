@@ -63,17 +63,28 @@ func ValidateKey(key string) error {
 	return nil
 }
 
-// keyState is the throttle state of one key.
+// keyState is the state of one key: a THROTTLE.ACQUIRE throttle, or, when
+// cell is set, a CL.THROTTLE limiter whose theoretical arrival time (Unix
+// ns) is held in last, with interval 0.
 type keyState struct {
 	key      string
-	last     int64 // newest granted slot
-	interval int64 // interval it was granted with
+	last     int64 // newest granted slot; for a cell key, its TAT in ns
+	interval int64 // interval it was granted with; 0 for a cell key
 	index    int   // position in the expiry heap
+	cell     bool
+	hash     uint64 // keyHash(key): the key's place in the scan index
 }
 
-// deadline is when the key expires and becomes indistinguishable from an
-// absent key. Grants check that it fits in int64 (see decide).
-func (k *keyState) deadline() int64 { return k.last + k.interval }
+// deadline is when the key expires (Unix ms) and becomes indistinguishable
+// from an absent key. Grants check that it fits in int64 (see decide). A
+// cell key lives while cluster time, in ns, is before its TAT: until the
+// first millisecond at or after it.
+func (k *keyState) deadline() int64 {
+	if k.cell {
+		return ceilDiv(k.last, nsPerMs)
+	}
+	return k.last + k.interval
+}
 
 // decision is the outcome of an acquire before it is applied.
 type decision struct {

@@ -72,6 +72,10 @@ func resultReply(cmd fsm.Command, res fsm.Result) any {
 		return res.Err
 	case cmd.Op() == fsm.OpReset:
 		return res.Count
+	case cmd.Op() == fsm.OpCellThrottle:
+		return cellReply(res.Cell)
+	case cmd.Op() == fsm.OpFlushAll:
+		return ok
 	default:
 		return res.Permit
 	}

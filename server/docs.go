@@ -63,6 +63,12 @@ var throttleArgs = []docArg{
 	{name: "ms", typ: "integer", token: "SLOP", flags: []string{"optional"}},
 }
 
+// flushArgs are FLUSHALL's and FLUSHDB's: an optional ASYNC or SYNC.
+var flushArgs = []docArg{{name: "flush-type", typ: "oneof", flags: []string{"optional"}, args: []docArg{
+	{name: "async", typ: "pure-token", token: "ASYNC"},
+	{name: "sync", typ: "pure-token", token: "SYNC"},
+}}}
+
 var commandDocs = map[string]*cmdDoc{
 	"throttle.acquire": {
 		summary:    "Takes a slot of a throttle now, reserves a later one, or tells when to retry",
@@ -92,6 +98,95 @@ var commandDocs = map[string]*cmdDoc{
 		acl:        []string{"@write", "@slow"},
 		keyFlags:   []string{"RM", "delete"},
 		args:       []docArg{{name: "key", typ: "key", flags: []string{"multiple"}}},
+	},
+	"cl.throttle": {
+		summary:    "Rate limits a key with GCRA, as the redis-cell module's CL.THROTTLE does",
+		since:      "0.1.0",
+		group:      "module",
+		complexity: "O(1)",
+		flags:      []string{"denyoom", "fast"},
+		acl:        []string{"@write", "@fast"},
+		keyFlags:   []string{"RW", "access", "update"},
+		args: []docArg{
+			{name: "key", typ: "key"},
+			{name: "max_burst", typ: "integer"},
+			{name: "count_per_period", typ: "integer"},
+			{name: "period", typ: "integer"},
+			{name: "quantity", typ: "integer", flags: []string{"optional"}},
+		},
+	},
+
+	"exists": {
+		summary: "Determines whether one or more keys exist", since: "1.0.0", group: "generic",
+		complexity: "O(N) where N is the number of keys to check",
+		flags:      []string{"fast"}, acl: []string{"@keyspace", "@read", "@fast"},
+		keyFlags: []string{"RO"},
+		args:     []docArg{{name: "key", typ: "key", flags: []string{"multiple"}}},
+	},
+	"del": {
+		summary: "Deletes one or more keys", since: "1.0.0", group: "generic",
+		complexity: "O(N) where N is the number of keys that will be removed",
+		acl:        []string{"@keyspace", "@write", "@slow"},
+		keyFlags:   []string{"RM", "delete"},
+		args:       []docArg{{name: "key", typ: "key", flags: []string{"multiple"}}},
+	},
+	"unlink": {
+		summary: "Asynchronously deletes one or more keys", since: "4.0.0", group: "generic",
+		complexity: "O(1) for each key removed regardless of its size",
+		flags:      []string{"fast"}, acl: []string{"@keyspace", "@write", "@fast"},
+		keyFlags: []string{"RM", "delete"},
+		args:     []docArg{{name: "key", typ: "key", flags: []string{"multiple"}}},
+	},
+	"type": {
+		summary: "Determines the type of value stored at a key", since: "1.0.0", group: "generic", complexity: "O(1)",
+		flags: []string{"fast"}, acl: []string{"@keyspace", "@read", "@fast"},
+		keyFlags: []string{"RO"},
+		args:     []docArg{{name: "key", typ: "key"}},
+	},
+	"pttl": {
+		summary: "Returns the expiration time in milliseconds of a key", since: "2.6.0", group: "generic", complexity: "O(1)",
+		flags: []string{"fast"}, acl: []string{"@keyspace", "@read", "@fast"},
+		keyFlags: []string{"RO", "access"},
+		args:     []docArg{{name: "key", typ: "key"}},
+	},
+	"ttl": {
+		summary: "Returns the expiration time in seconds of a key", since: "1.0.0", group: "generic", complexity: "O(1)",
+		flags: []string{"fast"}, acl: []string{"@keyspace", "@read", "@fast"},
+		keyFlags: []string{"RO", "access"},
+		args:     []docArg{{name: "key", typ: "key"}},
+	},
+	"scan": {
+		summary: "Iterates over the key names in the database", since: "2.8.0", group: "generic",
+		complexity: "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection",
+		acl:        []string{"@keyspace", "@read", "@slow"},
+		args: []docArg{
+			{name: "cursor", typ: "integer"},
+			{name: "pattern", typ: "pattern", token: "MATCH", flags: []string{"optional"}},
+			{name: "count", typ: "integer", token: "COUNT", flags: []string{"optional"}},
+			{name: "type", typ: "string", token: "TYPE", flags: []string{"optional"}},
+		},
+	},
+	"keys": {
+		summary: "Returns all key names that match a pattern", since: "1.0.0", group: "generic",
+		complexity: "O(N) with N being the number of keys in the database",
+		acl:        []string{"@keyspace", "@read", "@slow", "@dangerous"},
+		args:       []docArg{{name: "pattern", typ: "pattern"}},
+	},
+	"randomkey": {
+		summary: "Returns a random key name from the database", since: "1.0.0", group: "generic", complexity: "O(1)",
+		acl: []string{"@keyspace", "@read", "@slow"},
+	},
+	"flushall": {
+		summary: "Removes all keys from all databases", since: "1.0.0", group: "server",
+		complexity: "O(N) where N is the total number of keys in all databases",
+		acl:        []string{"@keyspace", "@write", "@slow", "@dangerous"},
+		args:       flushArgs,
+	},
+	"flushdb": {
+		summary: "Remove all keys from the current database", since: "1.0.0", group: "server",
+		complexity: "O(N) where N is the number of keys in the selected database",
+		acl:        []string{"@keyspace", "@write", "@slow", "@dangerous"},
+		args:       flushArgs,
 	},
 
 	"multi": {

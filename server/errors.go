@@ -58,6 +58,7 @@ const (
 	msgNoLeader    = "CLUSTERDOWN no leader"
 	msgDBIndex     = "ERR DB index is out of range"
 	msgNoProto     = "NOPROTO unsupported protocol version"
+	msgWrongType   = "WRONGTYPE Operation against a key holding the wrong kind of value"
 	msgUnknownFate = "TRYAGAIN outcome unknown: leadership changed before the write was committed; it may or may not have been applied"
 )
 
@@ -82,6 +83,10 @@ func errorText(err error) string {
 		return "ERR max must be zero or a positive integer"
 	case errors.Is(err, fsm.ErrInvalidSlop):
 		return "ERR SLOP must be zero or a positive integer (milliseconds)"
+	case errors.Is(err, fsm.ErrWrongType):
+		return msgWrongType
+	case errors.Is(err, fsm.ErrInvalidCell):
+		return "ERR " + oneLine(causeOf(err, fsm.ErrInvalidCell))
 	case errors.Is(err, fsm.ErrOverflow):
 		return "ERR interval, max or SLOP too large: the slot time would overflow int64 milliseconds"
 	case errors.Is(err, ErrNoLeader):

@@ -116,8 +116,8 @@ func newMemGate(limit int64, f *fsm.FSM, clock func() int64) *memGate {
 }
 
 // admit decides whether cmds (one proposal) may go into the log. Commands
-// that create no key (an ACQUIRE on an existing key, RESET, membership
-// changes) are always admitted; a proposal that would create keys is
+// that create no key (an ACQUIRE or CL.THROTTLE on an existing key, RESET,
+// FLUSHALL, membership changes) are always admitted; a proposal that would create keys is
 // admitted only if the live state, plus the keys of entries in flight,
 // plus its new keys, stays within the limit. A proposal is admitted or
 // refused whole: a transaction is never split. On admission it returns the
@@ -132,24 +132,24 @@ func (g *memGate) admit(cmds []fsm.Command) ([]string, error) {
 		seen map[string]bool // a transaction may hold a key many times
 	)
 	for _, c := range cmds {
-		a, ok := c.(fsm.Acquire)
-		if !ok || seen[a.Key] {
+		key, ok := createsKey(c)
+		if !ok || seen[key] {
 			continue
 		}
 		if len(cmds) > 1 {
 			if seen == nil {
 				seen = make(map[string]bool)
 			}
-			seen[a.Key] = true
+			seen[key] = true
 		}
 		switch {
-		case g.pending[a.Key] > 0:
+		case g.pending[key] > 0:
 			// Created by an entry in flight: already counted, but
 			// hold it pending until this entry too is applied.
-			keys = append(keys, a.Key)
-		case !g.fsm.Exists(a.Key, now):
-			keys = append(keys, a.Key)
-			add += fsm.KeyCost(a.Key)
+			keys = append(keys, key)
+		case !g.fsm.Exists(key, now):
+			keys = append(keys, key)
+			add += fsm.KeyCost(key)
 		}
 	}
 	if add > 0 {

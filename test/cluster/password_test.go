@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/throttledb/throttledb/fsm"
 	"github.com/throttledb/throttledb/internal/testcluster"
 )
 
@@ -105,26 +107,28 @@ func TestPasswordSources(t *testing.T) {
 // creates, and the refusal is Redis's OOM error.
 func TestMaxMemoryFlag(t *testing.T) {
 	ctx := context.Background()
-	// 1K is 1000 bytes: room for nine keys of one byte (105 bytes each,
-	// fsm.KeyCost), not ten.
+	// 1K is 1000 bytes: room for 1000/fsm.KeyCost keys of one byte, not
+	// one more.
+	room := int(1000 / fsm.KeyCost("0"))
 	p := testcluster.StartProc(t, bin, testcluster.ProcOptions{Args: []string{"--maxmemory", "1K"}})
 	c := p.Client()
 	testcluster.WaitFor(t, 10*time.Second, "the node to lead", func() bool {
 		_, err := acquire(ctx, c, "0", 60_000, 1)
 		return err == nil
 	})
-	for _, k := range []string{"1", "2", "3", "4", "5", "6", "7", "8"} {
-		if _, err := acquire(ctx, c, k, 60_000, 1); err != nil {
-			t.Fatalf("key %s: %v", k, err)
+	for k := 1; k < room; k++ {
+		if _, err := acquire(ctx, c, strconv.Itoa(k), 60_000, 1); err != nil {
+			t.Fatalf("key %d: %v", k, err)
 		}
 	}
-	if _, err := acquire(ctx, c, "9", 60_000, 1); err == nil || err.Error() != "OOM command not allowed when used memory > 'maxmemory'." {
-		t.Fatalf("tenth key: %v, want Redis's OOM error", err)
+	if _, err := acquire(ctx, c, strconv.Itoa(room), 60_000, 1); err == nil || err.Error() != "OOM command not allowed when used memory > 'maxmemory'." {
+		t.Fatalf("key %d of %d: %v, want Redis's OOM error", room+1, room, err)
 	}
 	if p, err := acquire(ctx, c, "0", 60_000, 1); err != nil || !p.granted {
 		t.Fatalf("existing key: %+v %v", p, err)
 	}
-	if info := testcluster.ParseInfo(c.Info(ctx, "memory").Val()); info["maxmemory"] != "1000" || info["throttle_state_memory"] != "945" {
-		t.Fatalf("INFO maxmemory %q, throttle_state_memory %q; want 1000 and 945", info["maxmemory"], info["throttle_state_memory"])
+	used := strconv.FormatInt(int64(room)*fsm.KeyCost("0"), 10)
+	if info := testcluster.ParseInfo(c.Info(ctx, "memory").Val()); info["maxmemory"] != "1000" || info["throttle_state_memory"] != used {
+		t.Fatalf("INFO maxmemory %q, throttle_state_memory %q; want 1000 and %s", info["maxmemory"], info["throttle_state_memory"], used)
 	}
 }

@@ -1,0 +1,216 @@
+package fsm
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/tidwall/btree"
+)
+
+// KeyType is the kind of value a key holds, as TYPE names it.
+type KeyType uint8
+
+const (
+	// TypeNone is an absent or expired key.
+	TypeNone KeyType = iota
+	// TypeThrottle is a key made by THROTTLE.ACQUIRE.
+	TypeThrottle
+	// TypeCell is a key made by CL.THROTTLE.
+	TypeCell
+)
+
+// String returns the name TYPE replies with: none, throttle or cl.throttle.
+func (t KeyType) String() string {
+	switch t {
+	case TypeThrottle:
+		return "throttle"
+	case TypeCell:
+		return "cl.throttle"
+	default:
+		return "none"
+	}
+}
+
+func (k *keyState) keyType() KeyType {
+	if k.cell {
+		return TypeCell
+	}
+	return TypeThrottle
+}
+
+// keyHash places a key in the scan index. SHA-256 rather than a faster
+// hash because SCAN returns all the keys that share a hash in one call:
+// with a hash whose collisions can be made at will (FNV, xxhash), a client
+// choosing its keys could make one SCAN call walk them all. It is fixed,
+// not seeded, so a cursor means the same on every node and across restarts.
+func keyHash(key string) uint64 {
+	sum := sha256.Sum256([]byte(key))
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+func newIndex() *btree.BTree {
+	return btree.NewNonConcurrent(func(a, b any) bool {
+		x, y := a.(*keyState), b.(*keyState)
+		if x.hash != y.hash {
+			return x.hash < y.hash
+		}
+		return x.key < y.key
+	})
+}
+
+// applyCell applies a CL.THROTTLE; f.mu is held.
+func (f *FSM) applyCell(c CellThrottle) Result {
+	st := f.live(c.Key)
+	if st != nil && !st.cell {
+		return Result{Err: fmt.Errorf("%w: %s was made by THROTTLE.ACQUIRE", ErrWrongType, quoteName(c.Key))}
+	}
+	var tat int64
+	if st != nil {
+		tat = st.last
+	}
+	d, err := decideCell(c, tat, st != nil, f.now)
+	if err != nil {
+		return Result{Err: err}
+	}
+	if c.Quantity > 0 {
+		if d.res.Limited {
+			f.stats.Denials++
+		} else {
+			f.stats.Grants++
+		}
+	}
+	if d.store {
+		f.setKey(c.Key, d.tat, 0, true)
+	}
+	return Result{Cell: d.res}
+}
+
+// liveAt returns key's state if it is unexpired at cluster time now; f.mu
+// is held.
+func (f *FSM) liveAt(key string, now int64) *keyState {
+	st := f.keys[key]
+	if st == nil || now >= st.deadline() {
+		return nil
+	}
+	return st
+}
+
+// PeekCell answers c as Apply would at cluster time max(now, clock),
+// changing nothing.
+func (f *FSM) PeekCell(c CellThrottle, now int64) (CellResult, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	now = max(now, f.now)
+	st := f.liveAt(c.Key, now)
+	if st != nil && !st.cell {
+		return CellResult{}, fmt.Errorf("%w: %s was made by THROTTLE.ACQUIRE", ErrWrongType, quoteName(c.Key))
+	}
+	var tat int64
+	if st != nil {
+		tat = st.last
+	}
+	d, err := decideCell(c, tat, st != nil, now)
+	return d.res, err
+}
+
+// Lookup returns the type of key at cluster time max(now, clock) and, when
+// it exists, the cluster time (Unix ms) at which it expires: the first
+// millisecond at which it no longer exists.
+func (f *FSM) Lookup(key string, now int64) (t KeyType, expiresAt int64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	st := f.liveAt(key, max(now, f.now))
+	if st == nil {
+		return TypeNone, 0
+	}
+	return st.keyType(), st.deadline()
+}
+
+// ScanFilter decides whether SCAN and KEYS return a key of type t.
+type ScanFilter func(key string, t KeyType) bool
+
+// Scan walks the keyspace in the order of the scan index, from cursor: it
+// visits up to count keys (more when keys share the hash of the last one
+// visited, so that a cursor never splits them), returns the visited ones
+// unexpired at cluster time max(now, clock) that keep passes (nil: all),
+// and the cursor to continue from, 0 when the walk is complete.
+//
+// A cursor is a position in hash order, not in a table, so the guarantees
+// of Redis's SCAN hold whatever is added or removed between calls: a key
+// present from the first call to the last is returned exactly once (its
+// hash is visited once), a key added or removed meanwhile may or may not
+// be. Each call costs O(log n + count).
+func (f *FSM) Scan(cursor uint64, count int, now int64, keep ScanFilter) (next uint64, keys []string) {
+	if count < 1 {
+		count = 1
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	now = max(now, f.now)
+	visited := 0
+	var last uint64
+	done := true
+	f.index.Ascend(&keyState{hash: cursor}, func(item any) bool {
+		st := item.(*keyState)
+		if visited >= count && st.hash != last {
+			done = false
+			return false
+		}
+		visited++
+		last = st.hash
+		if now < st.deadline() && (keep == nil || keep(st.key, st.keyType())) {
+			keys = append(keys, st.key)
+		}
+		return true
+	})
+	if done || last == ^uint64(0) {
+		return 0, keys
+	}
+	return last + 1, keys
+}
+
+// AllKeys returns every key unexpired at cluster time max(now, clock) that
+// keep passes (nil: all), in scan order: KEYS, which costs O(n).
+func (f *FSM) AllKeys(now int64, keep ScanFilter) []string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	now = max(now, f.now)
+	var keys []string
+	f.index.Ascend(nil, func(item any) bool {
+		st := item.(*keyState)
+		if now < st.deadline() && (keep == nil || keep(st.key, st.keyType())) {
+			keys = append(keys, st.key)
+		}
+		return true
+	})
+	return keys
+}
+
+// RandomKey returns a key unexpired at cluster time max(now, clock), chosen
+// by pick (which returns a number in [0, n)), or false when there is none.
+// The state machine reads no randomness itself: the caller supplies it.
+// Each try picks uniformly among all keys held; expired keys not yet
+// pruned are skipped, and after a few misses the keys are walked from a
+// random place, so that a state of mostly expired keys still answers.
+func (f *FSM) RandomKey(now int64, pick func(n int) int) (string, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	now = max(now, f.now)
+	n := len(f.exp)
+	if n == 0 {
+		return "", false
+	}
+	for range 8 {
+		if st := f.exp[pick(n)]; now < st.deadline() {
+			return st.key, true
+		}
+	}
+	start := pick(n)
+	for i := range n {
+		if st := f.exp[(start+i)%n]; now < st.deadline() {
+			return st.key, true
+		}
+	}
+	return "", false
+}
