@@ -66,6 +66,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add(Entry{Now: 1, Commands: []Command{Acquire{Key: "k", Interval: 3, Max: 2, Slop: 1}}}.Encode())
 	f.Add(Entry{Now: 2, Commands: []Command{Reset{Keys: []string{"a", "b"}}, SetNode{ID: "n", RESPAddr: "a:1"}}}.Encode())
 	f.Add([]byte{1, 1})
+	f.Add(Entry{Now: 3, Commands: []Command{Acquire{Key: "k", Interval: 3, Max: 2, Slop: 1, Cost: 3, Token: "t"}, Cancel{Key: "k", ValidAt: 6, Token: "t"}, Cancel{Key: "k", ValidAt: 3}}}.Encode())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := DecodeEntry(data)
 		if err != nil {

@@ -21,6 +21,8 @@ var resultErrors = []error{
 	ErrInvalidMax,      // 3
 	ErrInvalidSlop,     // 4
 	ErrOverflow,        // 5
+	ErrInvalidCost,     // 6
+	ErrInvalidToken,    // 7
 }
 
 // AppendResults appends the wire form of rs to dst:
