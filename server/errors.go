@@ -82,8 +82,12 @@ func errorText(err error) string {
 		return "ERR max must be zero or a positive integer"
 	case errors.Is(err, fsm.ErrInvalidSlop):
 		return "ERR SLOP must be zero or a positive integer (milliseconds)"
+	case errors.Is(err, fsm.ErrInvalidCost):
+		return "ERR COST must be zero or a positive integer, at most max+1"
+	case errors.Is(err, fsm.ErrInvalidToken):
+		return fmt.Sprintf("ERR ID must be 1 to %d bytes", fsm.MaxTokenLen)
 	case errors.Is(err, fsm.ErrOverflow):
-		return "ERR interval, max or SLOP too large: the slot time would overflow int64 milliseconds"
+		return "ERR interval, max, SLOP or COST too large: the slot time would overflow int64 milliseconds"
 	case errors.Is(err, ErrNoLeader):
 		return msgNoLeader
 	case errors.Is(err, ErrNotLeader):
