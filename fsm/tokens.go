@@ -120,7 +120,9 @@ type tokenRecord struct {
 	permit     Permit // for tokenAcquire
 }
 
-// Tokens returns how many idempotency tokens the state remembers (INFO).
+// Tokens returns how many idempotency tokens the state remembers, expired
+// or not (a token is dropped when the next entry is applied after its
+// window).
 func (f *FSM) Tokens() int {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
