@@ -199,6 +199,13 @@ func TestForwardedIDAndResend(t *testing.T) {
 	if !slicesEqual(a, b) {
 		t.Fatalf("same ID through the follower: %v, through the leader %v", b, a)
 	}
+	// CANCEL through the follower (forwarded with a token of its own).
+	if v, e := do(t, follower, "THROTTLE.CANCEL", "r", a[2]); e != "" || v.(int64) != 1 {
+		t.Fatalf("CANCEL through the follower: %v %q", v, e)
+	}
+	if again := permitOf(t, lc, "THROTTLE.ACQUIRE", "r", 60000, 5); again[2] != a[2] {
+		t.Fatalf("after the give-back the next slot is %d, want %d", again[2], a[2])
+	}
 }
 
 func slicesEqual(a, b []int64) bool {
@@ -296,5 +303,39 @@ func (d *replyDropper) serve(cl net.Conn, drop bool) {
 			}
 			return
 		}
+	}
+}
+
+// TestTokensSurviveRestart: a token granted before a snapshot and one
+// granted after it (in the log only) are both remembered by the node after
+// a restart, and its digest is what it was.
+func TestTokensSurviveRestart(t *testing.T) {
+	n := testcluster.StartNode(t, testcluster.Options{})
+	c := n.Client()
+	before := permitOf(t, c, "THROTTLE.ACQUIRE", "s", 60000, 5, "ID", "in-snapshot")
+	if err := c.Do(context.Background(), "RAFT.SNAPSHOT").Err(); err != nil {
+		t.Fatal(err)
+	}
+	after := permitOf(t, c, "THROTTLE.ACQUIRE", "s", 60000, 5, "ID", "in-log", "COST", 2)
+	n.Restart(false)
+	c = n.Client()
+	testcluster.WaitFor(t, 10*time.Second, "the restarted node to lead", func() bool {
+		_, e := do(t, c, "THROTTLE.PEEK", "s", 60000, 5)
+		return e == ""
+	})
+	for _, tc := range []struct {
+		args []any
+		want []int64
+	}{
+		{[]any{"THROTTLE.ACQUIRE", "s", 60000, 5, "ID", "in-snapshot"}, before},
+		{[]any{"THROTTLE.ACQUIRE", "s", 60000, 5, "ID", "in-log", "COST", 2}, after},
+	} {
+		if got := permitOf(t, c, tc.args...); !slicesEqual(got, tc.want) {
+			t.Fatalf("%v after a restart: %v, want the first reply %v", tc.args, got, tc.want)
+		}
+	}
+	// Nothing was taken by the retries: the next slot follows the COST 2.
+	if next := permitOf(t, c, "THROTTLE.ACQUIRE", "s", 60000, 5); next[2] != after[2]+2*60000 {
+		t.Fatalf("next slot %d, want %d", next[2], after[2]+2*60000)
 	}
 }
