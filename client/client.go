@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	crand "crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -55,13 +57,16 @@ type Options struct {
 //
 //   - a network error (refused, reset, EOF, timeout) moves on to the next
 //     address and remembers it. If the command had been sent, the server
-//     may have granted it; sending it again takes another slot, which wastes
-//     capacity but never weakens spacing.
+//     may have granted it; every THROTTLE.ACQUIRE and THROTTLE.CANCEL
+//     carries an idempotency token (ID, random, one per call) that its
+//     resends reuse, so the server answers a resend of a command it
+//     already applied with the first reply instead of taking another slot.
 //   - CLUSTERDOWN (the node waited for a leader and found none) moves on to
 //     the next address; when every address said so, the call fails with
 //     ErrClusterDown.
 //   - TRYAGAIN fails the call with ErrOutcomeUnknown at once. Wait, Do and
-//     Throttle retry it (a retry takes a new slot: safe for spacing).
+//     Throttle retry it with the same token, so a grant that was made
+//     after all is answered, not taken twice.
 //   - any other error reply fails the call.
 type Client struct {
 	addrs []string
@@ -134,6 +139,9 @@ type acquireOpts struct {
 	slop    time.Duration
 	hasSlop bool
 	onReply []func(Permit, error)
+	cost    int
+	hasCost bool
+	id      string
 }
 
 // WithSlop sets how long after its slot a permit may still be used (SLOP).
@@ -141,6 +149,27 @@ type acquireOpts struct {
 // is max(1 ms, interval/10).
 func WithSlop(slop time.Duration) AcquireOption {
 	return func(o *acquireOpts) { o.slop, o.hasSlop = slop, true }
+}
+
+// WithCost makes one call take n consecutive slots (COST n): the next
+// caller's slot is n intervals later, and it is granted only if, after it,
+// at most max slots are pending; n must be at most max+1. For a call that
+// stands for n units of work against one rate (tokens of a model, rows of
+// a batch). WithCost(0) makes Acquire a peek: it answers as Peek does and
+// takes nothing. Peek takes it too: the answer Acquire would give for n.
+func WithCost(n int) AcquireOption {
+	return func(o *acquireOpts) { o.cost, o.hasCost = n, true }
+}
+
+// WithID sets the idempotency token of an Acquire (ID): 1 to 64 bytes,
+// unique per request. Without it the client draws a random one per call
+// (and reuses it on its own retries); give one when the request may be
+// sent again by something the client does not see, such as a retry after
+// this process restarts. A second ACQUIRE of the same key with the same
+// token within a minute answers as the first grant did, taking nothing.
+// Peek ignores it.
+func WithID(token string) AcquireOption {
+	return func(o *acquireOpts) { o.id = token }
 }
 
 // Acquire sends one THROTTLE.ACQUIRE: it takes a slot of key's throttle, now
@@ -151,14 +180,89 @@ func WithSlop(slop time.Duration) AcquireOption {
 // (never looser than asked). max is how many future slots may be reserved
 // (0: only "go now" grants). The error wraps ErrClusterDown,
 // ErrOutcomeUnknown or ErrInvalidArgument, or is ctx's error.
+//
+// The command carries an idempotency token (see WithID); a resend of it
+// to another address after a network error reuses it.
 func (c *Client) Acquire(ctx context.Context, key string, interval time.Duration, max int, opts ...AcquireOption) (Permit, error) {
-	return c.permitCmd(ctx, "THROTTLE.ACQUIRE", key, interval, max, opts)
+	r, err := newRequest("THROTTLE.ACQUIRE", key, interval, max, opts)
+	if err != nil {
+		return Permit{}, err
+	}
+	return c.send(ctx, r)
 }
 
 // Peek sends THROTTLE.PEEK: the answer Acquire would give now, changing
 // nothing.
 func (c *Client) Peek(ctx context.Context, key string, interval time.Duration, max int, opts ...AcquireOption) (Permit, error) {
-	return c.permitCmd(ctx, "THROTTLE.PEEK", key, interval, max, opts)
+	r, err := newRequest("THROTTLE.PEEK", key, interval, max, opts)
+	if err != nil {
+		return Permit{}, err
+	}
+	return c.send(ctx, r)
+}
+
+// Cancel sends THROTTLE.CANCEL: it gives back p, a permit of key's
+// throttle, if it is still the key's newest grant, so that the next caller
+// gets its slot (all of its slots, for a permit of WithCost(n)). It
+// reports whether it did; false when p was granted before another grant
+// of the key, has expired, or was given back already. Give back only a
+// permit that will not be used. The command carries a token, so a resend
+// does not give back a slot granted to someone else meanwhile.
+func (c *Client) Cancel(ctx context.Context, key string, p Permit) (bool, error) {
+	if key == "" || !p.Granted {
+		return false, fmt.Errorf("%w: a key and a granted permit are required", ErrInvalidArgument)
+	}
+	args := []any{"THROTTLE.CANCEL", key, strconv.FormatInt(p.ValidAt.UnixMilli(), 10), "ID", newToken()}
+	var n int64
+	err := c.do(ctx, args, func(cmd *redis.Cmd, _, _ time.Time) (err error) {
+		n, err = cmd.Int64()
+		return err
+	})
+	return n == 1, err
+}
+
+// request is one THROTTLE.ACQUIRE or THROTTLE.PEEK, kept across its
+// retries: its arguments (with its token) and when it was first sent.
+type request struct {
+	args  []any
+	opts  []AcquireOption // for OnReply
+	peek  bool            // a PEEK, or an ACQUIRE with cost 0
+	first time.Time       // zero until sent; see send
+}
+
+func newRequest(name, key string, interval time.Duration, max int, opts []AcquireOption) (*request, error) {
+	args, o, err := acquireArgs(name, key, interval, max, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &request{args: args, opts: opts, peek: name == "THROTTLE.PEEK" || o.hasCost && o.cost == 0}, nil
+}
+
+// send sends r and parses the permit. A reply to a retry with the same
+// token may be the reply to an earlier attempt, decided as early as r's
+// first send: the permit's deadline is moved earlier by the time since
+// then (Permit.Deadline), so that it is never later than the slot's.
+func (c *Client) send(ctx context.Context, r *request) (Permit, error) {
+	var p Permit
+	err := c.doFrom(ctx, r.args, &r.first, func(cmd *redis.Cmd, sent, received time.Time) error {
+		v, err := cmd.Int64Slice()
+		if err != nil {
+			return err
+		}
+		p, err = permitFromReply(v, sent, received)
+		p.early = max(0, sent.Sub(r.first))
+		return err
+	})
+	notifyReply(r.opts, p, err)
+	return p, err
+}
+
+// newToken returns a random idempotency token: 16 bytes from crypto/rand
+// in 22 characters of base64url.
+func newToken() string {
+	var b [16]byte
+	crand.Read(b[:]) // never fails: crypto/rand panics rather than return an error
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // Reset sends THROTTLE.RESET: it forgets the keys' state and returns how
@@ -182,51 +286,53 @@ func (c *Client) Reset(ctx context.Context, keys ...string) (int, error) {
 	return int(n), err
 }
 
-func (c *Client) permitCmd(ctx context.Context, name, key string, interval time.Duration, max int, opts []AcquireOption) (Permit, error) {
-	args, err := acquireArgs(name, key, interval, max, opts)
-	if err != nil {
-		return Permit{}, err
-	}
-	var p Permit
-	err = c.do(ctx, args, func(cmd *redis.Cmd, sent, received time.Time) error {
-		v, err := cmd.Int64Slice()
-		if err != nil {
-			return err
-		}
-		p, err = permitFromReply(v, sent, received)
-		return err
-	})
-	notifyReply(opts, p, err)
-	return p, err
-}
-
-func acquireArgs(name, key string, interval time.Duration, max int, opts []AcquireOption) ([]any, error) {
+func acquireArgs(name, key string, interval time.Duration, max int, opts []AcquireOption) ([]any, acquireOpts, error) {
 	var o acquireOpts
 	for _, f := range opts {
 		f(&o)
 	}
 	switch {
 	case key == "":
-		return nil, fmt.Errorf("%w: empty key", ErrInvalidArgument)
+		return nil, o, fmt.Errorf("%w: empty key", ErrInvalidArgument)
 	case interval < time.Millisecond:
-		return nil, fmt.Errorf("%w: interval %v: must be at least 1ms (the server counts whole milliseconds)", ErrInvalidArgument, interval)
+		return nil, o, fmt.Errorf("%w: interval %v: must be at least 1ms (the server counts whole milliseconds)", ErrInvalidArgument, interval)
 	case max < 0:
-		return nil, fmt.Errorf("%w: max %d is negative", ErrInvalidArgument, max)
+		return nil, o, fmt.Errorf("%w: max %d is negative", ErrInvalidArgument, max)
 	case o.hasSlop && o.slop < 0:
-		return nil, fmt.Errorf("%w: slop %v is negative", ErrInvalidArgument, o.slop)
+		return nil, o, fmt.Errorf("%w: slop %v is negative", ErrInvalidArgument, o.slop)
+	case o.hasCost && (o.cost < 0 || o.cost > max+1):
+		return nil, o, fmt.Errorf("%w: cost %d is outside 0..max+1 (%d)", ErrInvalidArgument, o.cost, max+1)
+	case len(o.id) > 64:
+		return nil, o, fmt.Errorf("%w: ID of %d bytes (at most 64)", ErrInvalidArgument, len(o.id))
 	}
 	ms := int64((interval + time.Millisecond - 1) / time.Millisecond)
 	args := []any{name, key, strconv.FormatInt(ms, 10), strconv.Itoa(max)}
 	if o.hasSlop {
 		args = append(args, "SLOP", strconv.FormatInt(o.slop.Milliseconds(), 10))
 	}
-	return args, nil
+	if o.hasCost {
+		args = append(args, "COST", strconv.Itoa(o.cost))
+	}
+	if name == "THROTTLE.ACQUIRE" && !(o.hasCost && o.cost == 0) {
+		id := o.id
+		if id == "" {
+			id = newToken()
+		}
+		args = append(args, "ID", id)
+	}
+	return args, o, nil
 }
 
 // do sends args, following the failover rules described on Client, and
 // hands the successful reply, with the attempt's send and arrival times, to
 // parse.
 func (c *Client) do(ctx context.Context, args []any, parse func(cmd *redis.Cmd, sent, received time.Time) error) error {
+	return c.doFrom(ctx, args, nil, parse)
+}
+
+// doFrom is do that also records, in *first if it is zero, when the first
+// attempt was sent.
+func (c *Client) doFrom(ctx context.Context, args []any, first *time.Time, parse func(cmd *redis.Cmd, sent, received time.Time) error) error {
 	n := len(c.rdbs)
 	attempts := max(n, 2)
 	start := int(c.cur.Load())
@@ -237,6 +343,9 @@ func (c *Client) do(ctx context.Context, args []any, parse func(cmd *redis.Cmd, 
 		}
 		i := (start + k) % n
 		sent := c.now()
+		if first != nil && first.IsZero() {
+			*first = sent
+		}
 		cmd := redis.NewCmd(ctx, args...)
 		_ = c.rdbs[i].Process(ctx, cmd)
 		received := c.now()

@@ -28,6 +28,20 @@
 //     a valid permit.
 //   - OnReply, an option of all of these, reports every reply a call
 //     receives, the denials Wait retries included, to log or count them.
+//   - WithCost(n) takes n consecutive slots in one call (0: a peek);
+//     Client.Cancel gives an unused reservation back, and Wait and
+//     Throttle do so themselves when their context ends before the slot.
+//
+// # Retries
+//
+// Every Acquire carries an idempotency token (THROTTLE.ACQUIRE's ID: random
+// from crypto/rand, or the caller's with WithID), and every resend of the
+// same call reuses it: after a network error on another address, and in
+// Wait after ErrOutcomeUnknown. The server remembers a granted token for a
+// minute of cluster time and answers a repeat with the first reply, so a
+// retry never takes a second slot. Such a reply may have been decided when
+// the first attempt was sent, so the permit's Deadline is moved earlier by
+// the time since then.
 //
 // # Time
 //

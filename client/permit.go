@@ -23,10 +23,11 @@ var (
 	// ErrOutcomeUnknown is returned by Acquire when the server answered
 	// TRYAGAIN: leadership changed while the reservation was being
 	// committed, so it may or may not have been granted. Treat it as not
-	// granted. Wait retries it on its own.
+	// granted. Wait retries it on its own, with the same token, so that a
+	// grant made after all is answered rather than taken twice.
 	ErrOutcomeUnknown = errors.New("throttledb: outcome unknown")
 	// ErrInvalidArgument is returned, before anything is sent, for a bad key,
-	// interval, max or slop.
+	// interval, max, slop, cost or ID.
 	ErrInvalidArgument = errors.New("throttledb: invalid argument")
 )
 
@@ -59,6 +60,10 @@ type Permit struct {
 	// RoundTrip is the time from sending the command to the reply's
 	// arrival (on the node that answered).
 	RoundTrip time.Duration
+
+	// early is how long before this attempt the request was first sent:
+	// the reply may be an earlier attempt's (see Client.send).
+	early time.Duration
 }
 
 // Start is the local time the slot opens: Received + Wait. It is zero when
@@ -79,12 +84,15 @@ func (p Permit) Slop() time.Duration {
 }
 
 // Deadline is the local time after which the permit must not be used:
-// Start + Slop. It is zero when denied.
+// Start + Slop, less the time between the request's first attempt and the
+// one answered when the client retried it with the same token (the reply
+// may then be the first attempt's, decided that much earlier). It is zero
+// when denied, and may be before Start: the permit is then unusable.
 func (p Permit) Deadline() time.Time {
 	if !p.Granted {
 		return time.Time{}
 	}
-	return p.Start().Add(p.Slop())
+	return p.Start().Add(p.Slop() - p.early)
 }
 
 // String formats p like the exercise's Python Permit (README), or "None" when

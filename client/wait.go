@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -19,8 +20,9 @@ const outcomeUnknownBackoff = 50 * time.Millisecond
 //     caller never starts before its slot.
 //   - On a denial it sleeps for the server's RetryAfter plus a random
 //     jitter of up to a tenth of interval, and tries again.
-//   - On ErrOutcomeUnknown it treats the slot as not granted and tries
-//     again after a short random pause.
+//   - On ErrOutcomeUnknown it tries again after a short random pause,
+//     with the same idempotency token: if the first attempt was granted
+//     after all, the retry is answered with that grant.
 //   - If it wakes after Permit.Deadline (the process stalled, or the sleep
 //     overshot by more than the slop), it does not use the permit and
 //     returns it with ErrPermitExpired. It does not try again: the caller
@@ -28,10 +30,21 @@ const outcomeUnknownBackoff = 50 * time.Millisecond
 //
 // It returns when it has a usable permit, on ErrPermitExpired, on an error
 // other than ErrOutcomeUnknown (ErrClusterDown, ErrInvalidArgument...), or
-// when ctx ends (then with ctx's error; a slot already reserved is wasted).
+// when ctx ends (then with ctx's error). When ctx ends while it sleeps
+// until a reserved slot, it gives the slot back (THROTTLE.CANCEL, see
+// Client.Cancel) before returning, so that the next caller can have it.
+//
+// WithCost(0) (a peek) cannot be waited for: ErrInvalidArgument.
 func (c *Client) Wait(ctx context.Context, key string, interval time.Duration, max int, opts ...AcquireOption) (Permit, error) {
+	r, err := newRequest("THROTTLE.ACQUIRE", key, interval, max, opts)
+	if err != nil {
+		return Permit{}, err
+	}
+	if r.peek {
+		return Permit{}, fmt.Errorf("%w: Wait with cost 0 (a peek) takes no slot", ErrInvalidArgument)
+	}
 	for {
-		p, err := c.Acquire(ctx, key, interval, max, opts...)
+		p, err := c.send(ctx, r)
 		switch {
 		case errors.Is(err, ErrOutcomeUnknown):
 			if err := c.sleep(ctx, c.jitter(outcomeUnknownBackoff)+time.Millisecond); err != nil {
@@ -41,12 +54,16 @@ func (c *Client) Wait(ctx context.Context, key string, interval time.Duration, m
 		case err != nil:
 			return p, err
 		case !p.Granted:
+			// A denial is not remembered with the token: no earlier
+			// attempt of it was granted, so the next is decided afresh.
+			r.first = time.Time{}
 			if err := c.sleep(ctx, p.RetryAfter+c.jitter(denialJitter(interval))); err != nil {
 				return p, err
 			}
 			continue
 		}
 		if err := c.sleep(ctx, p.Start().Sub(c.now())); err != nil {
+			c.giveBack(ctx, key, p)
 			return p, err
 		}
 		if c.now().After(p.Deadline()) {
@@ -54,6 +71,21 @@ func (c *Client) Wait(ctx context.Context, key string, interval time.Duration, m
 		}
 		return p, nil
 	}
+}
+
+// giveBackTimeout bounds the THROTTLE.CANCEL Wait sends when its context
+// ends before its slot.
+const giveBackTimeout = 2 * time.Second
+
+// giveBack cancels p, whose slot has not opened, after ctx ended; the
+// outcome is not reported (the caller returns ctx's error either way).
+func (c *Client) giveBack(ctx context.Context, key string, p Permit) {
+	if !c.now().Before(p.Start()) {
+		return // the slot opened: ctx did not end before it
+	}
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), giveBackTimeout)
+	defer cancel()
+	c.Cancel(gctx, key, p)
 }
 
 // Limiter is a throttle bound to one key, interval and max, for repeated
@@ -100,7 +132,14 @@ func (l *Limiter) Do(ctx context.Context, fn func(ctx context.Context) error) er
 // "go now" slots. When none is free it returns ErrDenied (and fn is not
 // run); the permit's RetryAfter says when to try again.
 func (l *Limiter) TryDo(ctx context.Context, fn func(ctx context.Context) error) (Permit, error) {
-	p, err := l.c.Acquire(ctx, l.key, l.interval, 0, l.opts...)
+	r, err := newRequest("THROTTLE.ACQUIRE", l.key, l.interval, 0, l.opts)
+	if err != nil {
+		return Permit{}, err
+	}
+	if r.peek {
+		return Permit{}, fmt.Errorf("%w: TryDo with cost 0 (a peek) takes no slot", ErrInvalidArgument)
+	}
+	p, err := l.c.send(ctx, r)
 	if err != nil {
 		return p, err
 	}
@@ -115,7 +154,8 @@ func (l *Limiter) TryDo(ctx context.Context, fn func(ctx context.Context) error)
 
 // Throttle returns a function that behaves like fn but runs it only inside
 // a valid permit of key's throttle: each call waits for a slot (see
-// Client.Wait), then calls fn with a context carrying the permit. When no
+// Client.Wait, which gives the slot back if ctx ends before it opens),
+// then calls fn with a context carrying the permit. When no
 // usable permit is obtained, fn is not called and the zero T is returned
 // with Wait's error (ErrPermitExpired, ErrClusterDown, ctx's error...).
 //

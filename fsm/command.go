@@ -37,6 +37,8 @@ const (
 	// OpAcquire, so logs stay as compact and as readable by older
 	// versions as before.
 	OpAcquireEx Op = 5
+	// OpCancel is THROTTLE.CANCEL.
+	OpCancel Op = 6
 	// OpCellThrottle is CL.THROTTLE, redis-cell's GCRA limiter.
 	OpCellThrottle Op = 7
 	// OpFlushAll is FLUSHALL and FLUSHDB: every key of both types is
@@ -45,7 +47,7 @@ const (
 )
 
 // Command is one state-changing command inside an Entry. It is implemented by
-// Acquire, Reset, SetNode, RemoveNode, CellThrottle and FlushAll.
+// Acquire, Reset, SetNode, RemoveNode, Cancel, CellThrottle and FlushAll.
 type Command interface {
 	// Op reports the command's type.
 	Op() Op
@@ -66,6 +68,36 @@ type Acquire struct {
 	Cost int64
 	// Token is the client's idempotency token (ID), or empty for none.
 	Token string
+}
+
+// Cancel gives back the newest grant of Key (THROTTLE.CANCEL) if its first
+// slot is ValidAt: all the slots it took, so that the next caller gets its
+// first slot. Token, if not empty, makes a retry of the same give-back
+// (same key and token, within TokenWindow) answer as the first did
+// without acting again.
+type Cancel struct {
+	Key     string
+	ValidAt int64
+	Token   string
+}
+
+// Validate checks a Cancel's arguments without reference to any state.
+// The error wraps ErrInvalidKey or ErrInvalidToken.
+func (c Cancel) Validate() error {
+	if err := ValidateKey(c.Key); err != nil {
+		return err
+	}
+	return ValidateToken(c.Token)
+}
+
+// Op implements Command.
+func (Cancel) Op() Op { return OpCancel }
+
+// appendPayload writes key, valid_at and token.
+func (c Cancel) appendPayload(b []byte) []byte {
+	b = appendString(b, c.Key)
+	b = binary.AppendVarint(b, c.ValidAt)
+	return appendString(b, c.Token)
 }
 
 // Reset removes the state of Keys (THROTTLE.RESET).
@@ -290,6 +322,8 @@ func (d *decoder) command() Command {
 		return Reset{Keys: keys}
 	case OpSetNode:
 		return SetNode{ID: d.string(), RESPAddr: d.string()}
+	case OpCancel:
+		return Cancel{Key: d.string(), ValidAt: d.varint(), Token: d.string()}
 	case OpRemoveNode:
 		return RemoveNode{ID: d.string()}
 	case OpCellThrottle:

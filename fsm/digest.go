@@ -8,9 +8,10 @@ import (
 // Digest returns the index of the last log entry applied (0 when none has
 // been applied since the state machine was created or last restored from a
 // snapshot) and a SHA-256 hash of the whole replicated state at that index:
-// the cluster clock, the counters, every key's slot and interval (and
-// every CL.THROTTLE key's arrival time), expired or not, and the membership
-// metadata, in a canonical order. Replicas that
+// the cluster clock, the counters, every key's slot, interval and span
+// (and every CL.THROTTLE key's arrival time), expired or not, the
+// membership metadata, and the idempotency tokens, in a canonical order.
+// Replicas that
 // applied the same log report the same digest at the same index, whatever
 // their history of snapshots and restarts; fault tests compare them
 // (RAFT.DIGEST).
@@ -21,12 +22,13 @@ func (f *FSM) Digest() (index uint64, sum [sha256.Size]byte) {
 		if st.cell {
 			img.cells = append(img.cells, cellKey{key: st.key, tat: st.last})
 		} else {
-			img.keys = append(img.keys, keyState{key: st.key, last: st.last, interval: st.interval})
+			img.keys = append(img.keys, keyState{key: st.key, last: st.last, interval: st.interval, span: st.span})
 		}
 	}
 	for id, addr := range f.nodes {
 		img.nodes = append(img.nodes, Node{ID: id, RESPAddr: addr})
 	}
+	img.tokens = f.tokenRecords() // in log order: the same on every replica
 	index = f.applied
 	f.mu.RUnlock()
 	sort.Slice(img.keys, func(i, j int) bool { return img.keys[i].key < img.keys[j].key })

@@ -15,6 +15,14 @@ var (
 	ErrInvalidMax = errors.New("invalid max")
 	// ErrInvalidSlop is returned when slop is negative.
 	ErrInvalidSlop = errors.New("invalid slop")
+	// ErrInvalidCost is returned when a cost (COST) is negative or larger
+	// than max+1: a call may hold at most max slots in the future after it
+	// is granted, and one of cost n holds at least n-1, so it could never
+	// be granted.
+	ErrInvalidCost = errors.New("invalid cost")
+	// ErrInvalidToken is returned when an idempotency token (ID) is longer
+	// than MaxTokenLen bytes (the server also refuses an empty one).
+	ErrInvalidToken = errors.New("invalid token")
 	// ErrOverflow is returned when a computation on the arguments would
 	// overflow int64; nothing is changed.
 	ErrOverflow = errors.New("arithmetic overflow")

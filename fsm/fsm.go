@@ -85,6 +85,8 @@ type FSM struct {
 	// applied is the index of the last log entry Apply applied, 0 until the
 	// first one since New or the last Restore (see Digest).
 	applied uint64
+	// tokens are the idempotency tokens of the last TokenWindow.
+	tokens *tokenTable
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -95,7 +97,7 @@ func New(cfg Config) *FSM {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{logger: lg, keys: make(map[string]*keyState), index: newIndex(), nodes: make(map[string]string), recent: new(recent)}
+	return &FSM{logger: lg, keys: make(map[string]*keyState), index: newIndex(), nodes: make(map[string]string), recent: new(recent), tokens: newTokenTable()}
 }
 
 // Apply implements raft.FSM. It decodes the entry and returns []Result, one
@@ -122,6 +124,7 @@ func (f *FSM) applyEntry(index uint64, e Entry) []Result {
 	// failovers.
 	f.now = max(f.now, e.Now)
 	f.prune()
+	f.tokens.prune(f.now)
 	results := make([]Result, len(e.Commands))
 	for i, c := range e.Commands {
 		results[i] = f.apply(c)
@@ -132,6 +135,17 @@ func (f *FSM) applyEntry(index uint64, e Entry) []Result {
 func (f *FSM) apply(c Command) Result {
 	switch c := c.(type) {
 	case Acquire:
+		if err := c.Validate(); err != nil {
+			return Result{Err: err}
+		}
+		id := tokenID{kind: tokenAcquire, key: c.Key, token: c.Token}
+		if c.Token != "" {
+			if p, ok := f.tokens.get(id); ok {
+				// A retry of a grant already made: the same answer, and
+				// nothing taken again.
+				return Result{Permit: p}
+			}
+		}
 		st := f.live(c.Key)
 		if st != nil && st.cell {
 			return Result{Err: fmt.Errorf("%w: %s was made by CL.THROTTLE", ErrWrongType, quoteName(c.Key))}
@@ -149,9 +163,14 @@ func (f *FSM) apply(c Command) Result {
 			f.stats.Grants++
 		}
 		if d.permit.Granted {
-			f.set(c.Key, d.newLast, c.Interval)
+			f.set(c.Key, d.newLast, c.Interval, c.slots()-1)
+			if c.Token != "" {
+				f.tokens.add(id, f.now, d.permit)
+			}
 		}
 		return Result{Permit: d.permit}
+	case Cancel:
+		return f.cancel(c)
 	case Reset:
 		var n int64
 		for _, k := range c.Keys {
@@ -187,16 +206,58 @@ func (f *FSM) live(key string) *keyState {
 	return st
 }
 
-// set stores a throttle key's state; setKey any key's.
-func (f *FSM) set(key string, last, interval int64) { f.setKey(key, last, interval, false) }
+// cancel applies c: if key's newest grant is live, not given back yet, and
+// its first slot is c.ValidAt, the key goes back to what it was before
+// that grant as far as any later call can tell (its last slot one interval
+// before that first slot, or no state at all when that is already
+// expired), and the result counts 1; else nothing changes and it counts 0.
+func (f *FSM) cancel(c Cancel) Result {
+	if err := c.Validate(); err != nil {
+		return Result{Err: err}
+	}
+	id := tokenID{kind: tokenCancel, key: c.Key, token: c.Token}
+	if c.Token != "" {
+		if _, ok := f.tokens.get(id); ok {
+			return Result{Count: 1}
+		}
+	}
+	st := f.live(c.Key)
+	if st != nil && st.cell {
+		return Result{Err: fmt.Errorf("%w: %s was made by CL.THROTTLE", ErrWrongType, quoteName(c.Key))}
+	}
+	if st == nil || st.span < 0 {
+		return Result{}
+	}
+	// last = first + span·interval was checked against overflow when
+	// granted (and when an image was restored), so this cannot overflow.
+	first := st.last - st.span*st.interval
+	if first != c.ValidAt {
+		return Result{}
+	}
+	if prev := first - st.interval; first <= f.now || prev < 0 {
+		// The state before the grant would expire at first: absent now.
+		f.remove(c.Key)
+	} else {
+		st.last, st.span = prev, -1
+		heap.Fix(&f.exp, st.index)
+	}
+	if c.Token != "" {
+		f.tokens.add(id, f.now, Permit{})
+	}
+	return Result{Count: 1}
+}
 
-func (f *FSM) setKey(key string, last, interval int64, cell bool) {
+// set records a grant of 1+span slots ending at last on a throttle key;
+// setKey stores any key's state.
+func (f *FSM) set(key string, last, interval, span int64) { f.setKey(key, last, interval, span, false) }
+
+func (f *FSM) setKey(key string, last, interval, span int64, cell bool) {
 	if st := f.keys[key]; st != nil {
-		st.last, st.interval, st.cell = last, interval, cell
+		st.last, st.interval, st.span, st.cell = last, interval, span, cell
 		heap.Fix(&f.exp, st.index)
 		return
 	}
-	st := &keyState{key: key, last: last, interval: interval, cell: cell, hash: keyHash(key)}
+	st := &keyState{key: key, last: last, interval: interval, span: span, cell: cell, hash: keyHash(key)}
 	f.keys[key] = st
 	heap.Push(&f.exp, st)
 	f.index.Set(st)
@@ -308,9 +369,10 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		if st.cell {
 			img.cells = append(img.cells, cellKey{key: st.key, tat: st.last})
 		} else {
-			img.keys = append(img.keys, keyState{key: st.key, last: st.last, interval: st.interval})
+			img.keys = append(img.keys, keyState{key: st.key, last: st.last, interval: st.interval, span: st.span})
 		}
 	}
+	img.tokens = f.tokenRecords()
 	for id, addr := range f.nodes {
 		img.nodes = append(img.nodes, Node{ID: id, RESPAddr: addr})
 	}
@@ -362,10 +424,25 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	for _, n := range img.nodes {
 		nodes[n.ID] = n.RESPAddr
 	}
+	tokens := newTokenTable()
+	for _, r := range img.tokens {
+		tokens.add(tokenID{kind: r.kind, key: r.key, token: r.token}, r.at, r.permit)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.now, f.stats, f.keys, f.exp, f.index, f.nodes, f.mem = img.now, img.stats, keys, exp, index, nodes, mem
+	f.tokens = tokens
 	f.applied = 0 // the snapshot's index is Raft's, not known here
-	f.logger.Info("restored snapshot", "keys", len(keys), "nodes", len(nodes), "clock", img.now)
+	f.logger.Info("restored snapshot", "keys", len(keys), "nodes", len(nodes), "tokens", len(img.tokens), "clock", img.now)
 	return nil
+}
+
+// tokenRecords copies the remembered tokens, oldest first; f.mu is held.
+func (f *FSM) tokenRecords() []tokenRecord {
+	live := f.tokens.live()
+	out := make([]tokenRecord, len(live))
+	for i, t := range live {
+		out[i] = tokenRecord{kind: t.id.kind, key: t.id.key, token: t.id.token, at: t.at, permit: f.tokens.byID[t.id]}
+	}
+	return out
 }

@@ -81,7 +81,7 @@ func (f *FSM) applyCell(c CellThrottle) Result {
 		}
 	}
 	if d.store {
-		f.setKey(c.Key, d.tat, 0, true)
+		f.setKey(c.Key, d.tat, 0, 0, true)
 	}
 	return Result{Cell: d.res}
 }

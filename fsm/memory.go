@@ -20,8 +20,9 @@ const KeyOverhead = 136
 // entries, connection buffers) never counts.
 func KeyCost(key string) int64 { return KeyOverhead + int64(len(key)) }
 
-// MemoryUsage returns the accounted memory (the sum of KeyCost) of the keys
-// unexpired at cluster time max(now, clock): what the live state holds.
+// MemoryUsage returns the accounted memory (the sum of KeyCost and
+// TokenCost) of the keys and idempotency tokens unexpired at cluster time
+// max(now, clock): what the live state holds.
 // Expired keys that Apply has not yet pruned are left out, because the next
 // applied entry drops them; counting them would keep a full state refusing
 // new keys when the very entry it refused would have freed the room. It
@@ -29,7 +30,8 @@ func KeyCost(key string) int64 { return KeyOverhead + int64(len(key)) }
 func (f *FSM) MemoryUsage(now int64) int64 {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.mem - f.exp.expiredCost(max(now, f.now))
+	now = max(now, f.now)
+	return f.mem - f.exp.expiredCost(now) + f.tokens.mem - f.tokens.expiredCost(now)
 }
 
 // Exists reports whether key has state unexpired at cluster time

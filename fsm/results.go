@@ -28,6 +28,8 @@ var resultErrors = []error{
 	ErrOverflow,        // 5
 	ErrWrongType,       // 6
 	ErrInvalidCell,     // 7
+	ErrInvalidCost,     // 8
+	ErrInvalidToken,    // 9
 }
 
 // AppendResults appends the wire form of rs to dst:

@@ -34,7 +34,7 @@ func TestResultsRoundTrip(t *testing.T) {
 	if _, err := DecodeResults(nil); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("empty input: %v", err)
 	}
-	for _, bad := range [][]byte{{3, 0}, {1, 1, 9, 0, 0, 0, 0, 0, 0}} {
+	for _, bad := range [][]byte{{3, 0}, {1, 1, 99, 0, 0, 0, 0, 0, 0}} {
 		if _, err := DecodeResults(bad); !errors.Is(err, ErrUnknownType) {
 			t.Fatalf("%v: %v", bad, err)
 		}

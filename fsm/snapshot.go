@@ -35,6 +35,15 @@ const (
 	// there are such keys, so an image without any stays readable by a
 	// version that does not know the section.
 	sectionCellKeys sectionTag = 1
+	// sectionTokens holds the idempotency tokens of the last TokenWindow,
+	// oldest first: uvarint n, n × (byte kind, string key, string token,
+	// varint at, byte granted, varint wait, valid, expires, pending).
+	sectionTokens sectionTag = 2
+	// sectionSpans holds the span (slots of the newest grant after its
+	// first, or -1 once given back: see keyState.span) of each key whose
+	// span is not 0: uvarint n, n × (string key, varint span). A key it
+	// does not list has span 0, as every key of an image without it.
+	sectionSpans sectionTag = 3
 )
 
 // image is a point-in-time copy of the state, written by Persist:
@@ -47,11 +56,12 @@ const (
 // where a string is a uvarint length and its bytes. Version 1 images (no
 // sections) are still read.
 type image struct {
-	now   int64
-	stats Stats
-	keys  []keyState
-	nodes []Node
-	cells []cellKey // section 1
+	now    int64
+	stats  Stats
+	keys   []keyState
+	nodes  []Node
+	cells  []cellKey     // section 1
+	tokens []tokenRecord // section 2
 }
 
 // cellKey is a CL.THROTTLE key in an image: its theoretical arrival time.
@@ -114,6 +124,50 @@ func (img *image) writeTo(dst io.Writer) error {
 			}
 		}
 	}
+	if len(img.tokens) > 0 {
+		b = binary.AppendUvarint(b, uint64(sectionTokens))
+		b = binary.AppendUvarint(b, uint64(len(img.tokens)))
+		for _, t := range img.tokens {
+			b = append(b, byte(t.kind))
+			b = appendString(b, t.key)
+			b = appendString(b, t.token)
+			b = binary.AppendVarint(b, t.at)
+			granted := byte(0)
+			if t.permit.Granted {
+				granted = 1
+			}
+			b = append(b, granted)
+			for _, v := range []int64{t.permit.WaitMs, t.permit.ValidAt, t.permit.ExpiresAt, t.permit.Pending} {
+				b = binary.AppendVarint(b, v)
+			}
+			if len(b) > 32<<10 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	var spans int
+	for _, k := range img.keys {
+		if k.span != 0 {
+			spans++
+		}
+	}
+	if spans > 0 {
+		b = binary.AppendUvarint(b, uint64(sectionSpans))
+		b = binary.AppendUvarint(b, uint64(spans))
+		for _, k := range img.keys {
+			if k.span != 0 {
+				b = appendString(b, k.key)
+				b = binary.AppendVarint(b, k.span)
+			}
+			if len(b) > 32<<10 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	b = binary.AppendUvarint(b, uint64(sectionEnd))
 	if err := flush(); err != nil {
 		return err
@@ -150,6 +204,7 @@ func readImage(r io.Reader) (*image, error) {
 	for i := uint64(0); i < n && sr.err == nil; i++ {
 		img.nodes = append(img.nodes, Node{ID: sr.string(), RESPAddr: sr.string()})
 	}
+	var spans map[string]int64
 	for version >= 2 && sr.err == nil {
 		tag := sectionTag(sr.uvarint())
 		if tag == sectionEnd || sr.err != nil {
@@ -165,6 +220,36 @@ func readImage(r io.Reader) (*image, error) {
 			for i := uint64(0); i < n && sr.err == nil; i++ {
 				img.cells = append(img.cells, cellKey{key: sr.string(), tat: sr.varint()})
 			}
+		case sectionTokens:
+			if img.tokens != nil {
+				return nil, invalidImage("tokens section appears twice")
+			}
+			img.tokens = []tokenRecord{}
+			n := sr.uvarint()
+			for i := uint64(0); i < n && sr.err == nil; i++ {
+				t := tokenRecord{kind: tokenKind(sr.byte()), key: sr.string(), token: sr.string(), at: sr.varint()}
+				switch g := sr.byte(); g {
+				case 0, 1:
+					t.permit.Granted = g == 1
+				default:
+					sr.fail(fmt.Errorf("granted flag %d", g))
+				}
+				t.permit.WaitMs, t.permit.ValidAt, t.permit.ExpiresAt, t.permit.Pending = sr.varint(), sr.varint(), sr.varint(), sr.varint()
+				img.tokens = append(img.tokens, t)
+			}
+		case sectionSpans:
+			if spans != nil {
+				return nil, invalidImage("spans section appears twice")
+			}
+			spans = map[string]int64{}
+			n := sr.uvarint()
+			for i := uint64(0); i < n && sr.err == nil; i++ {
+				k, v := sr.string(), sr.varint()
+				if _, dup := spans[k]; dup && sr.err == nil {
+					return nil, invalidImage("key %s: span appears twice", quoteName(k))
+				}
+				spans[k] = v
+			}
 		default:
 			return nil, fmt.Errorf("snapshot section %d: %w", tag, ErrUnknownType)
 		}
@@ -174,6 +259,17 @@ func readImage(r io.Reader) (*image, error) {
 	}
 	if _, err := br.ReadByte(); err != io.EOF {
 		return nil, fmt.Errorf("trailing data after snapshot: %w", ErrCorrupt)
+	}
+	if len(spans) > 0 {
+		for i := range img.keys {
+			if v, ok := spans[img.keys[i].key]; ok {
+				img.keys[i].span = v
+				delete(spans, img.keys[i].key)
+			}
+		}
+		for k := range spans {
+			return nil, invalidImage("span of key %s, which the image does not hold", quoteName(k))
+		}
 	}
 	if err := img.validate(); err != nil {
 		return nil, err
@@ -254,6 +350,15 @@ func (img *image) validate() error {
 			return invalidImage("key %s appears twice", quoteName(k.key))
 		}
 		seen[k.key] = struct{}{}
+		// The newest grant's first slot, last - span·interval, must be a
+		// cluster time: no overflow, not negative.
+		var m checked
+		if k.span < -1 || k.span > 0 && (m.mul(k.span, k.interval) > k.last || m.overflow) {
+			return invalidImage("key %s: span %d with interval %d does not fit before last slot %d", quoteName(k.key), k.span, k.interval, k.last)
+		}
+	}
+	if err := validateTokens(img.tokens, img.now); err != nil {
+		return err
 	}
 	for _, c := range img.cells {
 		switch {
@@ -276,6 +381,33 @@ func (img *image) validate() error {
 			return invalidImage("member %s appears twice", quoteName(n.ID))
 		}
 		ids[n.ID] = struct{}{}
+	}
+	return nil
+}
+
+// validateTokens checks an image's tokens: known kinds, valid keys,
+// tokens of 1 to MaxTokenLen bytes, times between 0 and the clock in
+// the order they were applied, each token once.
+func validateTokens(tokens []tokenRecord, now int64) error {
+	seen := make(map[tokenID]struct{}, len(tokens))
+	var prev int64
+	for _, t := range tokens {
+		switch {
+		case t.kind != tokenAcquire && t.kind != tokenCancel:
+			return invalidImage("token of unknown kind %d", t.kind)
+		case t.key == "" || len(t.key) > MaxKeyLen:
+			return invalidImage("token for key %s: key length %d is outside 1..%d", quoteName(t.key), len(t.key), MaxKeyLen)
+		case t.token == "" || len(t.token) > MaxTokenLen:
+			return invalidImage("token %s: length %d is outside 1..%d", quoteName(t.token), len(t.token), MaxTokenLen)
+		case t.at < prev || t.at > now:
+			return invalidImage("token %s: time %d is out of order or after the clock %d", quoteName(t.token), t.at, now)
+		}
+		id := tokenID{kind: t.kind, key: t.key, token: t.token}
+		if _, dup := seen[id]; dup {
+			return invalidImage("token %s for key %s appears twice", quoteName(t.token), quoteName(t.key))
+		}
+		seen[id] = struct{}{}
+		prev = t.at
 	}
 	return nil
 }
@@ -378,6 +510,17 @@ func (s *streamReader) uvarint() uint64 {
 		s.fail(err)
 	}
 	return v
+}
+
+func (s *streamReader) byte() byte {
+	if s.err != nil {
+		return 0
+	}
+	b, err := s.r.ReadByte()
+	if err != nil {
+		s.fail(err)
+	}
+	return b
 }
 
 func (s *streamReader) string() string {

@@ -193,6 +193,13 @@ func FuzzRestore(f *testing.F) {
 	var b bytes.Buffer
 	_ = bad.writeTo(&b)
 	f.Add(b.Bytes())
+	withTokens := goodImage()
+	withTokens.keys[0].span = 1
+	withTokens.keys[1].span = -1
+	withTokens.tokens = []tokenRecord{{kind: tokenAcquire, key: "a", token: "t", at: 999_999, permit: Permit{Granted: true, ValidAt: 5}}, {kind: tokenCancel, key: "b", token: "u", at: 1_000_000}}
+	b.Reset()
+	_ = withTokens.writeTo(&b)
+	f.Add(b.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := New(Config{})
 		if err := m.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {

@@ -32,9 +32,25 @@ func DefaultSlop(interval int64) int64 {
 	return max(1, interval/10)
 }
 
+// MaxTokenLen is the longest idempotency token accepted, in bytes. Every
+// token is kept for TokenWindow with its key, so the limit bounds what one
+// call can add to the state; 64 bytes holds a UUID, or 32 random bytes in
+// hex.
+const MaxTokenLen = 64
+
+// slots is the number of consecutive slots the Acquire takes: its Cost, 0
+// read as 1.
+func (c Acquire) slots() int64 {
+	if c.Cost == 0 {
+		return 1
+	}
+	return c.Cost
+}
+
 // Validate checks an Acquire's arguments without reference to any state.
 // The returned error wraps one of ErrInvalidKey, ErrInvalidInterval,
-// ErrInvalidMax or ErrInvalidSlop.
+// ErrInvalidMax, ErrInvalidSlop, ErrInvalidCost, ErrInvalidToken or
+// ErrOverflow (the cost times the interval does not fit in int64).
 func (c Acquire) Validate() error {
 	if err := ValidateKey(c.Key); err != nil {
 		return err
@@ -47,6 +63,26 @@ func (c Acquire) Validate() error {
 	}
 	if c.Slop < 0 {
 		return fmt.Errorf("slop %d is negative: %w", c.Slop, ErrInvalidSlop)
+	}
+	if c.Cost < 0 {
+		return fmt.Errorf("cost %d is negative: %w", c.Cost, ErrInvalidCost)
+	}
+	if c.slots()-1 > c.Max {
+		return fmt.Errorf("cost %d exceeds max+1 (max %d): %w", c.Cost, c.Max, ErrInvalidCost)
+	}
+	var m checked
+	if m.mul(c.slots(), c.Interval); m.overflow {
+		return fmt.Errorf("cost %d times interval %d: %w", c.Cost, c.Interval, ErrOverflow)
+	}
+	return ValidateToken(c.Token)
+}
+
+// ValidateToken reports whether token is acceptable as an idempotency
+// token: at most MaxTokenLen bytes (empty means none). The error wraps
+// ErrInvalidToken.
+func ValidateToken(token string) error {
+	if len(token) > MaxTokenLen {
+		return fmt.Errorf("token of %d bytes exceeds %d: %w", len(token), MaxTokenLen, ErrInvalidToken)
 	}
 	return nil
 }
@@ -70,9 +106,14 @@ type keyState struct {
 	key      string
 	last     int64 // newest granted slot; for a cell key, its TAT in ns
 	interval int64 // interval it was granted with; 0 for a cell key
-	index    int   // position in the expiry heap
-	cell     bool
-	hash     uint64 // keyHash(key): the key's place in the scan index
+	// span is the number of slots the newest grant took after its first
+	// (its cost minus one), so that THROTTLE.CANCEL can find its first
+	// slot and give all of them back; -1 once given back (the grant
+	// before it is not remembered, so it cannot be given back).
+	span  int64
+	index int    // position in the expiry heap
+	cell  bool   // a CL.THROTTLE key
+	hash  uint64 // keyHash(key): the key's place in the scan index
 }
 
 // deadline is when the key expires (Unix ms) and becomes indistinguishable
@@ -98,43 +139,55 @@ type decision struct {
 // decide computes THROTTLE.ACQUIRE for state st (nil when the key is absent
 // or expired) at cluster time now, changing nothing. It returns ErrOverflow,
 // wrapped, if any step would overflow int64.
+//
+// The rule, for a call of cost n (n consecutive slots, 1 unless COST says
+// otherwise) with interval iv: its first slot is now if the key is absent
+// or its newest slot is at least iv in the past, else the newest slot plus
+// iv; it takes that slot and the n-1 slots iv apart after it. It is
+// granted if, after it, at most max of the key's slots are in the future
+// (pending, counted as ⌈(last slot - now) / iv⌉), and denied otherwise,
+// with the wait after which the same call would be granted. For n = 1 this
+// is: go now if the interval has passed, else reserve the next slot if
+// fewer than max are pending.
 func decide(st *keyState, c Acquire, now int64) (decision, error) {
 	if err := c.Validate(); err != nil {
 		return decision{}, err
 	}
 	var m checked
 	iv := c.Interval
-	if st == nil || now >= m.add(st.last, iv) {
-		// Absent, expired, or the call's own interval has passed: go now.
-		d := decision{newLast: now, permit: Permit{Granted: true, ValidAt: now}}
-		d.permit.ExpiresAt = m.add(now, c.Slop)
+	n := c.slots()
+	first := now
+	if st != nil && now < m.add(st.last, iv) {
+		first = st.last + iv
+	}
+	last := m.add(first, m.mul(n-1, iv))
+	var after int64 // slots in the future after a grant
+	if last > now {
+		after = ceilDiv(last-now, iv)
+	}
+	if after <= c.Max {
+		d := decision{newLast: last, reserved: first > now, permit: Permit{
+			Granted:   true,
+			WaitMs:    first - now,
+			ValidAt:   first,
+			ExpiresAt: m.add(first, c.Slop),
+			Pending:   after,
+		}}
 		// Every later computation on this key adds an interval and the slop
 		// to last; check now that they fit, so the state never holds a value
 		// that could overflow.
-		m.add(m.add(now, iv), c.Slop)
+		m.add(m.add(last, iv), c.Slop)
 		return d, m.result()
 	}
-	last := st.last
-	var pending int64 // granted slots still in the future
-	if last > now {
-		pending = ceilDiv(last-now, iv)
+	// Denied: st is live and its newest slot less than iv ago (a first
+	// slot of now leaves n-1 <= max pending, which Validate ensures). The
+	// same call is granted from the moment t at which
+	// ⌈(st.last + n·iv - t) / iv⌉ <= max, that is t >= st.last + (n-max)·iv.
+	var pending int64
+	if st.last > now {
+		pending = ceilDiv(st.last-now, iv)
 	}
-	if pending < c.Max {
-		slot := m.add(last, iv)
-		d := decision{newLast: slot, reserved: slot > now, permit: Permit{
-			Granted:   true,
-			WaitMs:    slot - now,
-			ValidAt:   slot,
-			ExpiresAt: m.add(slot, c.Slop),
-			Pending:   ceilDiv(slot-now, iv),
-		}}
-		m.add(m.add(slot, iv), c.Slop)
-		return d, m.result()
-	}
-	wait := m.add(last, iv) - now
-	if c.Max >= 1 {
-		wait = last - m.mul(c.Max-1, iv) - now
-	}
+	wait := m.add(st.last, m.mul(n-c.Max, iv)) - now
 	d := decision{permit: Permit{WaitMs: wait, ValidAt: -1, ExpiresAt: -1, Pending: pending}}
 	return d, m.result()
 }

@@ -8,14 +8,37 @@ import (
 	"github.com/throttledb/throttledb/fsm"
 )
 
-// parseAcquire parses the arguments shared by THROTTLE.ACQUIRE and
-// THROTTLE.PEEK (args includes the name) and validates them, so that bad
-// input is refused before anything reaches the log.
-func parseAcquire(args [][]byte) (fsm.Acquire, error) {
-	if len(args) != 4 && len(args) != 6 {
-		return fsm.Acquire{}, errArity(strings.ToLower(string(args[0])))
+// parseAcquire parses the arguments of THROTTLE.ACQUIRE and THROTTLE.PEEK
+// (args includes the name):
+//
+//	key interval max [SLOP ms] [COST n] [ID token]
+//
+// the options in any order, each at most once (ID on ACQUIRE only), and
+// validates them, so that bad input is refused before anything reaches the
+// log. peek reports ACQUIRE's COST 0, a peek; the Acquire then has cost 1,
+// the cost a peek asks about. A cost of 1 is left 0 (read as 1), so that
+// the Acquire is encoded as it always was (fsm.OpAcquire) unless it has a
+// token.
+func parseAcquire(args [][]byte) (a fsm.Acquire, peek bool, err error) {
+	if len(args) < 4 {
+		return a, false, errArity(strings.ToLower(string(args[0])))
 	}
-	a := fsm.Acquire{Key: string(args[1])}
+	peekCmd := strings.EqualFold(string(args[0]), "throttle.peek")
+	a, err = parseAcquireArgs(args, peekCmd)
+	if err != nil {
+		return a, false, err
+	}
+	switch a.Cost {
+	case 0:
+		peek = !peekCmd
+	case 1:
+		a.Cost = 0
+	}
+	return a, peek, nil
+}
+
+func parseAcquireArgs(args [][]byte, peekCmd bool) (fsm.Acquire, error) {
+	a := fsm.Acquire{Key: string(args[1]), Cost: 1}
 	var ok bool
 	if a.Interval, ok = parseInt(args[2]); !ok {
 		return a, errNotInteger
@@ -24,12 +47,36 @@ func parseAcquire(args [][]byte) (fsm.Acquire, error) {
 		return a, errNotInteger
 	}
 	a.Slop = fsm.DefaultSlop(a.Interval)
-	if len(args) == 6 {
-		if !strings.EqualFold(string(args[4]), "slop") {
+	var seen [3]bool // SLOP, COST, ID
+	for i := 4; i < len(args); i += 2 {
+		opt := -1
+		switch {
+		case strings.EqualFold(string(args[i]), "slop"):
+			opt = 0
+		case strings.EqualFold(string(args[i]), "cost"):
+			opt = 1
+		case strings.EqualFold(string(args[i]), "id") && !peekCmd:
+			opt = 2
+		}
+		if opt < 0 || seen[opt] || i+1 >= len(args) {
 			return a, errSyntax
 		}
-		if a.Slop, ok = parseInt(args[5]); !ok {
-			return a, errNotInteger
+		seen[opt] = true
+		v := args[i+1]
+		switch opt {
+		case 0:
+			if a.Slop, ok = parseInt(v); !ok {
+				return a, errNotInteger
+			}
+		case 1:
+			if a.Cost, ok = parseInt(v); !ok {
+				return a, errNotInteger
+			}
+		case 2:
+			if len(v) == 0 {
+				return a, fmt.Errorf("%w: empty ID", fsm.ErrInvalidToken)
+			}
+			a.Token = string(v)
 		}
 	}
 	if err := a.Validate(); err != nil {
@@ -38,13 +85,68 @@ func parseAcquire(args [][]byte) (fsm.Acquire, error) {
 	return a, nil
 }
 
-// proposeAcquire is THROTTLE.ACQUIRE's propose (see command.propose).
+// errPeekInTx is the reply, in its place in EXEC's, to an ACQUIRE with
+// COST 0 queued in a transaction: a peek is answered by the leader from
+// its state, which a transaction's single log entry cannot do at the
+// command's place in it.
+var errPeekInTx = redisError("ERR COST 0 (a peek) cannot run in a transaction: use THROTTLE.PEEK outside MULTI")
+
+// proposeAcquire is THROTTLE.ACQUIRE's propose (see command.propose): what
+// EXEC proposes for a queued ACQUIRE.
 func proposeAcquire(args [][]byte) (fsm.Command, error) {
-	a, err := parseAcquire(args)
+	a, peek, err := parseAcquire(args)
 	if err != nil {
 		return nil, err
 	}
+	if peek {
+		return nil, errPeekInTx
+	}
 	return a, nil
+}
+
+// cmdAcquire serves THROTTLE.ACQUIRE: a grant, reservation or denial
+// decided through the log, or with COST 0 the reply THROTTLE.PEEK gives.
+func cmdAcquire(s *Server, c *call) (any, error) {
+	a, peek, err := parseAcquire(c.args)
+	if err != nil {
+		return nil, err
+	}
+	if peek {
+		return s.peek(c, a)
+	}
+	res, err := s.decide(c, a)
+	if err != nil {
+		return nil, err
+	}
+	return resultReply(a, res[0]), nil
+}
+
+// proposeCancel parses THROTTLE.CANCEL key valid_at [ID token].
+func proposeCancel(args [][]byte) (fsm.Command, error) {
+	if len(args) != 3 && len(args) != 5 {
+		if len(args) < 3 {
+			return nil, errArity("throttle.cancel")
+		}
+		return nil, errSyntax
+	}
+	cl := fsm.Cancel{Key: string(args[1])}
+	var ok bool
+	if cl.ValidAt, ok = parseInt(args[2]); !ok {
+		return nil, errNotInteger
+	}
+	if len(args) == 5 {
+		if !strings.EqualFold(string(args[3]), "id") {
+			return nil, errSyntax
+		}
+		if len(args[4]) == 0 {
+			return nil, fmt.Errorf("%w: empty ID", fsm.ErrInvalidToken)
+		}
+		cl.Token = string(args[4])
+	}
+	if err := cl.Validate(); err != nil {
+		return nil, err
+	}
+	return cl, nil
 }
 
 // proposeReset parses and validates THROTTLE.RESET's keys.
@@ -70,7 +172,7 @@ func resultReply(cmd fsm.Command, res fsm.Result) any {
 	switch {
 	case res.Err != nil:
 		return res.Err
-	case cmd.Op() == fsm.OpReset:
+	case cmd.Op() == fsm.OpReset, cmd.Op() == fsm.OpCancel:
 		return res.Count
 	case cmd.Op() == fsm.OpCellThrottle:
 		return cellReply(res.Cell)
@@ -96,14 +198,20 @@ func runProposal(s *Server, c *call) (any, error) {
 	return resultReply(cmd, res[0]), nil
 }
 
-// cmdPeek serves THROTTLE.PEEK key interval max [SLOP ms]: the reply ACQUIRE
-// would give now, changing nothing. It is answered by the leader after it
-// confirms with a quorum that it still leads, so it is never stale.
+// cmdPeek serves THROTTLE.PEEK key interval max [SLOP ms] [COST n]: the
+// reply ACQUIRE would give now, changing nothing.
 func cmdPeek(s *Server, c *call) (any, error) {
-	a, err := parseAcquire(c.args)
+	a, _, err := parseAcquire(c.args)
 	if err != nil {
 		return nil, err
 	}
+	return s.peek(c, a)
+}
+
+// peek answers a (THROTTLE.PEEK, or ACQUIRE with COST 0) on the leader,
+// after it confirms with a quorum that it still leads, so that the answer
+// is never stale; a follower relays the command to the leader.
+func (s *Server) peek(c *call, a fsm.Acquire) (any, error) {
 	return s.atLeader(c, func(ctx context.Context) (any, error) {
 		if err := s.raft.VerifyLeader().Error(); err != nil {
 			// A read is always safe to route again.

@@ -34,8 +34,8 @@ func TestCommandErrors(t *testing.T) {
 		want string
 	}{
 		{"acquire-arity-low", []any{"THROTTLE.ACQUIRE", "k", 1}, "ERR wrong number of arguments for 'throttle.acquire' command"},
-		{"acquire-arity-5", []any{"throttle.acquire", "k", 1, 1, "SLOP"}, "ERR wrong number of arguments for 'throttle.acquire' command"},
-		{"acquire-arity-high", []any{"throttle.acquire", "k", 1, 1, "SLOP", 1, 2}, "ERR wrong number of arguments for 'throttle.acquire' command"},
+		{"acquire-option-without-value", []any{"throttle.acquire", "k", 1, 1, "SLOP"}, "ERR syntax error"},
+		{"acquire-extra-word", []any{"throttle.acquire", "k", 1, 1, "SLOP", 1, 2}, "ERR syntax error"},
 		{"acquire-interval-not-int", []any{"throttle.acquire", "k", "1.5", 1}, "ERR value is not an integer or out of range"},
 		{"acquire-max-not-int", []any{"throttle.acquire", "k", 1, "x"}, "ERR value is not an integer or out of range"},
 		{"acquire-int-overflow", []any{"throttle.acquire", "k", "9223372036854775808", 1}, "ERR value is not an integer or out of range"},
@@ -44,8 +44,8 @@ func TestCommandErrors(t *testing.T) {
 		{"acquire-interval-zero", []any{"throttle.acquire", "k", 0, 1}, "ERR interval must be a positive integer (milliseconds)"},
 		{"acquire-max-negative", []any{"throttle.acquire", "k", 1, -1}, "ERR max must be zero or a positive integer"},
 		{"acquire-slop-negative", []any{"throttle.acquire", "k", 1, 1, "SLOP", -1}, "ERR SLOP must be zero or a positive integer (milliseconds)"},
-		{"acquire-overflow", []any{"throttle.acquire", "k", "9223372036854775000", 1}, "ERR interval, max or SLOP too large: the slot time would overflow int64 milliseconds"},
-		{"acquire-slop-overflow", []any{"throttle.acquire", "k", 1, 1, "SLOP", "9223372036854775000"}, "ERR interval, max or SLOP too large: the slot time would overflow int64 milliseconds"},
+		{"acquire-overflow", []any{"throttle.acquire", "k", "9223372036854775000", 1}, "ERR interval, max, SLOP or COST too large: the slot time would overflow int64 milliseconds"},
+		{"acquire-slop-overflow", []any{"throttle.acquire", "k", 1, 1, "SLOP", "9223372036854775000"}, "ERR interval, max, SLOP or COST too large: the slot time would overflow int64 milliseconds"},
 		{"acquire-empty-key", []any{"throttle.acquire", "", 1, 1}, "ERR invalid key: keys must be 1 to 65536 bytes"},
 		{"acquire-long-key", []any{"throttle.acquire", long, 1, 1}, "ERR invalid key: keys must be 1 to 65536 bytes"},
 		{"peek-arity", []any{"THROTTLE.PEEK", "k"}, "ERR wrong number of arguments for 'throttle.peek' command"},

@@ -40,7 +40,10 @@
 // after it is committed on a majority and applied. An outcome Raft reports
 // as unknown is an error to the client (TRYAGAIN), never a claimed grant;
 // a leader that lost leadership with an entry in flight first waits to
-// learn whether the next leader committed it (Server.resolveLost). Reads
+// learn whether the next leader committed it (Server.resolveLost), and a
+// follower whose forwarded ACQUIRE or CANCEL got no answer resends it with
+// the idempotency token it forwarded it with (Server.decide), which the
+// FSM applies at most once. Reads
 // that must not be stale (THROTTLE.PEEK) are answered by the leader after
 // it confirms its leadership with a quorum. A new leader serves nothing
 // until a Barrier has applied everything its predecessors committed.

@@ -54,13 +54,14 @@ type docArg struct {
 // commands, which Redis would only have through a module.
 const throttledbModule = "throttledb"
 
-// throttleArgs are the arguments shared by THROTTLE.ACQUIRE and
-// THROTTLE.PEEK.
-var throttleArgs = []docArg{
+// peekArgs are THROTTLE.PEEK's arguments; THROTTLE.ACQUIRE's add ID
+// (acquireArgs).
+var peekArgs = []docArg{
 	{name: "key", typ: "key"},
 	{name: "interval", typ: "integer"},
 	{name: "max", typ: "integer"},
 	{name: "ms", typ: "integer", token: "SLOP", flags: []string{"optional"}},
+	{name: "n", typ: "integer", token: "COST", flags: []string{"optional"}},
 }
 
 // flushArgs are FLUSHALL's and FLUSHDB's: an optional ASYNC or SYNC.
@@ -68,6 +69,8 @@ var flushArgs = []docArg{{name: "flush-type", typ: "oneof", flags: []string{"opt
 	{name: "async", typ: "pure-token", token: "ASYNC"},
 	{name: "sync", typ: "pure-token", token: "SYNC"},
 }}}
+var acquireArgs = append(append([]docArg(nil), peekArgs...),
+	docArg{name: "token", typ: "string", token: "ID", flags: []string{"optional"}})
 
 var commandDocs = map[string]*cmdDoc{
 	"throttle.acquire": {
@@ -78,7 +81,7 @@ var commandDocs = map[string]*cmdDoc{
 		flags:      []string{"denyoom", "fast"},
 		acl:        []string{"@write", "@fast"},
 		keyFlags:   []string{"RW", "access", "update"},
-		args:       throttleArgs,
+		args:       acquireArgs,
 	},
 	"throttle.peek": {
 		summary:    "Returns the reply THROTTLE.ACQUIRE would give now, changing nothing",
@@ -88,7 +91,21 @@ var commandDocs = map[string]*cmdDoc{
 		flags:      []string{"fast"},
 		acl:        []string{"@read", "@fast"},
 		keyFlags:   []string{"RO", "access"},
-		args:       throttleArgs,
+		args:       peekArgs,
+	},
+	"throttle.cancel": {
+		summary:    "Gives back a throttle's newest reservation, so that the next caller gets its slot",
+		since:      "0.2.0",
+		group:      "module",
+		complexity: "O(1)",
+		flags:      []string{"fast"},
+		acl:        []string{"@write", "@fast"},
+		keyFlags:   []string{"RW", "update"},
+		args: []docArg{
+			{name: "key", typ: "key"},
+			{name: "valid-at", typ: "integer"},
+			{name: "token", typ: "string", token: "ID", flags: []string{"optional"}},
+		},
 	},
 	"throttle.reset": {
 		summary:    "Removes the state of throttles",

@@ -133,7 +133,7 @@ func TestCommandDocs(t *testing.T) {
 			}
 			args = append(args, desc)
 		}
-		if want := "key:key interval:integer max:integer SLOP ms:integer[optional]"; strings.Join(args, " ") != want {
+		if want := "key:key interval:integer max:integer SLOP ms:integer[optional] COST n:integer[optional] ID token:string[optional]"; strings.Join(args, " ") != want {
 			t.Errorf("RESP%d: throttle.acquire arguments %q, want %q", proto, strings.Join(args, " "), want)
 		}
 	}
@@ -165,7 +165,7 @@ func TestRedisCLIHelp(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"help", "THROTTLE.ACQUIRE"}, []string{"THROTTLE.ACQUIRE", "key interval max [SLOP ms]", "Takes a slot of a throttle", "group:", "module"}},
+		{[]string{"help", "THROTTLE.ACQUIRE"}, []string{"THROTTLE.ACQUIRE", "key interval max [SLOP ms] [COST n] [ID token]", "Takes a slot of a throttle", "group:", "module"}},
 		{[]string{"help", "throttle.reset"}, []string{"THROTTLE.RESET", "key [key ...]"}},
 		{[]string{"help", "CLIENT", "LIST"}, []string{"CLIENT LIST", "[ID client-id [client-id ...]]", "Lists open connections"}},
 		{[]string{"help", "PING"}, []string{"PING", "[message]", "connection"}},

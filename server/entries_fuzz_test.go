@@ -18,7 +18,7 @@ import (
 // propose once their arguments are accepted), or nil when it refuses them.
 func proposedFor(args [][]byte) []fsm.Command {
 	switch strings.ToLower(string(args[0])) {
-	case "throttle.acquire", "throttle.reset":
+	case "throttle.acquire", "throttle.reset", "throttle.cancel":
 		if cmd, err := commands[strings.ToLower(string(args[0]))].propose(args); err == nil {
 			return []fsm.Command{cmd}
 		}
@@ -81,6 +81,8 @@ func FuzzClientCommandsApply(f *testing.F) {
 		"THROTTLE.ACQUIRE k 1 9223372036854775807 SLOP 9223372036854775806",
 		"THROTTLE.ACQUIRE k -1 5\nTHROTTLE.ACQUIRE  0 0",
 		"THROTTLE.RESET a b c a",
+		"THROTTLE.ACQUIRE k 10 5 COST 3 ID t\nTHROTTLE.ACQUIRE k 10 5 ID t COST 3\nTHROTTLE.CANCEL k 1795000000000 ID t",
+		"THROTTLE.ACQUIRE k 4611686018427387904 2 COST 2\nTHROTTLE.CANCEL k -1\nTHROTTLE.ACQUIRE k 1 1 COST 0",
 		"RAFT.JOIN n9 127.0.0.1:7390 127.0.0.1:6390",
 		"RAFT.JOIN n9 nope nope\nRAFT.JOIN n9 h:1 [::1]:99999",
 		"RAFT.EXEC 4 THROTTLE.ACQUIRE k 10 1 2 THROTTLE.RESET k 3 RAFT.EXEC 1 x",
@@ -119,6 +121,12 @@ func TestRandomClientCommandsApply(t *testing.T) {
 		if rng.Intn(2) == 0 {
 			a = append(a, []byte("SLOP"), pick(ints))
 		}
+		if rng.Intn(3) == 0 {
+			a = append(a, []byte("COST"), pick(ints))
+		}
+		if rng.Intn(3) == 0 {
+			a = append(a, []byte("ID"), pick(keys))
+		}
 		return a
 	}
 	reset := func() [][]byte {
@@ -138,6 +146,9 @@ func TestRandomClientCommandsApply(t *testing.T) {
 				cmds = append(cmds, acquire())
 			case 1:
 				cmds = append(cmds, reset())
+				if rng.Intn(2) == 0 {
+					cmds = append(cmds, [][]byte{[]byte("THROTTLE.CANCEL"), pick(keys), pick(ints), []byte("ID"), pick(keys)})
+				}
 			case 2:
 				cmds = append(cmds, [][]byte{[]byte("RAFT.JOIN"), []byte("n" + strconv.Itoa(rng.Intn(5))), pick(addrs), pick(addrs)})
 			default:

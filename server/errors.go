@@ -87,8 +87,12 @@ func errorText(err error) string {
 		return msgWrongType
 	case errors.Is(err, fsm.ErrInvalidCell):
 		return "ERR " + oneLine(causeOf(err, fsm.ErrInvalidCell))
+	case errors.Is(err, fsm.ErrInvalidCost):
+		return "ERR COST must be zero or a positive integer, at most max+1"
+	case errors.Is(err, fsm.ErrInvalidToken):
+		return fmt.Sprintf("ERR ID must be 1 to %d bytes", fsm.MaxTokenLen)
 	case errors.Is(err, fsm.ErrOverflow):
-		return "ERR interval, max or SLOP too large: the slot time would overflow int64 milliseconds"
+		return "ERR interval, max, SLOP or COST too large: the slot time would overflow int64 milliseconds"
 	case errors.Is(err, ErrNoLeader):
 		return msgNoLeader
 	case errors.Is(err, ErrNotLeader):

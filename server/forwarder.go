@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -247,4 +249,59 @@ func bulkPayload(raw []byte) ([]byte, bool) {
 	body := raw[i+2 : len(raw)-2]
 	n, ok := parseInt(raw[1:i])
 	return body, ok && n == int64(len(body))
+}
+
+// newToken returns a random idempotency token: 16 bytes from crypto/rand,
+// 22 characters of base64url.
+func newToken() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// withTokens returns cmds with an idempotency token on every ACQUIRE and
+// CANCEL that has none, for forwarding (see Server.decide). A client's own
+// token is kept, so that its retries and the follower's resends are one
+// request to the state machine.
+func withTokens(cmds []fsm.Command) []fsm.Command {
+	out := make([]fsm.Command, len(cmds))
+	for i, c := range cmds {
+		switch c := c.(type) {
+		case fsm.Acquire:
+			if c.Token == "" {
+				c.Token = newToken()
+			}
+			out[i] = c
+		case fsm.Cancel:
+			if c.Token == "" {
+				c.Token = newToken()
+			}
+			out[i] = c
+		default:
+			out[i] = c
+		}
+	}
+	return out
+}
+
+// resendable reports whether a proposal may be sent again after an unknown
+// outcome: every command in it is an ACQUIRE or CANCEL with a token, which
+// the state machine applies at most once. (A RESET sent twice would
+// remove a key granted in between.)
+func resendable(cmds []fsm.Command) bool {
+	for _, c := range cmds {
+		switch c := c.(type) {
+		case fsm.Acquire:
+			if c.Token == "" {
+				return false
+			}
+		case fsm.Cancel:
+			if c.Token == "" {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }

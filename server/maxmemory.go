@@ -83,7 +83,8 @@ func asciiLower(s string) string {
 // transaction, forwarded or not) passes the same check on the leader.
 //
 // What is measured: the state machine's own accounting of its live keys
-// (fsm.MemoryUsage, fsm.KeyCost), not the Go heap. The heap includes
+// and idempotency tokens (fsm.MemoryUsage, fsm.KeyCost, fsm.TokenCost),
+// not the Go heap. The heap includes
 // garbage the collector has not yet freed, Raft's log cache and connection
 // buffers, so it rises and falls with load rather than with the state; a
 // limit on it would refuse keys at random moments. The accounting is
@@ -150,6 +151,10 @@ func (g *memGate) admit(cmds []fsm.Command) ([]string, error) {
 		case !g.fsm.Exists(key, now):
 			keys = append(keys, key)
 			add += fsm.KeyCost(key)
+			if a, ok := c.(fsm.Acquire); ok && a.Token != "" {
+				// Its token is remembered for fsm.TokenWindow too.
+				add += fsm.TokenCost(a.Key, a.Token)
+			}
 		}
 	}
 	if add > 0 {

@@ -124,9 +124,11 @@ func TestMaxMemory(t *testing.T) {
 
 // TestMaxMemoryThroughAFollower: the leader's door refuses new keys sent to
 // a follower (the reply is relayed), and every replica accounts the same
-// state.
+// state. Each forwarded ACQUIRE carries a token the follower adds (22
+// bytes), remembered for a minute and accounted with the keys.
 func TestMaxMemoryThroughAFollower(t *testing.T) {
-	cost := fsm.KeyCost("f:0")
+	tok := fsm.TokenCost("f:0", strings.Repeat("t", 22))
+	cost := fsm.KeyCost("f:0") + tok
 	cl := testcluster.Start(t, 3, testcluster.Options{MaxMemory: 2 * cost})
 	cl.WaitForLeader(10 * time.Second)
 	c := cl.Followers()[0].Client()
@@ -139,9 +141,9 @@ func TestMaxMemoryThroughAFollower(t *testing.T) {
 	if _, e := do(t, c, "THROTTLE.ACQUIRE", "f:0", 60_000, 1); e != "" {
 		t.Fatalf("existing key through a follower: %q", e)
 	}
-	testcluster.WaitFor(t, 10*time.Second, "every replica to account both keys", func() bool {
+	testcluster.WaitFor(t, 10*time.Second, "every replica to account both keys and three tokens", func() bool {
 		for _, n := range cl.Running() {
-			if n.Server.FSM().MemoryUsage(0) != 2*cost {
+			if n.Server.FSM().MemoryUsage(0) != 2*cost+tok {
 				return false
 			}
 		}

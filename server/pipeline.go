@@ -50,7 +50,7 @@ func (s *Server) servePipeline(conn *clientConn, sess *session, cmds []redcon.Co
 	start := time.Now()
 	for _, rc := range cmds {
 		errs := conn.errs
-		if _, perr := parseAcquire(rc.Args); perr != nil {
+		if _, _, perr := parseAcquire(rc.Args); perr != nil {
 			conn.WriteError(errorText(perr))
 		} else {
 			conn.WriteError(errorText(err))
@@ -86,10 +86,19 @@ func (s *Server) servePipelined(conn *clientConn, sess *session, cmds []redcon.C
 	for i, rc := range cmds {
 		c := &call{conn: conn, sess: sess, args: rc.Args}
 		ps[i].c = c
-		a, errMsg := parseAcquire(c.args)
+		a, peek, errMsg := parseAcquire(c.args)
 		if errMsg != nil {
 			ps[i].errMsg = errMsg
 			continue
+		}
+		if peek {
+			// COST 0 is a read, answered one at a time when its turn
+			// comes; so are the commands after it, so that it sees
+			// exactly the commands before it.
+			queueing = false
+		}
+		if _, fwd := sub.(forwardTo); fwd && a.Token == "" {
+			a.Token = newToken() // so that an unknown outcome can be resent
 		}
 		ps[i].a = a
 		// Once an enqueue fails (shutting down, queue full past
@@ -113,6 +122,10 @@ func (s *Server) servePipelined(conn *clientConn, sess *session, cmds []redcon.C
 			continue
 		default:
 			rs, err := sub.await(p.pr)
+			if _, fwd := sub.(forwardTo); fwd && errors.Is(err, ErrOutcomeUnknown) {
+				// Routed again with the same token (see Server.decide).
+				rs, err = s.decide(p.c, p.a)
+			}
 			switch {
 			case errors.Is(err, ErrNotLeader):
 				// Never entered the log: serve it as usual, which

@@ -413,17 +413,44 @@ type noReply struct{}
 // this node is the ready leader, else forwarded with the typed RPC (see
 // forwarder.go); the router decides which. It is the one way commands
 // reach the log on a client's behalf.
+//
+// A forwarded proposal carries an idempotency token on every ACQUIRE and
+// CANCEL (the client's, or one added here: withTokens), so that when its
+// outcome is unknown (the connection to the leader broke, or the leader
+// did not answer in time) it can be routed again: if the first attempt was
+// committed, the state machine answers the resend from its tokens without
+// taking or giving back anything twice. Only when no leader answers within
+// the router's wait is the client told the outcome is unknown.
 func (s *Server) decide(c *call, cmds ...fsm.Command) ([]fsm.Result, error) {
 	var res []fsm.Result
+	var (
+		tokened []fsm.Command // cmds with tokens, from the first forward on
+		unknown error         // why an earlier forward's outcome is unknown
+	)
 	err := s.router.route(context.Background(), c.fwd,
 		func(ctx context.Context) (err error) {
-			res, err = proposeVia(ctx, s.prop, cmds...)
+			use := cmds
+			if tokened != nil {
+				use = tokened // an earlier forward may have been applied
+			}
+			res, err = proposeVia(ctx, s.prop, use...)
 			return err
 		},
 		func(ctx context.Context, addr string) (err error) {
-			res, err = proposeVia(ctx, s.fwd.to(addr), cmds...)
+			if tokened == nil {
+				tokened = withTokens(cmds)
+			}
+			res, err = proposeVia(ctx, s.fwd.to(addr), tokened...)
+			if errors.Is(err, ErrOutcomeUnknown) && resendable(tokened) {
+				s.log.Debug("forwarded proposal's outcome unknown; resending it with its tokens", "to", addr, "err", err)
+				unknown = err
+				return fmt.Errorf("%w: %w", ErrNotLeader, err)
+			}
 			return err
 		})
+	if unknown != nil && (errors.Is(err, ErrNoLeader) || errors.Is(err, ErrShuttingDown)) {
+		return nil, unknown
+	}
 	return res, err
 }
 

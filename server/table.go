@@ -41,9 +41,10 @@ var commands = map[string]*command{}
 
 func init() {
 	for _, c := range []*command{
-		{name: "throttle.acquire", arity: -4, flags: flagWrite | flagTxable, firstKey: 1, lastKey: 1, propose: proposeAcquire, run: runProposal},
+		{name: "throttle.acquire", arity: -4, flags: flagWrite | flagTxable, firstKey: 1, lastKey: 1, propose: proposeAcquire, run: cmdAcquire},
 		{name: "throttle.peek", arity: -4, flags: flagReadonly, firstKey: 1, lastKey: 1, run: cmdPeek},
 		{name: "throttle.reset", arity: -2, flags: flagWrite | flagTxable, firstKey: 1, lastKey: -1, propose: proposeReset, run: runProposal},
+		{name: "throttle.cancel", arity: -3, flags: flagWrite | flagTxable, firstKey: 1, lastKey: 1, propose: proposeCancel, run: runProposal},
 		{name: "cl.throttle", arity: -5, flags: flagWrite | flagTxable, firstKey: 1, lastKey: 1, propose: proposeCell, run: runProposal},
 
 		{name: "exists", arity: -2, flags: flagReadonly, firstKey: 1, lastKey: -1, run: cmdExists},

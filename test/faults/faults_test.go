@@ -120,8 +120,9 @@ func runSeed(t *testing.T, store string, seed uint64, d time.Duration) {
 
 	checkConvergence(t, c)
 	checkSpacing(t, ops)
+	checkTokens(t, ops)
 	checkMinority(t, ops, eps)
-	checkLinearizable(t, c, ops, nClients, artifacts)
+	checkLinearizable(t, ops, artifacts)
 	reportAvailability(t, ops, eps)
 	if t.Failed() {
 		writeArtifacts(t, c, ops, artifacts())

@@ -1,9 +1,11 @@
 // Package faults_test runs throttledb clusters of three real node processes
 // under faults on a seeded schedule (crashes, pauses, partitions, one-way
 // loss, clock skew, snapshot restarts, membership changes) while clients
-// acquire permits through every node, then checks the recorded history:
-// spacing of grants, linearizability (porcupine), convergence of the
-// replicas, that a minority never grants, and availability. See cluster.md,
+// acquire permits through every node (each call with its own idempotency
+// token, resent with it after an unknown outcome), then checks the
+// recorded history: spacing of grants, that no token is granted twice,
+// linearizability (porcupine), convergence of the replicas, that a
+// minority never grants, and availability. See cluster.md,
 // "Fault testing".
 package faults_test
 

@@ -48,7 +48,6 @@ const (
 type acqInput struct {
 	key            string
 	iv, max, slop  int64
-	ghost          bool // a possible resend of a forwarded command (see ghosts)
 	node           string
 	client, opIndx int
 }
@@ -163,10 +162,7 @@ var acquireModel = (&porcupine.NondeterministicModel{
 	},
 	DescribeOperation: func(input, output any) string {
 		in, out := input.(acqInput), output.(acqOutput)
-		what := "acquire"
-		if in.ghost {
-			what = "resend?"
-		}
+		const what = "acquire"
 		switch {
 		case out.unknown:
 			return fmt.Sprintf("%s(%d,%d) via %s → unknown (%s)", what, in.iv, in.max, in.node, out.err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -42,8 +43,25 @@ type opRecord struct {
 	callWall, retWall time.Time
 	replied           bool      // a permit reply came back
 	out               acqOutput // the reply, or unknown with its error
-	notSent           bool      // the connection could not be opened: certainly never applied
+	notSent           bool      // no attempt's connection could be opened: certainly never applied
+	// token is the call's idempotency token (ID); every attempt of the
+	// call sends it. attempts counts the attempts sent (a call whose
+	// outcome was unknown is sent again, through another node, at most
+	// maxAttempts times in all).
+	token    string
+	attempts int
+	// dup is the reply to a deliberate resend of a granted call's token
+	// (dupSent): it must be the first reply again (checkTokens).
+	dupSent bool
+	dup     acqOutput
 }
+
+// maxAttempts bounds the attempts of one call.
+const maxAttempts = 3
+
+// dupEvery: one granted call in dupEvery is sent again with its token, to
+// check that the token is never granted twice.
+const dupEvery = 8
 
 // recorder collects the history of a run.
 type recorder struct {
@@ -88,7 +106,7 @@ func runClients(ctx context.Context, c *cluster, seed uint64, n int, rec *record
 				if rng.IntN(10) < 6 {
 					k = hotKeys[rng.IntN(len(hotKeys))]
 				}
-				rec.add(acquire(c, rec, i, node, k))
+				rec.add(acquire(c, rec, rng, i, node, k))
 				select {
 				case <-ctx.Done():
 				case <-time.After(time.Duration(2+rng.IntN(7)) * time.Millisecond):
@@ -101,27 +119,50 @@ func runClients(ctx context.Context, c *cluster, seed uint64, n int, rec *record
 
 // acquire makes one call and records it. The call is not tied to the run's
 // context: a call in flight when the run ends still completes, so its
-// outcome is known.
-func acquire(c *cluster, rec *recorder, client int, node string, k *keySpec) opRecord {
-	cl := c.client(node)
-	op := opRecord{client: client, node: node, key: k}
+// outcome is known. It carries a random token; when an attempt's outcome
+// is unknown it is sent again with the same token through another node
+// (the server answers a token it already granted with the first reply), up
+// to maxAttempts in all.
+func acquire(c *cluster, rec *recorder, rng *rand.Rand, client int, node string, k *keySpec) opRecord {
+	op := opRecord{client: client, node: node, key: k, token: fmt.Sprintf("c%d-%016x%016x", client, rng.Uint64(), rng.Uint64())}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	op.callWall, op.call = time.Now(), rec.now()
-	v, err := cl.Do(ctx, "THROTTLE.ACQUIRE", k.name, k.iv, k.max, "SLOP", k.slop).Int64Slice()
+	op.notSent = true
+	for a := 0; a < maxAttempts && ctx.Err() == nil; a++ {
+		if a > 0 {
+			op.node = c.ids[(slices.Index(c.ids, op.node)+1)%len(c.ids)]
+		}
+		out, replied, notSent := acquireOnce(ctx, c, op.node, k, op.token)
+		op.out, op.replied = out, replied
+		if !notSent {
+			op.notSent = false
+			op.attempts++
+		}
+		if replied {
+			break
+		}
+	}
 	op.retWall, op.ret = time.Now(), rec.now()
+	if op.replied && op.out.granted && rng.IntN(dupEvery) == 0 {
+		op.dupSent = true
+		op.dup, _, _ = acquireOnce(ctx, c, c.ids[rng.IntN(len(c.ids))], k, op.token)
+	}
+	return op
+}
+
+// acquireOnce sends one attempt of a call.
+func acquireOnce(ctx context.Context, c *cluster, node string, k *keySpec, token string) (out acqOutput, replied, notSent bool) {
+	v, err := c.client(node).Do(ctx, "THROTTLE.ACQUIRE", k.name, k.iv, k.max, "SLOP", k.slop, "ID", token).Int64Slice()
 	var dial *net.OpError
 	switch {
 	case err == nil && len(v) == 5:
-		op.replied = true
-		op.out = acqOutput{granted: v[0] == 1, wait: v[1], validAt: v[2], expires: v[3], pending: v[4]}
+		return acqOutput{granted: v[0] == 1, wait: v[1], validAt: v[2], expires: v[3], pending: v[4]}, true, false
 	case err == nil:
-		op.out = acqOutput{unknown: true, err: fmt.Sprintf("reply of %d elements", len(v))}
+		return acqOutput{unknown: true, err: fmt.Sprintf("reply of %d elements", len(v))}, false, false
 	case errors.As(err, &dial) && dial.Op == "dial":
-		op.notSent = true
-		op.out = acqOutput{unknown: true, err: err.Error()}
+		return acqOutput{unknown: true, err: err.Error()}, false, true
 	default:
-		op.out = acqOutput{unknown: true, err: err.Error()}
+		return acqOutput{unknown: true, err: err.Error()}, false, false
 	}
-	return op
 }

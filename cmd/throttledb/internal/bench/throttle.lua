@@ -16,6 +16,7 @@
 --     a "go now" grant needs now >= last + interval.
 --   * Lua numbers are doubles, so numbers and slot times are limited to
 --     2^53 - 1 instead of int64.
+--   * It takes SLOP only: COST and ID are a syntax error here.
 
 -- Redis 5 and 6 need this before a write that follows TIME; Redis 7
 -- always replicates a script's effects and keeps it as a no-op.
@@ -45,7 +46,7 @@ end
 
 -- The checks run in the order throttledb's parseAcquire and Validate run
 -- them, so a bad call gets the same error.
-if #KEYS ~= 1 or (#ARGV ~= 2 and #ARGV ~= 4) then
+if #KEYS ~= 1 or #ARGV < 2 then
   return redis.error_reply("ERR wrong number of arguments for 'throttle.acquire' command")
 end
 local key = KEYS[1]
@@ -54,8 +55,8 @@ if interval == nil then return redis.error_reply(ERR_INT) end
 local max = int(ARGV[2])
 if max == nil then return redis.error_reply(ERR_INT) end
 local slop = math.max(1, math.floor(interval / 10))
-if #ARGV == 4 then
-  if string.upper(ARGV[3]) ~= 'SLOP' then return redis.error_reply('ERR syntax error') end
+if #ARGV > 2 then
+  if #ARGV ~= 4 or string.upper(ARGV[3]) ~= 'SLOP' then return redis.error_reply('ERR syntax error') end
   slop = int(ARGV[4])
   if slop == nil then return redis.error_reply(ERR_INT) end
 end
