@@ -155,7 +155,10 @@ func TestCellInvalid(t *testing.T) {
 func TestCellWrongType(t *testing.T) {
 	f := New(Config{})
 	apply(t, f, start, acq("t", 1000, 1), cl("c", 1, 1, 1, 1))
-	rs := apply(t, f, start, cl("t", 1, 1, 1, 1), acq("c", 1000, 1))
+	withToken := acq("c", 1000, 1)
+	withToken.Token, withToken.Cost = "tok", 1
+	rs := apply(t, f, start, cl("t", 1, 1, 1, 1), acq("c", 1000, 1), withToken,
+		Cancel{Key: "c", ValidAt: start})
 	for i, r := range rs {
 		if !errors.Is(r.Err, ErrWrongType) {
 			t.Fatalf("command %d: %+v", i, r)
