@@ -77,21 +77,6 @@ func resultReply(cmd fsm.Command, res fsm.Result) any {
 	}
 }
 
-// runProposal serves a command that changes state through the log (its
-// table row has propose): parsed once, proposed by the leader (decide), and
-// answered from its result after it is committed on a majority.
-func runProposal(s *Server, c *call) (any, error) {
-	cmd, err := commands[strings.ToLower(string(c.args[0]))].propose(c.args)
-	if err != nil {
-		return nil, err
-	}
-	res, err := s.decide(c, cmd)
-	if err != nil {
-		return nil, err
-	}
-	return resultReply(cmd, res[0]), nil
-}
-
 // cmdPeek serves THROTTLE.PEEK key interval max [SLOP ms]: the reply ACQUIRE
 // would give now, changing nothing. It is answered by the leader after it
 // confirms with a quorum that it still leads, so it is never stale.

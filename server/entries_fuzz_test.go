@@ -24,7 +24,7 @@ func proposedFor(args [][]byte) []fsm.Command {
 		}
 	case "raft.join":
 		if len(args) == 4 {
-			if n, _, msg := parseJoin(args); msg == "" {
+			if n, _, err := parseJoin(args); err == nil {
 				return []fsm.Command{n}
 			}
 		}

@@ -250,14 +250,13 @@ func (s *Server) authenticate(sess *session, user string, pass []byte) bool {
 	return true
 }
 
-// nodeOnly reports whether c may run the internal command name: always
-// without a cluster secret (nodes then AUTH with the client password, as
-// clients do), and only in a node session with one. Otherwise it answers
-// Redis's NOPERM error.
-func (s *Server) nodeOnly(c *call, name string) bool {
-	if s.cfg.ClusterSecret == "" || c.sess.node {
-		return true
+// nodeOnly refuses the internal command name with Redis's NOPERM error
+// unless sess may run it: always without a cluster secret (nodes then AUTH
+// with the client password, as clients do), and only in a node session
+// with one.
+func (s *Server) nodeOnly(sess *session, name string) error {
+	if s.cfg.ClusterSecret == "" || sess.node {
+		return nil
 	}
-	c.conn.WriteError("NOPERM User default has no permissions to run the '" + name + "' command")
-	return false
+	return redisError("NOPERM User default has no permissions to run the '" + name + "' command")
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/throttledb/throttledb/fsm"
 )
 
 // leaderView is what the router needs to know about the cluster.
@@ -33,10 +35,12 @@ type leaderView interface {
 // forwarded again: it gets ErrNotLeader and its origin routes it again, so
 // requests cannot loop between nodes.
 type router struct {
-	view  leaderView
-	wait  time.Duration   // how long to wait for a leader
-	retry time.Duration   // pause between routing attempts
-	stop  <-chan struct{} // closed when the node stops
+	view   leaderView
+	local  submitter                   // the proposer
+	remote func(addr string) submitter // the forwarder, to the leader at addr
+	wait   time.Duration               // how long to wait for a leader
+	retry  time.Duration               // pause between routing attempts
+	stop   <-chan struct{}             // closed when the node stops
 }
 
 // route runs a request on the leader; see router.
@@ -71,4 +75,75 @@ func (r *router) route(ctx context.Context, forwarded bool,
 		case <-time.After(r.retry):
 		}
 	}
+}
+
+// ticket is a proposal the router has queued: where, so that its outcome
+// can be awaited, and what, so that it can be routed again.
+type ticket struct {
+	sub       submitter
+	pr        *proposal
+	cmds      []fsm.Command
+	forwarded bool
+}
+
+// enqueue queues cmds, one proposal, to the submitter for where it is
+// decided now (the proposer on the ready leader, the forwarder to the
+// leader on a follower) without waiting for its outcome; await has it.
+// This and decide are the only ways commands reach the log on a client's
+// behalf. settle, if not nil, is called with the submitter before cmds are
+// queued to it, so that a caller can first wait for what it queued
+// elsewhere (proposals reach the log in order only through one submitter).
+func (r *router) enqueue(ctx context.Context, forwarded bool, settle func(submitter), cmds ...fsm.Command) (*ticket, error) {
+	t := &ticket{cmds: cmds, forwarded: forwarded}
+	queue := func(ctx context.Context, sub submitter) (err error) {
+		if settle != nil {
+			settle(sub)
+		}
+		t.sub = sub
+		t.pr, err = sub.enqueue(ctx, cmds...)
+		return err
+	}
+	err := r.route(ctx, forwarded,
+		func(ctx context.Context) error { return queue(ctx, r.local) },
+		func(ctx context.Context, addr string) error { return queue(ctx, r.remote(addr)) })
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// await waits for the outcome of a proposal enqueue queued. One that
+// certainly never entered the log (its submitter says ErrNotLeader: the
+// leader changed meanwhile) is routed again and decided on its own.
+func (r *router) await(t *ticket) ([]fsm.Result, error) {
+	res, err := t.sub.await(t.pr)
+	if !errors.Is(err, ErrNotLeader) {
+		return res, err
+	}
+	return r.decide(context.Background(), t.forwarded, t.cmds...)
+}
+
+// decide queues cmds, one proposal, and waits for their outcome, routing
+// them again for as long as they were certainly not run.
+func (r *router) decide(ctx context.Context, forwarded bool, cmds ...fsm.Command) ([]fsm.Result, error) {
+	var res []fsm.Result
+	err := r.route(ctx, forwarded,
+		func(ctx context.Context) (err error) {
+			res, err = proposeVia(ctx, r.local, cmds...)
+			return err
+		},
+		func(ctx context.Context, addr string) (err error) {
+			res, err = proposeVia(ctx, r.remote(addr), cmds...)
+			return err
+		})
+	return res, err
+}
+
+// proposeVia queues cmds as one proposal and waits for its outcome.
+func proposeVia(ctx context.Context, sub submitter, cmds ...fsm.Command) ([]fsm.Result, error) {
+	pr, err := sub.enqueue(ctx, cmds...)
+	if err != nil {
+		return nil, err
+	}
+	return sub.await(pr)
 }

@@ -45,12 +45,15 @@ const maxRPCInFlight = 64
 
 // isRPCBatch reports whether cmds are all RAFT.PROPOSE requests the
 // session may send, so that they are served by the connection's rpcWriter.
-func (s *Server) isRPCBatch(sess *session, cmds []redcon.Command) bool {
-	if !sess.authed || sess.tx != nil || (s.cfg.ClusterSecret != "" && !sess.node) {
+// Anything else (a session that may not send it, a malformed request) is
+// served by serveBatch, which answers it with the reason.
+func (s *Server) isRPCBatch(sess *session, cmds [][][]byte) bool {
+	if !sess.authed || sess.tx != nil || s.nodeOnly(sess, "raft.propose") != nil {
 		return false
 	}
-	for _, rc := range cmds {
-		if len(rc.Args) != 2 || !strings.EqualFold(string(rc.Args[0]), "raft.propose") {
+	row := commands["raft.propose"]
+	for _, args := range cmds {
+		if !arityOK(row.arity, len(args)) || !strings.EqualFold(string(args[0]), row.name) {
 			return false
 		}
 	}
@@ -65,22 +68,17 @@ func (s *Server) newRPCWriter(c *clientConn) *rpcWriter {
 
 // serve queues the proposals of each request of cmds and hands them to
 // the writer, without waiting for their outcomes.
-func (w *rpcWriter) serve(cmds []redcon.Command) {
+func (w *rpcWriter) serve(cmds [][][]byte) {
 	s := w.s
 	s.lastRPC.Store(time.Now().UnixNano())
-	for _, rc := range cmds {
+	for _, args := range cmds {
 		p := &rpcPending{}
 		// Counted as a command in flight, so that a graceful shutdown
 		// waits for its reply; refused once the node is draining.
-		s.drainMu.RLock()
-		draining := s.draining
-		if !draining {
-			s.active.Add(1)
-		}
-		s.drainMu.RUnlock()
-		props, err := decodeProposeRequest(rc.Args[1])
+		admitted := s.admit()
+		props, err := decodeProposeRequest(args[1])
 		switch {
-		case draining:
+		case !admitted:
 			p.reply = redcon.AppendError(nil, errorText(ErrShuttingDown))
 		case err != nil:
 			p.reply = redcon.AppendError(nil, errorText(err))
@@ -89,7 +87,7 @@ func (w *rpcWriter) serve(cmds []redcon.Command) {
 		default:
 			p.queued, p.outs = s.queueProposals(props)
 		}
-		p.active = !draining
+		p.active = admitted
 		w.wg.Add(1)
 		w.pending <- p
 	}

@@ -70,7 +70,7 @@ type Server struct {
 	clients        atomic.Int64
 	connsTotal     atomic.Int64
 	cmdsTotal      atomic.Int64
-	pipelinedTotal atomic.Int64 // commands served by servePipelined
+	pipelinedTotal atomic.Int64 // proposals queued while others of their batch were (serveBatch)
 
 	// register wakes keepRegistered at once (buffered, 1): a new leader
 	// records its RESP address right away instead of at the next tick, so
@@ -142,7 +142,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		// A new node has nothing to load; one restarted has its log.
 		s.loadTarget = s.raft.LastIndex()
 	}
-	s.router = &router{view: s, wait: cfg.LeaderWait, retry: 20 * time.Millisecond, stop: s.stop}
 	s.prop = newProposer(s.raft, cfg.MaxBatch, cfg.ApplyTimeout, s.wallMs)
 	if cfg.MaxMemory > 0 {
 		s.prop.gate = newMemGate(cfg.MaxMemory, s.fsm, s.prop.clock)
@@ -152,6 +151,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.prop.inflight = make(chan struct{}, cfg.MaxInFlight)
 	}
 	s.fwd = newForwarder(s.pools, cfg.MaxBatch, cfg.LeaderWait+cfg.ApplyTimeout, s.log)
+	s.router = &router{view: s, local: s.prop, remote: s.fwd.to, wait: cfg.LeaderWait, retry: 20 * time.Millisecond, stop: s.stop}
 	s.goBackground(s.prop.run)
 	s.goBackground(s.fwd.run)
 	s.goBackground(s.watchLeadership)
@@ -395,38 +395,6 @@ func (s *Server) atLeader(c *call, local func(ctx context.Context) (any, error))
 	return reply, err
 }
 
-// onLeader is atLeader for handlers that write their own reply: local
-// returns nil when it wrote it.
-func (s *Server) onLeader(c *call, local func(ctx context.Context) error) {
-	r, err := s.atLeader(c, func(ctx context.Context) (any, error) {
-		return noReply{}, local(ctx)
-	})
-	if _, wrote := r.(noReply); !wrote || err != nil {
-		c.writeReply(r, err)
-	}
-}
-
-// noReply marks a reply an old-style handler has already written.
-type noReply struct{}
-
-// decide has cmds, one proposal, decided by the leader: proposed here when
-// this node is the ready leader, else forwarded with the typed RPC (see
-// forwarder.go); the router decides which. It is the one way commands
-// reach the log on a client's behalf.
-func (s *Server) decide(c *call, cmds ...fsm.Command) ([]fsm.Result, error) {
-	var res []fsm.Result
-	err := s.router.route(context.Background(), c.fwd,
-		func(ctx context.Context) (err error) {
-			res, err = proposeVia(ctx, s.prop, cmds...)
-			return err
-		},
-		func(ctx context.Context, addr string) (err error) {
-			res, err = proposeVia(ctx, s.fwd.to(addr), cmds...)
-			return err
-		})
-	return res, err
-}
-
 // resolveLost learns what became of the entry (data) this node proposed at
 // index, when it lost leadership with the entry in flight (Raft then says
 // only ErrLeadershipLost): it waits, as a follower, until its log has
@@ -455,15 +423,6 @@ func (s *Server) resolveLost(index uint64, data []byte) ([]fsm.Result, error) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-}
-
-// proposeVia queues cmds as one proposal and waits for its outcome.
-func proposeVia(ctx context.Context, sub submitter, cmds ...fsm.Command) ([]fsm.Result, error) {
-	pr, err := sub.enqueue(ctx, cmds...)
-	if err != nil {
-		return nil, err
-	}
-	return sub.await(pr)
 }
 
 // ready, leading and leaderAddr make the Server the router's leaderView.
