@@ -28,7 +28,7 @@ func (sess *session) abortTx() {
 	}
 }
 
-// queueTx queues c in the session's open transaction (dispatch calls it
+// queueTx queues c in the session's open transaction (prepare calls it
 // for every command but MULTI, EXEC, DISCARD and QUIT while one is open).
 // Only the commands that go through the log (THROTTLE.ACQUIRE and
 // THROTTLE.RESET) may be queued: EXEC applies them together in one entry.

@@ -55,7 +55,7 @@ type clientConn struct {
 	pub   clientState
 
 	// stats counts the error replies written (WriteError, in stats.go) for
-	// INFO errorstats; errs counts them on this connection, so dispatch
+	// INFO errorstats; errs counts them on this connection, so writeReply
 	// can tell a failed call.
 	stats *serverStats
 	errs  int

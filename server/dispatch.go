@@ -103,28 +103,26 @@ func (s *Server) admit() bool {
 	return true
 }
 
-// prepare applies the rules every command passes, in Redis's order: a
-// known command, its arity, authentication, then the transaction rules
-// (inside MULTI a command is queued, not run). It is the only place these
-// are checked. A command that passes is left to run, or, if its row has
-// propose, parsed into the fsm.Command to queue.
+// prepare applies the rules every command passes (admissible), then the
+// transaction rules (inside MULTI a command is queued, not run). A command
+// that passes is left to run, or, if its row has propose, parsed into the
+// fsm.Command to queue.
 func (s *Server) prepare(c *call) pendingReply {
 	p := pendingReply{c: c}
-	row := commands[strings.ToLower(string(c.args[0]))]
+	row, err := admissible(c.sess, c.args)
 	if row == nil {
-		p.err = errUnknownCommand(c.args)
+		p.err = err
 		c.sess.abortTx()
 		return p
 	}
 	stat := s.stats.statName(row, c.args) // "client|list" for INFO commandstats
 	switch {
-	case !arityOK(row.arity, len(c.args)):
+	case err != nil:
 		s.stats.reject(stat)
-		c.sess.abortTx()
-		p.err = errArity(row.name)
-	case !c.sess.authed && row.flags&flagNoAuth == 0:
-		s.stats.reject(stat)
-		p.err = errNoAuth
+		if err != errNoAuth {
+			c.sess.abortTx()
+		}
+		p.err = err
 	case c.sess.tx != nil && !c.fwd && row.flags&flagTxControl == 0:
 		if p.val, p.err = queueTx(c, row); p.err != nil {
 			s.stats.reject(stat)
@@ -138,6 +136,23 @@ func (s *Server) prepare(c *call) pendingReply {
 		p.stat, p.run = stat, row.run
 	}
 	return p
+}
+
+// admissible looks a command up and checks its arity and the session's
+// authentication, in Redis's order: the one place these rules are
+// written. It returns the command's row (nil when unknown) and, if the
+// command may not run, the error to answer.
+func admissible(sess *session, args [][]byte) (*command, error) {
+	row := commands[strings.ToLower(string(args[0]))]
+	switch {
+	case row == nil:
+		return nil, errUnknownCommand(args)
+	case !arityOK(row.arity, len(args)):
+		return row, errArity(row.name)
+	case !sess.authed && row.flags&flagNoAuth == 0:
+		return row, errNoAuth
+	}
+	return row, nil
 }
 
 // queue hands p's command to the router without waiting for its outcome;

@@ -156,11 +156,7 @@ func (f *forwarder) send(addr string, batch []*proposal) {
 	ch, err := pipe.Send(ctx, []byte("RAFT.PROPOSE"), appendProposeRequest(nil, props))
 	if err != nil {
 		cancel()
-		if errors.Is(err, resp.ErrNotSent) {
-			fail(fmt.Errorf("%w: %w", ErrNotLeader, err))
-		} else {
-			fail(fmt.Errorf("%w: %w", ErrOutcomeUnknown, err))
-		}
+		fail(forwardFailure(nil, err, false))
 		return
 	}
 	for _, pr := range batch {
@@ -190,12 +186,10 @@ func (f *forwarder) send(addr string, batch []*proposal) {
 
 // outcomes interprets the reply to a request of n proposals.
 func (f *forwarder) outcomes(r resp.PipeReply, n int) ([]rpcOutcome, error) {
-	switch {
-	case r.Err != nil:
-		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, r.Err)
-	case notServed(r.Raw):
-		return nil, fmt.Errorf("%w: %s", ErrNotLeader, resp.ErrorText(r.Raw))
-	case resp.IsError(r.Raw):
+	if err := forwardFailure(r.Raw, r.Err, false); err != nil {
+		return nil, err
+	}
+	if resp.IsError(r.Raw) {
 		// Refused as a whole (NOPERM, NOAUTH...): nothing was proposed.
 		return nil, remoteError(resp.ErrorText(r.Raw))
 	}
@@ -208,6 +202,29 @@ func (f *forwarder) outcomes(r resp.PipeReply, n int) ([]rpcOutcome, error) {
 		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
 	return outs, nil
+}
+
+// forwardFailure says what became of a request forwarded to the leader,
+// given its raw reply or the transport's error err: nil when the leader
+// answered (raw, perhaps an error reply of its own, is its answer);
+// ErrNotLeader when the leader certainly did not run it, so that it is
+// routed again: the leader said it is not the leader or is shutting down,
+// or the request never left this node, or (retrySafe, for a request that
+// may run twice: a read, an idempotent admin command) it failed in any way
+// but a timeout; otherwise ErrOutcomeUnknown, as the request may have run.
+// It is the one place a forwarding failure is given a meaning.
+func forwardFailure(raw []byte, err error, retrySafe bool) error {
+	switch {
+	case err == nil && notServed(raw):
+		return fmt.Errorf("%w: %s", ErrNotLeader, resp.ErrorText(raw))
+	case err == nil:
+		return nil
+	case errors.Is(err, resp.ErrNotSent),
+		retrySafe && !errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	default:
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
 }
 
 // pipe returns a working connection to the leader at addr, opening one if

@@ -74,12 +74,18 @@ func dialHandshake(conn net.Conn, secret []byte) error {
 	if _, err := conn.Write(handshakeMAC(secret, labelDialer, dn, ln)); err != nil {
 		return err
 	}
+	// The listener closes the connection on a wrong proof.
+	return readProof(conn, handshakeMAC(secret, labelListener, dn, ln), "the peer refused this node's cluster secret")
+}
+
+// readProof reads the peer's proof that it knows the secret and checks it
+// against want; readFailed says what a failed read means.
+func readProof(conn net.Conn, want []byte, readFailed string) error {
 	proof := make([]byte, sha256.Size)
 	if _, err := io.ReadFull(conn, proof); err != nil {
-		// The listener closes the connection on a wrong proof.
-		return fmt.Errorf("the peer refused this node's cluster secret: %w", err)
+		return fmt.Errorf("%s: %w", readFailed, err)
 	}
-	if !hmac.Equal(proof, handshakeMAC(secret, labelListener, dn, ln)) {
+	if !hmac.Equal(proof, want) {
 		return errors.New("the peer does not know the cluster secret")
 	}
 	return nil
@@ -100,12 +106,8 @@ func acceptHandshake(conn net.Conn, secret []byte) error {
 	if _, err := conn.Write(ln); err != nil {
 		return err
 	}
-	proof := make([]byte, sha256.Size)
-	if _, err := io.ReadFull(conn, proof); err != nil {
-		return fmt.Errorf("reading the proof: %w", err)
-	}
-	if !hmac.Equal(proof, handshakeMAC(secret, labelDialer, dn, ln)) {
-		return errors.New("the peer does not know the cluster secret")
+	if err := readProof(conn, handshakeMAC(secret, labelDialer, dn, ln), "reading the proof"); err != nil {
+		return err
 	}
 	_, err := conn.Write(handshakeMAC(secret, labelListener, dn, ln))
 	return err

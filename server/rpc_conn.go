@@ -3,8 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
-	"errors"
-	"strings"
+	"fmt"
 	"sync"
 	"time"
 
@@ -44,16 +43,16 @@ type rpcWriter struct {
 const maxRPCInFlight = 64
 
 // isRPCBatch reports whether cmds are all RAFT.PROPOSE requests the
-// session may send, so that they are served by the connection's rpcWriter.
-// Anything else (a session that may not send it, a malformed request) is
-// served by serveBatch, which answers it with the reason.
+// session may send, by the rules every command passes (admissible,
+// nodeOnly, no open transaction), so that they are served by the
+// connection's rpcWriter. Anything else is served by serveBatch, which
+// answers a refused command with the reason.
 func (s *Server) isRPCBatch(sess *session, cmds [][][]byte) bool {
-	if !sess.authed || sess.tx != nil || s.nodeOnly(sess, "raft.propose") != nil {
+	if sess.tx != nil || s.nodeOnly(sess, "raft.propose") != nil {
 		return false
 	}
-	row := commands["raft.propose"]
 	for _, args := range cmds {
-		if !arityOK(row.arity, len(args)) || !strings.EqualFold(string(args[0]), row.name) {
+		if row, err := admissible(sess, args); err != nil || row.name != "raft.propose" {
 			return false
 		}
 	}
@@ -108,7 +107,7 @@ func (s *Server) queueProposals(props [][]fsm.Command) ([]*proposal, []rpcOutcom
 		}
 		var err error
 		if queued[i], err = s.prop.enqueue(ctx, cmds...); err != nil {
-			outs[i].err = errors.Join(ErrNotLeader, err)
+			outs[i].err = fmt.Errorf("%w: %w", ErrNotLeader, err)
 		}
 	}
 	return queued, outs
@@ -124,7 +123,7 @@ func (s *Server) awaitProposals(queued []*proposal, outs []rpcOutcome) []byte {
 	}
 	reply, err := appendProposeReply(nil, outs)
 	if err != nil {
-		return redcon.AppendError(nil, errorText(errors.Join(ErrOutcomeUnknown, err)))
+		return redcon.AppendError(nil, errorText(fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)))
 	}
 	return redcon.AppendBulk(nil, reply)
 }

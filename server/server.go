@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -375,22 +374,12 @@ func (s *Server) atLeader(c *call, local func(ctx context.Context) (any, error))
 		},
 		func(_ context.Context, addr string) error {
 			raw, err := s.forward(addr, c.args)
-			switch {
-			case err == nil && !notServed(raw):
-				reply = rawReply(raw)
-				return nil
-			case errors.Is(err, context.DeadlineExceeded):
-				// The leader had the command and did not answer in time: it
-				// may have run it. Say so; never guess.
-				return ErrOutcomeUnknown
-			case err != nil:
-				// Refused or broken connection (a leader that just died, or
-				// a stale pooled connection): route again.
+			if err := forwardFailure(raw, err, true); err != nil {
 				s.log.Debug("forward failed", "to", addr, "err", err)
-				return fmt.Errorf("%w: %w", ErrNotLeader, err)
-			default:
-				return ErrNotLeader
+				return err
 			}
+			reply = rawReply(raw)
+			return nil
 		})
 	return reply, err
 }
