@@ -45,7 +45,7 @@ func benchAcquire(b *testing.B, addr string) {
 
 // BenchmarkAcquirePipelined measures one connection sending pipelines of
 // THROTTLE.ACQUIREs, which the leader queues together so that they share
-// log entries (servePipelined). ns/op is per command.
+// log entries (serveBatch). ns/op is per command.
 //
 //	go test ./server -run x -bench AcquirePipelined -benchtime 3s
 func BenchmarkAcquirePipelined(b *testing.B) {

@@ -255,7 +255,7 @@ func (c *clientConn) kill(self *clientConn) {
 }
 
 // cmdClientList serves CLIENT LIST [TYPE type] [ID id [id ...]].
-func cmdClientList(s *Server, c *call) {
+func cmdClientList(s *Server, c *call) (any, error) {
 	var ids map[int64]bool
 	typeOK := true
 	for args := c.args[2:]; len(args) > 0; {
@@ -266,25 +266,22 @@ func cmdClientList(s *Server, c *call) {
 			case "master", "replica", "slave", "pubsub":
 				typeOK = false // clients of these kinds never exist here
 			default:
-				c.conn.WriteError("ERR Unknown client type '" + clip(args[1]) + "'")
-				return
+				return nil, redisError("ERR Unknown client type '" + clip(args[1]) + "'")
 			}
 			args = args[2:]
 		case opt == "id" && len(args) >= 2:
 			ids = map[int64]bool{}
 			args = args[1:]
 			for len(args) > 0 {
-				id, ok := parseInt(args[0])
-				if !ok || id <= 0 {
-					c.conn.WriteError("ERR Invalid client ID")
-					return
+				id, isInt := parseInt(args[0])
+				if !isInt || id <= 0 {
+					return nil, redisError("ERR Invalid client ID")
 				}
 				ids[id] = true
 				args = args[1:]
 			}
 		default:
-			c.conn.WriteError(msgSyntax)
-			return
+			return nil, errSyntax
 		}
 	}
 	var b strings.Builder
@@ -298,29 +295,26 @@ func cmdClientList(s *Server, c *call) {
 			b.WriteByte('\n')
 		}
 	}
-	c.conn.WriteBulkString(b.String())
+	return b.String(), nil
 }
 
 // cmdClientKill serves CLIENT KILL ip:port (the old form: OK, or an error
 // when no client has that address) and CLIENT KILL <filter> <value> ...
 // with the filters ID, ADDR, LADDR, USER and SKIPME (the new form: the
 // number of clients killed).
-func cmdClientKill(s *Server, c *call) {
+func cmdClientKill(s *Server, c *call) (any, error) {
 	if len(c.args) == 3 {
 		addr := string(c.args[2])
 		for _, cc := range s.clientList() {
 			if cc.addr == addr {
-				c.conn.WriteString("OK")
 				cc.kill(c.conn)
-				return
+				return ok, nil
 			}
 		}
-		c.conn.WriteError("ERR No such client")
-		return
+		return nil, redisError("ERR No such client")
 	}
 	if len(c.args)%2 != 0 {
-		c.conn.WriteError(msgSyntax)
-		return
+		return nil, errSyntax
 	}
 	var (
 		id                int64
@@ -331,10 +325,9 @@ func cmdClientKill(s *Server, c *call) {
 		val := string(args[1])
 		switch strings.ToLower(string(args[0])) {
 		case "id":
-			n, ok := parseInt(args[1])
-			if !ok || n <= 0 {
-				c.conn.WriteError("ERR client-id should be greater than 0")
-				return
+			n, isInt := parseInt(args[1])
+			if !isInt || n <= 0 {
+				return nil, redisError("ERR client-id should be greater than 0")
 			}
 			id = n
 		case "addr":
@@ -350,12 +343,10 @@ func cmdClientKill(s *Server, c *call) {
 			case "no":
 				skipMe = false
 			default:
-				c.conn.WriteError(msgSyntax)
-				return
+				return nil, errSyntax
 			}
 		default:
-			c.conn.WriteError(msgSyntax)
-			return
+			return nil, errSyntax
 		}
 	}
 	var victims []*clientConn
@@ -373,8 +364,8 @@ func cmdClientKill(s *Server, c *call) {
 		}
 		victims = append(victims, cc)
 	}
-	c.conn.WriteInt(len(victims))
 	for _, cc := range victims {
 		cc.kill(c.conn)
 	}
+	return len(victims), nil
 }

@@ -19,20 +19,16 @@ import (
 // entry any leader acknowledged (the post-election barrier, and each grant
 // is answered only after it is applied here), so its state holds every
 // acknowledged grant. A follower's may lag.
-func cmdRaftBackup(s *Server, c *call) {
-	if !c.hasArity("raft.backup", 1) {
-		return
-	}
-	s.onLeader(c, func(ctx context.Context) error {
+func cmdRaftBackup(s *Server, c *call) (any, error) {
+	return s.atLeader(c, func(ctx context.Context) (any, error) {
 		if err := s.raft.VerifyLeader().Error(); err != nil {
-			return fmt.Errorf("%w: %v", ErrNotLeader, err)
+			return nil, fmt.Errorf("%w: %w", ErrNotLeader, err)
 		}
 		var buf bytes.Buffer
 		if err := s.fsm.Backup(&buf); err != nil {
-			return err
+			return nil, err
 		}
-		c.conn.WriteBulk(buf.Bytes())
-		return nil
+		return buf.Bytes(), nil
 	})
 }
 
@@ -47,29 +43,24 @@ func cmdRaftBackup(s *Server, c *call) {
 // fresh data directories would leave the nodes at term 0 with a snapshot of
 // a later term, and Raft's vote comparison could then elect a node missing
 // committed entries.
-func cmdRaftRestore(s *Server, c *call) {
-	if !c.hasArity("raft.restore", 2) {
-		return
-	}
+func cmdRaftRestore(s *Server, c *call) (any, error) {
 	// Check the image here, on whichever node received it: a bad one is
 	// refused before anything reaches the cluster. The leader checks again
 	// against its own clock (restoreImage).
 	if err := fsm.ValidateBackup(bytes.NewReader(c.args[1]), s.backupClock()); err != nil {
-		c.conn.WriteError(errorText(fmt.Errorf("%w: %w", ErrInvalidBackup, err)))
-		return
+		return nil, fmt.Errorf("%w: %w", ErrInvalidBackup, err)
 	}
-	s.onLeader(c, func(ctx context.Context) error {
+	return s.atLeader(c, func(ctx context.Context) (any, error) {
 		img, keys, err := s.restoreImage(c.args[1])
 		if err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidBackup, err)
+			return nil, fmt.Errorf("%w: %w", ErrInvalidBackup, err)
 		}
 		meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(img))}
 		if err := s.raft.Restore(meta, bytes.NewReader(img), s.cfg.ApplyTimeout); err != nil {
-			return classifyApplyErr(err)
+			return nil, classifyApplyErr(err)
 		}
 		s.log.Warn("state replaced from a backup", "keys", keys, "bytes", len(img))
-		c.conn.WriteInt(keys)
-		return nil
+		return keys, nil
 	})
 }
 

@@ -8,66 +8,54 @@ import (
 )
 
 // cmdPing serves PING [message].
-func cmdPing(s *Server, c *call) {
+func cmdPing(s *Server, c *call) (any, error) {
 	switch len(c.args) {
 	case 1:
-		c.conn.WriteString("PONG")
+		return simpleString("PONG"), nil
 	case 2:
-		c.conn.WriteBulk(c.args[1])
+		return c.args[1], nil
 	default:
-		c.conn.WriteError(wrongArity("ping"))
+		return nil, errArity("ping")
 	}
 }
 
 // cmdEcho serves ECHO message.
-func cmdEcho(s *Server, c *call) {
-	if !c.hasArity("echo", 2) {
-		return
-	}
-	c.conn.WriteBulk(c.args[1])
-}
+func cmdEcho(s *Server, c *call) (any, error) { return c.args[1], nil }
 
 // cmdQuit serves QUIT: reply OK and close the connection.
-func cmdQuit(s *Server, c *call) {
-	c.conn.WriteString("OK")
-	c.conn.Close()
+func cmdQuit(s *Server, c *call) (any, error) {
+	c.conn.Close() // once the replies so far, this one included, are written
+	return ok, nil
 }
 
 // cmdSelect serves SELECT index. throttledb has one database, 0.
-func cmdSelect(s *Server, c *call) {
-	if !c.hasArity("select", 2) {
-		return
-	}
-	n, ok := parseInt(c.args[1])
+func cmdSelect(s *Server, c *call) (any, error) {
+	n, isInt := parseInt(c.args[1])
 	switch {
-	case !ok:
-		c.conn.WriteError(msgNotInteger)
+	case !isInt:
+		return nil, errNotInteger
 	case n != 0:
-		c.conn.WriteError(msgDBIndex)
-	default:
-		c.conn.WriteString("OK")
+		return nil, errDBIndex
 	}
+	return ok, nil
 }
 
 // cmdAuth serves AUTH [username] password. The only user is "default".
-func cmdAuth(s *Server, c *call) {
+func cmdAuth(s *Server, c *call) (any, error) {
 	if len(c.args) > 3 {
-		c.conn.WriteError(msgSyntax)
-		return
+		return nil, errSyntax
 	}
 	user, pass := "default", c.args[len(c.args)-1]
 	if len(c.args) == 3 {
 		user = string(c.args[1])
 	}
 	if s.cfg.RequirePass == "" && len(c.args) == 2 {
-		c.conn.WriteError(msgNoPassword)
-		return
+		return nil, errNoPassword
 	}
 	if !s.authenticate(c.sess, user, pass) {
-		c.conn.WriteError(msgWrongPass)
-		return
+		return nil, errWrongPass
 	}
-	c.conn.WriteString("OK")
+	return ok, nil
 }
 
 func (s *Server) checkPassword(user string, pass []byte) bool {
@@ -90,18 +78,16 @@ func (s *Server) checkPassword(user string, pass []byte) bool {
 // bytes in both, except nulls and maps (the HELLO reply itself, CONFIG GET,
 // COMMAND DOCS), which follow the session's protocol; so a reply forwarded
 // from the leader, relayed byte for byte, is right in either.
-func cmdHello(s *Server, c *call) {
+func cmdHello(s *Server, c *call) (any, error) {
 	args := c.args[1:]
 	resp3 := c.sess.resp3
 	if len(args) > 0 {
-		v, ok := parseInt(args[0])
-		if !ok {
-			c.conn.WriteError("ERR Protocol version is not an integer or out of range")
-			return
+		v, isInt := parseInt(args[0])
+		if !isInt {
+			return nil, redisError("ERR Protocol version is not an integer or out of range")
 		}
 		if v != 2 && v != 3 {
-			c.conn.WriteError(msgNoProto)
-			return
+			return nil, errNoProto
 		}
 		resp3 = v == 3
 		args = args[1:]
@@ -112,30 +98,27 @@ func cmdHello(s *Server, c *call) {
 		switch opt := strings.ToLower(string(args[0])); {
 		case opt == "auth" && len(args) >= 3:
 			if !s.authenticate(c.sess, string(args[1]), args[2]) {
-				c.conn.WriteError(msgWrongPass)
-				return
+				return nil, errWrongPass
 			}
 			args = args[3:]
 		case opt == "setname" && len(args) >= 2:
 			name, setName = args[1], true
 			args = args[2:]
 		default:
-			c.conn.WriteError("ERR Syntax error in HELLO option '" + clip(args[0]) + "'")
-			return
+			return nil, redisError("ERR Syntax error in HELLO option '" + clip(args[0]) + "'")
 		}
 	}
 	if !c.sess.authed {
 		// Redis's exact words for HELLO before AUTH.
-		c.conn.WriteError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
-		return
+		return nil, redisError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 	}
 	if setName {
-		if msg := validClientName(name); msg != "" {
-			c.conn.WriteError(msg)
-			return
+		if err := validClientName(name); err != nil {
+			return nil, err
 		}
 		c.sess.name = string(name)
 	}
+	// The reply below is written in the protocol chosen here.
 	c.sess.resp3 = resp3
 	role := "replica"
 	if s.isReady() {
@@ -145,76 +128,78 @@ func cmdHello(s *Server, c *call) {
 	if resp3 {
 		proto = 3
 	}
-	c.writeMapHeader(7)
-	c.conn.WriteBulkString("server")
-	c.conn.WriteBulkString("throttledb")
-	c.conn.WriteBulkString("version")
-	c.conn.WriteBulkString(Version)
-	c.conn.WriteBulkString("proto")
-	c.conn.WriteInt(proto)
-	c.conn.WriteBulkString("id")
-	c.conn.WriteInt64(c.sess.id)
-	c.conn.WriteBulkString("mode")
-	c.conn.WriteBulkString("standalone")
-	c.conn.WriteBulkString("role")
-	c.conn.WriteBulkString(role)
-	c.conn.WriteBulkString("modules")
-	c.conn.WriteArray(0)
+	return mapReply{
+		"server", "throttledb",
+		"version", Version,
+		"proto", proto,
+		"id", c.sess.id,
+		"mode", "standalone",
+		"role", role,
+		"modules", []any{},
+	}, nil
 }
 
-func validClientName(name []byte) string {
+// validClientName refuses a client name Redis would refuse.
+func validClientName(name []byte) error {
 	for _, b := range name {
 		if b < '!' || b > '~' {
-			return "ERR Client names cannot contain spaces, newlines or special characters."
+			return redisError("ERR Client names cannot contain spaces, newlines or special characters.")
 		}
 	}
-	return ""
+	return nil
+}
+
+// clientArity is the arity of each CLIENT subcommand, in Redis's
+// convention (the command and subcommand names count).
+var clientArity = map[string]int{"setname": 3, "getname": 2, "id": 2, "setinfo": 4, "info": 2, "list": -2, "kill": -3, "help": 2}
+
+// clientHelp is CLIENT HELP's reply.
+var clientHelp = []string{
+	"CLIENT <subcommand> [<arg> ...]. Subcommands are:",
+	"ID", "    Return the ID of the current connection.",
+	"GETNAME", "    Return the name of the current connection.",
+	"SETNAME <name>", "    Assign the name <name> to the current connection.",
+	"SETINFO <option> <value>", "    Set LIB-NAME or LIB-VER, shown by CLIENT LIST.",
+	"INFO", "    Return information about the current client connection.",
+	"LIST [TYPE <type>] [ID <id> [<id> ...]]", "    Return information about client connections.",
+	"KILL <ip:port>", "    Kill connection made from <ip:port>.",
+	"KILL <option> <value> [<option> <value> [...]]", "    Kill connections. Options are: ID <id>, ADDR <ip:port>, LADDR <ip:port>, USER <username>, SKIPME (YES|NO).",
 }
 
 // cmdClient serves CLIENT SETNAME name | GETNAME | ID | SETINFO attr value |
 // INFO | LIST [...] | KILL ... | HELP (LIST and KILL in clients.go).
-func cmdClient(s *Server, c *call) {
-	if !c.hasArity("client", -2) {
-		return
-	}
+func cmdClient(s *Server, c *call) (any, error) {
 	sub := strings.ToLower(string(c.args[1]))
-	arity := map[string]int{"setname": 3, "getname": 2, "id": 2, "setinfo": 4, "info": 2, "list": -2, "kill": -3, "help": 2}
-	n, known := arity[sub]
+	n, known := clientArity[sub]
 	if !known {
-		c.conn.WriteError(unknownSubcommand(c.args[1], "client"))
-		return
+		return nil, errUnknownSubcommand(c.args[1], "client")
 	}
-	if (n > 0 && len(c.args) != n) || (n < 0 && len(c.args) < -n) {
-		c.conn.WriteError(wrongArity("client|" + sub))
-		return
+	if !arityOK(n, len(c.args)) {
+		return nil, errArity("client|" + sub)
 	}
 	switch sub {
 	case "setname":
-		if msg := validClientName(c.args[2]); msg != "" {
-			c.conn.WriteError(msg)
-			return
+		if err := validClientName(c.args[2]); err != nil {
+			return nil, err
 		}
 		c.sess.name = string(c.args[2])
-		c.conn.WriteString("OK")
+		return ok, nil
 	case "getname":
 		if c.sess.name == "" {
-			c.writeNull()
-			return
+			return nil, nil
 		}
-		c.conn.WriteBulkString(c.sess.name)
+		return c.sess.name, nil
 	case "id":
-		c.conn.WriteInt64(c.sess.id)
+		return c.sess.id, nil
 	case "setinfo":
 		attr := strings.ToLower(string(c.args[2]))
 		if attr != "lib-name" && attr != "lib-ver" {
-			c.conn.WriteError("ERR Unrecognized option '" + clip(c.args[2]) + "'")
-			return
+			return nil, redisError("ERR Unrecognized option '" + clip(c.args[2]) + "'")
 		}
 		// Redis's rule for both: no spaces, newlines or special characters.
 		for _, b := range c.args[3] {
 			if b < '!' || b > '~' {
-				c.conn.WriteError("ERR " + attr + " cannot contain spaces, newlines or special characters.")
-				return
+				return nil, redisError("ERR " + attr + " cannot contain spaces, newlines or special characters.")
 			}
 		}
 		if attr == "lib-name" {
@@ -222,28 +207,18 @@ func cmdClient(s *Server, c *call) {
 		} else {
 			c.sess.libVer = string(c.args[3])
 		}
-		c.conn.WriteString("OK")
+		return ok, nil
 	case "info":
-		c.conn.WriteBulkString(c.conn.clientLine(time.Now()) + "\n")
+		return c.conn.clientLine(time.Now()) + "\n", nil
 	case "list":
-		cmdClientList(s, c)
+		return cmdClientList(s, c)
 	case "kill":
-		cmdClientKill(s, c)
-	case "help":
-		lines := []string{
-			"CLIENT <subcommand> [<arg> ...]. Subcommands are:",
-			"ID", "    Return the ID of the current connection.",
-			"GETNAME", "    Return the name of the current connection.",
-			"SETNAME <name>", "    Assign the name <name> to the current connection.",
-			"SETINFO <option> <value>", "    Set LIB-NAME or LIB-VER, shown by CLIENT LIST.",
-			"INFO", "    Return information about the current client connection.",
-			"LIST [TYPE <type>] [ID <id> [<id> ...]]", "    Return information about client connections.",
-			"KILL <ip:port>", "    Kill connection made from <ip:port>.",
-			"KILL <option> <value> [<option> <value> [...]]", "    Kill connections. Options are: ID <id>, ADDR <ip:port>, LADDR <ip:port>, USER <username>, SKIPME (YES|NO).",
+		return cmdClientKill(s, c)
+	default: // help
+		lines := make([]any, len(clientHelp))
+		for i, l := range clientHelp {
+			lines[i] = simpleString(l)
 		}
-		c.conn.WriteArray(len(lines))
-		for _, l := range lines {
-			c.conn.WriteString(l)
-		}
+		return lines, nil
 	}
 }

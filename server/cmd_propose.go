@@ -10,19 +10,17 @@ import "time"
 // A connection that sends only RAFT.PROPOSE is served by an rpcWriter
 // instead, which does the same without waiting for one request's outcome
 // before reading the next (rpc_conn.go).
-func cmdRaftPropose(s *Server, c *call) {
-	if !c.hasArity("raft.propose", 2) || !s.nodeOnly(c, "raft.propose") {
-		return
+func cmdRaftPropose(s *Server, c *call) (any, error) {
+	if err := s.nodeOnly(c.sess, "raft.propose"); err != nil {
+		return nil, err
 	}
 	s.lastRPC.Store(time.Now().UnixNano())
 	props, err := decodeProposeRequest(c.args[1])
 	if err != nil {
-		c.conn.WriteError(errorText(err))
-		return
+		return nil, err
 	}
 	if !s.isReady() {
-		c.conn.WriteError(msgNotLeader)
-		return
+		return nil, ErrNotLeader
 	}
-	c.conn.WriteRaw(s.awaitProposals(s.queueProposals(props)))
+	return rawReply(s.awaitProposals(s.queueProposals(props))), nil
 }

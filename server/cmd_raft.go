@@ -51,51 +51,49 @@ func (s *Server) peers() []member {
 // cmdRaftJoin serves RAFT.JOIN id raft-addr resp-addr: add a voter (or update
 // its addresses) and record its RESP address. It is idempotent, so a node
 // that restarts and joins again is not duplicated.
-func cmdRaftJoin(s *Server, c *call) {
-	if !c.hasArity("raft.join", 4) || !s.nodeOnly(c, "raft.join") {
-		return
+func cmdRaftJoin(s *Server, c *call) (any, error) {
+	if err := s.nodeOnly(c.sess, "raft.join"); err != nil {
+		return nil, err
 	}
-	node, raftAddr, errMsg := parseJoin(c.args)
-	if errMsg != "" {
-		c.conn.WriteError(errMsg)
-		return
+	node, raftAddr, err := parseJoin(c.args)
+	if err != nil {
+		return nil, err
 	}
 	id, respAddr := node.ID, node.RESPAddr
-	s.onLeader(c, func(ctx context.Context) error {
+	return s.atLeader(c, func(ctx context.Context) (any, error) {
 		if err := s.addVoter(id, raftAddr); err != nil {
-			return err
+			return nil, err
 		}
 		if res, err := s.prop.propose(ctx, node); err != nil {
-			return err
+			return nil, err
 		} else if res.Err != nil {
-			return res.Err
+			return nil, res.Err
 		}
 		s.log.Info("node joined", "id", id, "raft", raftAddr, "resp", respAddr)
-		c.conn.WriteString("OK")
-		return nil
+		return ok, nil
 	})
 }
 
 // parseJoin parses and validates RAFT.JOIN id raft-addr resp-addr (args
-// includes the command name). It returns the error reply's text, if any.
+// includes the command name).
 //
 // Why validate more than non-emptiness: the ID and RESP address go into the
 // log and from there into every snapshot, and the ID and Raft address into
 // Raft's configuration; a snapshot holding a member field longer than the
 // image reader accepts could never be restored. fsm.ValidateNode caps them
 // at fsm.MaxNodeFieldLen and requires host:port addresses.
-func parseJoin(args [][]byte) (fsm.SetNode, string, string) {
+func parseJoin(args [][]byte) (fsm.SetNode, string, error) {
 	id, raftAddr, respAddr := string(args[1]), string(args[2]), string(args[3])
 	if id == "" || raftAddr == "" || respAddr == "" {
-		return fsm.SetNode{}, "", "ERR RAFT.JOIN needs a non-empty id, raft address and RESP address"
+		return fsm.SetNode{}, "", redisError("ERR RAFT.JOIN needs a non-empty id, raft address and RESP address")
 	}
 	if err := fsm.ValidateNode(id, respAddr); err != nil {
-		return fsm.SetNode{}, "", errorText(err)
+		return fsm.SetNode{}, "", err
 	}
 	if err := fsm.ValidateAddr(raftAddr); err != nil {
-		return fsm.SetNode{}, "", errorText(err)
+		return fsm.SetNode{}, "", err
 	}
-	return fsm.SetNode{ID: id, RESPAddr: respAddr}, raftAddr, ""
+	return fsm.SetNode{ID: id, RESPAddr: respAddr}, raftAddr, nil
 }
 
 // addVoter makes id a voter at raftAddr, removing first any other member
@@ -137,48 +135,45 @@ func membershipErr(err error) error {
 }
 
 // cmdRaftRemove serves RAFT.REMOVE id: remove a member from the cluster.
-func cmdRaftRemove(s *Server, c *call) {
-	if !c.hasArity("raft.remove", 2) {
-		return
-	}
+func cmdRaftRemove(s *Server, c *call) (any, error) {
 	id := string(c.args[1])
-	s.onLeader(c, func(ctx context.Context) error {
+	return s.atLeader(c, func(ctx context.Context) (any, error) {
 		ms, err := s.members()
 		if err != nil {
-			return classifyApplyErr(err)
+			return nil, classifyApplyErr(err)
 		}
 		found := false
 		for _, m := range ms {
 			found = found || m.id == id
 		}
 		if !found {
-			c.conn.WriteError("ERR no such node '" + clip(c.args[1]) + "'")
-			return nil
+			return nil, errNoSuchNode(c.args[1])
 		}
 		// Forget the RESP address first: once this leader removes itself it
 		// can no longer propose.
 		if _, err := s.prop.propose(ctx, fsm.RemoveNode{ID: id}); err != nil {
-			return err
+			return nil, err
 		}
 		if err := membershipErr(s.raft.RemoveServer(raft.ServerID(id), 0, s.cfg.ApplyTimeout).Error()); err != nil {
-			return err
+			return nil, err
 		}
 		s.log.Info("node removed", "id", id)
-		c.conn.WriteString("OK")
-		return nil
+		return ok, nil
 	})
 }
 
+// errNoSuchNode is the reply to a membership command naming no member.
+func errNoSuchNode(id []byte) error { return redisError("ERR no such node '" + clip(id) + "'") }
+
 // cmdRaftNodes serves RAFT.NODES: for every member, an array of id, raft
 // address, RESP address, "voter" or "nonvoter", and "leader" or "follower".
-func cmdRaftNodes(s *Server, c *call) {
+func cmdRaftNodes(s *Server, c *call) (any, error) {
 	ms, err := s.members()
 	if err != nil {
-		c.conn.WriteError(errorText(err))
-		return
+		return nil, err
 	}
-	c.conn.WriteArray(len(ms))
-	for _, m := range ms {
+	out := make([]any, len(ms))
+	for i, m := range ms {
 		suffrage, role := "nonvoter", "follower"
 		if m.voter {
 			suffrage = "voter"
@@ -186,34 +181,34 @@ func cmdRaftNodes(s *Server, c *call) {
 		if m.leader {
 			role = "leader"
 		}
-		c.conn.WriteArray(5)
-		for _, v := range []string{m.id, m.raftAddr, m.resp, suffrage, role} {
-			c.conn.WriteBulkString(v)
-		}
+		out[i] = []string{m.id, m.raftAddr, m.resp, suffrage, role}
 	}
+	return out, nil
 }
 
 // cmdRaftLeader serves RAFT.LEADER: the leader's id and RESP address, or
 // CLUSTERDOWN when none is known.
-func cmdRaftLeader(s *Server, c *call) {
+func cmdRaftLeader(s *Server, c *call) (any, error) {
 	id, addr, ok := s.leader()
 	if !ok {
-		c.conn.WriteError(msgNoLeader)
-		return
+		return nil, ErrNoLeader
 	}
-	c.conn.WriteArray(2)
-	c.conn.WriteBulkString(id)
-	c.conn.WriteBulkString(addr)
+	return []string{id, addr}, nil
 }
+
+// Why a command about Raft failed, in the words of its reply.
+var (
+	errTransferFailed = errors.New("leadership transfer failed")
+	errSnapshotFailed = errors.New("snapshot failed")
+)
 
 // cmdRaftTransfer serves RAFT.TRANSFER [id]: hand leadership to id, or to
 // the most up-to-date follower, and wait until it has moved.
-func cmdRaftTransfer(s *Server, c *call) {
+func cmdRaftTransfer(s *Server, c *call) (any, error) {
 	if len(c.args) > 2 {
-		c.conn.WriteError(wrongArity("raft.transfer"))
-		return
+		return nil, errArity("raft.transfer")
 	}
-	s.onLeader(c, func(ctx context.Context) error {
+	return s.atLeader(c, func(ctx context.Context) (any, error) {
 		var f raft.Future
 		if len(c.args) == 2 {
 			target := ""
@@ -223,42 +218,36 @@ func cmdRaftTransfer(s *Server, c *call) {
 				}
 			}
 			if target == "" {
-				c.conn.WriteError("ERR no such node '" + clip(c.args[1]) + "'")
-				return nil
+				return nil, errNoSuchNode(c.args[1])
 			}
 			f = s.raft.LeadershipTransferToServer(raft.ServerID(c.args[1]), raft.ServerAddress(target))
 		} else {
 			f = s.raft.LeadershipTransfer()
 		}
 		if err := f.Error(); err != nil {
-			c.conn.WriteError("ERR leadership transfer failed: " + err.Error())
-			return nil
+			return nil, fmt.Errorf("%w: %w", errTransferFailed, err)
 		}
-		c.conn.WriteString("OK")
-		return nil
+		return ok, nil
 	})
 }
 
 // cmdRaftSnapshot serves RAFT.SNAPSHOT: take a snapshot of this node's state
 // now and compact its log.
-func cmdRaftSnapshot(s *Server, c *call) {
+func cmdRaftSnapshot(s *Server, c *call) (any, error) {
 	err := s.raft.Snapshot().Error()
 	if err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
-		c.conn.WriteError("ERR snapshot failed: " + err.Error())
-		return
+		return nil, fmt.Errorf("%w: %w", errSnapshotFailed, err)
 	}
-	c.conn.WriteString("OK")
+	return ok, nil
 }
 
 // cmdRaftDigest serves RAFT.DIGEST: this node's (not the leader's) last
 // applied log index and a hex SHA-256 digest of its replicated state at that
 // index (fsm.FSM.Digest). Replicas that report the same index must report
 // the same digest; the fault tests check that after healing.
-func cmdRaftDigest(s *Server, c *call) {
+func cmdRaftDigest(s *Server, c *call) (any, error) {
 	index, sum := s.fsm.Digest()
-	c.conn.WriteArray(2)
-	c.conn.WriteInt64(int64(index))
-	c.conn.WriteBulkString(hex.EncodeToString(sum[:]))
+	return []any{int64(index), hex.EncodeToString(sum[:])}, nil
 }
 
 // cmdRaftFwd serves RAFT.FWD command [arg ...], the wrapper a follower sends
@@ -271,17 +260,15 @@ func cmdRaftDigest(s *Server, c *call) {
 // depth of dispatch stays at two whatever arrives. Writes are not relayed
 // this way but forwarded as fsm-encoded proposals (RAFT.PROPOSE), which
 // hold no commands to dispatch.
-func cmdRaftFwd(s *Server, c *call) {
-	if !c.hasArity("raft.fwd", -2) || !s.nodeOnly(c, "raft.fwd") {
-		return
+func cmdRaftFwd(s *Server, c *call) (any, error) {
+	if err := s.nodeOnly(c.sess, "raft.fwd"); err != nil {
+		return nil, err
 	}
 	if c.fwd || strings.EqualFold(string(c.args[1]), "raft.fwd") {
-		c.conn.WriteError(msgNestedFwd)
-		return
+		return nil, errNestedFwd
 	}
-	inner := &call{conn: c.conn, sess: c.sess, args: c.args[1:], fwd: true}
-	s.dispatch(inner)
+	return s.serveAlone(&call{conn: c.conn, sess: c.sess, args: c.args[1:], fwd: true})
 }
 
-// msgNestedFwd is the reply to a RAFT.FWD inside a RAFT.FWD.
-const msgNestedFwd = "ERR RAFT.FWD cannot be nested"
+// errNestedFwd is the reply to a RAFT.FWD inside a RAFT.FWD.
+var errNestedFwd = redisError("ERR RAFT.FWD cannot be nested")

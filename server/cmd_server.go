@@ -21,22 +21,16 @@ func (s *Server) nowMs() int64 { return s.fsm.Clock(s.wallMs()) }
 // cmdCommand serves COMMAND, COMMAND COUNT, COMMAND INFO [name ...],
 // COMMAND DOCS [name ...] and COMMAND LIST [FILTERBY ...] in Redis 7's
 // formats, from the command table and commandDocs (docs.go).
-func cmdCommand(s *Server, c *call) {
+func cmdCommand(s *Server, c *call) (any, error) {
 	if len(c.args) == 1 {
-		cmds := sortedCommands()
-		c.conn.WriteArray(len(cmds))
-		for _, cmd := range cmds {
-			writeCommandInfo(c, cmd)
-		}
-		return
+		return allCommandInfo(), nil
 	}
 	switch sub := strings.ToLower(string(c.args[1])); sub {
 	case "count":
 		if len(c.args) != 2 {
-			c.conn.WriteError(wrongArity("command|count"))
-			return
+			return nil, errArity("command|count")
 		}
-		c.conn.WriteInt(len(commands))
+		return len(commands), nil
 	case "docs":
 		cmds := sortedCommands()
 		if len(c.args) > 2 {
@@ -48,41 +42,47 @@ func cmdCommand(s *Server, c *call) {
 				}
 			}
 		}
-		c.writeMapHeader(len(cmds))
+		docs := make(mapReply, 0, 2*len(cmds))
 		for _, cmd := range cmds {
-			c.conn.WriteBulkString(cmd.name)
-			writeCommandDocs(c, commandDocs[cmd.name])
+			docs = append(docs, cmd.name, commandDocsReply(commandDocs[cmd.name]))
 		}
+		return docs, nil
 	case "info":
 		if len(c.args) == 2 {
-			cmds := sortedCommands()
-			c.conn.WriteArray(len(cmds))
-			for _, cmd := range cmds {
-				writeCommandInfo(c, cmd)
-			}
-			return
+			return allCommandInfo(), nil
 		}
-		c.conn.WriteArray(len(c.args) - 2)
+		infos := make([]any, 0, len(c.args)-2)
 		for _, arg := range c.args[2:] {
 			name := strings.ToLower(string(arg))
+			var info any // null for a name Redis does not know
 			if cmd := commands[name]; cmd != nil {
-				writeCommandInfo(c, cmd)
+				info = commandInfo(cmd)
 			} else if sd := findSubcommand(name); sd != nil {
-				writeSubcommandInfo(c, sd)
-			} else {
-				c.writeNull()
+				info = subcommandInfo(sd)
 			}
+			infos = append(infos, info)
 		}
+		return infos, nil
 	case "list":
-		cmdCommandList(c)
+		return cmdCommandList(c)
 	default:
-		c.conn.WriteError(unknownSubcommand(c.args[1], "command"))
+		return nil, errUnknownSubcommand(c.args[1], "command")
 	}
+}
+
+// allCommandInfo is COMMAND's reply: every command's COMMAND INFO entry.
+func allCommandInfo() []any {
+	cmds := sortedCommands()
+	out := make([]any, len(cmds))
+	for i, cmd := range cmds {
+		out[i] = commandInfo(cmd)
+	}
+	return out
 }
 
 // cmdCommandList serves COMMAND LIST [FILTERBY MODULE name | ACLCAT
 // category | PATTERN pattern].
-func cmdCommandList(c *call) {
+func cmdCommandList(c *call) (any, error) {
 	keep := func(*command) bool { return true }
 	switch {
 	case len(c.args) == 2:
@@ -103,57 +103,43 @@ func cmdCommandList(c *call) {
 		case "pattern":
 			keep = func(cmd *command) bool { return globMatch(val, cmd.name, true) }
 		default:
-			c.conn.WriteError(msgSyntax)
-			return
+			return nil, errSyntax
 		}
 	default:
-		c.conn.WriteError(msgSyntax)
-		return
+		return nil, errSyntax
 	}
-	var names []string
+	names := []string{}
 	for _, cmd := range sortedCommands() {
 		if keep(cmd) {
 			names = append(names, cmd.name)
 		}
 	}
-	c.conn.WriteArray(len(names))
-	for _, n := range names {
-		c.conn.WriteBulkString(n)
-	}
+	return names, nil
 }
 
 // cmdConfig serves CONFIG GET pattern [pattern ...] (see configParams) and
 // refuses CONFIG SET, RESETSTAT and REWRITE: throttledb is configured by
 // its command-line flags.
-func cmdConfig(s *Server, c *call) {
-	if !c.hasArity("config", -2) {
-		return
-	}
+func cmdConfig(s *Server, c *call) (any, error) {
 	switch strings.ToLower(string(c.args[1])) {
 	case "get":
 		if len(c.args) < 3 {
-			c.conn.WriteError(wrongArity("config|get"))
-			return
+			return nil, errArity("config|get")
 		}
-		params := s.configParams()
-		var match []configParam
-		for _, p := range params {
+		var match mapReply
+		for _, p := range s.configParams() {
 			for _, pat := range c.args[2:] {
 				if globMatch(string(pat), p.name, true) {
-					match = append(match, p)
+					match = append(match, p.name, p.value)
 					break
 				}
 			}
 		}
-		c.writeMapHeader(len(match))
-		for _, p := range match {
-			c.conn.WriteBulkString(p.name)
-			c.conn.WriteBulkString(p.value)
-		}
+		return match, nil
 	case "set", "resetstat", "rewrite":
-		c.conn.WriteError("ERR CONFIG " + strings.ToUpper(string(c.args[1])) + " is not supported by throttledb; use command-line flags")
+		return nil, redisError("ERR CONFIG " + strings.ToUpper(string(c.args[1])) + " is not supported by throttledb; use command-line flags")
 	default:
-		c.conn.WriteError(unknownSubcommand(c.args[1], "config"))
+		return nil, errUnknownSubcommand(c.args[1], "config")
 	}
 }
 
@@ -210,41 +196,31 @@ func (s *Server) configParams() []configParam {
 }
 
 // cmdDBSize serves DBSIZE: the number of unexpired keys in this node's state.
-func cmdDBSize(s *Server, c *call) {
+func cmdDBSize(s *Server, c *call) (any, error) {
 	if s.loading() {
-		c.conn.WriteError(msgLoading)
-		return
+		return nil, errLoading
 	}
-	c.conn.WriteInt(s.fsm.DBSize(s.nowMs()))
+	return s.fsm.DBSize(s.nowMs()), nil
 }
 
 // cmdTime serves TIME: cluster time as seconds and microseconds.
-func cmdTime(s *Server, c *call) {
+func cmdTime(s *Server, c *call) (any, error) {
 	ms := s.nowMs()
-	c.conn.WriteArray(2)
-	c.conn.WriteBulkString(itoa(ms / 1000))
-	c.conn.WriteBulkString(itoa(ms % 1000 * 1000))
+	return []string{itoa(ms / 1000), itoa(ms % 1000 * 1000)}, nil
 }
 
 // cmdRole serves ROLE in Redis's shapes: a leader is a "master" with its
 // followers as replicas; a follower is a "slave" of the leader.
-func cmdRole(s *Server, c *call) {
+func cmdRole(s *Server, c *call) (any, error) {
 	stats := s.raft.Stats()
 	if s.raft.State() == raft.Leader {
 		commit, _ := strconv.ParseInt(stats["commit_index"], 10, 64)
-		others := s.peers()
-		c.conn.WriteArray(3)
-		c.conn.WriteBulkString("master")
-		c.conn.WriteInt64(commit)
-		c.conn.WriteArray(len(others))
-		for _, p := range others {
+		replicas := []any{}
+		for _, p := range s.peers() {
 			host, port := splitHostPort(p.resp)
-			c.conn.WriteArray(3)
-			c.conn.WriteBulkString(host)
-			c.conn.WriteBulkString(port)
-			c.conn.WriteBulkString(stats["last_log_index"])
+			replicas = append(replicas, []string{host, port, stats["last_log_index"]})
 		}
-		return
+		return []any{"master", commit, replicas}, nil
 	}
 	applied, _ := strconv.ParseInt(stats["applied_index"], 10, 64)
 	host, port, state := "", int64(-1), "connect"
@@ -253,12 +229,7 @@ func cmdRole(s *Server, c *call) {
 		host, state = h, "connected"
 		port, _ = strconv.ParseInt(p, 10, 64)
 	}
-	c.conn.WriteArray(5)
-	c.conn.WriteBulkString("slave")
-	c.conn.WriteBulkString(host)
-	c.conn.WriteInt64(port)
-	c.conn.WriteBulkString(state)
-	c.conn.WriteInt64(applied)
+	return []any{"slave", host, port, state, applied}, nil
 }
 
 func splitHostPort(addr string) (string, string) {
@@ -284,7 +255,7 @@ var infoSections = []struct {
 
 // cmdInfo serves INFO [section ...] in Redis's format: "# Section" headers
 // and name:value lines, sections separated by an empty line.
-func cmdInfo(s *Server, c *call) {
+func cmdInfo(s *Server, c *call) (any, error) {
 	want := map[string]bool{}
 	for _, a := range c.args[1:] {
 		switch sec := strings.ToLower(string(a)); sec {
@@ -319,7 +290,7 @@ func cmdInfo(s *Server, c *call) {
 			fmt.Fprintf(&b, "%s:%s\r\n", kv[i], kv[i+1])
 		}
 	}
-	c.conn.WriteBulkString(b.String())
+	return b.String(), nil
 }
 
 // infoSection returns the name:value pairs of one INFO section.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -91,34 +92,31 @@ func parseAcquireArgs(args [][]byte, peekCmd bool) (fsm.Acquire, error) {
 // command's place in it.
 var errPeekInTx = redisError("ERR COST 0 (a peek) cannot run in a transaction: use THROTTLE.PEEK outside MULTI")
 
-// proposeAcquire is THROTTLE.ACQUIRE's propose (see command.propose): what
-// EXEC proposes for a queued ACQUIRE.
+// errRead is what a row's propose returns for a call that changes nothing
+// and is served as a read by the row's run instead (ACQUIRE with COST 0).
+var errRead = errors.New("served as a read")
+
+// proposeAcquire is THROTTLE.ACQUIRE's propose (see command.propose); with
+// COST 0 the call is a peek (errRead), served by cmdAcquirePeek.
 func proposeAcquire(args [][]byte) (fsm.Command, error) {
 	a, peek, err := parseAcquire(args)
 	if err != nil {
 		return nil, err
 	}
 	if peek {
-		return nil, errPeekInTx
+		return nil, errRead
 	}
 	return a, nil
 }
 
-// cmdAcquire serves THROTTLE.ACQUIRE: a grant, reservation or denial
-// decided through the log, or with COST 0 the reply THROTTLE.PEEK gives.
-func cmdAcquire(s *Server, c *call) (any, error) {
-	a, peek, err := parseAcquire(c.args)
+// cmdAcquirePeek serves THROTTLE.ACQUIRE with COST 0: the reply
+// THROTTLE.PEEK gives.
+func cmdAcquirePeek(s *Server, c *call) (any, error) {
+	a, _, err := parseAcquire(c.args)
 	if err != nil {
 		return nil, err
 	}
-	if peek {
-		return s.peek(c, a)
-	}
-	res, err := s.decide(c, a)
-	if err != nil {
-		return nil, err
-	}
-	return resultReply(a, res[0]), nil
+	return s.peek(c, a)
 }
 
 // proposeCancel parses THROTTLE.CANCEL key valid_at [ID token].
@@ -181,21 +179,6 @@ func resultReply(cmd fsm.Command, res fsm.Result) any {
 	default:
 		return res.Permit
 	}
-}
-
-// runProposal serves a command that changes state through the log (its
-// table row has propose): parsed once, proposed by the leader (decide), and
-// answered from its result after it is committed on a majority.
-func runProposal(s *Server, c *call) (any, error) {
-	cmd, err := commands[strings.ToLower(string(c.args[0]))].propose(c.args)
-	if err != nil {
-		return nil, err
-	}
-	res, err := s.decide(c, cmd)
-	if err != nil {
-		return nil, err
-	}
-	return resultReply(cmd, res[0]), nil
 }
 
 // cmdPeek serves THROTTLE.PEEK key interval max [SLOP ms] [COST n]: the

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"strings"
@@ -27,53 +28,44 @@ func (sess *session) abortTx() {
 	}
 }
 
-// queueTx queues c in the session's open transaction (dispatch calls it
+// queueTx queues c in the session's open transaction (prepare calls it
 // for every command but MULTI, EXEC, DISCARD and QUIT while one is open).
-// Only THROTTLE.ACQUIRE and THROTTLE.RESET may be queued: they are the
-// commands that go through the log, and EXEC applies them together in one
-// entry. Their arguments are checked at EXEC, as Redis checks values when a
-// transaction runs.
-func queueTx(c *call, cmd *command) {
+// Only the commands that go through the log (THROTTLE.ACQUIRE and
+// THROTTLE.RESET) may be queued: EXEC applies them together in one entry.
+// Their arguments are checked at EXEC, as Redis checks values when a
+// transaction runs. A refused command marks the transaction failed.
+func queueTx(c *call, cmd *command) (any, error) {
 	tx := c.sess.tx
 	switch {
 	case cmd.flags&flagTxable == 0:
 		tx.dirty = true
-		c.conn.WriteError("ERR command '" + cmd.name + "' is not allowed in a transaction: only THROTTLE.ACQUIRE and THROTTLE.RESET can be queued")
+		return nil, redisError("ERR command '" + cmd.name + "' is not allowed in a transaction: only THROTTLE.ACQUIRE and THROTTLE.RESET can be queued")
 	case len(tx.queued) >= maxTxCommands:
 		tx.dirty = true
-		c.conn.WriteError("ERR too many commands in a transaction (at most " + strconv.Itoa(maxTxCommands) + ")")
-	default:
-		// Arguments from the connection's reader are never overwritten
-		// (resp.CommandReader), so they can be kept as they are.
-		tx.queued = append(tx.queued, c.args)
-		c.conn.WriteString("QUEUED")
+		return nil, redisError("ERR too many commands in a transaction (at most " + strconv.Itoa(maxTxCommands) + ")")
 	}
+	// Arguments from the connection's reader are never overwritten
+	// (resp.CommandReader), so they can be kept as they are.
+	tx.queued = append(tx.queued, c.args)
+	return simpleString("QUEUED"), nil
 }
 
 // cmdMulti serves MULTI: open a transaction on this connection.
-func cmdMulti(s *Server, c *call) {
-	if !c.hasArity("multi", 1) {
-		return
-	}
+func cmdMulti(s *Server, c *call) (any, error) {
 	if c.sess.tx != nil {
-		c.conn.WriteError("ERR MULTI calls can not be nested")
-		return
+		return nil, redisError("ERR MULTI calls can not be nested")
 	}
 	c.sess.tx = &txState{}
-	c.conn.WriteString("OK")
+	return ok, nil
 }
 
 // cmdDiscard serves DISCARD: drop the open transaction.
-func cmdDiscard(s *Server, c *call) {
-	if !c.hasArity("discard", 1) {
-		return
-	}
+func cmdDiscard(s *Server, c *call) (any, error) {
 	if c.sess.tx == nil {
-		c.conn.WriteError("ERR DISCARD without MULTI")
-		return
+		return nil, redisError("ERR DISCARD without MULTI")
 	}
 	c.sess.tx = nil
-	c.conn.WriteString("OK")
+	return ok, nil
 }
 
 // cmdExec serves EXEC: run the open transaction's commands together and
@@ -86,19 +78,14 @@ func cmdDiscard(s *Server, c *call) {
 // fall between them; a follower forwards the proposal whole. A command
 // with bad arguments gets its error in its place in the reply and changes
 // nothing; the others still run (Redis's rule for errors at EXEC).
-func cmdExec(s *Server, c *call) {
-	if !c.hasArity("exec", 1) {
-		return
-	}
+func cmdExec(s *Server, c *call) (any, error) {
 	tx := c.sess.tx
 	if tx == nil {
-		c.conn.WriteError("ERR EXEC without MULTI")
-		return
+		return nil, redisError("ERR EXEC without MULTI")
 	}
 	c.sess.tx = nil
 	if tx.dirty {
-		c.conn.WriteError("EXECABORT Transaction discarded because of previous errors.")
-		return
+		return nil, redisError("EXECABORT Transaction discarded because of previous errors.")
 	}
 	errs := make([]error, len(tx.queued))
 	parsed := make([]fsm.Command, len(tx.queued)) // nil where errs has the reply
@@ -106,6 +93,9 @@ func cmdExec(s *Server, c *call) {
 	for i, args := range tx.queued {
 		// queueTx queued only commands with propose.
 		parsed[i], errs[i] = commands[strings.ToLower(string(args[0]))].propose(args)
+		if errors.Is(errs[i], errRead) {
+			errs[i] = errPeekInTx
+		}
 		if errs[i] == nil {
 			props = append(props, parsed[i])
 		}
@@ -113,15 +103,13 @@ func cmdExec(s *Server, c *call) {
 	var results []fsm.Result
 	if len(props) > 0 {
 		var err error
-		results, err = s.decide(c, props...)
-		switch {
-		case errors.Is(err, ErrOOM):
+		results, err = s.router.decide(context.Background(), c.fwd, props...)
+		if errors.Is(err, ErrOOM) {
 			// Redis discards the whole transaction.
-			c.conn.WriteError(msgExecOOM)
-			return
-		case err != nil:
-			c.conn.WriteError(errorText(err))
-			return
+			return nil, errExecOOM
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	replies := make([]any, len(tx.queued))
@@ -133,5 +121,5 @@ func cmdExec(s *Server, c *call) {
 		replies[i] = resultReply(parsed[i], results[0])
 		results = results[1:]
 	}
-	c.writeValue(replies)
+	return replies, nil
 }

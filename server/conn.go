@@ -43,8 +43,8 @@ type clientConn struct {
 	nc      net.Conn
 	addr    string
 	sess    *session
-	pending []redcon.Command // the rest of the pipeline being served
-	closed  bool             // QUIT: close once the replies so far are written
+	waiting []pendingReply // serveBatch's, kept to reuse its memory
+	closed  bool           // QUIT: close once the replies so far are written
 
 	// For CLIENT LIST (clients.go): set at accept, then read-only.
 	created time.Time
@@ -55,7 +55,7 @@ type clientConn struct {
 	pub   clientState
 
 	// stats counts the error replies written (WriteError, in stats.go) for
-	// INFO errorstats; errs counts them on this connection, so dispatch
+	// INFO errorstats; errs counts them on this connection, so writeReply
 	// can tell a failed call.
 	stats *serverStats
 	errs  int
@@ -69,17 +69,6 @@ func (c *clientConn) RemoteAddr() string { return c.addr }
 // Close closes the connection after the replies written so far; the rest
 // of the pipeline is not served.
 func (c *clientConn) Close() { c.closed = true }
-
-// PeekPipeline returns the commands pipelined behind the one being served.
-func (c *clientConn) PeekPipeline() []redcon.Command { return c.pending }
-
-// ReadPipeline takes the commands pipelined behind the one being served:
-// the caller serves them.
-func (c *clientConn) ReadPipeline() []redcon.Command {
-	p := c.pending
-	c.pending = nil
-	return p
-}
 
 // acceptLoop accepts RESP connections until the listener is closed.
 func (s *Server) acceptLoop() {
@@ -179,8 +168,8 @@ func refuse(nc net.Conn, msg string) {
 }
 
 // serveConn serves one client connection: it reads everything the client
-// has sent, serves those commands in order, writes their replies at once,
-// and repeats.
+// has sent, serves those commands (serveBatch), writes their replies at
+// once, and repeats.
 func (s *Server) serveConn(nc net.Conn) {
 	defer s.untrackConn(nc)
 	if s.clients.Add(1) > int64(s.cfg.MaxClients) {
@@ -215,7 +204,6 @@ func (s *Server) serveConn(nc net.Conn) {
 	}()
 	var (
 		batch [][][]byte
-		cmds  []redcon.Command
 		rpc   *rpcWriter // serves a forwarding connection's RAFT.PROPOSEs
 	)
 	for {
@@ -233,29 +221,19 @@ func (s *Server) serveConn(nc net.Conn) {
 			return
 		}
 		s.cmdsTotal.Add(int64(len(batch))) // the one place commands are counted
-		cmds = cmds[:0]
-		for _, args := range batch {
-			cmds = append(cmds, redcon.Command{Args: args})
-		}
-		if s.isRPCBatch(c.sess, cmds) {
+		if s.isRPCBatch(c.sess, batch) {
 			if rpc == nil {
 				rpc = s.newRPCWriter(c)
 				defer rpc.close()
 			}
-			rpc.serve(cmds)
+			rpc.serve(batch)
 			continue
 		}
 		if rpc != nil {
 			rpc.drain() // its replies come first
 		}
-		c.pending = cmds
 		c.tick = time.Now()
-		for len(c.pending) > 0 && !c.closed {
-			rc := c.pending[0]
-			c.pending = c.pending[1:]
-			c.publish(rc.Args, rd)
-			s.serveRESP(c, rc)
-		}
+		s.serveBatch(c, batch, rd)
 		// Published before the replies go out, so that a client that has
 		// its reply finds its new state (a name, say) in CLIENT LIST.
 		c.publish(nil, rd)
@@ -278,7 +256,7 @@ func (s *Server) readFailed(c *clientConn, err error) {
 		s.log.Warn("closing client that reached max query buffer length", "addr", c.addr, "id", c.sess.id)
 	case errors.As(err, &pe):
 		s.log.Debug("client protocol error", "addr", c.addr, "id", c.sess.id, "err", err)
-		c.WriteError("ERR " + pe.Error())
+		c.WriteError(errorText(pe))
 		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 		c.Flush()
 	}

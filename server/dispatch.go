@@ -1,90 +1,228 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/tidwall/redcon"
+	"github.com/throttledb/throttledb/fsm"
+	"github.com/throttledb/throttledb/internal/resp"
 )
 
-// serveRESP serves one command of a connection (see serveConn),
-// except for a pipeline of THROTTLE.ACQUIREs, whose commands the leader
-// queues together so that they share log entries (servePipeline).
-func (s *Server) serveRESP(conn *clientConn, rc redcon.Command) {
+// pendingReply is one command of a batch on its way to its reply: answered
+// at once (val, err), waiting to run (run), or queued to be decided by the
+// leader (t).
+type pendingReply struct {
+	c    *call
+	stat string // its commandstats name; "" when not counted as a call
+	run  func(s *Server, c *call) (any, error)
+	cmd  fsm.Command // parsed by its row's propose
+	t    *ticket     // cmd, queued to the router's submitter
+	val  any
+	err  error
+	// active: counted in Server.active until its reply is written.
+	active bool
+}
+
+// serveBatch serves the commands a connection read at once (a single
+// command is a batch of one), in order, and writes their replies in order.
+//
+// Why queue: a command that goes through the log waits for a commit (an
+// fsync and a replication round trip). Served one at a time, a client that
+// pipelines would gain nothing. So each command with a propose (outside
+// MULTI) is queued at once, to the proposer on the leader or the forwarder
+// on a follower, where it shares log entries and forwarding requests with
+// the rest; any other command first waits for the replies before it, then
+// runs, so it sees their effects (THROTTLE.PEEK after ACQUIRE, EXEC after
+// the ACQUIREs before MULTI). Proposals one connection queues apply in the
+// order it queued them; when the router picks another submitter (the
+// leader changed), the replies before are awaited first, so a client's
+// commands never apply out of order.
+func (s *Server) serveBatch(conn *clientConn, batch [][][]byte, rd *resp.CommandReader) {
+	waiting := conn.waiting[:0]
+	var last submitter // where the waiting proposals were queued
+	flush := func() {
+		s.writeReplies(waiting)
+		clear(waiting)
+		waiting, last = waiting[:0], nil
+	}
+	for _, args := range batch {
+		if conn.closed {
+			break
+		}
+		conn.publish(args, rd)
+		c := &call{conn: conn, sess: conn.sess, args: args}
+		if !s.admit() {
+			waiting = append(waiting, pendingReply{c: c, err: ErrShuttingDown})
+			continue
+		}
+		p := s.prepare(c)
+		p.active = true
+		switch {
+		case p.run != nil:
+			flush()
+			s.writeReply(&p)
+		case p.cmd != nil:
+			s.queue(&p, func(sub submitter) {
+				if last != nil && sub != last {
+					flush()
+				}
+				last = sub
+			})
+			waiting = append(waiting, p)
+		default:
+			waiting = append(waiting, p)
+		}
+	}
+	flush()
+	conn.waiting = waiting
+}
+
+// serveAlone serves one command on its own and returns its reply: the
+// command inside RAFT.FWD.
+func (s *Server) serveAlone(c *call) (any, error) {
+	p := s.prepare(c)
+	if p.cmd != nil {
+		s.queue(&p, nil)
+	}
+	return s.outcome(&p)
+}
+
+// admit counts a command in Server.active, so that a graceful shutdown
+// waits for its reply, or reports false once the node is draining: the
+// command is then answered "shutting down" without being run.
+func (s *Server) admit() bool {
 	s.drainMu.RLock()
+	defer s.drainMu.RUnlock()
 	if s.draining {
-		s.drainMu.RUnlock()
-		conn.WriteError(errorText(ErrShuttingDown))
-		return
+		return false
 	}
 	s.active.Add(1)
-	s.drainMu.RUnlock()
-	defer s.active.Done()
-	sess := conn.sess
-	if s.pipelined(conn, sess, rc) {
-		s.servePipeline(conn, sess, append([]redcon.Command{rc}, conn.ReadPipeline()...))
-		return
-	}
-	s.dispatch(&call{conn: conn, sess: sess, args: rc.Args})
+	return true
 }
 
-// dispatch looks the command up, checks its arity and the session's
-// authentication, and runs its handler, in Redis's order of checks.
-func (s *Server) dispatch(c *call) {
-	name := strings.ToLower(string(c.args[0]))
-	cmd := commands[name]
-	if cmd == nil {
-		c.conn.WriteError(unknownCommand(c.args))
+// prepare applies the rules every command passes (admissible), then the
+// transaction rules (inside MULTI a command is queued, not run). A command
+// that passes is left to run, or, if its row has propose, parsed into the
+// fsm.Command to queue.
+func (s *Server) prepare(c *call) pendingReply {
+	p := pendingReply{c: c}
+	row, err := admissible(c.sess, c.args)
+	if row == nil {
+		p.err = err
 		c.sess.abortTx()
-		return
+		return p
 	}
-	stat := s.stats.statName(cmd, c.args) // "client|list" for INFO commandstats
-	if !c.hasArity(cmd.name, cmd.arity) {
+	stat := s.stats.statName(row, c.args) // "client|list" for INFO commandstats
+	switch {
+	case err != nil:
 		s.stats.reject(stat)
-		c.sess.abortTx()
-		return
-	}
-	if !c.sess.authed && cmd.flags&flagNoAuth == 0 {
-		s.stats.reject(stat)
-		c.conn.WriteError(msgNoAuth)
-		return
-	}
-	if c.sess.tx != nil && !c.fwd && cmd.flags&flagTxControl == 0 {
-		errs := c.conn.errs
-		queueTx(c, cmd)
-		if c.conn.errs != errs {
+		if err != errNoAuth {
+			c.sess.abortTx()
+		}
+		p.err = err
+	case c.sess.tx != nil && !c.fwd && row.flags&flagTxControl == 0:
+		if p.val, p.err = queueTx(c, row); p.err != nil {
 			s.stats.reject(stat)
 		}
-		return
+	case row.propose != nil:
+		p.stat = stat
+		switch p.cmd, p.err = row.propose(c.args); {
+		case errors.Is(p.err, errRead):
+			p.cmd, p.err, p.run = nil, nil, row.run
+		case p.err != nil:
+			p.cmd = nil
+		}
+	default:
+		p.stat, p.run = stat, row.run
 	}
-	errs := c.conn.errs
-	if cmd.run != nil {
-		c.writeReply(cmd.run(s, c))
-	} else {
-		cmd.handler(s, c)
-	}
-	// One clock reading per command (they cost ~90 ns on some VMs): the
-	// command's time runs from the previous command's end (or the batch's
-	// start, see serveConn) to its own.
-	now := time.Now()
-	s.stats.record(stat, c.conn.tick, now, c.conn, errs)
-	c.conn.tick = now
+	return p
 }
 
-// hasArity reports whether the call has as many arguments as arity allows
-// (Redis's convention: n exactly, -n at least n; the name counts), and
-// answers Redis's wrong-arity error for name if not. dispatch checks every
-// command with it, and handlers check again before they index args, so
-// that no handler's safety depends on how it was reached.
-func (c *call) hasArity(name string, arity int) bool {
-	n := len(c.args)
-	if (arity > 0 && n == arity) || (arity <= 0 && n >= -arity) {
-		return true
+// admissible looks a command up and checks its arity and the session's
+// authentication, in Redis's order: the one place these rules are
+// written. It returns the command's row (nil when unknown) and, if the
+// command may not run, the error to answer.
+func admissible(sess *session, args [][]byte) (*command, error) {
+	row := commands[strings.ToLower(string(args[0]))]
+	switch {
+	case row == nil:
+		return nil, errUnknownCommand(args)
+	case !arityOK(row.arity, len(args)):
+		return row, errArity(row.name)
+	case !sess.authed && row.flags&flagNoAuth == 0:
+		return row, errNoAuth
 	}
-	c.conn.WriteError(wrongArity(name))
-	return false
+	return row, nil
+}
+
+// queue hands p's command to the router without waiting for its outcome;
+// settle, if not nil, is told the submitter first (see router.enqueue).
+func (s *Server) queue(p *pendingReply, settle func(submitter)) {
+	p.t, p.err = s.router.enqueue(context.Background(), p.c.fwd, settle, p.cmd)
+	if p.err != nil {
+		p.cmd = nil
+	}
+}
+
+// writeReplies writes the replies of ps in order, each once it is decided.
+func (s *Server) writeReplies(ps []pendingReply) {
+	queued := 0
+	for i := range ps {
+		if ps[i].t != nil {
+			queued++
+		}
+	}
+	if queued > 1 {
+		s.pipelinedTotal.Add(int64(queued))
+	}
+	for i := range ps {
+		s.writeReply(&ps[i])
+	}
+}
+
+// writeReply writes p's reply, once it has run or its proposal is decided,
+// and counts it: the one place a command's reply is written and counted.
+func (s *Server) writeReply(p *pendingReply) {
+	conn := p.c.conn
+	errs := conn.errs
+	p.c.writeReply(s.outcome(p))
+	if p.stat != "" {
+		// One clock reading per command (they cost ~90 ns on some VMs):
+		// the command's time runs from the previous reply (or the batch's
+		// start, see serveConn) to its own.
+		now := time.Now()
+		s.stats.record(p.stat, conn.tick, now, conn, errs)
+		conn.tick = now
+	}
+	if p.active {
+		s.active.Done()
+	}
+}
+
+// outcome is p's reply: what its handler returns, what became of its
+// proposal, or what it was answered at once.
+func (s *Server) outcome(p *pendingReply) (any, error) {
+	switch {
+	case p.run != nil:
+		return p.run(s, p.c)
+	case p.t != nil:
+		res, err := s.router.await(p.t)
+		if err != nil {
+			return nil, err
+		}
+		return resultReply(p.cmd, res[0]), nil
+	}
+	return p.val, p.err
+}
+
+// arityOK reports whether n arguments (the name counts) fit arity, in
+// Redis's convention: n exactly, -n at least n.
+func arityOK(arity, n int) bool {
+	return (arity > 0 && n == arity) || (arity <= 0 && n >= -arity)
 }
 
 // unknownCommand is Redis's reply to an unknown command, quoting up to the

@@ -469,196 +469,118 @@ func infoFlags(cmd *command, doc *cmdDoc) []string {
 	return out
 }
 
-// writeSetHeader starts a reply of n elements: a RESP3 set, or a RESP2
-// array (Redis's own RESP2 form of a set).
-func (c *call) writeSetHeader(n int) {
-	if c.sess.resp3 {
-		c.conn.WriteRaw([]byte("~" + itoa(int64(n)) + "\r\n"))
-		return
+// statusSet is words as a set of status replies, the form Redis uses for
+// flags and ACL categories.
+func statusSet(words []string) setReply {
+	out := make(setReply, len(words))
+	for i, w := range words {
+		out[i] = simpleString(w)
 	}
-	c.conn.WriteArray(n)
+	return out
 }
 
-// writeStatusSet writes words as a set of status replies, the form Redis
-// uses for flags and ACL categories.
-func (c *call) writeStatusSet(words []string) {
-	c.writeSetHeader(len(words))
-	for _, w := range words {
-		c.conn.WriteString(w)
-	}
-}
-
-// writeCommandDocs writes one command's COMMAND DOCS map (the value under
-// its name), in the field order of Redis 7.2's addReplyCommandDocs.
-func writeCommandDocs(c *call, doc *cmdDoc) {
-	n := 2 // summary is always set here, group always
+// commandDocsReply is one command's COMMAND DOCS map (the value under its
+// name), in the field order of Redis 7.2's addReplyCommandDocs.
+func commandDocsReply(doc *cmdDoc) mapReply {
+	m := mapReply{"summary", doc.summary} // always set here, as group is
 	if doc.since != "" {
-		n++
+		m = append(m, "since", doc.since)
 	}
+	m = append(m, "group", doc.group)
 	if doc.complexity != "" {
-		n++
+		m = append(m, "complexity", doc.complexity)
 	}
 	if doc.group == "module" {
-		n++
+		m = append(m, "module", throttledbModule)
 	}
 	if len(doc.args) > 0 {
-		n++
+		m = append(m, "arguments", docArgs(doc.args))
 	}
 	if len(doc.subs) > 0 {
-		n++
-	}
-	c.writeMapHeader(n)
-	c.conn.WriteBulkString("summary")
-	c.conn.WriteBulkString(doc.summary)
-	if doc.since != "" {
-		c.conn.WriteBulkString("since")
-		c.conn.WriteBulkString(doc.since)
-	}
-	c.conn.WriteBulkString("group")
-	c.conn.WriteBulkString(doc.group)
-	if doc.complexity != "" {
-		c.conn.WriteBulkString("complexity")
-		c.conn.WriteBulkString(doc.complexity)
-	}
-	if doc.group == "module" {
-		c.conn.WriteBulkString("module")
-		c.conn.WriteBulkString(throttledbModule)
-	}
-	if len(doc.args) > 0 {
-		c.conn.WriteBulkString("arguments")
-		writeDocArgs(c, doc.args)
-	}
-	if len(doc.subs) > 0 {
-		c.conn.WriteBulkString("subcommands")
-		c.writeMapHeader(len(doc.subs))
+		subs := make(mapReply, 0, 2*len(doc.subs))
 		for i := range doc.subs {
-			c.conn.WriteBulkString(doc.subs[i].name)
-			writeCommandDocs(c, &doc.subs[i].doc)
+			subs = append(subs, doc.subs[i].name, commandDocsReply(&doc.subs[i].doc))
 		}
+		m = append(m, "subcommands", subs)
 	}
+	return m
 }
 
-// writeDocArgs writes an argument list as Redis 7.2's
-// addReplyCommandArgList does: name, type, key_spec_index, token, flags,
-// nested arguments, display_text.
-func writeDocArgs(c *call, args []docArg) {
-	c.conn.WriteArray(len(args))
+// docArgs is an argument list as Redis 7.2's addReplyCommandArgList
+// writes it: name, type, key_spec_index, token, flags, nested arguments,
+// display_text.
+func docArgs(args []docArg) []any {
+	out := make([]any, 0, len(args))
 	for _, a := range args {
-		nested := a.typ == "oneof" || a.typ == "block"
-		n := 3 // name, type, and display_text or arguments
-		if a.typ == "key" {
-			n++
-		}
-		if a.token != "" {
-			n++
-		}
-		if len(a.flags) > 0 {
-			n++
-		}
-		c.writeMapHeader(n)
-		c.conn.WriteBulkString("name")
-		c.conn.WriteBulkString(a.name)
-		c.conn.WriteBulkString("type")
-		c.conn.WriteBulkString(a.typ)
+		m := mapReply{"name", a.name, "type", a.typ}
 		if a.typ == "key" {
 			// Every command here has at most one key spec.
-			c.conn.WriteBulkString("key_spec_index")
-			c.conn.WriteInt(0)
+			m = append(m, "key_spec_index", 0)
 		}
 		if a.token != "" {
-			c.conn.WriteBulkString("token")
-			c.conn.WriteBulkString(a.token)
+			m = append(m, "token", a.token)
 		}
 		if len(a.flags) > 0 {
-			c.conn.WriteBulkString("flags")
-			c.writeStatusSet(a.flags)
+			m = append(m, "flags", statusSet(a.flags))
 		}
-		if nested {
-			c.conn.WriteBulkString("arguments")
-			writeDocArgs(c, a.args)
+		if a.typ == "oneof" || a.typ == "block" {
+			m = append(m, "arguments", docArgs(a.args))
 		} else {
-			c.conn.WriteBulkString("display_text")
-			c.conn.WriteBulkString(a.name)
+			m = append(m, "display_text", a.name)
 		}
+		out = append(out, m)
 	}
+	return out
 }
 
-// writeCommandInfo writes a command's COMMAND INFO entry, Redis 7's ten
-// fields: name, arity, flags, first key, last key, key step, ACL
-// categories, tips, key specs, subcommands.
-func writeCommandInfo(c *call, cmd *command) {
+// commandInfo is a command's COMMAND INFO entry, Redis 7's ten fields:
+// name, arity, flags, first key, last key, key step, ACL categories, tips,
+// key specs, subcommands.
+func commandInfo(cmd *command) []any {
 	doc := commandDocs[cmd.name]
 	step := 0
 	if cmd.firstKey > 0 {
 		step = 1
 	}
-	c.conn.WriteArray(10)
-	c.conn.WriteBulkString(cmd.name)
-	c.conn.WriteInt(cmd.arity)
-	c.writeStatusSet(infoFlags(cmd, doc))
-	c.conn.WriteInt(cmd.firstKey)
-	c.conn.WriteInt(cmd.lastKey)
-	c.conn.WriteInt(step)
-	c.writeStatusSet(doc.acl)
-	c.writeSetHeader(0) // tips: none apply to a single Raft group
+	specs := []any{}
 	if cmd.firstKey > 0 {
 		last := cmd.lastKey - cmd.firstKey // relative to the first key
 		if cmd.lastKey < 0 {
 			last = cmd.lastKey
 		}
-		c.conn.WriteArray(1)
-		writeKeySpec(c, doc.keyFlags, cmd.firstKey, last)
-	} else {
-		c.conn.WriteArray(0)
+		specs = append(specs, keySpec(doc.keyFlags, cmd.firstKey, last))
 	}
-	c.conn.WriteArray(len(doc.subs))
+	subs := make([]any, len(doc.subs))
 	for i := range doc.subs {
-		writeSubcommandInfo(c, &doc.subs[i])
+		subs[i] = subcommandInfo(&doc.subs[i])
+	}
+	return []any{
+		cmd.name, cmd.arity, statusSet(infoFlags(cmd, doc)),
+		cmd.firstKey, cmd.lastKey, step,
+		statusSet(doc.acl),
+		setReply{}, // tips: none apply to a single Raft group
+		specs, subs,
 	}
 }
 
-// writeSubcommandInfo writes a subcommand's COMMAND INFO entry; no
-// subcommand here has keys.
-func writeSubcommandInfo(c *call, sub *subDoc) {
-	c.conn.WriteArray(10)
-	c.conn.WriteBulkString(sub.name)
-	c.conn.WriteInt(sub.arity)
-	c.writeStatusSet(infoFlags(nil, &sub.doc))
-	c.conn.WriteInt(0)
-	c.conn.WriteInt(0)
-	c.conn.WriteInt(0)
-	c.writeStatusSet(sub.doc.acl)
-	c.writeSetHeader(0)
-	c.conn.WriteArray(0)
-	c.conn.WriteArray(0)
+// subcommandInfo is a subcommand's COMMAND INFO entry; no subcommand here
+// has keys.
+func subcommandInfo(sub *subDoc) []any {
+	return []any{
+		sub.name, sub.arity, statusSet(infoFlags(nil, &sub.doc)),
+		0, 0, 0,
+		statusSet(sub.doc.acl), setReply{}, []any{}, []any{},
+	}
 }
 
-// writeKeySpec writes one key spec: keys from argument index begin, up to
-// lastkey (relative to begin; -1: the last argument), one in each step.
-func writeKeySpec(c *call, flags []string, begin, lastkey int) {
-	c.writeMapHeader(3)
-	c.conn.WriteBulkString("flags")
-	c.writeStatusSet(flags)
-	c.conn.WriteBulkString("begin_search")
-	c.writeMapHeader(2)
-	c.conn.WriteBulkString("type")
-	c.conn.WriteBulkString("index")
-	c.conn.WriteBulkString("spec")
-	c.writeMapHeader(1)
-	c.conn.WriteBulkString("index")
-	c.conn.WriteInt(begin)
-	c.conn.WriteBulkString("find_keys")
-	c.writeMapHeader(2)
-	c.conn.WriteBulkString("type")
-	c.conn.WriteBulkString("range")
-	c.conn.WriteBulkString("spec")
-	c.writeMapHeader(3)
-	c.conn.WriteBulkString("lastkey")
-	c.conn.WriteInt(lastkey)
-	c.conn.WriteBulkString("keystep")
-	c.conn.WriteInt(1)
-	c.conn.WriteBulkString("limit")
-	c.conn.WriteInt(0)
+// keySpec is one key spec: keys from argument index begin, up to lastkey
+// (relative to begin; -1: the last argument), one in each step.
+func keySpec(flags []string, begin, lastkey int) mapReply {
+	return mapReply{
+		"flags", statusSet(flags),
+		"begin_search", mapReply{"type", "index", "spec", mapReply{"index", begin}},
+		"find_keys", mapReply{"type", "range", "spec", mapReply{"lastkey", lastkey, "keystep", 1, "limit", 0}},
+	}
 }
 
 // findSubcommand returns the subcommand named "parent|sub", or nil.

@@ -14,7 +14,7 @@ import (
 )
 
 // proposedFor returns the commands the server would propose for a client's
-// command args (what cmdAcquire, cmdReset, cmdRaftJoin and cmdExec
+// command args (what the table's propose, cmdRaftJoin and cmdExec
 // propose once their arguments are accepted), or nil when it refuses them.
 func proposedFor(args [][]byte) []fsm.Command {
 	switch strings.ToLower(string(args[0])) {
@@ -24,7 +24,7 @@ func proposedFor(args [][]byte) []fsm.Command {
 		}
 	case "raft.join":
 		if len(args) == 4 {
-			if n, _, msg := parseJoin(args); msg == "" {
+			if n, _, err := parseJoin(args); err == nil {
 				return []fsm.Command{n}
 			}
 		}

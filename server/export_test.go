@@ -3,7 +3,7 @@ package server
 import "net"
 
 // PipelinedTotal returns how many commands s has served as pipelines whose
-// commands share log entries (servePipelined), for tests.
+// commands share log entries (serveBatch), for tests.
 func PipelinedTotal(s *Server) int64 { return s.pipelinedTotal.Load() }
 
 // Clients returns how many client connections s is serving, for tests.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/throttledb/throttledb/fsm"
@@ -17,11 +18,12 @@ import (
 // forwarder is a follower's side of the forwarding RPC (see rpc.go). The
 // proposals of all of this node's client connections wait in one queue; a
 // sender takes everything queued for the leader and sends it as one
-// RAFT.PROPOSE on a persistent connection, without waiting for the replies
-// to earlier requests (resp.Pipe). So a follower's writes cost one round
-// trip per batch rather than one per command, and batches reach the leader
-// in the order they were queued, on one connection, so a client's
-// pipelined commands apply in the order it sent them.
+// RAFT.PROPOSE on a persistent connection (resp.Pipe): a full batch at
+// once, one that is not full once the leader has answered the requests
+// before it (see run). So a follower's writes cost one round trip per
+// batch rather than one per command, and batches reach the leader in the
+// order they were queued, on one connection, so a client's pipelined
+// commands apply in the order it sent them.
 type forwarder struct {
 	pools    *resp.Pools
 	queue    chan *proposal
@@ -31,9 +33,23 @@ type forwarder struct {
 	log      *slog.Logger
 	stop     chan struct{} // closed by close
 	stopped  chan struct{} // closed when run has returned
+	answered chan struct{} // a reply arrived (buffered, 1): see run
+	hold     time.Duration // how long a batch that is not full may wait: see run
 
-	pipes map[string]*resp.Pipe // by leader address; run's own
+	pipes map[string]*leaderPipe // by leader address; run's own
 }
+
+// leaderPipe is a forwarding connection and the count of its requests
+// not yet answered.
+type leaderPipe struct {
+	*resp.Pipe
+	unanswered atomic.Int32
+}
+
+// maxHold bounds how long a batch that is not full waits for the reply to
+// an earlier request before it is sent (see run): longer than a commit
+// normally takes on a busy machine, short against --leader-wait.
+const maxHold = 20 * time.Millisecond
 
 func newForwarder(pools *resp.Pools, maxBatch int, timeout time.Duration, log *slog.Logger) *forwarder {
 	return &forwarder{
@@ -45,7 +61,9 @@ func newForwarder(pools *resp.Pools, maxBatch int, timeout time.Duration, log *s
 		log:      log,
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
-		pipes:    make(map[string]*resp.Pipe),
+		answered: make(chan struct{}, 1),
+		hold:     maxHold,
+		pipes:    make(map[string]*leaderPipe),
 	}
 }
 
@@ -117,19 +135,47 @@ func (f *forwarder) run() {
 		}
 		batch := []*proposal{first}
 		n := len(first.cmds)
+		// Why a batch that is not full waits while a request to the
+		// same leader is unanswered (Nagle's rule): the leader commits
+		// one entry at a time, and a request arriving while one is in
+		// flight waits for the next anyway. Sent as the clients' commands
+		// trickle in, a round of them would reach the leader as several
+		// small requests and take several entries (several fsyncs);
+		// gathered until the reply, they take one. A lone command never
+		// waits (nothing is unanswered), and none waits more than
+		// f.hold, so a stalled leader delays the next batch by no more.
+		var hold *time.Timer
 	more:
 		for n < f.maxBatch {
+			var pr *proposal
 			select {
-			case pr := <-f.queue:
-				if pr.addr != first.addr {
-					held = pr
+			case pr = <-f.queue:
+			default:
+				if p := f.pipes[first.addr]; p == nil || p.unanswered.Load() == 0 {
 					break more
 				}
-				batch = append(batch, pr)
-				n += len(pr.cmds)
-			default:
+				if hold == nil {
+					hold = time.NewTimer(f.hold)
+				}
+				select {
+				case pr = <-f.queue:
+				case <-f.answered:
+					continue // look again
+				case <-hold.C:
+					break more
+				case <-f.stop:
+					return // the batch was never sent: await says so
+				}
+			}
+			if pr.addr != first.addr {
+				held = pr
 				break more
 			}
+			batch = append(batch, pr)
+			n += len(pr.cmds)
+		}
+		if hold != nil {
+			hold.Stop()
 		}
 		f.send(first.addr, batch)
 	}
@@ -158,18 +204,22 @@ func (f *forwarder) send(addr string, batch []*proposal) {
 	ch, err := pipe.Send(ctx, []byte("RAFT.PROPOSE"), appendProposeRequest(nil, props))
 	if err != nil {
 		cancel()
-		if errors.Is(err, resp.ErrNotSent) {
-			fail(fmt.Errorf("%w: %w", ErrNotLeader, err))
-		} else {
-			fail(fmt.Errorf("%w: %w", ErrOutcomeUnknown, err))
-		}
+		fail(forwardFailure(nil, err, false))
 		return
 	}
 	for _, pr := range batch {
 		pr.submitted.Store(true)
 	}
+	pipe.unanswered.Add(1)
 	go func() {
 		defer cancel()
+		defer func() {
+			pipe.unanswered.Add(-1)
+			select {
+			case f.answered <- struct{}{}:
+			default:
+			}
+		}()
 		var r resp.PipeReply
 		select {
 		case r = <-ch:
@@ -192,12 +242,10 @@ func (f *forwarder) send(addr string, batch []*proposal) {
 
 // outcomes interprets the reply to a request of n proposals.
 func (f *forwarder) outcomes(r resp.PipeReply, n int) ([]rpcOutcome, error) {
-	switch {
-	case r.Err != nil:
-		return nil, fmt.Errorf("%w: %w", ErrOutcomeUnknown, r.Err)
-	case notServed(r.Raw):
-		return nil, fmt.Errorf("%w: %s", ErrNotLeader, resp.ErrorText(r.Raw))
-	case resp.IsError(r.Raw):
+	if err := forwardFailure(r.Raw, r.Err, false); err != nil {
+		return nil, err
+	}
+	if resp.IsError(r.Raw) {
 		// Refused as a whole (NOPERM, NOAUTH...): nothing was proposed.
 		return nil, remoteError(resp.ErrorText(r.Raw))
 	}
@@ -212,9 +260,32 @@ func (f *forwarder) outcomes(r resp.PipeReply, n int) ([]rpcOutcome, error) {
 	return outs, nil
 }
 
+// forwardFailure says what became of a request forwarded to the leader,
+// given its raw reply or the transport's error err: nil when the leader
+// answered (raw, perhaps an error reply of its own, is its answer);
+// ErrNotLeader when the leader certainly did not run it, so that it is
+// routed again: the leader said it is not the leader or is shutting down,
+// or the request never left this node, or (retrySafe, for a request that
+// may run twice: a read, an idempotent admin command) it failed in any way
+// but a timeout; otherwise ErrOutcomeUnknown, as the request may have run.
+// It is the one place a forwarding failure is given a meaning.
+func forwardFailure(raw []byte, err error, retrySafe bool) error {
+	switch {
+	case err == nil && notServed(raw):
+		return fmt.Errorf("%w: %s", ErrNotLeader, resp.ErrorText(raw))
+	case err == nil:
+		return nil
+	case errors.Is(err, resp.ErrNotSent),
+		retrySafe && !errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	default:
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+}
+
 // pipe returns a working connection to the leader at addr, opening one if
 // needed; connections to other addresses (former leaders) are closed.
-func (f *forwarder) pipe(addr string) (*resp.Pipe, error) {
+func (f *forwarder) pipe(addr string) (*leaderPipe, error) {
 	for a, p := range f.pipes {
 		if a != addr || p.Err() != nil {
 			p.Close()
@@ -226,11 +297,12 @@ func (f *forwarder) pipe(addr string) (*resp.Pipe, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
-	p, err := f.pools.Get(addr).OpenPipe(ctx, f.inFlight)
+	pp, err := f.pools.Get(addr).OpenPipe(ctx, f.inFlight)
 	if err != nil {
 		f.log.Debug("forwarding connection failed", "to", addr, "err", err)
 		return nil, err
 	}
+	p := &leaderPipe{Pipe: pp}
 	f.pipes[addr] = p
 	return p, nil
 }
@@ -260,7 +332,7 @@ func newToken() string {
 }
 
 // withTokens returns cmds with an idempotency token on every ACQUIRE and
-// CANCEL that has none, for forwarding (see Server.decide). A client's own
+// CANCEL that has none, for forwarding (see router.decide). A client's own
 // token is kept, so that its retries and the follower's resends are one
 // request to the state machine.
 func withTokens(cmds []fsm.Command) []fsm.Command {

@@ -103,7 +103,10 @@ func (s *Server) keepRegistered() {
 			if err != nil {
 				s.log.Warn("recording own RESP address failed", "err", err)
 			}
-		} else if _, leaderAddr, ok := s.leader(); ok {
+		} else if s.leading() {
+			// Elected, not ready yet: the next tick records it; asking
+			// itself would only open a connection to itself.
+		} else if leaderAddr, ok := s.leaderAddr(); ok {
 			if err := s.askToJoin(ctx, leaderAddr); err != nil {
 				s.log.Warn("re-registering RESP address failed", "err", err)
 			}

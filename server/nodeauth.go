@@ -74,12 +74,18 @@ func dialHandshake(conn net.Conn, secret []byte) error {
 	if _, err := conn.Write(handshakeMAC(secret, labelDialer, dn, ln)); err != nil {
 		return err
 	}
+	// The listener closes the connection on a wrong proof.
+	return readProof(conn, handshakeMAC(secret, labelListener, dn, ln), "the peer refused this node's cluster secret")
+}
+
+// readProof reads the peer's proof that it knows the secret and checks it
+// against want; readFailed says what a failed read means.
+func readProof(conn net.Conn, want []byte, readFailed string) error {
 	proof := make([]byte, sha256.Size)
 	if _, err := io.ReadFull(conn, proof); err != nil {
-		// The listener closes the connection on a wrong proof.
-		return fmt.Errorf("the peer refused this node's cluster secret: %w", err)
+		return fmt.Errorf("%s: %w", readFailed, err)
 	}
-	if !hmac.Equal(proof, handshakeMAC(secret, labelListener, dn, ln)) {
+	if !hmac.Equal(proof, want) {
 		return errors.New("the peer does not know the cluster secret")
 	}
 	return nil
@@ -100,12 +106,8 @@ func acceptHandshake(conn net.Conn, secret []byte) error {
 	if _, err := conn.Write(ln); err != nil {
 		return err
 	}
-	proof := make([]byte, sha256.Size)
-	if _, err := io.ReadFull(conn, proof); err != nil {
-		return fmt.Errorf("reading the proof: %w", err)
-	}
-	if !hmac.Equal(proof, handshakeMAC(secret, labelDialer, dn, ln)) {
-		return errors.New("the peer does not know the cluster secret")
+	if err := readProof(conn, handshakeMAC(secret, labelDialer, dn, ln), "reading the proof"); err != nil {
+		return err
 	}
 	_, err := conn.Write(handshakeMAC(secret, labelListener, dn, ln))
 	return err
@@ -250,14 +252,13 @@ func (s *Server) authenticate(sess *session, user string, pass []byte) bool {
 	return true
 }
 
-// nodeOnly reports whether c may run the internal command name: always
-// without a cluster secret (nodes then AUTH with the client password, as
-// clients do), and only in a node session with one. Otherwise it answers
-// Redis's NOPERM error.
-func (s *Server) nodeOnly(c *call, name string) bool {
-	if s.cfg.ClusterSecret == "" || c.sess.node {
-		return true
+// nodeOnly refuses the internal command name with Redis's NOPERM error
+// unless sess may run it: always without a cluster secret (nodes then AUTH
+// with the client password, as clients do), and only in a node session
+// with one.
+func (s *Server) nodeOnly(sess *session, name string) error {
+	if s.cfg.ClusterSecret == "" || sess.node {
+		return nil
 	}
-	c.conn.WriteError("NOPERM User default has no permissions to run the '" + name + "' command")
-	return false
+	return redisError("NOPERM User default has no permissions to run the '" + name + "' command")
 }

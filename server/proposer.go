@@ -112,7 +112,7 @@ func (p *proposer) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal,
 	case p.ch <- pr:
 		return pr, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+		return nil, fmt.Errorf("%w: %w", ErrNoLeader, ctx.Err())
 	case <-p.stop:
 		return nil, ErrShuttingDown
 	}

@@ -58,10 +58,24 @@ var (
 	errSyntax     = redisError(msgSyntax)
 	errNotInteger = redisError(msgNotInteger)
 	errNoAuth     = redisError(msgNoAuth)
+	errWrongPass  = redisError(msgWrongPass)
+	errNoPassword = redisError(msgNoPassword)
+	errDBIndex    = redisError(msgDBIndex)
+	errNoProto    = redisError(msgNoProto)
+	errLoading    = redisError(msgLoading)
+	errExecOOM    = redisError(msgExecOOM)
 )
 
 // errArity is Redis's wrong-number-of-arguments error for name.
 func errArity(name string) error { return redisError(wrongArity(name)) }
+
+// errUnknownCommand is Redis's reply to a command it does not know.
+func errUnknownCommand(args [][]byte) error { return redisError(unknownCommand(args)) }
+
+// errUnknownSubcommand is Redis's reply to an unknown subcommand of cmd.
+func errUnknownSubcommand(sub []byte, cmd string) error {
+	return redisError(unknownSubcommand(sub, cmd))
+}
 
 // writeReply writes what a handler returned: the error's RESP text when err
 // is not nil, else the reply.
@@ -152,3 +166,22 @@ func (c *call) writeValue(r any) {
 // errInternal marks a server bug reported to the client rather than
 // crashing the node.
 var errInternal = errors.New("internal error")
+
+// writeNull writes a null reply: `_` in RESP3, a null bulk string in RESP2.
+func (c *call) writeNull() {
+	if c.sess.resp3 {
+		c.conn.WriteRaw([]byte("_\r\n"))
+		return
+	}
+	c.conn.WriteNull()
+}
+
+// writeMapHeader starts a reply of n key-value pairs: a RESP3 map, or in
+// RESP2 a flat array of 2n elements (Redis's own RESP2 form of a map).
+func (c *call) writeMapHeader(n int) {
+	if c.sess.resp3 {
+		c.conn.WriteRaw([]byte("%" + strconv.Itoa(n) + "\r\n"))
+		return
+	}
+	c.conn.WriteArray(2 * n)
+}

@@ -3,7 +3,10 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/throttledb/throttledb/fsm"
 )
 
 // leaderView is what the router needs to know about the cluster.
@@ -33,10 +36,12 @@ type leaderView interface {
 // forwarded again: it gets ErrNotLeader and its origin routes it again, so
 // requests cannot loop between nodes.
 type router struct {
-	view  leaderView
-	wait  time.Duration   // how long to wait for a leader
-	retry time.Duration   // pause between routing attempts
-	stop  <-chan struct{} // closed when the node stops
+	view   leaderView
+	local  submitter                   // the proposer
+	remote func(addr string) submitter // the forwarder, to the leader at addr
+	wait   time.Duration               // how long to wait for a leader
+	retry  time.Duration               // pause between routing attempts
+	stop   <-chan struct{}             // closed when the node stops
 }
 
 // route runs a request on the leader; see router.
@@ -71,4 +76,116 @@ func (r *router) route(ctx context.Context, forwarded bool,
 		case <-time.After(r.retry):
 		}
 	}
+}
+
+// ticket is a proposal the router has queued: where, so that its outcome
+// can be awaited, and what, so that it can be routed again.
+type ticket struct {
+	sub       submitter
+	pr        *proposal
+	cmds      []fsm.Command
+	forwarded bool
+	remote    bool // queued to the forwarder: cmds carry tokens
+}
+
+// enqueue queues cmds, one proposal, to the submitter for where it is
+// decided now (the proposer on the ready leader, the forwarder to the
+// leader on a follower) without waiting for its outcome; await has it.
+// This and decide are the only ways commands reach the log on a client's
+// behalf. settle, if not nil, is called with the submitter before cmds are
+// queued to it, so that a caller can first wait for what it queued
+// elsewhere (proposals reach the log in order only through one submitter).
+// A proposal sent to the leader carries tokens (see decide).
+func (r *router) enqueue(ctx context.Context, forwarded bool, settle func(submitter), cmds ...fsm.Command) (*ticket, error) {
+	t := &ticket{cmds: cmds, forwarded: forwarded}
+	queue := func(ctx context.Context, sub submitter, use []fsm.Command) (err error) {
+		if settle != nil {
+			settle(sub)
+		}
+		t.sub, t.cmds = sub, use
+		t.pr, err = sub.enqueue(ctx, use...)
+		return err
+	}
+	err := r.route(ctx, forwarded,
+		func(ctx context.Context) error { t.remote = false; return queue(ctx, r.local, t.cmds) },
+		func(ctx context.Context, addr string) error {
+			t.remote = true
+			return queue(ctx, r.remote(addr), withTokens(t.cmds))
+		})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// await waits for the outcome of a proposal enqueue queued. One that
+// certainly never entered the log (its submitter says ErrNotLeader: the
+// leader changed meanwhile), or a forwarded one whose outcome is unknown
+// and that is safe to resend (see decide), is routed again and decided on
+// its own.
+func (r *router) await(t *ticket) ([]fsm.Result, error) {
+	res, err := t.sub.await(t.pr)
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		return r.decide(context.Background(), t.forwarded, t.cmds...)
+	case t.remote && errors.Is(err, ErrOutcomeUnknown) && resendable(t.cmds):
+		res, again := r.decide(context.Background(), t.forwarded, t.cmds...)
+		if errors.Is(again, ErrNoLeader) || errors.Is(again, ErrShuttingDown) {
+			return nil, err // still unknown: say so, not CLUSTERDOWN
+		}
+		return res, again
+	}
+	return res, err
+}
+
+// decide queues cmds, one proposal, and waits for their outcome, routing
+// them again for as long as they were certainly not run.
+//
+// A proposal forwarded to the leader carries an idempotency token on every
+// ACQUIRE and CANCEL (the client's, or one added here: withTokens), so that
+// when its outcome is unknown (the connection to the leader broke, or the
+// leader did not answer in time) it can be routed again: if the first
+// attempt was committed, the state machine answers the resend from its
+// tokens without taking or giving back anything twice. Only when no leader
+// answers within the router's wait is the client told the outcome is
+// unknown.
+func (r *router) decide(ctx context.Context, forwarded bool, cmds ...fsm.Command) ([]fsm.Result, error) {
+	var (
+		res     []fsm.Result
+		tokened []fsm.Command // cmds with tokens, from the first forward on
+		unknown error         // why an earlier forward's outcome is unknown
+	)
+	err := r.route(ctx, forwarded,
+		func(ctx context.Context) (err error) {
+			use := cmds
+			if tokened != nil {
+				use = tokened // an earlier forward may have been applied
+			}
+			res, err = proposeVia(ctx, r.local, use...)
+			return err
+		},
+		func(ctx context.Context, addr string) (err error) {
+			if tokened == nil {
+				tokened = withTokens(cmds)
+			}
+			res, err = proposeVia(ctx, r.remote(addr), tokened...)
+			if errors.Is(err, ErrOutcomeUnknown) && resendable(tokened) {
+				unknown = err
+				return fmt.Errorf("%w: %w", ErrNotLeader, err)
+			}
+			return err
+		})
+	if unknown != nil && (errors.Is(err, ErrNoLeader) || errors.Is(err, ErrShuttingDown)) {
+		return nil, unknown
+	}
+	return res, err
+}
+
+// proposeVia queues cmds as one proposal and waits for its outcome.
+func proposeVia(ctx context.Context, sub submitter, cmds ...fsm.Command) ([]fsm.Result, error) {
+	pr, err := sub.enqueue(ctx, cmds...)
+	if err != nil {
+		return nil, err
+	}
+	return sub.await(pr)
 }

@@ -1,11 +1,17 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/throttledb/throttledb/fsm"
+	"github.com/tidwall/redcon"
 )
 
 // scriptedView is a leaderView that changes with each routing attempt
@@ -108,5 +114,183 @@ func TestRouterStops(t *testing.T) {
 		func(context.Context, string) error { t.Fatal("forwarded"); return nil })
 	if !errors.Is(err, ErrShuttingDown) {
 		t.Fatalf("err = %v, want ErrShuttingDown", err)
+	}
+}
+
+// fakeSubmitter records what it is asked, in a log shared with the other
+// submitters of a test: "L+" for an enqueue on the submitter named L, "L?"
+// for an await. Each await returns the next of outcomes (nil: a permit
+// granted for every command).
+type fakeSubmitter struct {
+	name       string
+	log        *[]string
+	enqueueErr error
+	outcomes   []error
+}
+
+func (f *fakeSubmitter) enqueue(_ context.Context, cmds ...fsm.Command) (*proposal, error) {
+	*f.log = append(*f.log, f.name+"+")
+	if f.enqueueErr != nil {
+		return nil, f.enqueueErr
+	}
+	return &proposal{cmds: cmds}, nil
+}
+
+func (f *fakeSubmitter) await(pr *proposal) ([]fsm.Result, error) {
+	*f.log = append(*f.log, f.name+"?")
+	var err error
+	if len(f.outcomes) > 0 {
+		err, f.outcomes = f.outcomes[0], f.outcomes[1:]
+	}
+	if err != nil {
+		return nil, err
+	}
+	res := make([]fsm.Result, len(pr.cmds))
+	for i := range res {
+		res[i].Permit = fsm.Permit{Granted: true, Pending: int64(len(*f.log))}
+	}
+	return res, nil
+}
+
+// fakeRouter is a router over a scripted view, a local submitter "L" and
+// a forwarder whose submitter for each leader address is "R".
+func fakeRouter(states []viewState, log *[]string, local, remote *fakeSubmitter) *router {
+	local.name, local.log = "L", log
+	remote.name, remote.log = "R", log
+	return &router{
+		view:   &scriptedView{states: states},
+		local:  local,
+		remote: func(addr string) submitter { return remote },
+		wait:   10 * time.Second,
+		retry:  time.Millisecond,
+		stop:   make(chan struct{}),
+	}
+}
+
+// TestRouterQueues: proposals are queued where the router sends them
+// without waiting; one that certainly never entered the log is routed
+// again, one whose outcome is unknown is not.
+func TestRouterQueues(t *testing.T) {
+	notLeader := fmt.Errorf("%w: raft said so", ErrNotLeader)
+	leader := viewState{ready: true, leading: true}
+	follower := viewState{leader: "10.0.0.1:6380"}
+	tests := []struct {
+		name          string
+		states        []viewState
+		forwarded     bool
+		local, remote fakeSubmitter
+		wantQueue     error  // from enqueue
+		want          error  // from await
+		log           string // the submitters' calls, enqueue then await
+	}{
+		{name: "leader queues to its proposer", states: []viewState{leader}, log: "L+ L?"},
+		{name: "follower queues to the forwarder", states: []viewState{follower}, log: "R+ R?"},
+		{name: "forwarded to a follower: refused, nothing queued", states: []viewState{follower}, forwarded: true,
+			wantQueue: ErrNotLeader, log: ""},
+		{name: "proposer refuses before queueing: forwarded instead", states: []viewState{leader, follower},
+			local: fakeSubmitter{enqueueErr: notLeader}, log: "L+ R+ R?"},
+		{name: "not logged by the old leader: decided by the new one", states: []viewState{follower, leader},
+			remote: fakeSubmitter{outcomes: []error{notLeader}}, log: "R+ R? L+ L?"},
+		{name: "unknown outcome is final", states: []viewState{follower},
+			remote: fakeSubmitter{outcomes: []error{ErrOutcomeUnknown}}, want: ErrOutcomeUnknown, log: "R+ R?"},
+		{name: "shutting down while queueing is final", states: []viewState{leader},
+			local: fakeSubmitter{enqueueErr: ErrShuttingDown}, wantQueue: ErrShuttingDown, log: "L+"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var log []string
+			r := fakeRouter(tc.states, &log, &tc.local, &tc.remote)
+			var settled []string
+			tk, err := r.enqueue(context.Background(), tc.forwarded, func(sub submitter) {
+				settled = append(settled, sub.(*fakeSubmitter).name)
+			}, fsm.Acquire{Key: "k", Interval: 1000, Max: 1})
+			if tc.wantQueue != nil {
+				if !errors.Is(err, tc.wantQueue) || tk != nil {
+					t.Fatalf("enqueue: %v, %v; want %v", tk, err, tc.wantQueue)
+				}
+			} else {
+				if err != nil {
+					t.Fatalf("enqueue: %v", err)
+				}
+				res, err := r.await(tk)
+				if (tc.want == nil) != (err == nil) || (tc.want != nil && !errors.Is(err, tc.want)) {
+					t.Fatalf("await: %v, want %v", err, tc.want)
+				}
+				if err == nil && (len(res) != 1 || !res[0].Permit.Granted) {
+					t.Fatalf("await: %v", res)
+				}
+			}
+			if got := strings.Join(log, " "); got != tc.log {
+				t.Errorf("calls %q, want %q", got, tc.log)
+			}
+			// settle hears of every submitter before anything is queued
+			// to it.
+			var enqueued []string
+			for _, l := range log {
+				if strings.HasSuffix(l, "+") && len(enqueued) < len(settled) {
+					enqueued = append(enqueued, strings.TrimSuffix(l, "+"))
+				}
+			}
+			if !reflect.DeepEqual(settled, enqueued) {
+				t.Errorf("settle heard of %v, enqueued on %v", settled, enqueued)
+			}
+		})
+	}
+}
+
+// TestServeBatchOrder: the connection loop queues every THROTTLE.ACQUIRE
+// of a batch without waiting, waits for the replies before a command that
+// does not go through the log (so it sees their effects), and when the
+// leader changes in the middle of a batch it waits for what it queued to
+// the old one before queueing to the new one, so that a client's commands
+// apply in the order it sent them. The replies come out in order, with a
+// refused command's error in its place.
+func TestServeBatchOrder(t *testing.T) {
+	leader := viewState{ready: true, leading: true}
+	follower := viewState{leader: "10.0.0.1:6380"}
+	acquire := func(key string) [][]byte {
+		return [][]byte{[]byte("THROTTLE.ACQUIRE"), []byte(key), []byte("1000"), []byte("5")}
+	}
+	tests := []struct {
+		name    string
+		states  []viewState // one per routing attempt: one per queued command here
+		batch   [][][]byte
+		log     string
+		replies string
+	}{
+		{name: "pipeline on the leader", states: []viewState{leader},
+			batch: [][][]byte{acquire("a"), acquire("b"), acquire("c")},
+			log:   "L+ L+ L+ L? L? L?", replies: "*5\r\n:1\r\n"},
+		{name: "a read waits for the writes before it", states: []viewState{follower},
+			batch: [][][]byte{acquire("a"), acquire("b"), {[]byte("PING")}, acquire("c")},
+			log:   "R+ R+ R? R? R+ R?", replies: "+PONG\r\n"},
+		{name: "leader changes mid-batch: the old leader's replies first", states: []viewState{follower, follower, leader},
+			batch: [][][]byte{acquire("a"), acquire("b"), acquire("c")},
+			log:   "R+ R+ R? R? L+ L?"},
+		{name: "refused commands answer in place, queue nothing", states: []viewState{leader},
+			batch: [][][]byte{acquire("a"), {[]byte("THROTTLE.ACQUIRE"), []byte("b"), []byte("x"), []byte("5")}, {[]byte("THROTTLE.ACQUIRE")}, acquire("c")},
+			log:   "L+ L+ L? L?", replies: "-ERR value is not an integer or out of range\r\n-ERR wrong number of arguments for 'throttle.acquire' command\r\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var log []string
+			s := &Server{stats: newServerStats()}
+			s.router = fakeRouter(tc.states, &log, &fakeSubmitter{}, &fakeSubmitter{})
+			var out bytes.Buffer
+			conn := &clientConn{Writer: redcon.NewWriter(&out), sess: &session{authed: true}, stats: s.stats}
+			s.serveBatch(conn, tc.batch, nil)
+			if err := conn.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(log, " "); got != tc.log {
+				t.Errorf("calls %q, want %q", got, tc.log)
+			}
+			if !strings.Contains(out.String(), tc.replies) {
+				t.Errorf("replies %q, want them to hold %q", out.String(), tc.replies)
+			}
+			if n := strings.Count(out.String(), "*5\r\n") + strings.Count(out.String(), "+PONG\r\n") + strings.Count(out.String(), "-ERR"); n != len(tc.batch) {
+				t.Errorf("%d replies to %d commands: %q", n, len(tc.batch), out.String())
+			}
+		})
 	}
 }

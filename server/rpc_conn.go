@@ -3,8 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
-	"errors"
-	"strings"
+	"fmt"
 	"sync"
 	"time"
 
@@ -44,13 +43,16 @@ type rpcWriter struct {
 const maxRPCInFlight = 64
 
 // isRPCBatch reports whether cmds are all RAFT.PROPOSE requests the
-// session may send, so that they are served by the connection's rpcWriter.
-func (s *Server) isRPCBatch(sess *session, cmds []redcon.Command) bool {
-	if !sess.authed || sess.tx != nil || (s.cfg.ClusterSecret != "" && !sess.node) {
+// session may send, by the rules every command passes (admissible,
+// nodeOnly, no open transaction), so that they are served by the
+// connection's rpcWriter. Anything else is served by serveBatch, which
+// answers a refused command with the reason.
+func (s *Server) isRPCBatch(sess *session, cmds [][][]byte) bool {
+	if sess.tx != nil || s.nodeOnly(sess, "raft.propose") != nil {
 		return false
 	}
-	for _, rc := range cmds {
-		if len(rc.Args) != 2 || !strings.EqualFold(string(rc.Args[0]), "raft.propose") {
+	for _, args := range cmds {
+		if row, err := admissible(sess, args); err != nil || row.name != "raft.propose" {
 			return false
 		}
 	}
@@ -65,22 +67,17 @@ func (s *Server) newRPCWriter(c *clientConn) *rpcWriter {
 
 // serve queues the proposals of each request of cmds and hands them to
 // the writer, without waiting for their outcomes.
-func (w *rpcWriter) serve(cmds []redcon.Command) {
+func (w *rpcWriter) serve(cmds [][][]byte) {
 	s := w.s
 	s.lastRPC.Store(time.Now().UnixNano())
-	for _, rc := range cmds {
+	for _, args := range cmds {
 		p := &rpcPending{}
 		// Counted as a command in flight, so that a graceful shutdown
 		// waits for its reply; refused once the node is draining.
-		s.drainMu.RLock()
-		draining := s.draining
-		if !draining {
-			s.active.Add(1)
-		}
-		s.drainMu.RUnlock()
-		props, err := decodeProposeRequest(rc.Args[1])
+		admitted := s.admit()
+		props, err := decodeProposeRequest(args[1])
 		switch {
-		case draining:
+		case !admitted:
 			p.reply = redcon.AppendError(nil, errorText(ErrShuttingDown))
 		case err != nil:
 			p.reply = redcon.AppendError(nil, errorText(err))
@@ -89,7 +86,7 @@ func (w *rpcWriter) serve(cmds []redcon.Command) {
 		default:
 			p.queued, p.outs = s.queueProposals(props)
 		}
-		p.active = !draining
+		p.active = admitted
 		w.wg.Add(1)
 		w.pending <- p
 	}
@@ -110,7 +107,7 @@ func (s *Server) queueProposals(props [][]fsm.Command) ([]*proposal, []rpcOutcom
 		}
 		var err error
 		if queued[i], err = s.prop.enqueue(ctx, cmds...); err != nil {
-			outs[i].err = errors.Join(ErrNotLeader, err)
+			outs[i].err = fmt.Errorf("%w: %w", ErrNotLeader, err)
 		}
 	}
 	return queued, outs
@@ -126,7 +123,7 @@ func (s *Server) awaitProposals(queued []*proposal, outs []rpcOutcome) []byte {
 	}
 	reply, err := appendProposeReply(nil, outs)
 	if err != nil {
-		return redcon.AppendError(nil, errorText(errors.Join(ErrOutcomeUnknown, err)))
+		return redcon.AppendError(nil, errorText(fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)))
 	}
 	return redcon.AppendBulk(nil, reply)
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -70,7 +69,7 @@ type Server struct {
 	clients        atomic.Int64
 	connsTotal     atomic.Int64
 	cmdsTotal      atomic.Int64
-	pipelinedTotal atomic.Int64 // commands served by servePipelined
+	pipelinedTotal atomic.Int64 // proposals queued while others of their batch were (serveBatch)
 
 	// register wakes keepRegistered at once (buffered, 1): a new leader
 	// records its RESP address right away instead of at the next tick, so
@@ -142,7 +141,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		// A new node has nothing to load; one restarted has its log.
 		s.loadTarget = s.raft.LastIndex()
 	}
-	s.router = &router{view: s, wait: cfg.LeaderWait, retry: 20 * time.Millisecond, stop: s.stop}
 	s.prop = newProposer(s.raft, cfg.MaxBatch, cfg.ApplyTimeout, s.wallMs)
 	if cfg.MaxMemory > 0 {
 		s.prop.gate = newMemGate(cfg.MaxMemory, s.fsm, s.prop.clock)
@@ -152,6 +150,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.prop.inflight = make(chan struct{}, cfg.MaxInFlight)
 	}
 	s.fwd = newForwarder(s.pools, cfg.MaxBatch, cfg.LeaderWait+cfg.ApplyTimeout, s.log)
+	s.router = &router{view: s, local: s.prop, remote: s.fwd.to, wait: cfg.LeaderWait, retry: 20 * time.Millisecond, stop: s.stop}
 	s.goBackground(s.prop.run)
 	s.goBackground(s.fwd.run)
 	s.goBackground(s.watchLeadership)
@@ -375,83 +374,14 @@ func (s *Server) atLeader(c *call, local func(ctx context.Context) (any, error))
 		},
 		func(_ context.Context, addr string) error {
 			raw, err := s.forward(addr, c.args)
-			switch {
-			case err == nil && !notServed(raw):
-				reply = rawReply(raw)
-				return nil
-			case errors.Is(err, context.DeadlineExceeded):
-				// The leader had the command and did not answer in time: it
-				// may have run it. Say so; never guess.
-				return ErrOutcomeUnknown
-			case err != nil:
-				// Refused or broken connection (a leader that just died, or
-				// a stale pooled connection): route again.
+			if err := forwardFailure(raw, err, true); err != nil {
 				s.log.Debug("forward failed", "to", addr, "err", err)
-				return fmt.Errorf("%w: %w", ErrNotLeader, err)
-			default:
-				return ErrNotLeader
+				return err
 			}
+			reply = rawReply(raw)
+			return nil
 		})
 	return reply, err
-}
-
-// onLeader is atLeader for handlers that write their own reply: local
-// returns nil when it wrote it.
-func (s *Server) onLeader(c *call, local func(ctx context.Context) error) {
-	r, err := s.atLeader(c, func(ctx context.Context) (any, error) {
-		return noReply{}, local(ctx)
-	})
-	if _, wrote := r.(noReply); !wrote || err != nil {
-		c.writeReply(r, err)
-	}
-}
-
-// noReply marks a reply an old-style handler has already written.
-type noReply struct{}
-
-// decide has cmds, one proposal, decided by the leader: proposed here when
-// this node is the ready leader, else forwarded with the typed RPC (see
-// forwarder.go); the router decides which. It is the one way commands
-// reach the log on a client's behalf.
-//
-// A forwarded proposal carries an idempotency token on every ACQUIRE and
-// CANCEL (the client's, or one added here: withTokens), so that when its
-// outcome is unknown (the connection to the leader broke, or the leader
-// did not answer in time) it can be routed again: if the first attempt was
-// committed, the state machine answers the resend from its tokens without
-// taking or giving back anything twice. Only when no leader answers within
-// the router's wait is the client told the outcome is unknown.
-func (s *Server) decide(c *call, cmds ...fsm.Command) ([]fsm.Result, error) {
-	var res []fsm.Result
-	var (
-		tokened []fsm.Command // cmds with tokens, from the first forward on
-		unknown error         // why an earlier forward's outcome is unknown
-	)
-	err := s.router.route(context.Background(), c.fwd,
-		func(ctx context.Context) (err error) {
-			use := cmds
-			if tokened != nil {
-				use = tokened // an earlier forward may have been applied
-			}
-			res, err = proposeVia(ctx, s.prop, use...)
-			return err
-		},
-		func(ctx context.Context, addr string) (err error) {
-			if tokened == nil {
-				tokened = withTokens(cmds)
-			}
-			res, err = proposeVia(ctx, s.fwd.to(addr), tokened...)
-			if errors.Is(err, ErrOutcomeUnknown) && resendable(tokened) {
-				s.log.Debug("forwarded proposal's outcome unknown; resending it with its tokens", "to", addr, "err", err)
-				unknown = err
-				return fmt.Errorf("%w: %w", ErrNotLeader, err)
-			}
-			return err
-		})
-	if unknown != nil && (errors.Is(err, ErrNoLeader) || errors.Is(err, ErrShuttingDown)) {
-		return nil, unknown
-	}
-	return res, err
 }
 
 // resolveLost learns what became of the entry (data) this node proposed at
@@ -482,15 +412,6 @@ func (s *Server) resolveLost(index uint64, data []byte) ([]fsm.Result, error) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-}
-
-// proposeVia queues cmds as one proposal and waits for its outcome.
-func proposeVia(ctx context.Context, sub submitter, cmds ...fsm.Command) ([]fsm.Result, error) {
-	pr, err := sub.enqueue(ctx, cmds...)
-	if err != nil {
-		return nil, err
-	}
-	return sub.await(pr)
 }
 
 // ready, leading and leaderAddr make the Server the router's leaderView.

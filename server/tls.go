@@ -137,18 +137,7 @@ func loadTLSMaterial(certFile, keyFile, caFile string) (*tlsMaterial, error) {
 // respServerConfig is the RESP port's config: the node's certificate, and
 // client certificates asked for and verified as --tls-auth-clients says.
 func (m *tlsManager) respServerConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			mat := m.cur.Load()
-			return &tls.Config{
-				MinVersion:   tls.VersionTLS12,
-				Certificates: []tls.Certificate{*mat.cert},
-				ClientCAs:    mat.roots,
-				ClientAuth:   m.authClients,
-			}, nil
-		},
-	}
+	return m.serverConfig(m.authClients, false)
 }
 
 // nodeServerConfig is the Raft port's config: the dialing node must present
@@ -156,6 +145,12 @@ func (m *tlsManager) respServerConfig() *tls.Config {
 // resumption is off so that every connection is verified against the
 // current CA.
 func (m *tlsManager) nodeServerConfig() *tls.Config {
+	return m.serverConfig(tls.RequireAndVerifyClientCert, true)
+}
+
+// serverConfig is a listener's config, built per connection from the
+// current material so that a reload applies to the next handshake.
+func (m *tlsManager) serverConfig(auth tls.ClientAuthType, noResumption bool) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
@@ -164,8 +159,8 @@ func (m *tlsManager) nodeServerConfig() *tls.Config {
 				MinVersion:             tls.VersionTLS12,
 				Certificates:           []tls.Certificate{*mat.cert},
 				ClientCAs:              mat.roots,
-				ClientAuth:             tls.RequireAndVerifyClientCert,
-				SessionTicketsDisabled: true,
+				ClientAuth:             auth,
+				SessionTicketsDisabled: noResumption,
 			}, nil
 		},
 	}

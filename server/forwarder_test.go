@@ -1,0 +1,143 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/throttledb/throttledb/fsm"
+	"github.com/throttledb/throttledb/internal/resp"
+	"github.com/tidwall/redcon"
+)
+
+// fakeLeader answers RAFT.PROPOSE requests on a loopback listener: each
+// request's proposals go to reqs, and its reply (a grant for every
+// command) is written only once the test sends a token on release.
+type fakeLeader struct {
+	addr    string
+	reqs    chan [][]fsm.Command
+	release chan struct{}
+}
+
+func startFakeLeader(t *testing.T) *fakeLeader {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	l := &fakeLeader{addr: ln.Addr().String(), reqs: make(chan [][]fsm.Command, 64), release: make(chan struct{}, 64)}
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		t.Cleanup(func() { nc.Close() })
+		toAnswer := make(chan [][]fsm.Command, 64)
+		go func() { // replies in request order, each once released
+			for props := range toAnswer {
+				<-l.release
+				outs := make([]rpcOutcome, len(props))
+				for i, cmds := range props {
+					outs[i].res = make([]fsm.Result, len(cmds))
+					for j := range cmds {
+						outs[i].res[j].Permit = fsm.Permit{Granted: true}
+					}
+				}
+				body, err := appendProposeReply(nil, outs)
+				if err != nil {
+					panic(err)
+				}
+				if _, err := nc.Write(redcon.AppendBulk(nil, body)); err != nil {
+					return
+				}
+			}
+		}()
+		defer close(toAnswer)
+		rd := resp.NewCommandReader(nc, resp.CommandLimits{MaxBulkLen: 1 << 20, QueryBufferLimit: 1 << 20})
+		for {
+			batch, err := rd.ReadCommands(nil)
+			if err != nil {
+				return
+			}
+			for _, args := range batch {
+				props, err := decodeProposeRequest(args[1])
+				if err != nil {
+					panic(err)
+				}
+				l.reqs <- props
+				toAnswer <- props
+			}
+		}
+	}()
+	return l
+}
+
+// TestForwarderGathersWhileUnanswered: the forwarder sends a lone
+// proposal at once; what is queued while that request is unanswered is
+// sent as one request once it is answered, unless it fills a batch, which
+// goes at once. Each proposal gets its own outcome.
+func TestForwarderGathersWhileUnanswered(t *testing.T) {
+	acquire := func(key string) fsm.Command { return fsm.Acquire{Key: key, Interval: 1000, Max: 1} }
+	tests := []struct {
+		name     string
+		maxBatch int
+		// whether the second request arrives before the first is
+		// answered
+		fullBatch bool
+	}{
+		{name: "not full: waits for the reply", maxBatch: 512},
+		{name: "full: sent at once", maxBatch: 2, fullBatch: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			leader := startFakeLeader(t)
+			pools := resp.NewPools("", time.Second)
+			defer pools.Close()
+			f := newForwarder(pools, tc.maxBatch, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			f.hold = time.Hour // the promise, not a race against the clock
+			go f.run()
+			defer f.close()
+			sub := f.to(leader.addr)
+			ctx := context.Background()
+
+			a, err := sub.enqueue(ctx, acquire("a"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := <-leader.reqs; len(got) != 1 {
+				t.Fatalf("first request holds %d proposals, want 1", len(got))
+			}
+			b, _ := sub.enqueue(ctx, acquire("b"))
+			// Once the forwarder has taken b, it could send it alone;
+			// it must gather c with it.
+			for deadline := time.Now().Add(10 * time.Second); len(f.queue) > 0; {
+				if time.Now().After(deadline) {
+					t.Fatal("the forwarder never took b from its queue")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			c, _ := sub.enqueue(ctx, acquire("c"))
+			if !tc.fullBatch {
+				leader.release <- struct{}{} // answer the first request
+			}
+			second := <-leader.reqs
+			if len(second) != 2 || second[0][0].(fsm.Acquire).Key != "b" || second[1][0].(fsm.Acquire).Key != "c" {
+				t.Fatalf("second request holds %v, want b and c together", second)
+			}
+			if tc.fullBatch {
+				leader.release <- struct{}{}
+			}
+			leader.release <- struct{}{}
+			for _, pr := range []*proposal{a, b, c} {
+				res, err := sub.await(pr)
+				if err != nil || len(res) != 1 || !res[0].Permit.Granted {
+					t.Fatalf("outcome of %v: %v, %v", pr.cmds, res, err)
+				}
+			}
+		})
+	}
+}
