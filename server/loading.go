@@ -48,15 +48,19 @@ func (s *Server) loading() bool {
 	return !done
 }
 
-// lastCommandIndex returns the index of the last entry at or below last
+// lastCommandIndex returns the index of the last entry in the log store
 // that the state machine applies (a raft.LogCommand), or 0 if the log
 // holds none: the point a restarted node must reach before it is done
 // loading. Raft never hands the state machine the no-op every new leader
 // appends, nor configuration changes, so a log that ends with them would
 // otherwise keep the node LOADING until some client wrote. Only those
 // trailing entries are read.
-func lastCommandIndex(store raft.LogStore, last uint64) (uint64, error) {
+func lastCommandIndex(store raft.LogStore) (uint64, error) {
 	first, err := store.FirstIndex()
+	if err != nil {
+		return 0, err
+	}
+	last, err := store.LastIndex()
 	if err != nil {
 		return 0, err
 	}
@@ -69,5 +73,8 @@ func lastCommandIndex(store raft.LogStore, last uint64) (uint64, error) {
 			return i, nil
 		}
 	}
+	// No command in the log after the snapshot (or no log at all, as
+	// after a recovery that kept only a snapshot): restoring the snapshot
+	// at start loaded everything.
 	return 0, nil
 }

@@ -140,7 +140,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if s.raft.existing {
 		// A new node has nothing to load; one restarted has its log.
-		if s.loadTarget, err = lastCommandIndex(s.raft.store, s.raft.LastIndex()); err != nil {
+		if s.loadTarget, err = lastCommandIndex(s.raft.store); err != nil {
 			s.raft.close()
 			ln.Close()
 			return nil, fmt.Errorf("reading the end of the log: %w", err)
