@@ -44,6 +44,12 @@ const (
 	// OpFlushAll is FLUSHALL and FLUSHDB: every key of both types is
 	// removed.
 	OpFlushAll Op = 8
+	// OpAcquireWindowed is OpAcquireEx with a token kept for a window of
+	// its own (Acquire.TokenWindow).
+	OpAcquireWindowed Op = 9
+	// OpCancelWindowed is OpCancel with a token kept for a window of its
+	// own (Cancel.TokenWindow).
+	OpCancelWindowed Op = 10
 )
 
 // Command is one state-changing command inside an Entry. It is implemented by
@@ -68,6 +74,13 @@ type Acquire struct {
 	Cost int64
 	// Token is the client's idempotency token (ID), or empty for none.
 	Token string
+	// TokenWindow is how long, in ms of cluster time, a granted call's
+	// Token is remembered: 0 means TokenWindow, the most. A follower that
+	// adds a token of its own to a forwarded call (so that it can resend
+	// the call safely) asks for only as long as it may resend, so that a
+	// busy follower's tokens do not fill every replica's memory for a
+	// minute. Without a Token it changes nothing but the encoding.
+	TokenWindow int64
 }
 
 // Cancel gives back the newest grant of Key (THROTTLE.CANCEL) if its first
@@ -79,6 +92,8 @@ type Cancel struct {
 	Key     string
 	ValidAt int64
 	Token   string
+	// TokenWindow is as Acquire.TokenWindow.
+	TokenWindow int64
 }
 
 // Validate checks a Cancel's arguments without reference to any state.
@@ -87,17 +102,32 @@ func (c Cancel) Validate() error {
 	if err := ValidateKey(c.Key); err != nil {
 		return err
 	}
-	return ValidateToken(c.Token)
+	if err := ValidateToken(c.Token); err != nil {
+		return err
+	}
+	return ValidateTokenWindow(c.TokenWindow)
 }
 
 // Op implements Command.
-func (Cancel) Op() Op { return OpCancel }
+func (c Cancel) Op() Op {
+	if c.windowed() {
+		return OpCancelWindowed
+	}
+	return OpCancel
+}
 
-// appendPayload writes key, valid_at and token.
+func (c Cancel) windowed() bool { return c.TokenWindow != 0 }
+
+// appendPayload writes key, valid_at and token, and for
+// OpCancelWindowed then the window.
 func (c Cancel) appendPayload(b []byte) []byte {
 	b = appendString(b, c.Key)
 	b = binary.AppendVarint(b, c.ValidAt)
-	return appendString(b, c.Token)
+	b = appendString(b, c.Token)
+	if c.windowed() {
+		b = binary.AppendVarint(b, c.TokenWindow)
+	}
+	return b
 }
 
 // Reset removes the state of Keys (THROTTLE.RESET).
@@ -119,7 +149,10 @@ type RemoveNode struct {
 
 // Op implements Command.
 func (c Acquire) Op() Op {
-	if (c.Cost == 0 || c.Cost == 1) && c.Token == "" {
+	switch {
+	case c.TokenWindow != 0:
+		return OpAcquireWindowed
+	case (c.Cost == 0 || c.Cost == 1) && c.Token == "":
 		return OpAcquire
 	}
 	return OpAcquireEx
@@ -134,16 +167,21 @@ func (SetNode) Op() Op { return OpSetNode }
 // Op implements Command.
 func (RemoveNode) Op() Op { return OpRemoveNode }
 
-// appendPayload writes key, interval, max and slop, and for OpAcquireEx
-// then cost and token.
+// appendPayload writes key, interval, max and slop, for OpAcquireEx and
+// OpAcquireWindowed then cost and token, and for OpAcquireWindowed then
+// the window.
 func (c Acquire) appendPayload(b []byte) []byte {
 	b = appendString(b, c.Key)
 	b = binary.AppendVarint(b, c.Interval)
 	b = binary.AppendVarint(b, c.Max)
 	b = binary.AppendVarint(b, c.Slop)
-	if c.Op() == OpAcquireEx {
+	op := c.Op()
+	if op == OpAcquireEx || op == OpAcquireWindowed {
 		b = binary.AppendVarint(b, c.Cost)
 		b = appendString(b, c.Token)
+	}
+	if op == OpAcquireWindowed {
+		b = binary.AppendVarint(b, c.TokenWindow)
 	}
 	return b
 }
@@ -313,6 +351,9 @@ func (d *decoder) command() Command {
 	case OpAcquireEx:
 		return Acquire{Key: d.string(), Interval: d.varint(), Max: d.varint(), Slop: d.varint(),
 			Cost: d.varint(), Token: d.string()}
+	case OpAcquireWindowed:
+		return Acquire{Key: d.string(), Interval: d.varint(), Max: d.varint(), Slop: d.varint(),
+			Cost: d.varint(), Token: d.string(), TokenWindow: d.varint()}
 	case OpReset:
 		n := d.count()
 		keys := make([]string, 0, n)
@@ -324,6 +365,8 @@ func (d *decoder) command() Command {
 		return SetNode{ID: d.string(), RESPAddr: d.string()}
 	case OpCancel:
 		return Cancel{Key: d.string(), ValidAt: d.varint(), Token: d.string()}
+	case OpCancelWindowed:
+		return Cancel{Key: d.string(), ValidAt: d.varint(), Token: d.string(), TokenWindow: d.varint()}
 	case OpRemoveNode:
 		return RemoveNode{ID: d.string()}
 	case OpCellThrottle:

@@ -74,6 +74,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add(Entry{Now: 3, Commands: []Command{CellThrottle{Key: "c", MaxBurst: 1, Count: 2, Period: 3, Quantity: 4}, FlushAll{}}}.Encode())
 	f.Add([]byte{1, 1, 2, 1, 7, 1, 0x63, 0xff})
 	f.Add(Entry{Now: 3, Commands: []Command{Acquire{Key: "k", Interval: 3, Max: 2, Slop: 1, Cost: 3, Token: "t"}, Cancel{Key: "k", ValidAt: 6, Token: "t"}, Cancel{Key: "k", ValidAt: 3}}}.Encode())
+	f.Add(Entry{Now: 4, Commands: []Command{Acquire{Key: "k", Interval: 3, Max: 2, Token: "t", TokenWindow: 18_000}, Cancel{Key: "k", ValidAt: 6, Token: "t", TokenWindow: -1}, Acquire{Key: "k", Interval: 3, TokenWindow: 1 << 62}}}.Encode())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := DecodeEntry(data)
 		if err != nil {

@@ -211,6 +211,7 @@ func TestCancel(t *testing.T) {
 // keys, other kinds and later times are independent.
 func TestTokens(t *testing.T) {
 	withTok := func(a Acquire, tok string) Acquire { a.Token = tok; return a }
+	withWin := func(a Acquire, tok string, window int64) Acquire { a.Token, a.TokenWindow = tok, window; return a }
 	tests := []struct {
 		name  string
 		steps []step
@@ -250,6 +251,23 @@ func TestTokens(t *testing.T) {
 			{1000, []Command{acq("k", 100, 5), Cancel{Key: "k", ValidAt: 1100, Token: "c"}, acq("k", 100, 5)}, []Result{granted(0, 1000, 10, 0), {}, granted(100, 1100, 10, 1)}},
 			{1000, []Command{Cancel{Key: "k", ValidAt: 1100, Token: "c"}}, []Result{one()}},
 		}},
+		{"a token kept for a window of its own", []step{
+			{1000, []Command{withWin(acq("k", 100, 5), "t", 500), withTok(acq("k", 100, 5), "u")}, []Result{granted(0, 1000, 10, 0), granted(100, 1100, 10, 1)}},
+			{1499, []Command{withWin(acq("k", 100, 5), "t", 500)}, []Result{granted(0, 1000, 10, 0)}},
+			// t's window has ended, u's (TokenWindow) has not.
+			{1500, []Command{withWin(acq("k", 100, 5), "t", 500), withTok(acq("k", 100, 5), "u")}, []Result{granted(0, 1500, 10, 0), granted(100, 1100, 10, 1)}},
+		}},
+		{"windows of their own end in their own order", []step{
+			{1000, []Command{withWin(acq("a", 100, 5), "t", 900), withWin(acq("b", 100, 5), "t", 300), Cancel{Key: "b", ValidAt: 1000, Token: "c", TokenWindow: 600}}, []Result{granted(0, 1000, 10, 0), granted(0, 1000, 10, 0), one()}},
+			{1300, []Command{withWin(acq("a", 100, 5), "t", 900), withWin(acq("b", 100, 5), "t", 300), Cancel{Key: "b", ValidAt: 1000, Token: "c", TokenWindow: 600}}, []Result{granted(0, 1000, 10, 0), granted(0, 1300, 10, 0), one()}},
+			// c's window has ended: the give-back is decided again, and b's
+			// grant of 1300 has expired by now.
+			{1600, []Command{withWin(acq("a", 100, 5), "t", 900), Cancel{Key: "b", ValidAt: 1300, Token: "c", TokenWindow: 600}}, []Result{granted(0, 1000, 10, 0), {}}},
+		}},
+		{"a window above TokenWindow or below 0 is refused", []step{
+			{1000, []Command{withWin(acq("k", 100, 5), "t", TokenWindow+1), withWin(acq("k", 100, 5), "t", -1), Cancel{Key: "k", ValidAt: 1000, Token: "c", TokenWindow: -5}}, []Result{{Err: ErrInvalidToken}, {Err: ErrInvalidToken}, {Err: ErrInvalidToken}}},
+			{1000, []Command{withWin(acq("k", 100, 5), "t", TokenWindow)}, []Result{granted(0, 1000, 10, 0)}},
+		}},
 		{"an invalid acquire is refused before its token is looked up", []step{
 			{1000, []Command{withTok(acq("k", 100, 5), "t"), withTok(acq("k", 0, 5), "t")}, []Result{granted(0, 1000, 10, 0), {Err: ErrInvalidInterval}}},
 			{1000, []Command{withTok(acq("k", 100, 5), strings.Repeat("x", MaxTokenLen+1))}, []Result{{Err: ErrInvalidToken}}},
@@ -273,7 +291,9 @@ func TestTokensSurviveSnapshots(t *testing.T) {
 		Acquire{Key: "k", Interval: 100, Max: 5, Slop: 10, Cost: 3, Token: "t2"},
 		Acquire{Key: "j", Interval: 100, Max: 5, Slop: 10},
 		Acquire{Key: "j", Interval: 100, Max: 5, Slop: 10})
-	applyAt(t, f, 2, 1001, Cancel{Key: "j", ValidAt: 1100, Token: "c"})
+	applyAt(t, f, 2, 1001, Cancel{Key: "j", ValidAt: 1100, Token: "c"},
+		Acquire{Key: "w", Interval: 100, Max: 5, Slop: 10, Token: "w1", TokenWindow: 5000},
+		Acquire{Key: "w", Interval: 100, Max: 5, Slop: 10, Token: "w2", TokenWindow: 3000})
 	var buf bytes.Buffer
 	if err := f.Backup(&buf); err != nil {
 		t.Fatal(err)
@@ -282,8 +302,8 @@ func TestTokensSurviveSnapshots(t *testing.T) {
 	if err := g.Restore(io.NopCloser(&buf)); err != nil {
 		t.Fatal(err)
 	}
-	if g.Tokens() != 3 || g.MemoryUsage(0) != f.MemoryUsage(0) {
-		t.Fatalf("restored %d tokens, memory %d; want 3, %d", g.Tokens(), g.MemoryUsage(0), f.MemoryUsage(0))
+	if g.Tokens() != 5 || g.MemoryUsage(0) != f.MemoryUsage(0) {
+		t.Fatalf("restored %d tokens, memory %d; want 5, %d", g.Tokens(), g.MemoryUsage(0), f.MemoryUsage(0))
 	}
 	if _, fs := f.Digest(); func() bool { _, gs := g.Digest(); return gs != fs }() {
 		t.Fatal("restored digest differs")
@@ -293,12 +313,23 @@ func TestTokensSurviveSnapshots(t *testing.T) {
 		Cancel{Key: "j", ValidAt: 1100, Token: "c"},
 		Cancel{Key: "k", ValidAt: 1100},
 		Acquire{Key: "k", Interval: 100, Max: 5, Slop: 10},
+		Acquire{Key: "w", Interval: 100, Max: 5, Slop: 10, Token: "w2", TokenWindow: 3000},
 	}
 	for i, r := range [][]Result{apply(t, f, 1002, next...), apply(t, g, 1002, next...)} {
-		want := []Result{granted(100, 1100, 10, 3), one(), one(), granted(98, 1100, 10, 1)}
+		want := []Result{granted(100, 1100, 10, 3), one(), one(), granted(98, 1100, 10, 1), granted(100, 1101, 10, 1)}
 		if !reflect.DeepEqual(r, want) {
 			t.Fatalf("replica %d: %+v, want %+v", i, r, want)
 		}
+	}
+	// After w2's window (3 s from 1001) and before w1's, on both replicas.
+	for _, m := range []*FSM{f, g} {
+		applyAt(t, m, 9, 4001)
+		if m.Tokens() != 4 {
+			t.Fatalf("%d tokens after w2's window, want 4", m.Tokens())
+		}
+	}
+	if _, fs := f.Digest(); func() bool { _, gs := g.Digest(); return gs != fs }() {
+		t.Fatal("digests differ after a window ended")
 	}
 }
 
@@ -376,6 +407,9 @@ func TestCostEntriesRoundTrip(t *testing.T) {
 		Cancel{Key: "k", ValidAt: 1 << 50},
 		Cancel{Key: "ü", ValidAt: -3, Token: "tok"},
 		Acquire{Key: "k", Interval: 5, Max: 1, Slop: 0, Cost: 2, Token: strings.Repeat("t", MaxTokenLen)},
+		Acquire{Key: "k", Interval: 5, Max: 1, Slop: 0, Token: "f", TokenWindow: 18_000},
+		Cancel{Key: "k", ValidAt: 9, Token: "f", TokenWindow: 1},
+		Acquire{Key: "k", Interval: 5, Max: 1, TokenWindow: 7},
 	}}
 	got, err := DecodeEntry(e.Encode())
 	if err != nil || !reflect.DeepEqual(got, e) {
@@ -406,6 +440,7 @@ func TestRestoreRefusesInvalidTokens(t *testing.T) {
 	tok := func(kind tokenKind, key, token string, at int64) tokenRecord {
 		return tokenRecord{kind: kind, key: key, token: token, at: at}
 	}
+	win := func(r tokenRecord, window int64) tokenRecord { r.window = window; return r }
 	tests := []struct {
 		name   string
 		mutate func(*image)
@@ -424,6 +459,17 @@ func TestRestoreRefusesInvalidTokens(t *testing.T) {
 		{"duplicate", func(i *image) {
 			i.tokens = []tokenRecord{tok(tokenAcquire, "a", "t", 8), tok(tokenAcquire, "a", "t", 9)}
 		}, "appears twice"},
+		{"duplicate across windows", func(i *image) {
+			i.tokens = []tokenRecord{tok(tokenAcquire, "a", "t", 8), win(tok(tokenAcquire, "a", "t", 9), 10)}
+		}, "appears twice"},
+		{"window of TokenWindow", func(i *image) { i.tokens = []tokenRecord{win(tok(tokenAcquire, "a", "t", 9), TokenWindow)} }, "window 60000"},
+		{"negative window", func(i *image) { i.tokens = []tokenRecord{win(tok(tokenAcquire, "a", "t", 9), -1)} }, "window -1"},
+		{"timed out of order", func(i *image) {
+			i.tokens = []tokenRecord{win(tok(tokenAcquire, "a", "t", 9), 10), win(tok(tokenAcquire, "a", "u", 9), 5)}
+		}, "out of order"},
+		{"timed tie out of order", func(i *image) {
+			i.tokens = []tokenRecord{win(tok(tokenAcquire, "a", "u", 9), 10), win(tok(tokenAcquire, "a", "t", 9), 10)}
+		}, "out of order"},
 		{"span below -1", func(i *image) { i.keys[0].span = -2 }, `key "a": span -2`},
 		{"span before time began", func(i *image) { i.keys[0].span = 1_000_000 }, `key "a": span 1000000 with interval 100`},
 		{"span overflows", func(i *image) { i.keys[0].span = math.MaxInt64 / 2 }, "does not fit"},

@@ -165,7 +165,7 @@ func (f *FSM) apply(c Command) Result {
 		if d.permit.Granted {
 			f.set(c.Key, d.newLast, c.Interval, c.slots()-1)
 			if c.Token != "" {
-				f.tokens.add(id, f.now, d.permit)
+				f.tokens.add(id, f.now, c.TokenWindow, d.permit)
 			}
 		}
 		return Result{Permit: d.permit}
@@ -242,7 +242,7 @@ func (f *FSM) cancel(c Cancel) Result {
 		heap.Fix(&f.exp, st.index)
 	}
 	if c.Token != "" {
-		f.tokens.add(id, f.now, Permit{})
+		f.tokens.add(id, f.now, c.TokenWindow, Permit{})
 	}
 	return Result{Count: 1}
 }
@@ -426,7 +426,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	tokens := newTokenTable()
 	for _, r := range img.tokens {
-		tokens.add(tokenID{kind: r.kind, key: r.key, token: r.token}, r.at, r.permit)
+		tokens.add(tokenID{kind: r.kind, key: r.key, token: r.token}, r.at, r.window, r.permit)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -437,12 +437,13 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-// tokenRecords copies the remembered tokens, oldest first; f.mu is held.
+// tokenRecords copies the remembered tokens in tokenTable.live's order;
+// f.mu is held.
 func (f *FSM) tokenRecords() []tokenRecord {
 	live := f.tokens.live()
 	out := make([]tokenRecord, len(live))
 	for i, t := range live {
-		out[i] = tokenRecord{kind: t.id.kind, key: t.id.key, token: t.id.token, at: t.at, permit: f.tokens.byID[t.id]}
+		out[i] = tokenRecord{kind: t.id.kind, key: t.id.key, token: t.id.token, at: t.at, window: t.window, permit: f.tokens.byID[t.id]}
 	}
 	return out
 }

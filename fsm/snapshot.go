@@ -44,6 +44,12 @@ const (
 	// span is not 0: uvarint n, n × (string key, varint span). A key it
 	// does not list has span 0, as every key of an image without it.
 	sectionSpans sectionTag = 3
+	// sectionTimedTokens holds the idempotency tokens remembered for a
+	// window of their own (Acquire.TokenWindow), in the order they are
+	// forgotten (tokenStamp.before): uvarint n, n × (byte kind, string key,
+	// string token, varint at, varint window, byte granted, varint wait,
+	// valid, expires, pending). Written only when there are such tokens.
+	sectionTimedTokens sectionTag = 4
 )
 
 // image is a point-in-time copy of the state, written by Persist:
@@ -61,7 +67,7 @@ type image struct {
 	keys   []keyState
 	nodes  []Node
 	cells  []cellKey     // section 1
-	tokens []tokenRecord // section 2
+	tokens []tokenRecord // section 2 (window 0), then section 4
 }
 
 // cellKey is a CL.THROTTLE key in an image: its theoretical arrival time.
@@ -124,14 +130,33 @@ func (img *image) writeTo(dst io.Writer) error {
 			}
 		}
 	}
-	if len(img.tokens) > 0 {
-		b = binary.AppendUvarint(b, uint64(sectionTokens))
-		b = binary.AppendUvarint(b, uint64(len(img.tokens)))
+	for _, timed := range []bool{false, true} {
+		var n int
 		for _, t := range img.tokens {
+			if (t.window != 0) == timed {
+				n++
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		tag := sectionTokens
+		if timed {
+			tag = sectionTimedTokens
+		}
+		b = binary.AppendUvarint(b, uint64(tag))
+		b = binary.AppendUvarint(b, uint64(n))
+		for _, t := range img.tokens {
+			if (t.window != 0) != timed {
+				continue
+			}
 			b = append(b, byte(t.kind))
 			b = appendString(b, t.key)
 			b = appendString(b, t.token)
 			b = binary.AppendVarint(b, t.at)
+			if timed {
+				b = binary.AppendVarint(b, t.window)
+			}
 			granted := byte(0)
 			if t.permit.Granted {
 				granted = 1
@@ -205,6 +230,8 @@ func readImage(r io.Reader) (*image, error) {
 		img.nodes = append(img.nodes, Node{ID: sr.string(), RESPAddr: sr.string()})
 	}
 	var spans map[string]int64
+	var seenTokens, seenTimed bool
+	var timedTokens []tokenRecord
 	for version >= 2 && sr.err == nil {
 		tag := sectionTag(sr.uvarint())
 		if tag == sectionEnd || sr.err != nil {
@@ -220,14 +247,23 @@ func readImage(r io.Reader) (*image, error) {
 			for i := uint64(0); i < n && sr.err == nil; i++ {
 				img.cells = append(img.cells, cellKey{key: sr.string(), tat: sr.varint()})
 			}
-		case sectionTokens:
-			if img.tokens != nil {
-				return nil, invalidImage("tokens section appears twice")
+		case sectionTokens, sectionTimedTokens:
+			timed := tag == sectionTimedTokens
+			if timed && seenTimed || !timed && seenTokens {
+				return nil, invalidImage("tokens section %d appears twice", tag)
 			}
-			img.tokens = []tokenRecord{}
+			if timed {
+				seenTimed = true
+			} else {
+				seenTokens = true
+			}
+			var list []tokenRecord
 			n := sr.uvarint()
 			for i := uint64(0); i < n && sr.err == nil; i++ {
 				t := tokenRecord{kind: tokenKind(sr.byte()), key: sr.string(), token: sr.string(), at: sr.varint()}
+				if timed {
+					t.window = sr.varint()
+				}
 				switch g := sr.byte(); g {
 				case 0, 1:
 					t.permit.Granted = g == 1
@@ -235,7 +271,12 @@ func readImage(r io.Reader) (*image, error) {
 					sr.fail(fmt.Errorf("granted flag %d", g))
 				}
 				t.permit.WaitMs, t.permit.ValidAt, t.permit.ExpiresAt, t.permit.Pending = sr.varint(), sr.varint(), sr.varint(), sr.varint()
-				img.tokens = append(img.tokens, t)
+				list = append(list, t)
+			}
+			if timed {
+				timedTokens = list
+			} else {
+				img.tokens = list
 			}
 		case sectionSpans:
 			if spans != nil {
@@ -257,6 +298,7 @@ func readImage(r io.Reader) (*image, error) {
 	if sr.err != nil {
 		return nil, sr.err
 	}
+	img.tokens = append(img.tokens, timedTokens...)
 	if _, err := br.ReadByte(); err != io.EOF {
 		return nil, fmt.Errorf("trailing data after snapshot: %w", ErrCorrupt)
 	}
@@ -386,12 +428,17 @@ func (img *image) validate() error {
 }
 
 // validateTokens checks an image's tokens: known kinds, valid keys,
-// tokens of 1 to MaxTokenLen bytes, times between 0 and the clock in
-// the order they were applied, each token once.
+// tokens of 1 to MaxTokenLen bytes, times between 0 and the clock, each
+// token once; those kept for TokenWindow (window 0) first, in the order
+// they were applied, then those kept for a window of their own, of 1 to
+// TokenWindow-1 ms (a token asked to be kept for TokenWindow is kept with
+// the others), in the order they are forgotten.
 func validateTokens(tokens []tokenRecord, now int64) error {
 	seen := make(map[tokenID]struct{}, len(tokens))
-	var prev int64
+	var prev tokenStamp
+	timed := false
 	for _, t := range tokens {
+		s := tokenStamp{id: tokenID{kind: t.kind, key: t.key, token: t.token}, at: t.at, window: t.window}
 		switch {
 		case t.kind != tokenAcquire && t.kind != tokenCancel:
 			return invalidImage("token of unknown kind %d", t.kind)
@@ -399,15 +446,22 @@ func validateTokens(tokens []tokenRecord, now int64) error {
 			return invalidImage("token for key %s: key length %d is outside 1..%d", quoteName(t.key), len(t.key), MaxKeyLen)
 		case t.token == "" || len(t.token) > MaxTokenLen:
 			return invalidImage("token %s: length %d is outside 1..%d", quoteName(t.token), len(t.token), MaxTokenLen)
-		case t.at < prev || t.at > now:
-			return invalidImage("token %s: time %d is out of order or after the clock %d", quoteName(t.token), t.at, now)
+		case t.at < 0 || t.at > now:
+			return invalidImage("token %s: time %d is before 0 or after the clock %d", quoteName(t.token), t.at, now)
+		case t.window < 0 || t.window >= TokenWindow:
+			return invalidImage("token %s: window %d is outside 1..%d", quoteName(t.token), t.window, TokenWindow-1)
+		case t.window == 0 && timed:
+			return invalidImage("token %s: kept for the whole window, listed after one kept for less", quoteName(t.token))
+		case t.window == 0 && t.at < prev.at:
+			return invalidImage("token %s: time %d is out of order", quoteName(t.token), t.at)
+		case t.window != 0 && timed && !prev.before(s):
+			return invalidImage("token %s: out of order", quoteName(t.token))
 		}
-		id := tokenID{kind: t.kind, key: t.key, token: t.token}
-		if _, dup := seen[id]; dup {
+		if _, dup := seen[s.id]; dup {
 			return invalidImage("token %s for key %s appears twice", quoteName(t.token), quoteName(t.key))
 		}
-		seen[id] = struct{}{}
-		prev = t.at
+		seen[s.id] = struct{}{}
+		prev, timed = s, t.window != 0
 	}
 	return nil
 }

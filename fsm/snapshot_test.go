@@ -200,6 +200,11 @@ func FuzzRestore(f *testing.F) {
 	b.Reset()
 	_ = withTokens.writeTo(&b)
 	f.Add(b.Bytes())
+	withTokens.tokens = append(withTokens.tokens, tokenRecord{kind: tokenAcquire, key: "a", token: "w", at: 999_000, window: 2000, permit: Permit{Granted: true}},
+		tokenRecord{kind: tokenCancel, key: "a", token: "w", at: 999_000, window: 2000})
+	b.Reset()
+	_ = withTokens.writeTo(&b)
+	f.Add(b.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := New(Config{})
 		if err := m.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {

@@ -74,7 +74,10 @@ func (c Acquire) Validate() error {
 	if m.mul(c.slots(), c.Interval); m.overflow {
 		return fmt.Errorf("cost %d times interval %d: %w", c.Cost, c.Interval, ErrOverflow)
 	}
-	return ValidateToken(c.Token)
+	if err := ValidateToken(c.Token); err != nil {
+		return err
+	}
+	return ValidateTokenWindow(c.TokenWindow)
 }
 
 // ValidateToken reports whether token is acceptable as an idempotency
@@ -83,6 +86,16 @@ func (c Acquire) Validate() error {
 func ValidateToken(token string) error {
 	if len(token) > MaxTokenLen {
 		return fmt.Errorf("token of %d bytes exceeds %d: %w", len(token), MaxTokenLen, ErrInvalidToken)
+	}
+	return nil
+}
+
+// ValidateTokenWindow reports whether window is acceptable as how long a
+// token is remembered: 0 (TokenWindow) to TokenWindow ms. The error wraps
+// ErrInvalidToken.
+func ValidateTokenWindow(window int64) error {
+	if window < 0 || window > TokenWindow {
+		return fmt.Errorf("token window %d ms is outside 0..%d: %w", window, TokenWindow, ErrInvalidToken)
 	}
 	return nil
 }

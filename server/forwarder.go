@@ -332,21 +332,22 @@ func newToken() string {
 }
 
 // withTokens returns cmds with an idempotency token on every ACQUIRE and
-// CANCEL that has none, for forwarding (see router.decide). A client's own
-// token is kept, so that its retries and the follower's resends are one
-// request to the state machine.
-func withTokens(cmds []fsm.Command) []fsm.Command {
+// CANCEL that has none, for forwarding (see router.decide), remembered by
+// the state machine for window ms. A client's own token is kept, with the
+// window it asked for, so that its retries and the follower's resends are
+// one request to the state machine.
+func withTokens(cmds []fsm.Command, window int64) []fsm.Command {
 	out := make([]fsm.Command, len(cmds))
 	for i, c := range cmds {
 		switch c := c.(type) {
 		case fsm.Acquire:
 			if c.Token == "" {
-				c.Token = newToken()
+				c.Token, c.TokenWindow = newToken(), window
 			}
 			out[i] = c
 		case fsm.Cancel:
 			if c.Token == "" {
-				c.Token = newToken()
+				c.Token, c.TokenWindow = newToken(), window
 			}
 			out[i] = c
 		default:
@@ -354,6 +355,21 @@ func withTokens(cmds []fsm.Command) []fsm.Command {
 		}
 	}
 	return out
+}
+
+// resendWindow returns how long after a forwarded proposal was first sent
+// the router may still resend it (horizon), and how long the state machine
+// remembers the tokens the follower adds (window, ms): twice the horizon,
+// so that a resend stamped late (queued at the leader, or by a leader
+// whose clock is ahead) still finds the first attempt's tokens. The
+// horizon covers one forward timeout (LeaderWait + ApplyTimeout) and a
+// LeaderWait more to find a leader; both are capped by fsm.TokenWindow.
+func resendWindow(leaderWait, applyTimeout time.Duration) (horizon time.Duration, window int64) {
+	horizon = 2*leaderWait + applyTimeout
+	if max := time.Duration(fsm.TokenWindow) * time.Millisecond / 2; horizon > max {
+		horizon = max
+	}
+	return horizon, 2 * horizon.Milliseconds()
 }
 
 // resendable reports whether a proposal may be sent again after an unknown

@@ -42,6 +42,11 @@ type router struct {
 	wait   time.Duration               // how long to wait for a leader
 	retry  time.Duration               // pause between routing attempts
 	stop   <-chan struct{}             // closed when the node stops
+	// A forwarded proposal whose outcome is unknown is resent only within
+	// horizon of its first send; the tokens the router adds to it are
+	// remembered for window ms (see resendWindow).
+	horizon time.Duration
+	window  int64
 }
 
 // route runs a request on the leader; see router.
@@ -85,7 +90,8 @@ type ticket struct {
 	pr        *proposal
 	cmds      []fsm.Command
 	forwarded bool
-	remote    bool // queued to the forwarder: cmds carry tokens
+	remote    bool      // queued to the forwarder: cmds carry tokens
+	sent      time.Time // when cmds were first queued to the forwarder
 }
 
 // enqueue queues cmds, one proposal, to the submitter for where it is
@@ -109,8 +115,10 @@ func (r *router) enqueue(ctx context.Context, forwarded bool, settle func(submit
 	err := r.route(ctx, forwarded,
 		func(ctx context.Context) error { t.remote = false; return queue(ctx, r.local, t.cmds) },
 		func(ctx context.Context, addr string) error {
-			t.remote = true
-			return queue(ctx, r.remote(addr), withTokens(t.cmds))
+			if !t.remote {
+				t.remote, t.sent = true, time.Now()
+			}
+			return queue(ctx, r.remote(addr), withTokens(t.cmds, r.window))
 		})
 	if err != nil {
 		return nil, err
@@ -128,8 +136,8 @@ func (r *router) await(t *ticket) ([]fsm.Result, error) {
 	switch {
 	case errors.Is(err, ErrNotLeader):
 		return r.decide(context.Background(), t.forwarded, t.cmds...)
-	case t.remote && errors.Is(err, ErrOutcomeUnknown) && resendable(t.cmds):
-		res, again := r.decide(context.Background(), t.forwarded, t.cmds...)
+	case t.remote && errors.Is(err, ErrOutcomeUnknown) && resendable(t.cmds) && time.Since(t.sent) < r.horizon:
+		res, again := r.decideFrom(context.Background(), t.forwarded, t.sent, err, t.cmds...)
 		if errors.Is(again, ErrNoLeader) || errors.Is(again, ErrShuttingDown) {
 			return nil, err // still unknown: say so, not CLUSTERDOWN
 		}
@@ -146,17 +154,32 @@ func (r *router) await(t *ticket) ([]fsm.Result, error) {
 // when its outcome is unknown (the connection to the leader broke, or the
 // leader did not answer in time) it can be routed again: if the first
 // attempt was committed, the state machine answers the resend from its
-// tokens without taking or giving back anything twice. Only when no leader
-// answers within the router's wait is the client told the outcome is
-// unknown.
+// tokens without taking or giving back anything twice. The tokens added
+// here are remembered only for the router's window, so the proposal is
+// routed again only within its horizon of the first forward. Only when no
+// leader answers by then is the client told the outcome is unknown.
 func (r *router) decide(ctx context.Context, forwarded bool, cmds ...fsm.Command) ([]fsm.Result, error) {
+	return r.decideFrom(ctx, forwarded, time.Time{}, nil, cmds...)
+}
+
+// decideFrom is decide for cmds first forwarded at sent (zero: not yet)
+// whose outcome is unknown for the reason unknown (nil: not forwarded).
+func (r *router) decideFrom(ctx context.Context, forwarded bool, sent time.Time, unknown error, cmds ...fsm.Command) ([]fsm.Result, error) {
 	var (
 		res     []fsm.Result
 		tokened []fsm.Command // cmds with tokens, from the first forward on
-		unknown error         // why an earlier forward's outcome is unknown
 	)
+	if !sent.IsZero() {
+		tokened = cmds // they were forwarded, with their tokens
+	}
+	// late reports that an earlier forward, whose outcome is unknown, is
+	// too old for its tokens to be trusted to catch another attempt.
+	late := func() bool { return unknown != nil && time.Since(sent) >= r.horizon }
 	err := r.route(ctx, forwarded,
 		func(ctx context.Context) (err error) {
+			if late() {
+				return unknown
+			}
 			use := cmds
 			if tokened != nil {
 				use = tokened // an earlier forward may have been applied
@@ -165,12 +188,21 @@ func (r *router) decide(ctx context.Context, forwarded bool, cmds ...fsm.Command
 			return err
 		},
 		func(ctx context.Context, addr string) (err error) {
+			if late() {
+				return unknown
+			}
 			if tokened == nil {
-				tokened = withTokens(cmds)
+				tokened = withTokens(cmds, r.window)
+			}
+			if sent.IsZero() {
+				sent = time.Now()
 			}
 			res, err = proposeVia(ctx, r.remote(addr), tokened...)
 			if errors.Is(err, ErrOutcomeUnknown) && resendable(tokened) {
 				unknown = err
+				if late() {
+					return err
+				}
 				return fmt.Errorf("%w: %w", ErrNotLeader, err)
 			}
 			return err

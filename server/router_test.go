@@ -160,12 +160,14 @@ func fakeRouter(states []viewState, log *[]string, local, remote *fakeSubmitter)
 	local.name, local.log = "L", log
 	remote.name, remote.log = "R", log
 	return &router{
-		view:   &scriptedView{states: states},
-		local:  local,
-		remote: func(addr string) submitter { return remote },
-		wait:   10 * time.Second,
-		retry:  time.Millisecond,
-		stop:   make(chan struct{}),
+		view:    &scriptedView{states: states},
+		local:   local,
+		remote:  func(addr string) submitter { return remote },
+		wait:    10 * time.Second,
+		retry:   time.Millisecond,
+		stop:    make(chan struct{}),
+		horizon: time.Minute,
+		window:  120_000,
 	}
 }
 
@@ -183,6 +185,7 @@ func TestRouterQueues(t *testing.T) {
 		forwarded     bool
 		local, remote fakeSubmitter
 		cmd           fsm.Command // default: an ACQUIRE without a token
+		late          bool        // the resend horizon has passed (it is 0)
 		wantQueue     error       // from enqueue
 		want          error       // from await
 		log           string      // the submitters' calls, enqueue then await
@@ -197,6 +200,11 @@ func TestRouterQueues(t *testing.T) {
 			remote: fakeSubmitter{outcomes: []error{notLeader}}, log: "R+ R? L+ L?"},
 		{name: "unknown outcome from the leader: resent with the same token", states: []viewState{follower},
 			remote: fakeSubmitter{outcomes: []error{ErrOutcomeUnknown, nil}}, log: "R+ R? R+ R?"},
+		{name: "unknown outcome past the resend horizon is final", states: []viewState{follower}, late: true,
+			remote: fakeSubmitter{outcomes: []error{ErrOutcomeUnknown, nil}}, want: ErrOutcomeUnknown, log: "R+ R?"},
+		{name: "a client's token is resent with its own window", states: []viewState{follower},
+			cmd:    fsm.Acquire{Key: "k", Interval: 1000, Max: 1, Token: "mine"},
+			remote: fakeSubmitter{outcomes: []error{ErrOutcomeUnknown, nil}}, log: "R+ R? R+ R?"},
 		{name: "unknown outcome of a RESET is final: not safe to resend", states: []viewState{follower},
 			cmd:    fsm.Reset{Keys: []string{"k"}},
 			remote: fakeSubmitter{outcomes: []error{ErrOutcomeUnknown}}, want: ErrOutcomeUnknown, log: "R+ R?"},
@@ -207,6 +215,9 @@ func TestRouterQueues(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var log []string
 			r := fakeRouter(tc.states, &log, &tc.local, &tc.remote)
+			if tc.late {
+				r.horizon = 0
+			}
 			var settled []string
 			cmd := tc.cmd
 			if cmd == nil {
@@ -231,7 +242,9 @@ func TestRouterQueues(t *testing.T) {
 					t.Fatalf("await: %v", res)
 				}
 				// Whatever reaches the leader from here carries one token,
-				// the same on every resend.
+				// the same on every resend: the client's with its window,
+				// or one the router added, remembered for the router's
+				// window.
 				token := ""
 				for _, sent := range tc.remote.sent {
 					a, ok := sent[0].(fsm.Acquire)
@@ -240,6 +253,11 @@ func TestRouterQueues(t *testing.T) {
 					}
 					if a.Token == "" || (token != "" && a.Token != token) {
 						t.Fatalf("forwarded %+v after token %q", a, token)
+					}
+					orig := cmd.(fsm.Acquire)
+					if orig.Token != "" && (a.Token != orig.Token || a.TokenWindow != orig.TokenWindow) ||
+						orig.Token == "" && a.TokenWindow != r.window {
+						t.Fatalf("forwarded %+v for %+v (router window %d)", a, orig, r.window)
 					}
 					token = a.Token
 				}
@@ -316,5 +334,76 @@ func TestServeBatchOrder(t *testing.T) {
 				t.Errorf("%d replies to %d commands: %q", n, len(tc.batch), out.String())
 			}
 		})
+	}
+}
+
+// TestRouterDecideResends: decide (the path of EXEC) resends a forwarded
+// proposal whose outcome is unknown with the same tokens within the resend
+// horizon, and not after it.
+func TestRouterDecideResends(t *testing.T) {
+	follower := viewState{leader: "10.0.0.1:6380"}
+	for _, tc := range []struct {
+		name string
+		late bool
+		want error
+		log  string
+	}{
+		{name: "within the horizon: resent", log: "R+ R? R+ R?"},
+		{name: "past the horizon: unknown", late: true, want: ErrOutcomeUnknown, log: "R+ R?"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var log []string
+			remote := &fakeSubmitter{outcomes: []error{ErrOutcomeUnknown, nil}}
+			r := fakeRouter([]viewState{follower}, &log, &fakeSubmitter{}, remote)
+			if tc.late {
+				r.horizon = 0
+			}
+			_, err := r.decide(context.Background(), false,
+				fsm.Acquire{Key: "k", Interval: 1000, Max: 1}, fsm.Cancel{Key: "k", ValidAt: 5})
+			if (tc.want == nil) != (err == nil) || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("decide: %v, want %v", err, tc.want)
+			}
+			if got := strings.Join(log, " "); got != tc.log {
+				t.Errorf("calls %q, want %q", got, tc.log)
+			}
+			if len(remote.sent) == 2 && !reflect.DeepEqual(remote.sent[0], remote.sent[1]) {
+				t.Errorf("resent %+v, first sent %+v", remote.sent[1], remote.sent[0])
+			}
+			for _, c := range remote.sent[0] {
+				switch c := c.(type) {
+				case fsm.Acquire:
+					if c.Token == "" || c.TokenWindow != r.window {
+						t.Errorf("forwarded %+v without the router's token window %d", c, r.window)
+					}
+				case fsm.Cancel:
+					if c.Token == "" || c.TokenWindow != r.window {
+						t.Errorf("forwarded %+v without the router's token window %d", c, r.window)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestResendWindow: the tokens a follower adds are remembered for twice
+// the time it may resend, which covers a forward's timeout and a wait for
+// a leader, and never longer than the state machine's TokenWindow.
+func TestResendWindow(t *testing.T) {
+	for _, tc := range []struct {
+		wait, apply time.Duration
+		horizon     time.Duration
+		window      int64
+	}{
+		{2 * time.Second, 5 * time.Second, 9 * time.Second, 18_000},
+		{100 * time.Millisecond, time.Second, 1200 * time.Millisecond, 2400},
+		{time.Minute, 5 * time.Second, 30 * time.Second, fsm.TokenWindow},
+	} {
+		h, w := resendWindow(tc.wait, tc.apply)
+		if h != tc.horizon || w != tc.window {
+			t.Errorf("resendWindow(%v, %v) = %v, %d; want %v, %d", tc.wait, tc.apply, h, w, tc.horizon, tc.window)
+		}
+		if err := fsm.ValidateTokenWindow(w); err != nil {
+			t.Errorf("window %d: %v", w, err)
+		}
 	}
 }
