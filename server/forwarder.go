@@ -91,6 +91,11 @@ func (t forwardTo) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal,
 	select {
 	case t.f.queue <- pr:
 		return pr, nil
+	default: // full: wait, within ctx (asked for only now: see lazyDeadline)
+	}
+	select {
+	case t.f.queue <- pr:
+		return pr, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %w", ErrNoLeader, ctx.Err())
 	case <-t.f.stop:

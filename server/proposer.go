@@ -111,6 +111,11 @@ func (p *proposer) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal,
 	select {
 	case p.ch <- pr:
 		return pr, nil
+	default: // full: wait, within ctx (asked for only now: see lazyDeadline)
+	}
+	select {
+	case p.ch <- pr:
+		return pr, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %w", ErrNoLeader, ctx.Err())
 	case <-p.stop:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/throttledb/throttledb/fsm"
@@ -52,8 +53,9 @@ type router struct {
 // route runs a request on the leader; see router.
 func (r *router) route(ctx context.Context, forwarded bool,
 	local func(context.Context) error, remote func(ctx context.Context, addr string) error) error {
-	ctx, cancel := context.WithTimeout(ctx, r.wait)
-	defer cancel()
+	wait := &lazyDeadline{parent: ctx, deadline: time.Now().Add(r.wait)}
+	defer wait.stop()
+	ctx = wait
 	for {
 		var err error
 		switch {
@@ -80,6 +82,44 @@ func (r *router) route(ctx context.Context, forwarded bool,
 			return ErrShuttingDown
 		case <-time.After(r.retry):
 		}
+	}
+}
+
+// lazyDeadline is the context route hands a request: it ends at deadline
+// (or with parent), but makes its timer only when something first waits
+// on it. Most requests are queued at once, into a queue with room, and
+// never wait: a timer per command was a measurable share of a busy
+// node's CPU.
+type lazyDeadline struct {
+	parent   context.Context
+	deadline time.Time
+	once     sync.Once
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+func (l *lazyDeadline) get() context.Context {
+	l.once.Do(func() { l.ctx, l.cancel = context.WithDeadline(l.parent, l.deadline) })
+	return l.ctx
+}
+
+// Deadline implements context.Context.
+func (l *lazyDeadline) Deadline() (time.Time, bool) { return l.deadline, true }
+
+// Done implements context.Context.
+func (l *lazyDeadline) Done() <-chan struct{} { return l.get().Done() }
+
+// Err implements context.Context.
+func (l *lazyDeadline) Err() error { return l.get().Err() }
+
+// Value implements context.Context.
+func (l *lazyDeadline) Value(key any) any { return l.parent.Value(key) }
+
+// stop releases the timer, if one was made.
+func (l *lazyDeadline) stop() {
+	l.once.Do(func() {}) // none is made after this
+	if l.cancel != nil {
+		l.cancel()
 	}
 }
 
