@@ -14,7 +14,8 @@
 # same workload. The targets, in turn:
 #   1. a single throttledb node;
 #   2. a three-node throttledb cluster, through a follower and through the
-#      leader;
+#      leader, each node with GOMAXPROCS set to its share of the cores (1 on
+#      a 2-core machine; as `throttledb cluster` does);
 #   3. redis-server + the Lua script, appendfsync always (durable per grant,
 #      as throttledb is: it fsyncs every log entry before replying);
 #   4. redis-server + the Lua script, appendfsync everysec (Redis's usual
@@ -142,6 +143,12 @@ start_node() {
   PORT=$port
 }
 
+# The cluster's nodes share the machine: each gets its share of the cores
+# as GOMAXPROCS (at least 1), as `throttledb cluster` gives its nodes,
+# unless GOMAXPROCS is set already. See launcher.ShareCPUs.
+cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+node_procs=${GOMAXPROCS:-$((cpus / 3 > 0 ? cpus / 3 : 1))}
+
 # start_redis NAME APPENDFSYNC: start redis-server; sets PORT.
 start_redis() {
   next_port
@@ -218,12 +225,12 @@ for store in "${stores[@]}"; do
   stop_all
 
   # 2. Three nodes: n1 bootstraps, n2 and n3 join it.
-  start_node n1
+  GOMAXPROCS=$node_procs start_node n1
   p1=$PORT
   wait_until "n1 to lead" 30 ready "$p1"
-  start_node n2 "127.0.0.1:$p1"
+  GOMAXPROCS=$node_procs start_node n2 "127.0.0.1:$p1"
   p2=$PORT
-  start_node n3 "127.0.0.1:$p1"
+  GOMAXPROCS=$node_procs start_node n3 "127.0.0.1:$p1"
   p3=$PORT
   for p in "$p1" "$p2" "$p3"; do wait_until "127.0.0.1:$p to list 3 voters" 30 voters "$p" 3; done
   wait_until "every node to know the leader's address" 30 leader_known "$p1" "$p2" "$p3"

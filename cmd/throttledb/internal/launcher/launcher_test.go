@@ -90,6 +90,28 @@ func TestEnv(t *testing.T) {
 	}
 }
 
+func TestShareCPUs(t *testing.T) {
+	tests := []struct {
+		name        string
+		environ     []string
+		cpus, nodes int
+		want        []string
+	}{
+		{"2 cores, 3 nodes", []string{"HOME=/h"}, 2, 3, []string{"HOME=/h", "GOMAXPROCS=1"}},
+		{"8 cores, 3 nodes", nil, 8, 3, []string{"GOMAXPROCS=2"}},
+		{"1 node keeps the machine", nil, 4, 1, []string{"GOMAXPROCS=4"}},
+		{"the user's setting wins", []string{"GOMAXPROCS=7", "HOME=/h"}, 2, 3, []string{"GOMAXPROCS=7", "HOME=/h"}},
+		{"a look-alike is not a setting", []string{"XGOMAXPROCS=7"}, 2, 3, []string{"XGOMAXPROCS=7", "GOMAXPROCS=1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ShareCPUs(tt.environ, tt.cpus, tt.nodes); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("ShareCPUs(%q, %d, %d) = %q, want %q", tt.environ, tt.cpus, tt.nodes, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestValidate(t *testing.T) {
 	for _, c := range []Config{
 		{Nodes: 0},
