@@ -87,6 +87,9 @@ type FSM struct {
 	applied uint64
 	// tokens are the idempotency tokens of the last TokenWindow.
 	tokens *tokenTable
+	// copies are the snapshots whose keys are still being copied (see
+	// keyCopy).
+	copies []*keyCopy
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -238,6 +241,7 @@ func (f *FSM) cancel(c Cancel) Result {
 		// The state before the grant would expire at first: absent now.
 		f.remove(c.Key)
 	} else {
+		f.preserve(st.key, st.hash, st)
 		st.last, st.span = prev, -1
 		heap.Fix(&f.exp, st.index)
 	}
@@ -253,11 +257,13 @@ func (f *FSM) set(key string, last, interval, span int64) { f.setKey(key, last, 
 
 func (f *FSM) setKey(key string, last, interval, span int64, cell bool) {
 	if st := f.keys[key]; st != nil {
+		f.preserve(key, st.hash, st)
 		st.last, st.interval, st.span, st.cell = last, interval, span, cell
 		heap.Fix(&f.exp, st.index)
 		return
 	}
 	st := &keyState{key: key, last: last, interval: interval, span: span, cell: cell, hash: keyHash(key)}
+	f.preserve(key, st.hash, nil)
 	f.keys[key] = st
 	heap.Push(&f.exp, st)
 	f.index.Set(st)
@@ -266,6 +272,7 @@ func (f *FSM) setKey(key string, last, interval, span int64, cell bool) {
 
 func (f *FSM) remove(key string) {
 	if st := f.keys[key]; st != nil {
+		f.preserve(key, st.hash, st)
 		heap.Remove(&f.exp, st.index)
 		delete(f.keys, key)
 		f.index.Delete(st)
@@ -277,6 +284,7 @@ func (f *FSM) remove(key string) {
 func (f *FSM) prune() {
 	for len(f.exp) > 0 && f.exp[0].deadline() <= f.now {
 		st := heap.Pop(&f.exp).(*keyState)
+		f.preserve(st.key, st.hash, st)
 		delete(f.keys, st.key)
 		f.index.Delete(st)
 		f.mem -= KeyCost(st.key)
@@ -357,21 +365,16 @@ func (f *FSM) Stats() Stats {
 	return f.stats
 }
 
-// Snapshot implements raft.FSM. It copies the state under the lock, so that
-// Persist, which Raft runs concurrently with later Applies, writes a
-// consistent image.
+// Snapshot implements raft.FSM. It copies the small parts of the state
+// (clock, counters, members, tokens) and registers a copy of the keys that
+// Persist, which Raft runs concurrently with later Applies, completes a
+// chunk at a time (see keyCopy): Raft calls Snapshot on the goroutine that
+// applies entries, so whatever it does here delays every commit.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	img := &image{now: f.now, stats: f.stats, nodes: make([]Node, 0, len(f.nodes))}
-	img.keys = make([]keyState, 0, len(f.keys))
-	for _, st := range f.exp { // heap order: deterministic for a given state
-		if st.cell {
-			img.cells = append(img.cells, cellKey{key: st.key, tat: st.last})
-		} else {
-			img.keys = append(img.keys, keyState{key: st.key, last: st.last, interval: st.interval, span: st.span})
-		}
-	}
+	img.pending, img.owner = f.startCopy(), f
 	img.tokens = f.tokenRecords()
 	for id, addr := range f.nodes {
 		img.nodes = append(img.nodes, Node{ID: id, RESPAddr: addr})
@@ -387,7 +390,10 @@ func (f *FSM) Backup(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return snap.(*image).writeTo(w)
+	img := snap.(*image)
+	defer img.Release()
+	img.collect()
+	return img.writeTo(w)
 }
 
 // Restore implements raft.FSM: it replaces the whole state with the

@@ -50,13 +50,15 @@ func keyHash(key string) uint64 {
 }
 
 func newIndex() *btree.BTree {
-	return btree.NewNonConcurrent(func(a, b any) bool {
-		x, y := a.(*keyState), b.(*keyState)
-		if x.hash != y.hash {
-			return x.hash < y.hash
-		}
-		return x.key < y.key
-	})
+	return btree.NewNonConcurrent(func(a, b any) bool { return indexLess(a.(*keyState), b.(*keyState)) })
+}
+
+// indexLess is the scan index's order: by hash, then by key.
+func indexLess(x, y *keyState) bool {
+	if x.hash != y.hash {
+		return x.hash < y.hash
+	}
+	return x.key < y.key
 }
 
 // applyCell applies a CL.THROTTLE; f.mu is held.

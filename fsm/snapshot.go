@@ -62,6 +62,20 @@ type image struct {
 	nodes  []Node
 	cells  []cellKey     // section 1
 	tokens []tokenRecord // section 2
+	// pending, when set, is the copy of owner's keys that collect
+	// completes into keys and cells.
+	pending *keyCopy
+	owner   *FSM
+}
+
+// collect completes the copy of the keys, if one is pending.
+func (img *image) collect() {
+	if img.pending == nil {
+		return
+	}
+	img.owner.finishCopy(img.pending)
+	img.keys, img.cells = img.pending.keys, img.pending.cells
+	img.pending = nil
 }
 
 // cellKey is a CL.THROTTLE key in an image: its theoretical arrival time.
@@ -74,6 +88,7 @@ var _ raft.FSMSnapshot = (*image)(nil)
 
 // Persist implements raft.FSMSnapshot.
 func (img *image) Persist(sink raft.SnapshotSink) error {
+	img.collect()
 	if err := img.writeTo(sink); err != nil {
 		sink.Cancel()
 		return err
@@ -175,8 +190,17 @@ func (img *image) writeTo(dst io.Writer) error {
 	return w.Flush()
 }
 
-// Release implements raft.FSMSnapshot.
-func (img *image) Release() {}
+// Release implements raft.FSMSnapshot. It abandons a copy of the keys
+// that Persist did not complete, so that Apply stops recording for it.
+func (img *image) Release() {
+	if img.pending == nil {
+		return
+	}
+	img.owner.mu.Lock()
+	img.owner.stopCopy(img.pending)
+	img.owner.mu.Unlock()
+	img.pending = nil
+}
 
 // readImage decodes a snapshot written by Persist. Errors wrap ErrCorrupt or
 // ErrUnknownType.
