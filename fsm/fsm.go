@@ -1,10 +1,13 @@
 package fsm
 
 import (
+	"bytes"
 	"container/heap"
 	"fmt"
+	"hash/crc64"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 
@@ -87,6 +90,10 @@ type FSM struct {
 	applied uint64
 	// tokens are the idempotency tokens of the last TokenWindow.
 	tokens *tokenTable
+	// preload is an image decoded from a snapshot file with CRC-64
+	// preloadSum, for the next Restore (see Preload).
+	preload    *Image
+	preloadSum uint64
 	// copies are the snapshots whose keys are still being copied (see
 	// keyCopy).
 	copies []*keyCopy
@@ -400,27 +407,48 @@ func (f *FSM) Backup(w io.Writer) error {
 // snapshot's.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	img, err := readImage(rc)
+	img, err := f.readRestore(rc)
 	if err != nil {
 		return err
 	}
-	keys := make(map[string]*keyState, len(img.keys)+len(img.cells))
-	exp := make(expiryHeap, 0, len(img.keys)+len(img.cells))
-	index := newIndex()
+	n := len(img.keys) + len(img.cells)
+	keys := make(map[string]*keyState, n)
+	exp := make(expiryHeap, 0, n)
 	var mem int64
-	add := func(st *keyState) {
-		st.hash = keyHash(st.key)
-		keys[st.key] = st
-		exp = append(exp, st)
-		index.Set(st)
-		mem += KeyCost(st.key)
+	// The records are allocated in slabs rather than one by one: a million
+	// small allocations cost the collector more than the rest of the
+	// restore. A slab stays allocated while any of its keys lives, so it is
+	// kept small.
+	const slab = 256
+	var states []keyState
+	add := func(st keyState) {
+		if len(states) == cap(states) {
+			states = make([]keyState, 0, slab)
+		}
+		states = append(states, st)
+		p := &states[len(states)-1]
+		keys[p.key] = p
+		exp = append(exp, p)
+		mem += KeyCost(p.key)
 	}
-	for i := range img.keys {
-		st := img.keys[i]
-		add(&st)
+	for _, k := range img.keys {
+		add(k) // readImage set its hash
 	}
 	for _, c := range img.cells {
-		add(&keyState{key: c.key, last: c.tat, cell: true})
+		add(keyState{key: c.key, last: c.tat, cell: true, hash: keyHash(c.key)})
+	}
+	// Snapshots list the keys in the scan index's order (see keyCopy), and
+	// the index loads items in order much faster than it inserts them
+	// anywhere; an image in another order (an older snapshot, or one with
+	// CL.THROTTLE keys, which come in a list of their own) is sorted first.
+	ordered := make([]*keyState, len(exp))
+	copy(ordered, exp)
+	if !slices.IsSortedFunc(ordered, indexCmp) {
+		slices.SortFunc(ordered, indexCmp)
+	}
+	index := newIndex()
+	for _, st := range ordered {
+		index.Load(st)
 	}
 	for i := range exp {
 		exp[i].index = i
@@ -441,6 +469,27 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.applied = 0 // the snapshot's index is Raft's, not known here
 	f.logger.Info("restored snapshot", "keys", len(keys), "nodes", len(nodes), "tokens", len(img.tokens), "clock", img.now)
 	return nil
+}
+
+// readRestore decodes the image Restore reads from r, or takes the
+// preloaded one when r holds the same bytes (same size and CRC-64).
+func (f *FSM) readRestore(r io.Reader) (*image, error) {
+	f.mu.Lock()
+	pre, sum := f.preload, f.preloadSum
+	f.preload, f.preloadSum = nil, 0
+	f.mu.Unlock()
+	if pre == nil {
+		return readImage(r)
+	}
+	var buf bytes.Buffer
+	crc := crc64.New(crcTable)
+	if _, err := io.Copy(io.MultiWriter(&buf, crc), r); err != nil {
+		return nil, fmt.Errorf("snapshot: %v: %w", err, ErrCorrupt)
+	}
+	if crc.Sum64() == sum {
+		return pre.img, nil
+	}
+	return readImage(&buf)
 }
 
 // tokenRecords copies the remembered tokens, oldest first; f.mu is held.

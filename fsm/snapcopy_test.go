@@ -155,3 +155,52 @@ func TestSnapshotReleasedUnpersisted(t *testing.T) {
 		t.Fatalf("%d copies registered after Release", len(f.copies))
 	}
 }
+
+// TestRestorePreloaded checks that Restore installs a preloaded image only
+// when the stream it reads has the checksum the image was kept with, and
+// only once.
+func TestRestorePreloaded(t *testing.T) {
+	backup := func(cmds ...Command) []byte {
+		f := New(Config{})
+		apply(t, f, 1000, cmds...)
+		var buf bytes.Buffer
+		if err := f.Backup(&buf); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	a, b := backup(acq("a", 100, 5)), backup(acq("b", 100, 5))
+	decoded, err := DecodeImage(bytes.NewReader(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	restore := func(f *FSM, data []byte) map[string]KeyState {
+		if err := f.Restore(nopCloser{bytes.NewBuffer(data)}); err != nil {
+			t.Fatal(err)
+		}
+		return f.Keys(0)
+	}
+	tests := []struct {
+		name    string
+		sum     uint64 // the checksum the image is kept with
+		stream  []byte
+		wantKey string
+	}{
+		// The preloaded image (a's) is what is installed, although the
+		// stream is b: it is taken on the checksum's word.
+		{"checksum matches", EntrySum(b), b, "a"},
+		{"checksum differs", EntrySum(a), b, "b"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := New(Config{})
+			f.Preload(decoded, tc.sum)
+			if _, ok := restore(f, tc.stream)[tc.wantKey]; !ok {
+				t.Fatalf("restored state lacks key %q", tc.wantKey)
+			}
+			if _, ok := restore(f, b)["b"]; !ok {
+				t.Fatal("a second Restore did not decode its stream")
+			}
+		})
+	}
+}
