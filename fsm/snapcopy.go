@@ -10,7 +10,7 @@ import (
 // snapshotChunk is how many keys a snapshot copies per hold of the lock:
 // a few hundred microseconds of copying, so that an Apply waits at most
 // that long while a million keys are being copied.
-var snapshotChunk = 4096
+var snapshotChunk = 1024
 
 // keyCopy copies the keys of a snapshot in chunks, between Applies, as
 // they were when the snapshot was taken.
@@ -171,6 +171,7 @@ func (f *FSM) copyLocked(c *keyCopy) (done bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
+	var last *keyState // the last key walked in this chunk
 	visit := func(item any) bool {
 		st := item.(*keyState)
 		if c.pos != nil && st.hash == c.pos.hash && st.key == c.pos.key {
@@ -188,7 +189,7 @@ func (f *FSM) copyLocked(c *keyCopy) (done bool) {
 		} else {
 			c.emit(st)
 		}
-		c.pos = &keyState{hash: st.hash, key: st.key}
+		last = st
 		return true
 	}
 	var pivot any
@@ -196,6 +197,10 @@ func (f *FSM) copyLocked(c *keyCopy) (done bool) {
 		pivot = c.pos
 	}
 	c.tree.Ascend(pivot, visit)
+	if last != nil {
+		// A copy of the position, not the record, which Apply may free.
+		c.pos = &keyState{hash: last.hash, key: last.key}
+	}
 	if n < snapshotChunk {
 		f.stopCopy(c)
 		return true
