@@ -472,7 +472,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 }
 
 // readRestore decodes the image Restore reads from r, or takes the
-// preloaded one when r holds the same bytes (same size and CRC-64).
+// preloaded one when r holds the same bytes (same CRC-64).
 func (f *FSM) readRestore(r io.Reader) (*image, error) {
 	f.mu.Lock()
 	pre, sum := f.preload, f.preloadSum

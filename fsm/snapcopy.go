@@ -43,6 +43,12 @@ type keyCopy struct {
 	// keys and cells receive the copy, in walk order.
 	keys  []keyState
 	cells []cellKey
+	// cellHash holds keyHash of each of cells, for finishCopy's merge.
+	cellHash []uint64
+	// done is set once the walk has reached the end of tree; the copy is
+	// then unregistered, so Apply no longer records keys created ahead of
+	// pos, and walking on would copy them.
+	done bool
 }
 
 // ahead reports whether the key (hash, key) is still to be walked.
@@ -57,6 +63,7 @@ func (c *keyCopy) ahead(hash uint64, key string) bool {
 func (c *keyCopy) emit(st *keyState) {
 	if st.cell {
 		c.cells = append(c.cells, cellKey{key: st.key, tat: st.last})
+		c.cellHash = append(c.cellHash, st.hash)
 	} else {
 		c.keys = append(c.keys, keyState{key: st.key, last: st.last, interval: st.interval, span: st.span, hash: st.hash})
 	}
@@ -107,8 +114,8 @@ func (f *FSM) finishCopy(c *keyCopy) {
 	for !f.copyChunk(c) {
 	}
 	// What remains recorded are keys removed from the index after the
-	// snapshot (or added and removed again: nil). They are few, the ones
-	// pruned or reset during the copy; merge them into place.
+	// snapshot (or added and removed again: nil): the ones pruned, reset
+	// or given back during the copy, usually few; merge them into place.
 	var removed []keyState
 	for _, p := range c.pre {
 		if p != nil {
@@ -120,31 +127,35 @@ func (f *FSM) finishCopy(c *keyCopy) {
 		return
 	}
 	sort.Slice(removed, func(i, j int) bool { return indexLess(&removed[i], &removed[j]) })
-	var keys []keyState
-	var cells []cellKey
+	var keys, cells []keyState
 	for _, st := range removed {
 		if st.cell {
-			cells = append(cells, cellKey{key: st.key, tat: st.last})
+			cells = append(cells, st)
 		} else {
 			keys = append(keys, st)
 		}
 	}
-	c.keys = mergeSorted(c.keys, keys, func(a, b *keyState) bool { return indexLess(a, b) })
-	c.cells = mergeSorted(c.cells, cells, func(a, b *cellKey) bool {
-		return indexLess(&keyState{key: a.key, hash: keyHash(a.key)}, &keyState{key: b.key, hash: keyHash(b.key)})
-	})
+	c.keys = mergeSorted(c.keys, keys, func(i int) *keyState { return &c.keys[i] }, func(st keyState) keyState { return st })
+	var cur keyState // the cell compared, rewritten for each comparison
+	c.cells = mergeSorted(c.cells, cells, func(i int) *keyState {
+		cur.key, cur.hash = c.cells[i].key, c.cellHash[i]
+		return &cur
+	}, func(st keyState) cellKey { return cellKey{key: st.key, tat: st.last} })
+	c.cellHash = nil
 }
 
-// mergeSorted merges b into a, both sorted by less.
-func mergeSorted[T any](a, b []T, less func(x, y *T) bool) []T {
+// mergeSorted merges the records b, in index order, into a, also in index
+// order, whose i-th element's key and hash at(i) gives; to turns a record
+// into an element.
+func mergeSorted[T any](a []T, b []keyState, at func(i int) *keyState, to func(keyState) T) []T {
 	if len(b) == 0 {
 		return a
 	}
 	out := make([]T, 0, len(a)+len(b))
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
-		if less(&b[j], &a[i]) {
-			out = append(out, b[j])
+		if indexLess(&b[j], at(i)) {
+			out = append(out, to(b[j]))
 			j++
 		} else {
 			out = append(out, a[i])
@@ -152,12 +163,18 @@ func mergeSorted[T any](a, b []T, less func(x, y *T) bool) []T {
 		}
 	}
 	out = append(out, a[i:]...)
-	return append(out, b[j:]...)
+	for ; j < len(b); j++ {
+		out = append(out, to(b[j]))
+	}
+	return out
 }
 
 // copyChunk copies up to snapshotChunk keys of c's walk, and reports
 // whether the walk is done (then c is unregistered).
 func (f *FSM) copyChunk(c *keyCopy) (done bool) {
+	if c.done {
+		return true
+	}
 	// Room for the chunk is made before taking the lock: growing a copy of
 	// a million keys moves tens of megabytes, which no Apply should wait
 	// for.
@@ -203,6 +220,7 @@ func (f *FSM) copyLocked(c *keyCopy) (done bool) {
 	}
 	if n < snapshotChunk {
 		f.stopCopy(c)
+		c.done = true
 		return true
 	}
 	return false
