@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 
 	"github.com/hashicorp/raft"
@@ -202,6 +203,32 @@ func (img *image) Release() {
 	img.pending = nil
 }
 
+// readRecords reads n records with read, stopping at the first error; the
+// result is never nil. n comes from the image, so it is not trusted with
+// an allocation: the records are gathered in blocks, small at first and
+// growing to a bounded size, so that what is allocated is in proportion
+// to what arrived, and copied once into a slice of their number, rather
+// than grown by append, which copies a million keys several times over (a
+// good part of a restart's decoding).
+func readRecords[T any](sr *streamReader, n uint64, read func() T) []T {
+	const first, most = 64, 1 << 14
+	var blocks [][]T
+	size := uint64(first)
+	cur := make([]T, 0, min(n, size))
+	for i := uint64(0); i < n && sr.err == nil; i++ {
+		if len(cur) == cap(cur) {
+			blocks = append(blocks, cur)
+			size = min(2*size, most)
+			cur = make([]T, 0, min(n-i, size))
+		}
+		cur = append(cur, read())
+	}
+	if blocks == nil {
+		return cur
+	}
+	return slices.Concat(append(blocks, cur)...)
+}
+
 // readImage decodes a snapshot written by Persist. Errors wrap ErrCorrupt or
 // ErrUnknownType.
 func readImage(r io.Reader) (*image, error) {
@@ -220,13 +247,12 @@ func readImage(r io.Reader) (*image, error) {
 	sr := streamReader{r: br}
 	img := &image{now: sr.varint()}
 	img.stats = Stats{Grants: sr.varint(), Reservations: sr.varint(), Denials: sr.varint()}
-	n := sr.uvarint()
-	for i := uint64(0); i < n && sr.err == nil; i++ {
+	img.keys = readRecords(&sr, sr.uvarint(), func() keyState {
 		k := keyState{key: sr.string(), last: sr.varint(), interval: sr.varint()}
 		k.hash = keyHash(k.key)
-		img.keys = append(img.keys, k)
-	}
-	n = sr.uvarint()
+		return k
+	})
+	n := sr.uvarint()
 	for i := uint64(0); i < n && sr.err == nil; i++ {
 		img.nodes = append(img.nodes, Node{ID: sr.string(), RESPAddr: sr.string()})
 	}
@@ -241,11 +267,7 @@ func readImage(r io.Reader) (*image, error) {
 			if img.cells != nil {
 				return nil, invalidImage("CL.THROTTLE key section appears twice")
 			}
-			n := sr.uvarint()
-			img.cells = []cellKey{}
-			for i := uint64(0); i < n && sr.err == nil; i++ {
-				img.cells = append(img.cells, cellKey{key: sr.string(), tat: sr.varint()})
-			}
+			img.cells = readRecords(&sr, sr.uvarint(), func() cellKey { return cellKey{key: sr.string(), tat: sr.varint()} })
 		case sectionTokens:
 			if img.tokens != nil {
 				return nil, invalidImage("tokens section appears twice")
