@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"io"
+	"math/rand"
 	"runtime"
 	"slices"
 	"strconv"
@@ -106,3 +107,80 @@ type bufferSink struct{ *bytes.Buffer }
 func (s *bufferSink) ID() string    { return "bench" }
 func (s *bufferSink) Cancel() error { return nil }
 func (s *bufferSink) Close() error  { return nil }
+
+// BenchmarkScaleApplyDuringSnapshot measures what a snapshot of a million
+// keys costs the entries applied meanwhile: one goroutine applies entries
+// of 8 acquires on random keys back to back (as Raft's FSM goroutine
+// does), takes a snapshot after the first few, and hands it to another
+// that persists it (as Raft's snapshot goroutine does); it reports the
+// longest Apply and the 99th percentile while the snapshot was being
+// taken and persisted, and apart from it the longest wait for the lock
+// alone (the rest of a long Apply is the collector: the copy allocates,
+// which starts a collection of a heap of a million keys, and an Apply
+// that allocates meanwhile helps it). "stop-the-world" copies every key in one hold of
+// the lock, which is what Snapshot did before the chunked copy; "chunked"
+// is the copy as it is.
+//
+//	go test ./fsm -run x -bench ScaleApplyDuringSnapshot -benchtime 1x -count 3
+func BenchmarkScaleApplyDuringSnapshot(b *testing.B) {
+	f := New(Config{})
+	fillScale(b, f, scaleKeys)
+	for _, tc := range []struct {
+		name  string
+		chunk int
+	}{{"chunked", snapshotChunk}, {"stop-the-world", 2 * scaleKeys}} {
+		b.Run(tc.name, func(b *testing.B) {
+			defer func(n int) { snapshotChunk = n }(snapshotChunk)
+			snapshotChunk = tc.chunk
+			rng := rand.New(rand.NewSource(1))
+			index := uint64(1 << 20)
+			for range b.N {
+				done := make(chan struct{})
+				var lat []time.Duration
+				var wait time.Duration
+				for i := 0; ; i++ {
+					e := Entry{Now: 1_000_001}
+					for range 8 {
+						e.Commands = append(e.Commands, Acquire{Key: "key:" + strconv.Itoa(1_000_000_000_000 + rng.Intn(scaleKeys))[1:], Interval: 1e9, Max: 5})
+					}
+					data := e.Encode()
+					index++
+					t := time.Now()
+					f.mu.Lock()
+					w := time.Since(t)
+					f.mu.Unlock()
+					f.Apply(&raft.Log{Index: index, Data: data})
+					if i == 10 {
+						snap, err := f.Snapshot()
+						if err != nil {
+							b.Fatal(err)
+						}
+						go func() {
+							defer close(done)
+							var buf bytes.Buffer
+							if err := snap.Persist(&bufferSink{Buffer: &buf}); err != nil {
+								b.Error(err)
+							}
+							snap.Release()
+						}()
+					}
+					if i > 10 {
+						lat = append(lat, time.Since(t))
+						wait = max(wait, w)
+						select {
+						case <-done:
+						default:
+							continue
+						}
+						break
+					}
+				}
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-apply-ms")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-apply-ms")
+				b.ReportMetric(float64(wait.Microseconds())/1000, "max-lock-wait-ms")
+				b.ReportMetric(float64(len(lat)), "applies")
+			}
+		})
+	}
+}
