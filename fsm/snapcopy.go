@@ -180,6 +180,7 @@ func (f *FSM) copyChunk(c *keyCopy) (done bool) {
 	// for.
 	c.keys = slices.Grow(c.keys, snapshotChunk)
 	c.cells = slices.Grow(c.cells, snapshotChunk)
+	c.cellHash = slices.Grow(c.cellHash, snapshotChunk)
 	return f.copyLocked(c)
 }
 
