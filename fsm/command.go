@@ -245,6 +245,10 @@ func DecodeEntry(data []byte) (Entry, error) {
 	d := decoder{buf: data[2:]}
 	e := Entry{Now: d.varint()}
 	n := d.count()
+	if n > 0 {
+		// count bounds n by the bytes left, so this cannot be made huge.
+		e.Commands = make([]Command, 0, n)
+	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		e.Commands = append(e.Commands, d.command())
 	}

@@ -1,10 +1,13 @@
 package fsm
 
 import (
+	"bytes"
 	"container/heap"
 	"fmt"
+	"hash/crc64"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 
@@ -87,6 +90,13 @@ type FSM struct {
 	applied uint64
 	// tokens are the idempotency tokens of the last TokenWindow.
 	tokens *tokenTable
+	// preload is an image decoded from a snapshot file with CRC-64
+	// preloadSum, for the next Restore (see Preload).
+	preload    *Image
+	preloadSum uint64
+	// copies are the snapshots whose keys are still being copied (see
+	// keyCopy).
+	copies []*keyCopy
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -238,6 +248,7 @@ func (f *FSM) cancel(c Cancel) Result {
 		// The state before the grant would expire at first: absent now.
 		f.remove(c.Key)
 	} else {
+		f.preserve(st.key, st.hash, st)
 		st.last, st.span = prev, -1
 		heap.Fix(&f.exp, st.index)
 	}
@@ -253,11 +264,13 @@ func (f *FSM) set(key string, last, interval, span int64) { f.setKey(key, last, 
 
 func (f *FSM) setKey(key string, last, interval, span int64, cell bool) {
 	if st := f.keys[key]; st != nil {
+		f.preserve(key, st.hash, st)
 		st.last, st.interval, st.span, st.cell = last, interval, span, cell
 		heap.Fix(&f.exp, st.index)
 		return
 	}
 	st := &keyState{key: key, last: last, interval: interval, span: span, cell: cell, hash: keyHash(key)}
+	f.preserve(key, st.hash, nil)
 	f.keys[key] = st
 	heap.Push(&f.exp, st)
 	f.index.Set(st)
@@ -266,6 +279,7 @@ func (f *FSM) setKey(key string, last, interval, span int64, cell bool) {
 
 func (f *FSM) remove(key string) {
 	if st := f.keys[key]; st != nil {
+		f.preserve(key, st.hash, st)
 		heap.Remove(&f.exp, st.index)
 		delete(f.keys, key)
 		f.index.Delete(st)
@@ -277,6 +291,7 @@ func (f *FSM) remove(key string) {
 func (f *FSM) prune() {
 	for len(f.exp) > 0 && f.exp[0].deadline() <= f.now {
 		st := heap.Pop(&f.exp).(*keyState)
+		f.preserve(st.key, st.hash, st)
 		delete(f.keys, st.key)
 		f.index.Delete(st)
 		f.mem -= KeyCost(st.key)
@@ -357,21 +372,16 @@ func (f *FSM) Stats() Stats {
 	return f.stats
 }
 
-// Snapshot implements raft.FSM. It copies the state under the lock, so that
-// Persist, which Raft runs concurrently with later Applies, writes a
-// consistent image.
+// Snapshot implements raft.FSM. It copies the small parts of the state
+// (clock, counters, members, tokens) and registers a copy of the keys that
+// Persist, which Raft runs concurrently with later Applies, completes a
+// chunk at a time (see keyCopy): Raft calls Snapshot on the goroutine that
+// applies entries, so whatever it does here delays every commit.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	img := &image{now: f.now, stats: f.stats, nodes: make([]Node, 0, len(f.nodes))}
-	img.keys = make([]keyState, 0, len(f.keys))
-	for _, st := range f.exp { // heap order: deterministic for a given state
-		if st.cell {
-			img.cells = append(img.cells, cellKey{key: st.key, tat: st.last})
-		} else {
-			img.keys = append(img.keys, keyState{key: st.key, last: st.last, interval: st.interval, span: st.span})
-		}
-	}
+	img.pending, img.owner = f.startCopy(), f
 	img.tokens = f.tokenRecords()
 	for id, addr := range f.nodes {
 		img.nodes = append(img.nodes, Node{ID: id, RESPAddr: addr})
@@ -387,34 +397,58 @@ func (f *FSM) Backup(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return snap.(*image).writeTo(w)
+	img := snap.(*image)
+	defer img.Release()
+	img.collect()
+	return img.writeTo(w)
 }
 
 // Restore implements raft.FSM: it replaces the whole state with the
 // snapshot's.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	img, err := readImage(rc)
+	img, err := f.readRestore(rc)
 	if err != nil {
 		return err
 	}
-	keys := make(map[string]*keyState, len(img.keys)+len(img.cells))
-	exp := make(expiryHeap, 0, len(img.keys)+len(img.cells))
-	index := newIndex()
+	n := len(img.keys) + len(img.cells)
+	keys := make(map[string]*keyState, n)
+	exp := make(expiryHeap, 0, n)
 	var mem int64
-	add := func(st *keyState) {
-		st.hash = keyHash(st.key)
-		keys[st.key] = st
-		exp = append(exp, st)
-		index.Set(st)
-		mem += KeyCost(st.key)
+	// The records are allocated in slabs rather than one by one: a million
+	// small allocations cost the collector more than the rest of the
+	// restore. A slab stays allocated while any of its keys lives, so it is
+	// kept small.
+	const slab = 256
+	var states []keyState
+	add := func(st keyState) {
+		if len(states) == cap(states) {
+			states = make([]keyState, 0, slab)
+		}
+		states = append(states, st)
+		p := &states[len(states)-1]
+		keys[p.key] = p
+		exp = append(exp, p)
+		mem += KeyCost(p.key)
 	}
-	for i := range img.keys {
-		st := img.keys[i]
-		add(&st)
+	for _, k := range img.keys {
+		add(k) // readImage set its hash
 	}
 	for _, c := range img.cells {
-		add(&keyState{key: c.key, last: c.tat, cell: true})
+		add(keyState{key: c.key, last: c.tat, cell: true, hash: keyHash(c.key)})
+	}
+	// Snapshots list the keys in the scan index's order (see keyCopy), and
+	// the index loads items in order much faster than it inserts them
+	// anywhere; an image in another order (an older snapshot, or one with
+	// CL.THROTTLE keys, which come in a list of their own) is sorted first.
+	ordered := make([]*keyState, len(exp))
+	copy(ordered, exp)
+	if !slices.IsSortedFunc(ordered, indexCmp) {
+		slices.SortFunc(ordered, indexCmp)
+	}
+	index := newIndex()
+	for _, st := range ordered {
+		index.Load(st)
 	}
 	for i := range exp {
 		exp[i].index = i
@@ -435,6 +469,27 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.applied = 0 // the snapshot's index is Raft's, not known here
 	f.logger.Info("restored snapshot", "keys", len(keys), "nodes", len(nodes), "tokens", len(img.tokens), "clock", img.now)
 	return nil
+}
+
+// readRestore decodes the image Restore reads from r, or takes the
+// preloaded one when r holds the same bytes (same CRC-64).
+func (f *FSM) readRestore(r io.Reader) (*image, error) {
+	f.mu.Lock()
+	pre, sum := f.preload, f.preloadSum
+	f.preload, f.preloadSum = nil, 0
+	f.mu.Unlock()
+	if pre == nil {
+		return readImage(r)
+	}
+	var buf bytes.Buffer
+	crc := crc64.New(crcTable)
+	if _, err := io.Copy(io.MultiWriter(&buf, crc), r); err != nil {
+		return nil, fmt.Errorf("snapshot: %v: %w", err, ErrCorrupt)
+	}
+	if crc.Sum64() == sum {
+		return pre.img, nil
+	}
+	return readImage(&buf)
 }
 
 // tokenRecords copies the remembered tokens in tokenTable.live's order;

@@ -50,13 +50,26 @@ func keyHash(key string) uint64 {
 }
 
 func newIndex() *btree.BTree {
-	return btree.NewNonConcurrent(func(a, b any) bool {
-		x, y := a.(*keyState), b.(*keyState)
-		if x.hash != y.hash {
-			return x.hash < y.hash
-		}
-		return x.key < y.key
-	})
+	return btree.NewNonConcurrent(func(a, b any) bool { return indexLess(a.(*keyState), b.(*keyState)) })
+}
+
+// indexCmp is indexLess as a three-way comparison.
+func indexCmp(x, y *keyState) int {
+	switch {
+	case indexLess(x, y):
+		return -1
+	case indexLess(y, x):
+		return 1
+	}
+	return 0
+}
+
+// indexLess is the scan index's order: by hash, then by key.
+func indexLess(x, y *keyState) bool {
+	if x.hash != y.hash {
+		return x.hash < y.hash
+	}
+	return x.key < y.key
 }
 
 // applyCell applies a CL.THROTTLE; f.mu is held.

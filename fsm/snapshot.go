@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 
 	"github.com/hashicorp/raft"
@@ -68,6 +69,20 @@ type image struct {
 	nodes  []Node
 	cells  []cellKey     // section 1
 	tokens []tokenRecord // section 2 (window 0), then section 4
+	// pending, when set, is the copy of owner's keys that collect
+	// completes into keys and cells.
+	pending *keyCopy
+	owner   *FSM
+}
+
+// collect completes the copy of the keys, if one is pending.
+func (img *image) collect() {
+	if img.pending == nil {
+		return
+	}
+	img.owner.finishCopy(img.pending)
+	img.keys, img.cells = img.pending.keys, img.pending.cells
+	img.pending = nil
 }
 
 // cellKey is a CL.THROTTLE key in an image: its theoretical arrival time.
@@ -80,6 +95,7 @@ var _ raft.FSMSnapshot = (*image)(nil)
 
 // Persist implements raft.FSMSnapshot.
 func (img *image) Persist(sink raft.SnapshotSink) error {
+	img.collect()
 	if err := img.writeTo(sink); err != nil {
 		sink.Cancel()
 		return err
@@ -200,8 +216,43 @@ func (img *image) writeTo(dst io.Writer) error {
 	return w.Flush()
 }
 
-// Release implements raft.FSMSnapshot.
-func (img *image) Release() {}
+// Release implements raft.FSMSnapshot. It abandons a copy of the keys
+// that Persist did not complete, so that Apply stops recording for it.
+func (img *image) Release() {
+	if img.pending == nil {
+		return
+	}
+	img.owner.mu.Lock()
+	img.owner.stopCopy(img.pending)
+	img.owner.mu.Unlock()
+	img.pending = nil
+}
+
+// readRecords reads n records with read, stopping at the first error; the
+// result is never nil. n comes from the image, so it is not trusted with
+// an allocation: the records are gathered in blocks, small at first and
+// growing to a bounded size, so that what is allocated is in proportion
+// to what arrived, and copied once into a slice of their number, rather
+// than grown by append, which copies a million keys several times over (a
+// good part of a restart's decoding).
+func readRecords[T any](sr *streamReader, n uint64, read func() T) []T {
+	const first, most = 64, 1 << 14
+	var blocks [][]T
+	size := uint64(first)
+	cur := make([]T, 0, min(n, size))
+	for i := uint64(0); i < n && sr.err == nil; i++ {
+		if len(cur) == cap(cur) {
+			blocks = append(blocks, cur)
+			size = min(2*size, most)
+			cur = make([]T, 0, min(n-i, size))
+		}
+		cur = append(cur, read())
+	}
+	if blocks == nil {
+		return cur
+	}
+	return slices.Concat(append(blocks, cur)...)
+}
 
 // readImage decodes a snapshot written by Persist. Errors wrap ErrCorrupt or
 // ErrUnknownType.
@@ -221,11 +272,12 @@ func readImage(r io.Reader) (*image, error) {
 	sr := streamReader{r: br}
 	img := &image{now: sr.varint()}
 	img.stats = Stats{Grants: sr.varint(), Reservations: sr.varint(), Denials: sr.varint()}
+	img.keys = readRecords(&sr, sr.uvarint(), func() keyState {
+		k := keyState{key: sr.string(), last: sr.varint(), interval: sr.varint()}
+		k.hash = keyHash(k.key)
+		return k
+	})
 	n := sr.uvarint()
-	for i := uint64(0); i < n && sr.err == nil; i++ {
-		img.keys = append(img.keys, keyState{key: sr.string(), last: sr.varint(), interval: sr.varint()})
-	}
-	n = sr.uvarint()
 	for i := uint64(0); i < n && sr.err == nil; i++ {
 		img.nodes = append(img.nodes, Node{ID: sr.string(), RESPAddr: sr.string()})
 	}
@@ -242,11 +294,7 @@ func readImage(r io.Reader) (*image, error) {
 			if img.cells != nil {
 				return nil, invalidImage("CL.THROTTLE key section appears twice")
 			}
-			n := sr.uvarint()
-			img.cells = []cellKey{}
-			for i := uint64(0); i < n && sr.err == nil; i++ {
-				img.cells = append(img.cells, cellKey{key: sr.string(), tat: sr.varint()})
-			}
+			img.cells = readRecords(&sr, sr.uvarint(), func() cellKey { return cellKey{key: sr.string(), tat: sr.varint()} })
 		case sectionTokens, sectionTimedTokens:
 			timed := tag == sectionTimedTokens
 			if timed && seenTimed || !timed && seenTokens {
@@ -376,7 +424,17 @@ func (img *image) validate() error {
 			return invalidImage("%s counter %d is negative", c.name, c.v)
 		}
 	}
-	seen := make(map[string]struct{}, len(img.keys))
+	// Keys are unique when they are in strictly increasing scan index
+	// order, as Persist writes them (hash set by readImage); only an image
+	// in another order needs a set to find a key listed twice.
+	sorted := true
+	for i := 1; i < len(img.keys) && sorted; i++ {
+		sorted = indexLess(&img.keys[i-1], &img.keys[i])
+	}
+	var seen map[string]struct{}
+	if !sorted {
+		seen = make(map[string]struct{}, len(img.keys))
+	}
 	for _, k := range img.keys {
 		switch {
 		case k.key == "" || len(k.key) > MaxKeyLen:
@@ -388,10 +446,12 @@ func (img *image) validate() error {
 		case k.last > math.MaxInt64-k.interval:
 			return invalidImage("key %s: last slot %d plus interval %d overflows int64", quoteName(k.key), k.last, k.interval)
 		}
-		if _, dup := seen[k.key]; dup {
-			return invalidImage("key %s appears twice", quoteName(k.key))
+		if seen != nil {
+			if _, dup := seen[k.key]; dup {
+				return invalidImage("key %s appears twice", quoteName(k.key))
+			}
+			seen[k.key] = struct{}{}
 		}
-		seen[k.key] = struct{}{}
 		// The newest grant's first slot, last - span·interval, must be a
 		// cluster time: no overflow, not negative.
 		var m checked
@@ -401,6 +461,13 @@ func (img *image) validate() error {
 	}
 	if err := validateTokens(img.tokens, img.now); err != nil {
 		return err
+	}
+	if seen == nil && len(img.cells) > 0 {
+		// A CL.THROTTLE key must not also be a throttle key.
+		seen = make(map[string]struct{}, len(img.keys))
+		for _, k := range img.keys {
+			seen[k.key] = struct{}{}
+		}
 	}
 	for _, c := range img.cells {
 		switch {
@@ -467,12 +534,39 @@ func validateTokens(tokens []tokenRecord, now int64) error {
 }
 
 // CheckImage decodes a snapshot image from r and checks it as Restore
-// would, without building any state: it is how a node verifies its
-// snapshots at start. Errors wrap ErrCorrupt, ErrUnknownType or
-// ErrInvalidImage.
+// would, without building any state. Errors wrap ErrCorrupt,
+// ErrUnknownType or ErrInvalidImage.
 func CheckImage(r io.Reader) error {
 	_, err := readImage(r)
 	return err
+}
+
+// Image is a decoded and checked snapshot image, for Preload.
+type Image struct{ img *image }
+
+// DecodeImage decodes a snapshot image from r and checks it as Restore
+// would: it is how a node verifies its snapshots at start. The result can
+// be handed to Preload so that the newest snapshot is not decoded a second
+// time. Errors wrap ErrCorrupt, ErrUnknownType or ErrInvalidImage.
+func DecodeImage(r io.Reader) (*Image, error) {
+	img, err := readImage(r)
+	if err != nil {
+		return nil, err
+	}
+	return &Image{img: img}, nil
+}
+
+// Preload keeps img, the decoded content of a snapshot file whose CRC-64
+// (ECMA) is sum, for the next Restore: if that Restore reads a stream with
+// the same checksum it installs img instead of decoding the stream again.
+// Decoding and checking a million keys takes about as long as building
+// the state from them, and a node at start does both (it verifies its
+// snapshots before Raft restores the newest). Preload(nil, 0) drops what
+// is kept.
+func (f *FSM) Preload(img *Image, sum uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.preload, f.preloadSum = img, sum
 }
 
 // ValidateBackup decodes a backup image (RAFT.BACKUP's output, or a

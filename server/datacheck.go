@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -446,36 +447,92 @@ func checkLogStore(path string, store logStore, snapIndex uint64, walEmptyUnset 
 }
 
 // checkSnapshots verifies every snapshot in dir/snapshots and returns the
-// newest one's index (0 if none): its meta.json
-// decodes, its state.bin has the recorded size and CRC-64, and the image
-// decodes and passes the state machine's checks (fsm.CheckImage).
+// newest one's index (0 if none): its meta.json decodes and its state.bin
+// has the recorded size and CRC-64; the newest one's image (the one raft
+// restores) also decodes and passes the state machine's checks.
 //
 // Why here: when raft cannot open the newest snapshot (a CRC mismatch) it
 // logs a warning and silently restores an older one, whose log entries may
 // have been compacted away; and it skips a snapshot whose meta.json does
 // not decode without a word. Either way the node would serve state older
-// than what it acknowledged.
-func checkSnapshots(dir string) (newest uint64, err error) {
+// than what it acknowledged. An older snapshot's image is not decoded: raft
+// restores it only if the newest fails, which these checks rule out, and
+// decoding a million keys takes a second or more.
+//
+// It also returns the newest snapshot's decoded image and the CRC-64 of
+// its file (nil, 0 if none), for fsm.Preload: Raft restores that snapshot
+// next, and decoding it once rather than twice is a good part of a node's
+// start.
+func checkSnapshots(dir string) (newest uint64, img *fsm.Image, sum uint64, err error) {
 	base := filepath.Join(dir, snapshotsDir)
 	ents, err := os.ReadDir(base)
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
+		return 0, nil, 0, nil
 	}
 	if err != nil {
-		return 0, err
+		return 0, nil, 0, err
 	}
+	var dirs []string
+	var metas []raft.SnapshotMeta
 	for _, e := range ents {
 		// raft ignores (and later removes) unfinished snapshots.
 		if !e.IsDir() || strings.HasSuffix(e.Name(), ".tmp") {
 			continue
 		}
-		index, err := checkSnapshot(filepath.Join(base, e.Name()))
+		d := filepath.Join(base, e.Name())
+		meta, _ := readSnapshotMeta(d) // checkSnapshot reports a bad one
+		dirs, metas = append(dirs, d), append(metas, meta.SnapshotMeta)
+	}
+	// raft's order of preference: highest term, then index, then ID.
+	first := -1
+	for i, m := range metas {
+		if first < 0 || cmpSnapshotMeta(m, metas[first]) > 0 {
+			first = i
+		}
+	}
+	for i, d := range dirs {
+		index, im, crc, err := checkSnapshot(d, i == first)
 		if err != nil {
-			return 0, err
+			return 0, nil, 0, err
+		}
+		if i == first {
+			img, sum = im, crc
 		}
 		newest = max(newest, index)
 	}
-	return newest, nil
+	return newest, img, sum, nil
+}
+
+// cmpSnapshotMeta orders snapshots as raft prefers them.
+func cmpSnapshotMeta(a, b raft.SnapshotMeta) int {
+	switch {
+	case a.Term != b.Term:
+		return cmp.Compare(a.Term, b.Term)
+	case a.Index != b.Index:
+		return cmp.Compare(a.Index, b.Index)
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+// snapshotMeta is raft's fileSnapshotMeta: the SnapshotMeta fields and
+// the CRC of state.bin.
+type snapshotMeta struct {
+	raft.SnapshotMeta
+	CRC []byte
+}
+
+// readSnapshotMeta decodes dir/meta.json.
+func readSnapshotMeta(dir string) (snapshotMeta, error) {
+	var meta snapshotMeta
+	metaPath := filepath.Join(dir, "meta.json")
+	raw, err := os.ReadFile(metaPath)
+	if err != nil {
+		return meta, corrupt(metaPath, err)
+	}
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		return meta, corrupt(metaPath, err)
+	}
+	return meta, nil
 }
 
 // snapshotsDir is the directory raft's FileSnapshotStore keeps snapshots in,
@@ -483,43 +540,39 @@ func checkSnapshots(dir string) (newest uint64, err error) {
 const snapshotsDir = "snapshots"
 
 // checkSnapshot verifies one snapshot directory (see checkSnapshots) and
-// returns its index.
-func checkSnapshot(dir string) (uint64, error) {
-	metaPath, statePath := filepath.Join(dir, "meta.json"), filepath.Join(dir, "state.bin")
-	raw, err := os.ReadFile(metaPath)
+// returns its index, its CRC-64 and, if decode, its decoded image.
+func checkSnapshot(dir string, decode bool) (uint64, *fsm.Image, uint64, error) {
+	statePath := filepath.Join(dir, "state.bin")
+	meta, err := readSnapshotMeta(dir)
 	if err != nil {
-		return 0, corrupt(metaPath, err)
-	}
-	// raft's fileSnapshotMeta: the SnapshotMeta fields and the CRC.
-	var meta struct {
-		raft.SnapshotMeta
-		CRC []byte
-	}
-	if err := json.Unmarshal(raw, &meta); err != nil {
-		return 0, corrupt(metaPath, err)
+		return 0, nil, 0, err
 	}
 	f, err := os.Open(statePath)
 	if err != nil {
-		return 0, corrupt(statePath, err)
+		return 0, nil, 0, corrupt(statePath, err)
 	}
 	defer f.Close()
 	crc := crc64.New(crc64.MakeTable(crc64.ECMA))
 	counted := &countingReader{r: io.TeeReader(f, crc)}
-	imgErr := fsm.CheckImage(counted)
+	var img *fsm.Image
+	var imgErr error
+	if decode {
+		img, imgErr = fsm.DecodeImage(counted)
+	}
 	// Drain what the image reader left, so the size and CRC cover the file.
 	if _, err := io.Copy(io.Discard, counted); err != nil {
-		return 0, corrupt(statePath, err)
+		return 0, nil, 0, corrupt(statePath, err)
 	}
 	if counted.n != meta.Size {
-		return 0, corrupt(statePath, fmt.Errorf("%d bytes, but meta.json records %d", counted.n, meta.Size))
+		return 0, nil, 0, corrupt(statePath, fmt.Errorf("%d bytes, but meta.json records %d", counted.n, meta.Size))
 	}
 	if got := crc.Sum(nil); string(got) != string(meta.CRC) {
-		return 0, corrupt(statePath, fmt.Errorf("CRC-64 %x does not match the %x meta.json records", got, meta.CRC))
+		return 0, nil, 0, corrupt(statePath, fmt.Errorf("CRC-64 %x does not match the %x meta.json records", got, meta.CRC))
 	}
 	if imgErr != nil {
-		return 0, corrupt(statePath, imgErr)
+		return 0, nil, 0, corrupt(statePath, imgErr)
 	}
-	return meta.Index, nil
+	return meta.Index, img, binary.BigEndian.Uint64(crc.Sum(nil)), nil
 }
 
 type countingReader struct {

@@ -47,7 +47,7 @@ func BenchmarkOpenStoresChecked(b *testing.B) {
 	}
 	b.Run("checked", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			store, _, _, err := openStores(dir, "", true, hclog.NewNullLogger())
+			store, _, _, err := openStores(dir, "", true, hclog.NewNullLogger(), nil)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/hashicorp/raft-wal/segment"
 	"github.com/hashicorp/raft-wal/types"
+	"github.com/throttledb/throttledb/fsm"
 	"go.etcd.io/bbolt"
 )
 
@@ -111,7 +112,10 @@ func chooseLogStore(dir, want string) (string, error) {
 }
 
 // openBolt opens raft.db in dir after the damage checks (see openStores).
-func openBolt(dir string, noSync bool) (logStore, error) {
+//
+// keep, if not nil, receives the newest snapshot's image (see
+// checkSnapshots).
+func openBolt(dir string, noSync bool, keep func(*fsm.Image, uint64)) (logStore, error) {
 	path := filepath.Join(dir, "raft.db")
 	unlock, err := lockDataFile(path, time.Second)
 	if err != nil {
@@ -121,7 +125,7 @@ func openBolt(dir string, noSync bool) (logStore, error) {
 		unlock()
 		return nil, err
 	}
-	snapIndex, err := checkSnapshots(dir)
+	snapIndex, img, sum, err := checkSnapshots(dir)
 	unlock()
 	if err != nil {
 		return nil, err
@@ -142,6 +146,9 @@ func openBolt(dir string, noSync bool) (logStore, error) {
 	if err := checkLogStore(path, store, snapIndex, false); err != nil {
 		store.Close()
 		return nil, err
+	}
+	if keep != nil && img != nil {
+		keep(img, sum)
 	}
 	return store, nil
 }
@@ -165,7 +172,10 @@ func (w *walStore) Close() error {
 // an exclusive lock on the wal directory for as long as the store is open:
 // raft-wal's bbolt file is opened without a timeout, so a second process
 // would otherwise hang on it instead of failing with ErrDataDirInUse.
-func openWAL(dir string, hlog hclog.Logger) (logStore, error) {
+//
+// keep, if not nil, receives the newest snapshot's image (see
+// checkSnapshots).
+func openWAL(dir string, hlog hclog.Logger, keep func(*fsm.Image, uint64)) (logStore, error) {
 	wdir := filepath.Join(dir, walDir)
 	if err := os.Mkdir(wdir, dirMode); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, err
@@ -178,7 +188,7 @@ func openWAL(dir string, hlog hclog.Logger) (logStore, error) {
 		unlock()
 		return nil, err
 	}
-	snapIndex, err := checkSnapshots(dir)
+	snapIndex, img, sum, err := checkSnapshots(dir)
 	if err != nil {
 		return fail(err)
 	}
@@ -216,6 +226,9 @@ func openWAL(dir string, hlog hclog.Logger) (logStore, error) {
 	if err := checkLogStore(wdir, store, snapIndex, true); err != nil {
 		store.Close()
 		return nil, err
+	}
+	if keep != nil && img != nil {
+		keep(img, sum)
 	}
 	return store, nil
 }

@@ -39,7 +39,7 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 		return nil, err
 	}
 	hlog := raftLogger(cfg.Logger)
-	store, snaps, kind, err := openStores(cfg.DataDir, cfg.LogStore, cfg.NoSync, hlog)
+	store, snaps, kind, err := openStores(cfg.DataDir, cfg.LogStore, cfg.NoSync, hlog, f.Preload)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +73,9 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 	}
 	lat := &raftLatency{}
 	r, err := raft.NewRaft(rc, timedFSM{f, &lat.fsmApply}, timedLogStore{store, &lat.logStore}, store, snaps, trans)
+	// NewRaft restored the newest snapshot, if any, and with it took the
+	// preloaded image; drop it in case it did not (it chose another).
+	f.Preload(nil, 0)
 	if err != nil {
 		trans.Close()
 		store.Close()
@@ -106,7 +109,10 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 // before they are opened (a truncated bbolt file mapped by bbolt kills the
 // process with SIGBUS on first touch); every record is read back once the
 // store is open.
-func openStores(dir, kind string, noSync bool, hlog hclog.Logger) (logStore, raft.SnapshotStore, string, error) {
+//
+// keep, if not nil, receives the newest snapshot's decoded image (see
+// checkSnapshots), for the state machine's Preload.
+func openStores(dir, kind string, noSync bool, hlog hclog.Logger, keep func(*fsm.Image, uint64)) (logStore, raft.SnapshotStore, string, error) {
 	if err := tightenModes(dir); err != nil {
 		return nil, nil, "", err
 	}
@@ -117,9 +123,9 @@ func openStores(dir, kind string, noSync bool, hlog hclog.Logger) (logStore, raf
 	start := time.Now()
 	var store logStore
 	if kind == LogStoreWAL {
-		store, err = openWAL(dir, hlog)
+		store, err = openWAL(dir, hlog, keep)
 	} else {
-		store, err = openBolt(dir, noSync)
+		store, err = openBolt(dir, noSync, keep)
 	}
 	if err != nil {
 		return nil, nil, "", err

@@ -80,7 +80,7 @@ func Recover(cfg RecoverConfig) (RecoverReport, error) {
 		cfg.Logger = slog.Default()
 	}
 	hlog := raftLogger(cfg.Logger)
-	store, snaps, _, err := openStores(cfg.DataDir, cfg.LogStore, false, hlog)
+	store, snaps, _, err := openStores(cfg.DataDir, cfg.LogStore, false, hlog, nil)
 	if err != nil {
 		return rep, fmt.Errorf("recover: %w", err)
 	}

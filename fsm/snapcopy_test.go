@@ -1,0 +1,206 @@
+package fsm
+
+import (
+	"bytes"
+	"math/rand"
+	"sort"
+	"strconv"
+	"testing"
+)
+
+// canonicalImage is the state's image with keys, cells and members sorted
+// by name, as Digest writes it: equal bytes mean equal state.
+func canonicalImage(t *testing.T, img *image) []byte {
+	t.Helper()
+	c := *img
+	c.keys = append([]keyState(nil), img.keys...)
+	c.cells = append([]cellKey(nil), img.cells...)
+	for i := range c.keys {
+		c.keys[i].hash = 0
+	}
+	sort.Slice(c.keys, func(i, j int) bool { return c.keys[i].key < c.keys[j].key })
+	sort.Slice(c.cells, func(i, j int) bool { return c.cells[i].key < c.cells[j].key })
+	var buf bytes.Buffer
+	if err := c.writeTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// fullImage copies the whole state at once, under the lock: what a
+// snapshot must hold.
+func fullImage(f *FSM) *image {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	img := &image{now: f.now, stats: f.stats}
+	for _, st := range f.keys {
+		if st.cell {
+			img.cells = append(img.cells, cellKey{key: st.key, tat: st.last})
+		} else {
+			img.keys = append(img.keys, keyState{key: st.key, last: st.last, interval: st.interval, span: st.span})
+		}
+	}
+	img.tokens = f.tokenRecords()
+	for id, addr := range f.nodes {
+		img.nodes = append(img.nodes, Node{ID: id, RESPAddr: addr})
+	}
+	sort.Slice(img.nodes, func(i, j int) bool { return img.nodes[i].ID < img.nodes[j].ID })
+	return img
+}
+
+// randomCommands makes commands of every kind that changes keys, over a
+// small key space so that keys are created, updated, cancelled, reset,
+// pruned and recreated.
+func randomCommands(rng *rand.Rand, now int64) []Command {
+	var cmds []Command
+	for range rng.Intn(6) + 1 {
+		key := "k" + strconv.Itoa(rng.Intn(300))
+		switch r := rng.Intn(100); {
+		case r < 55:
+			cmds = append(cmds, Acquire{Key: key, Interval: 1 + rng.Int63n(50), Max: rng.Int63n(4), Cost: 1 + rng.Int63n(3)})
+		case r < 70:
+			cmds = append(cmds, CellThrottle{Key: "c" + key, MaxBurst: 2, Count: 5, Period: 1, Quantity: 1})
+		case r < 80:
+			cmds = append(cmds, Cancel{Key: key, ValidAt: now + rng.Int63n(40)})
+		case r < 99:
+			cmds = append(cmds, Reset{Keys: []string{key, "c" + key}})
+		default:
+			cmds = append(cmds, FlushAll{})
+		}
+	}
+	return cmds
+}
+
+// TestSnapshotCopiedInChunks takes snapshots of a changing state whose
+// keys are copied a few at a time between random Applies (creating,
+// updating, cancelling, resetting, pruning and flushing keys), two of them
+// overlapping, and checks that each image holds exactly the state at the
+// moment Snapshot was called, in (hash, key) order.
+func TestSnapshotCopiedInChunks(t *testing.T) {
+	defer func(n int) { snapshotChunk = n }(snapshotChunk)
+	for _, chunk := range []int{1, 7, 64} {
+		t.Run(strconv.Itoa(chunk), func(t *testing.T) {
+			snapshotChunk = chunk
+			rng := rand.New(rand.NewSource(int64(chunk)))
+			f := New(Config{})
+			now := int64(1000)
+			step := func() {
+				now += rng.Int63n(5)
+				apply(t, f, now, randomCommands(rng, now)...)
+			}
+			for range 300 {
+				step()
+			}
+			sawCells := false
+			for round := range 40 {
+				want1 := canonicalImage(t, fullImage(f))
+				s1, _ := f.Snapshot()
+				img1 := s1.(*image)
+				for range rng.Intn(20) {
+					step()
+				}
+				want2 := canonicalImage(t, fullImage(f))
+				s2, _ := f.Snapshot()
+				img2 := s2.(*image)
+				for !f.copyChunk(img1.pending) {
+					for range rng.Intn(3) {
+						step()
+					}
+					if rng.Intn(2) == 0 && img2.pending != nil {
+						f.copyChunk(img2.pending)
+					}
+				}
+				img1.collect()
+				for range rng.Intn(5) {
+					step()
+				}
+				img2.collect()
+				for i, c := range []struct {
+					img  *image
+					want []byte
+				}{{img1, want1}, {img2, want2}} {
+					if got := canonicalImage(t, c.img); !bytes.Equal(got, c.want) {
+						t.Fatalf("round %d, snapshot %d: image differs from the state at Snapshot (%d keys, %d cells)", round, i+1, len(c.img.keys), len(c.img.cells))
+					}
+					for j := 1; j < len(c.img.keys); j++ {
+						if !indexLess(&c.img.keys[j-1], &c.img.keys[j]) {
+							t.Fatalf("round %d, snapshot %d: keys out of (hash, key) order at %d", round, i+1, j)
+						}
+					}
+				}
+				sawCells = sawCells || len(img1.cells) > 0
+				if len(f.copies) != 0 {
+					t.Fatalf("round %d: %d copies still registered", round, len(f.copies))
+				}
+			}
+			if !sawCells {
+				t.Fatal("no image held a CL.THROTTLE key: the test does not cover them")
+			}
+		})
+	}
+}
+
+// TestSnapshotReleasedUnpersisted checks that a snapshot Raft releases
+// without persisting stops costing Apply anything.
+func TestSnapshotReleasedUnpersisted(t *testing.T) {
+	f := New(Config{})
+	apply(t, f, 1000, acq("a", 100, 5), acq("b", 100, 5))
+	s, _ := f.Snapshot()
+	apply(t, f, 1001, acq("a", 100, 5), acq("c", 100, 5))
+	if n := len(f.copies[0].pre); n != 2 {
+		t.Fatalf("%d keys recorded, want 2 (a changed, c created)", n)
+	}
+	s.Release()
+	if len(f.copies) != 0 {
+		t.Fatalf("%d copies registered after Release", len(f.copies))
+	}
+}
+
+// TestRestorePreloaded checks that Restore installs a preloaded image only
+// when the stream it reads has the checksum the image was kept with, and
+// only once.
+func TestRestorePreloaded(t *testing.T) {
+	backup := func(cmds ...Command) []byte {
+		f := New(Config{})
+		apply(t, f, 1000, cmds...)
+		var buf bytes.Buffer
+		if err := f.Backup(&buf); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	a, b := backup(acq("a", 100, 5)), backup(acq("b", 100, 5))
+	decoded, err := DecodeImage(bytes.NewReader(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	restore := func(f *FSM, data []byte) map[string]KeyState {
+		if err := f.Restore(nopCloser{bytes.NewBuffer(data)}); err != nil {
+			t.Fatal(err)
+		}
+		return f.Keys(0)
+	}
+	tests := []struct {
+		name    string
+		sum     uint64 // the checksum the image is kept with
+		stream  []byte
+		wantKey string
+	}{
+		// The preloaded image (a's) is what is installed, although the
+		// stream is b: it is taken on the checksum's word.
+		{"checksum matches", EntrySum(b), b, "a"},
+		{"checksum differs", EntrySum(a), b, "b"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := New(Config{})
+			f.Preload(decoded, tc.sum)
+			if _, ok := restore(f, tc.stream)[tc.wantKey]; !ok {
+				t.Fatalf("restored state lacks key %q", tc.wantKey)
+			}
+			if _, ok := restore(f, b)["b"]; !ok {
+				t.Fatal("a second Restore did not decode its stream")
+			}
+		})
+	}
+}
