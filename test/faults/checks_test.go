@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -278,4 +279,24 @@ func writeArtifacts(t *testing.T, c *cluster, ops []opRecord, dir string) {
 			os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.log", id, i)), []byte(strings.Join(p.Logs(), "\n")+"\n"), 0o644)
 		}
 	}
+}
+
+// reportFastDenials logs how many denials the nodes answered without the
+// log (INFO throttle_denials_fast; counted since each node last started,
+// so a lower bound), so that a run shows the checks above covered them.
+func reportFastDenials(t *testing.T, c *cluster) {
+	var total int64
+	for _, id := range c.ids {
+		v, err := c.do(id, 2*time.Second, "INFO", "stats")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(fmt.Sprint(v), "\r\n") {
+			if s, ok := strings.CutPrefix(line, "throttle_denials_fast:"); ok {
+				n, _ := strconv.ParseInt(s, 10, 64)
+				total += n
+			}
+		}
+	}
+	t.Logf("denials answered without the log: at least %d", total)
 }
