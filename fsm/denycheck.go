@@ -6,23 +6,27 @@ package fsm
 // changes nothing.
 //
 // It answers true only when the applied state alone denies c and
-// inFlight(c.Key) reports false: nothing that touches the key is proposed
-// and not yet applied. inFlight is called under the read lock, so no entry
-// is applied between the state being read and the in-flight view being
-// consulted; a caller whose view drops an entry only after it was applied
-// (as the proposer's does) therefore never misses one. With a command on
-// the key in flight the answer is false: an ACQUIRE in flight may take
-// slots, and a CANCEL, RESET or CL.THROTTLE may give them back or change
-// the key's type, and the reply the log would give depends on which of
-// them commit. A call with a token is never answered here (its grant or
-// denial must be remembered in the token window), nor one with invalid
-// arguments or on a CL.THROTTLE key (those are errors the log answers).
+// unsafe(c.Key, c.Interval) reports false. unsafe reports whether a
+// command proposed and not yet applied could do anything to the key but
+// take more of its slots with c's interval: a CANCEL, RESET, FLUSHALL or
+// CL.THROTTLE (which give slots back or change the key's type), or an
+// ACQUIRE of the key with another interval (whose grant could make the key
+// expire sooner). An ACQUIRE of the key with c's interval can only move
+// its last slot later, keeping its interval, so c stays denied whichever
+// of them commit, in whatever order. unsafe is called under the read
+// lock, so no entry is applied between the state being read and the
+// in-flight view being consulted; a view that drops an entry only after it
+// is applied (as the proposer's does) therefore never misses one. A call
+// with a token is never answered here (its outcome must be remembered in
+// the token window), nor one with invalid arguments or on a CL.THROTTLE
+// key (those are errors the log answers).
 //
 // Why the answer is safe: a denial changes nothing but the replicated
-// Denials counter, so leaving it out of the log cannot break spacing; and
-// entries proposed after this call are stamped no earlier than now, so
-// the log would have decided c on exactly this state at this time.
-func (f *FSM) WouldDeny(c Acquire, now int64, inFlight func(key string) bool) (Permit, bool) {
+// Denials counter, so leaving it out of the log cannot break spacing. The
+// Permit is the log's on the applied state at cluster time now: the
+// answer of the log had the call been ordered after the applied entries
+// and before those in flight, whose callers have not been answered yet.
+func (f *FSM) WouldDeny(c Acquire, now int64, unsafe func(key string, interval int64) bool) (Permit, bool) {
 	if c.Token != "" {
 		return Permit{}, false
 	}
@@ -38,7 +42,7 @@ func (f *FSM) WouldDeny(c Acquire, now int64, inFlight func(key string) bool) (P
 	if err != nil || d.permit.Granted {
 		return Permit{}, false
 	}
-	if inFlight != nil && inFlight(c.Key) {
+	if unsafe != nil && unsafe(c.Key, c.Interval) {
 		return Permit{}, false
 	}
 	return d.permit, true

@@ -42,9 +42,6 @@ type router struct {
 	wait   time.Duration               // how long to wait for a leader
 	retry  time.Duration               // pause between routing attempts
 	stop   <-chan struct{}             // closed when the node stops
-	// deny, if set, answers a single command on the ready leader without
-	// the log when the log would certainly deny it (see denier).
-	deny func(fsm.Command) (fsm.Result, bool)
 }
 
 // route runs a request on the leader; see router.
@@ -88,8 +85,7 @@ type ticket struct {
 	pr        *proposal
 	cmds      []fsm.Command
 	forwarded bool
-	remote    bool         // queued to the forwarder: cmds carry tokens
-	res       []fsm.Result // answered without the log (router.deny)
+	remote    bool // queued to the forwarder: cmds carry tokens
 }
 
 // enqueue queues cmds, one proposal, to the submitter for where it is
@@ -111,16 +107,7 @@ func (r *router) enqueue(ctx context.Context, forwarded bool, settle func(submit
 		return err
 	}
 	err := r.route(ctx, forwarded,
-		func(ctx context.Context) error {
-			t.remote = false
-			if r.deny != nil && len(t.cmds) == 1 {
-				if res, ok := r.deny(t.cmds[0]); ok {
-					t.res = []fsm.Result{res}
-					return nil
-				}
-			}
-			return queue(ctx, r.local, t.cmds)
-		},
+		func(ctx context.Context) error { t.remote = false; return queue(ctx, r.local, t.cmds) },
 		func(ctx context.Context, addr string) error {
 			t.remote = true
 			return queue(ctx, r.remote(addr), withTokens(t.cmds))
@@ -137,9 +124,6 @@ func (r *router) enqueue(ctx context.Context, forwarded bool, settle func(submit
 // and that is safe to resend (see decide), is routed again and decided on
 // its own.
 func (r *router) await(t *ticket) ([]fsm.Result, error) {
-	if t.res != nil {
-		return t.res, nil
-	}
 	res, err := t.sub.await(t.pr)
 	switch {
 	case errors.Is(err, ErrNotLeader):

@@ -154,8 +154,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.router = &router{view: s, local: s.prop, remote: s.fwd.to, wait: cfg.LeaderWait, retry: 20 * time.Millisecond, stop: s.stop}
 	// Denials without the log (see denier).
 	s.prop.flight = newInFlight()
-	s.deny = &denier{fsm: s.fsm, flight: s.prop.flight, clock: s.wallMs}
-	s.router.deny = s.deny.deny
+	s.deny = &denier{fsm: s.fsm, flight: s.prop.flight, clock: s.wallMs, ready: s.isReady}
 	s.goBackground(s.prop.run)
 	s.goBackground(s.fwd.run)
 	s.goBackground(s.watchLeadership)
