@@ -40,10 +40,10 @@ type denier struct {
 // deny reports whether cmd is an ACQUIRE the log would certainly deny now,
 // and if so its result. mine are the connection's earlier commands not
 // answered yet: a call is decided after them, so with one of them on the
-// key it goes through the log.
+// key it goes through the log. A nil *denier denies nothing.
 func (d *denier) deny(cmd fsm.Command, mine []pendingReply) (fsm.Result, bool) {
 	a, ok := cmd.(fsm.Acquire)
-	if !ok || a.Token != "" {
+	if d == nil || !ok || a.Token != "" {
 		return fsm.Result{}, false
 	}
 	for i := range mine {

@@ -1,9 +1,9 @@
 package server
 
 import (
-	"github.com/hashicorp/raft"
 	"testing"
 
+	"github.com/hashicorp/raft"
 	"github.com/throttledb/throttledb/fsm"
 )
 
