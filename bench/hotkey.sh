@@ -31,7 +31,8 @@ voters() { [ "$(redis-cli -p "$1" RAFT.NODES 2>/dev/null | grep -cx voter)" = 3 
 pong() { redis-cli -p "$1" PING >/dev/null 2>&1; }
 rb() { redis-benchmark -h 127.0.0.1 -p "$1" -c 50 -n 20000 --csv "${@:2}" 2>/dev/null | awk -F'","' 'NR == 2 {printf "%.0f", $2}'; }
 
-# cluster BINARY NAME: start 3 nodes (n1 bootstraps and leads); sets LEADER.
+# cluster BINARY NAME: start 3 nodes (n1 bootstraps, n2 and n3 join); sets
+# LEADER to the ready leader's port.
 cluster() {
   local i a=() r=()
   for i in 1 2 3; do a[i]=$(port); r[i]=$(port); done
@@ -44,7 +45,18 @@ cluster() {
     pids+=($!)
   done
   until_ok voters "${a[1]}"
-  LEADER=${a[1]}
+  # The leader may have changed while the others joined on a busy machine:
+  # find the one that is ready now.
+  LEADER=
+  until_ok find_leader "${a[@]}"
+}
+find_leader() {
+  local i=0 p
+  for p in "$@"; do
+    i=$((i + 1))
+    if ready "$p"; then LEADER=$p LEADER_ID=n$i; return 0; fi
+  done
+  return 1
 }
 
 go build -o "$tmp/throttledb" ./cmd/throttledb
@@ -56,7 +68,7 @@ for r in $(seq "$rounds"); do
     cluster "$b" "r$r-$(basename "$b")-$RANDOM"
     ops=$(rb "$LEADER" THROTTLE.ACQUIRE hot 1000 5)
     counters=$(redis-cli -p "$LEADER" INFO stats | tr -d '\r' | grep '^throttle_denials' | tr '\n' ' ')
-    echo "round $r $b, 3 nodes via the leader: $ops ops/s ($counters)"
+    echo "round $r $b, 3 nodes via the leader ($LEADER_ID): $ops ops/s ($counters)"
     stop_all
   done
   p=$(port)
