@@ -282,4 +282,13 @@ if [ -s "$tmp/rb.tsv" ]; then
     END { for (i = 1; i <= NR; i++)
       printf "| %s | %s | %s | %s | %s | %s |\n", label[i], work[i], ops[i], p50[i], ratio(ops[i], always[work[i]]), ratio(ops[i], memory[work[i]]) }
   ' "$tmp/rb.tsv"
+  # Through a follower against through the leader, same cluster, same run.
+  echo
+  awk -F'\t' '
+    { ops[$1 "|" $2] = $3; if ($1 ~ /via a follower$/) { f[++n] = $1 "|" $2 } }
+    END { for (i = 1; i <= n; i++) {
+      split(f[i], p, "|"); l = p[1]; sub(/via a follower$/, "via the leader", l)
+      if ((l "|" p[2]) in ops && ops[l "|" p[2]] > 0 && ops[f[i]] != "-")
+        printf "follower/leader, %s, %s: %.2f\n", substr(p[1], 1, length(p[1]) - length(", via a follower")), p[2], ops[f[i]] / ops[l "|" p[2]] } }
+  ' "$tmp/rb.tsv"
 fi

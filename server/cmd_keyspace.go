@@ -30,22 +30,6 @@ func (s *Server) keyspaceReadable() error {
 	return nil
 }
 
-// proposeDel parses DEL and UNLINK: THROTTLE.RESET under Redis's names,
-// replying how many of the keys existed.
-func proposeDel(args [][]byte) (fsm.Command, error) {
-	if len(args) < 2 {
-		return nil, errArity(strings.ToLower(string(args[0])))
-	}
-	r := fsm.Reset{Keys: make([]string, 0, len(args)-1)}
-	for _, k := range args[1:] {
-		if err := fsm.ValidateKey(string(k)); err != nil {
-			return nil, err
-		}
-		r.Keys = append(r.Keys, string(k))
-	}
-	return r, nil
-}
-
 // proposeFlush parses FLUSHALL and FLUSHDB [ASYNC|SYNC]. Both modes do the
 // same: the keys are dropped when the entry is applied, which costs O(1)
 // on the applying goroutine (the old key set is left to the collector).

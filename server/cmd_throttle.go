@@ -147,10 +147,11 @@ func proposeCancel(args [][]byte) (fsm.Command, error) {
 	return cl, nil
 }
 
-// proposeReset parses and validates THROTTLE.RESET's keys.
+// proposeReset parses and validates the keys of THROTTLE.RESET, DEL and
+// UNLINK: the same command in the log.
 func proposeReset(args [][]byte) (fsm.Command, error) {
 	if len(args) < 2 {
-		return nil, errArity("throttle.reset")
+		return nil, errArity(strings.ToLower(string(args[0])))
 	}
 	r := fsm.Reset{Keys: make([]string, 0, len(args)-1)}
 	for _, k := range args[1:] {

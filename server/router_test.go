@@ -126,10 +126,12 @@ type fakeSubmitter struct {
 	log        *[]string
 	enqueueErr error
 	outcomes   []error
+	sent       [][]fsm.Command // what each enqueue was given
 }
 
 func (f *fakeSubmitter) enqueue(_ context.Context, cmds ...fsm.Command) (*proposal, error) {
 	*f.log = append(*f.log, f.name+"+")
+	f.sent = append(f.sent, cmds)
 	if f.enqueueErr != nil {
 		return nil, f.enqueueErr
 	}
@@ -169,7 +171,8 @@ func fakeRouter(states []viewState, log *[]string, local, remote *fakeSubmitter)
 
 // TestRouterQueues: proposals are queued where the router sends them
 // without waiting; one that certainly never entered the log is routed
-// again, one whose outcome is unknown is not.
+// again, and so is a forwarded one whose outcome is unknown when it is safe
+// to resend (its ACQUIREs carry tokens), with the same tokens.
 func TestRouterQueues(t *testing.T) {
 	notLeader := fmt.Errorf("%w: raft said so", ErrNotLeader)
 	leader := viewState{ready: true, leading: true}
@@ -179,9 +182,10 @@ func TestRouterQueues(t *testing.T) {
 		states        []viewState
 		forwarded     bool
 		local, remote fakeSubmitter
-		wantQueue     error  // from enqueue
-		want          error  // from await
-		log           string // the submitters' calls, enqueue then await
+		cmd           fsm.Command // default: an ACQUIRE without a token
+		wantQueue     error       // from enqueue
+		want          error       // from await
+		log           string      // the submitters' calls, enqueue then await
 	}{
 		{name: "leader queues to its proposer", states: []viewState{leader}, log: "L+ L?"},
 		{name: "follower queues to the forwarder", states: []viewState{follower}, log: "R+ R?"},
@@ -191,7 +195,10 @@ func TestRouterQueues(t *testing.T) {
 			local: fakeSubmitter{enqueueErr: notLeader}, log: "L+ R+ R?"},
 		{name: "not logged by the old leader: decided by the new one", states: []viewState{follower, leader},
 			remote: fakeSubmitter{outcomes: []error{notLeader}}, log: "R+ R? L+ L?"},
-		{name: "unknown outcome is final", states: []viewState{follower},
+		{name: "unknown outcome from the leader: resent with the same token", states: []viewState{follower},
+			remote: fakeSubmitter{outcomes: []error{ErrOutcomeUnknown, nil}}, log: "R+ R? R+ R?"},
+		{name: "unknown outcome of a RESET is final: not safe to resend", states: []viewState{follower},
+			cmd:    fsm.Reset{Keys: []string{"k"}},
 			remote: fakeSubmitter{outcomes: []error{ErrOutcomeUnknown}}, want: ErrOutcomeUnknown, log: "R+ R?"},
 		{name: "shutting down while queueing is final", states: []viewState{leader},
 			local: fakeSubmitter{enqueueErr: ErrShuttingDown}, wantQueue: ErrShuttingDown, log: "L+"},
@@ -201,9 +208,13 @@ func TestRouterQueues(t *testing.T) {
 			var log []string
 			r := fakeRouter(tc.states, &log, &tc.local, &tc.remote)
 			var settled []string
+			cmd := tc.cmd
+			if cmd == nil {
+				cmd = fsm.Acquire{Key: "k", Interval: 1000, Max: 1}
+			}
 			tk, err := r.enqueue(context.Background(), tc.forwarded, func(sub submitter) {
 				settled = append(settled, sub.(*fakeSubmitter).name)
-			}, fsm.Acquire{Key: "k", Interval: 1000, Max: 1})
+			}, cmd)
 			if tc.wantQueue != nil {
 				if !errors.Is(err, tc.wantQueue) || tk != nil {
 					t.Fatalf("enqueue: %v, %v; want %v", tk, err, tc.wantQueue)
@@ -218,6 +229,19 @@ func TestRouterQueues(t *testing.T) {
 				}
 				if err == nil && (len(res) != 1 || !res[0].Permit.Granted) {
 					t.Fatalf("await: %v", res)
+				}
+				// Whatever reaches the leader from here carries one token,
+				// the same on every resend.
+				token := ""
+				for _, sent := range tc.remote.sent {
+					a, ok := sent[0].(fsm.Acquire)
+					if !ok {
+						continue
+					}
+					if a.Token == "" || (token != "" && a.Token != token) {
+						t.Fatalf("forwarded %+v after token %q", a, token)
+					}
+					token = a.Token
 				}
 			}
 			if got := strings.Join(log, " "); got != tc.log {

@@ -48,8 +48,8 @@ func init() {
 		{name: "cl.throttle", arity: -5, flags: flagWrite | flagTxable, firstKey: 1, lastKey: 1, propose: proposeCell},
 
 		{name: "exists", arity: -2, flags: flagReadonly, firstKey: 1, lastKey: -1, run: cmdExists},
-		{name: "del", arity: -2, flags: flagWrite | flagTxable, firstKey: 1, lastKey: -1, propose: proposeDel},
-		{name: "unlink", arity: -2, flags: flagWrite | flagTxable, firstKey: 1, lastKey: -1, propose: proposeDel},
+		{name: "del", arity: -2, flags: flagWrite | flagTxable, firstKey: 1, lastKey: -1, propose: proposeReset},
+		{name: "unlink", arity: -2, flags: flagWrite | flagTxable, firstKey: 1, lastKey: -1, propose: proposeReset},
 		{name: "type", arity: 2, flags: flagReadonly, firstKey: 1, lastKey: 1, run: cmdType},
 		{name: "pttl", arity: 2, flags: flagReadonly, firstKey: 1, lastKey: 1, run: cmdPTTL},
 		{name: "ttl", arity: 2, flags: flagReadonly, firstKey: 1, lastKey: 1, run: cmdTTL},

@@ -148,23 +148,7 @@ func TestDamagedWALIsNotServed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := copyDir(t, good)
-			file := tt.damage(t, dir)
-			s, err := server.Start(context.Background(), server.Config{
-				ID: "n1", Addr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DataDir: dir,
-				Logger: testcluster.Logger("damaged"),
-			})
-			if err == nil {
-				s.Close()
-				t.Fatal("Start served a damaged data directory")
-			}
-			if !errors.Is(err, server.ErrDataCorrupt) || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), "cluster.md") {
-				t.Fatalf("Start: %v\nwant ErrDataCorrupt naming %s and cluster.md", err, file)
-			}
-			t.Logf("%v", err)
-			_, err = server.Recover(server.RecoverConfig{ID: "n1", DataDir: dir, RaftAddr: "127.0.0.1:1", Logger: testcluster.Logger("recover")})
-			if !errors.Is(err, server.ErrDataCorrupt) {
-				t.Fatalf("Recover: %v, want ErrDataCorrupt", err)
-			}
+			refusesDamage(t, dir, tt.damage(t, dir))
 		})
 	}
 
