@@ -102,8 +102,12 @@ func checkTokens(t *testing.T, ops []opRecord) {
 		len(ops), len(ops)-tokenless, retried, retriedAnswered, dups, dupsAnswered, bad)
 }
 
-// checkMinority: no grant acknowledged by a node that was cut off from a
-// majority for the whole of the call.
+// checkMinority: a node cut off from a majority never acknowledges a grant
+// of a call invoked after it was cut off. A call counts for an episode when
+// it was invoked after the fault was in place (e.start: for a SIGSTOP, once
+// every thread had stopped, so nothing the node did before the stop took
+// hold is in scope) and answered before healing began; o.node is the node
+// whose reply was recorded (the last attempt's).
 func checkMinority(t *testing.T, ops []opRecord, eps []*episode) {
 	checked, cutOff := 0, 0
 	for _, e := range eps {
