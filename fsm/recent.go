@@ -17,16 +17,40 @@ type appliedEntry struct {
 	results []Result
 }
 
-// recent remembers the last recentEntries applied entries' results, in a
-// ring indexed by log index. It is local to this replica, not replicated
-// state: it only lets a node that lost leadership learn what became of an
-// entry it had proposed.
+// recentResults bounds the results the ring holds in all: 4096 entries of
+// 512 commands (a full batch, as pipelined clients make) would otherwise
+// hold a quarter of a gigabyte, more than a million keys take. The oldest
+// entries are forgotten first; 128k results are still dozens of full
+// entries, and thousands of the size unpipelined load makes.
+const recentResults = 1 << 17
+
+// recent remembers the results of the last applied entries, at most
+// recentEntries of them and recentResults results in all, in a ring
+// indexed by log index. It is local to this replica, not replicated state:
+// it only lets a node that lost leadership learn what became of an entry
+// it had proposed.
 type recent struct {
 	ring [recentEntries]appliedEntry
+	// held is how many results the ring holds; from is the oldest index
+	// whose results may still be held.
+	held, from uint64
 }
 
 func (r *recent) add(index uint64, data []byte, results []Result) {
-	r.ring[index%recentEntries] = appliedEntry{index: index, sum: EntrySum(data), results: results}
+	slot := &r.ring[index%recentEntries]
+	r.held -= uint64(len(slot.results))
+	*slot = appliedEntry{index: index, sum: EntrySum(data), results: results}
+	r.held += uint64(len(results))
+	if index >= recentEntries {
+		r.from = max(r.from, index-recentEntries+1)
+	}
+	for r.held > recentResults && r.from < index {
+		if e := &r.ring[r.from%recentEntries]; e.index == r.from {
+			r.held -= uint64(len(e.results))
+			*e = appliedEntry{}
+		}
+		r.from++
+	}
 }
 
 // AppliedIndex returns the index of the last log entry Apply applied, or 0

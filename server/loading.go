@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/hashicorp/raft"
@@ -45,4 +46,35 @@ func (s *Server) loading() bool {
 		s.loaded.Store(true)
 	}
 	return !done
+}
+
+// lastCommandIndex returns the index of the last entry in the log store
+// that the state machine applies (a raft.LogCommand), or 0 if the log
+// holds none: the point a restarted node must reach before it is done
+// loading. Raft never hands the state machine the no-op every new leader
+// appends, nor configuration changes, so a log that ends with them would
+// otherwise keep the node LOADING until some client wrote. Only those
+// trailing entries are read.
+func lastCommandIndex(store raft.LogStore) (uint64, error) {
+	first, err := store.FirstIndex()
+	if err != nil {
+		return 0, err
+	}
+	last, err := store.LastIndex()
+	if err != nil {
+		return 0, err
+	}
+	var l raft.Log
+	for i := last; i >= first && i > 0; i-- {
+		if err := store.GetLog(i, &l); err != nil {
+			return 0, fmt.Errorf("log entry %d: %w", i, err)
+		}
+		if l.Type == raft.LogCommand {
+			return i, nil
+		}
+	}
+	// No command in the log after the snapshot (or no log at all, as
+	// after a recovery that kept only a snapshot): restoring the snapshot
+	// at start loaded everything.
+	return 0, nil
 }

@@ -51,7 +51,8 @@ type Server struct {
 	// Start: checkPassword compares digests, never the passwords.
 	passDigest [sha256.Size]byte
 
-	// loadTarget is the last index of the log when the node started;
+	// loadTarget is the last index of the log the state machine applies,
+	// as of when the node started (lastCommandIndex);
 	// loaded is set once reads are current (see loading).
 	loadTarget uint64
 	loaded     atomic.Bool
@@ -140,7 +141,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if s.raft.existing {
 		// A new node has nothing to load; one restarted has its log.
-		s.loadTarget = s.raft.LastIndex()
+		if s.loadTarget, err = lastCommandIndex(s.raft.store); err != nil {
+			s.raft.close()
+			ln.Close()
+			return nil, fmt.Errorf("reading the end of the log: %w", err)
+		}
 	}
 	s.prop = newProposer(s.raft, cfg.MaxBatch, cfg.ApplyTimeout, s.wallMs)
 	if cfg.MaxMemory > 0 {

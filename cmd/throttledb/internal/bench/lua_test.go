@@ -153,7 +153,9 @@ func TestLuaMatchesThrottleDB(t *testing.T) {
 		{"mixed intervals", "", []string{"60000 3", "30000 3", "120000 3", "60000 3", "60000 3", "300000 9"}},
 		{"large max", "", []string{"60000 1000", "60000 1000", "60000 1000"}},
 		{"signed numbers", "", []string{"+60000 +1", "60000 1", "60000 -0"}},
-		{"expired by its stored interval", "", []string{"10 5", "10 5", "pause 40", "60000 5", "60000 5"}},
+		// A second apart, so that the second call finds the first's slot
+		// live even on a busy machine; the pause outlasts both slots.
+		{"expired by its stored interval", "", []string{"1000 5", "1000 5", "pause 2500", "60000 5", "60000 5"}},
 		{"errors", "", []string{"0 2", "-5 2", "60000 -1", "x 2", "60000 1.5", "60000 2 SLOP -1",
 			"60000 2 FOO 1", "60000 2 SLOP x", "60000", "60000 2 SLOP", "60000 2 SLOP 1 2", "0 -1"}},
 		{"empty key", "-", []string{"60000 1"}},
