@@ -1,11 +1,8 @@
 package faults_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -248,60 +245,19 @@ func (c *cluster) healAll() {
 	}
 }
 
-// stop sends SIGSTOP to node id and waits until every thread of the
-// process has stopped, returning how long that took. kill(2) returning
-// does not mean the process is stopped: the kernel hands the signal to one
-// thread, which starts the group stop only when it next runs in the
-// kernel's signal path (after its current uninterruptible syscall, such as
-// an fsync, or once the scheduler runs it), and until then the other
-// threads keep serving clients and replicating. A fault is in place only
-// once the whole process is stopped.
+// stop SIGSTOPs node id and returns once every thread of the process has
+// stopped (testcluster's Pause), with how long that took: only then is the
+// fault in place.
 func (c *cluster) stop(id string) time.Duration {
 	c.mu.Lock()
-	pid := c.procs[id].Pid()
-	sent := time.Now()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		c.t.Errorf("SIGSTOP %s: %v", id, err)
-	}
+	p := c.procs[id]
 	c.stopped[id] = true
 	c.mu.Unlock()
-	// Polled finely: the fault's start is recorded when this returns.
-	for deadline := sent.Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
-		all, err := allThreadsStopped(pid)
-		if all {
-			return time.Since(sent)
-		}
-		if time.Now().After(deadline) {
-			c.t.Errorf("SIGSTOP %s: not every thread stopped within 30s (%v)", id, err)
-			return time.Since(sent)
-		}
-	}
-}
-
-// allThreadsStopped reports whether every thread of process pid is in the
-// stopped state ('T' in /proc/pid/task/*/stat).
-func allThreadsStopped(pid int) (bool, error) {
-	dir := fmt.Sprintf("/proc/%d/task", pid)
-	tasks, err := os.ReadDir(dir)
+	took, err := p.Pause(30 * time.Second)
 	if err != nil {
-		return false, err
+		c.t.Errorf("stop %s: %v", id, err)
 	}
-	for _, task := range tasks {
-		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
-		if err != nil {
-			return false, err
-		}
-		// The state follows the command name, which is in parentheses
-		// and may itself contain ") ".
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) {
-			return false, fmt.Errorf("%s/%s/stat: %q", dir, task.Name(), b)
-		}
-		if b[i+2] != 'T' {
-			return false, nil
-		}
-	}
-	return len(tasks) > 0, nil
+	return took
 }
 
 func (c *cluster) cont(id string) {
