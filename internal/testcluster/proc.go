@@ -299,10 +299,18 @@ var ErrNotStopped = errors.New("testcluster: process did not stop")
 // a stopped node cannot do must start its clock only once Pause returns.
 // Resume with SIGCONT (syscall.Kill(p.Pid(), syscall.SIGCONT)).
 func (p *Proc) Pause(timeout time.Duration) (time.Duration, error) {
-	pid := p.Pid()
+	took, err := pause(p.Pid(), timeout)
+	if err != nil {
+		return took, fmt.Errorf("%s: %w", p.o.ID, err)
+	}
+	return took, nil
+}
+
+// pause is Pause by pid.
+func pause(pid int, timeout time.Duration) (time.Duration, error) {
 	sent := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		return 0, fmt.Errorf("%w: SIGSTOP %s: %w", ErrNotStopped, p.o.ID, err)
+		return 0, fmt.Errorf("%w: SIGSTOP: %w", ErrNotStopped, err)
 	}
 	// Polled finely: callers time their faults from the return.
 	for deadline := sent.Add(timeout); ; time.Sleep(time.Millisecond) {
@@ -314,7 +322,7 @@ func (p *Proc) Pause(timeout time.Duration) (time.Duration, error) {
 			if err == nil {
 				err = fmt.Errorf("a thread still running after %v", timeout)
 			}
-			return time.Since(sent), fmt.Errorf("%w: %s: %w", ErrNotStopped, p.o.ID, err)
+			return time.Since(sent), fmt.Errorf("%w: %w", ErrNotStopped, err)
 		}
 	}
 }
