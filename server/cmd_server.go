@@ -354,6 +354,9 @@ func (s *Server) infoSection(name string) []string {
 			"throttle_grants", itoa(st.Grants),
 			"throttle_reservations", itoa(st.Reservations),
 			"throttle_denials", itoa(st.Denials),
+			// This node's denials answered without the log (not in
+			// throttle_denials; see denier).
+			"throttle_denials_fast", itoa(s.deny.count.Load()),
 		}
 	case "Replication":
 		return s.infoReplication()

@@ -65,6 +65,8 @@ func (s *Server) serveBatch(conn *clientConn, batch [][][]byte, rd *resp.Command
 		case p.run != nil:
 			flush()
 			s.writeReply(&p)
+		case p.cmd != nil && s.denyNow(&p, waiting):
+			waiting = append(waiting, p)
 		case p.cmd != nil:
 			s.queue(&p, func(sub submitter) {
 				if last != nil && sub != last {
@@ -157,6 +159,17 @@ func admissible(sess *session, args [][]byte) (*command, error) {
 		return row, errNoAuth
 	}
 	return row, nil
+}
+
+// denyNow answers p at once, as the log would, when this node is the
+// ready leader and the log would certainly deny it (see denier); mine are
+// the connection's commands before it, not answered yet.
+func (s *Server) denyNow(p *pendingReply, mine []pendingReply) bool {
+	res, ok := s.deny.deny(p.cmd, mine)
+	if ok {
+		p.val, p.cmd = resultReply(p.cmd, res), nil
+	}
+	return ok
 }
 
 // queue hands p's command to the router without waiting for its outcome;

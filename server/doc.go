@@ -15,7 +15,10 @@
 //     then MULTI's queueing. A command whose table row (table.go) has
 //     propose is parsed once into an fsm.Command and queued to the router
 //     without waiting; any other command waits for the replies before it,
-//     then its row's run (cmd_*.go) returns its reply or error.
+//     then its row's run (cmd_*.go) returns its reply or error. On the
+//     ready leader, an ACQUIRE the log would certainly deny is answered
+//     at once instead (fastdeny.go, with the proposer's in-flight view
+//     in inflight.go and fsm.WouldDeny).
 //  3. router.go decides where a proposal goes: the proposer (proposer.go)
 //     when this node is the ready leader, else the forwarder
 //     (forwarder.go), which batches the proposals of all connections into

@@ -158,6 +158,8 @@ var (
 		"Future slots reserved, cluster-wide (from the replicated state).", nil, nil)
 	descDenials = prometheus.NewDesc("throttledb_throttle_denials_total",
 		"Acquires refused, cluster-wide (from the replicated state).", nil, nil)
+	descFastDenials = prometheus.NewDesc("throttledb_throttle_fast_denials_total",
+		"Acquires this node refused as leader without a log entry; not in throttledb_throttle_denials_total.", nil, nil)
 	descClients = prometheus.NewDesc("throttledb_connected_clients",
 		"Open client connections.", nil, nil)
 	descConns = prometheus.NewDesc("throttledb_connections_received_total",
@@ -199,7 +201,7 @@ type nodeCollector struct{ s *Server }
 // Describe implements prometheus.Collector.
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCommands, descCommandSeconds, descGrants, descReservations,
-		descDenials, descClients, descConns, descErrors, descRaftState, descReady, descTerm, descCommit,
+		descDenials, descFastDenials, descClients, descConns, descErrors, descRaftState, descReady, descTerm, descCommit,
 		descApplied, descLastLog, descSnapIndex, descPeers, descLastContact, descLatency, descLatencyMax} {
 		ch <- d
 	}
@@ -226,6 +228,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descGrants, float64(st.Grants))
 	counter(descReservations, float64(st.Reservations))
 	counter(descDenials, float64(st.Denials))
+	counter(descFastDenials, float64(s.deny.count.Load()))
 	gauge(descClients, float64(s.clients.Load()))
 	counter(descConns, float64(s.connsTotal.Load()))
 	counter(descErrors, float64(s.stats.errTotal.Load()))

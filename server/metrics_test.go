@@ -85,7 +85,8 @@ func TestMetricsMove(t *testing.T) {
 		{`throttledb_commands_total{command="throttle.acquire",outcome="error"}`, 1},
 		{`throttledb_throttle_grants_total`, 1},
 		{`throttledb_throttle_reservations_total`, 3},
-		{`throttledb_throttle_denials_total`, 1},
+		{`throttledb_throttle_denials_total`, 0}, // answered without the log:
+		{`throttledb_throttle_fast_denials_total`, 1},
 		{`throttledb_error_replies_total`, 1},
 	}
 	for _, tt := range tests {

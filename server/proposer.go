@@ -58,6 +58,10 @@ type proposer struct {
 	// answered; its capacity (Config.MaxInFlight) bounds them. Nil: no
 	// bound. Set before run starts.
 	inflight chan struct{}
+	// flight, if set, counts the keys of proposals from enqueue until
+	// their entry is applied or refused (see inFlight). Set before run
+	// starts.
+	flight *inFlight
 }
 
 func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() int64) *proposer {
@@ -108,6 +112,7 @@ func (p *proposer) proposeAll(ctx context.Context, cmds ...fsm.Command) ([]fsm.R
 // wait for room in the queue.
 func (p *proposer) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal, error) {
 	pr := &proposal{cmds: cmds, done: make(chan outcome, 1), queued: time.Now()}
+	p.flight.add(cmds)
 	select {
 	case p.ch <- pr:
 		return pr, nil
@@ -117,8 +122,10 @@ func (p *proposer) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal,
 	case p.ch <- pr:
 		return pr, nil
 	case <-ctx.Done():
+		p.flight.done(cmds)
 		return nil, fmt.Errorf("%w: %w", ErrNoLeader, ctx.Err())
 	case <-p.stop:
+		p.flight.done(cmds)
 		return nil, ErrShuttingDown
 	}
 }
@@ -196,6 +203,7 @@ func (p *proposer) admit(pr *proposal) bool {
 	}
 	keys, err := p.gate.admit(pr.cmds)
 	if err != nil {
+		p.flight.done(pr.cmds)
 		pr.done <- outcome{err: err}
 		return false
 	}
@@ -251,6 +259,9 @@ func (p *proposer) submit(batch []*proposal, n int) {
 			}
 		}
 		for _, pr := range batch {
+			// Applied, or never will be by this leader (a new leader's
+			// own entries are not in this view: see Server.fastDeny).
+			p.flight.done(pr.cmds)
 			if err != nil {
 				pr.done <- outcome{err: err}
 				continue

@@ -30,6 +30,7 @@ type Server struct {
 	prop    *proposer
 	fwd     *forwarder
 	router  *router
+	deny    *denier // answers certain denials without the log
 	pools   *resp.Pools
 	tls     *tlsManager // nil without TLS
 	ln      net.Listener
@@ -157,6 +158,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.fwd = newForwarder(s.pools, cfg.MaxBatch, cfg.LeaderWait+cfg.ApplyTimeout, s.log)
 	s.router = &router{view: s, local: s.prop, remote: s.fwd.to, wait: cfg.LeaderWait, retry: 20 * time.Millisecond, stop: s.stop}
 	s.router.horizon, s.router.window = resendWindow(cfg.LeaderWait, cfg.ApplyTimeout)
+	// Denials without the log (see denier).
+	s.prop.flight = newInFlight()
+	s.deny = &denier{fsm: s.fsm, flight: s.prop.flight, clock: s.wallMs, ready: s.isReady}
 	s.goBackground(s.prop.run)
 	s.goBackground(s.fwd.run)
 	s.goBackground(s.watchLeadership)

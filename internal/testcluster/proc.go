@@ -2,7 +2,9 @@ package testcluster
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -280,6 +282,75 @@ func (p *Proc) Kill() {
 	p.mu.Unlock()
 	proc.Signal(syscall.SIGKILL)
 	<-exited
+}
+
+// ErrNotStopped is returned by Pause when the process's threads did not
+// all stop in time.
+var ErrNotStopped = errors.New("testcluster: process did not stop")
+
+// Pause sends SIGSTOP to the process and returns once every one of its
+// threads has stopped, with how long that took (at most timeout, or
+// ErrNotStopped). kill(2) returning does not mean the process is stopped:
+// the kernel hands the signal to one thread, which begins the group stop
+// only when it next runs its signal path (after an uninterruptible syscall
+// such as an fsync, or once a loaded scheduler runs it), and until then
+// the other threads keep serving and replicating, for up to hundreds of
+// milliseconds on a busy machine. A test that asserts what
+// a stopped node cannot do must start its clock only once Pause returns.
+// Resume with SIGCONT (syscall.Kill(p.Pid(), syscall.SIGCONT)).
+func (p *Proc) Pause(timeout time.Duration) (time.Duration, error) {
+	took, err := pause(p.Pid(), timeout)
+	if err != nil {
+		return took, fmt.Errorf("%s: %w", p.o.ID, err)
+	}
+	return took, nil
+}
+
+// pause is Pause by pid.
+func pause(pid int, timeout time.Duration) (time.Duration, error) {
+	sent := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return 0, fmt.Errorf("%w: SIGSTOP: %w", ErrNotStopped, err)
+	}
+	// Polled finely: callers time their faults from the return.
+	for deadline := sent.Add(timeout); ; time.Sleep(time.Millisecond) {
+		all, err := allThreadsStopped(pid)
+		if all {
+			return time.Since(sent), nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("a thread still running after %v", timeout)
+			}
+			return time.Since(sent), fmt.Errorf("%w: %w", ErrNotStopped, err)
+		}
+	}
+}
+
+// allThreadsStopped reports whether every thread of process pid is in the
+// stopped state ('T' in /proc/pid/task/*/stat).
+func allThreadsStopped(pid int) (bool, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if err != nil {
+			return false, err
+		}
+		// The state follows the command name, which is in parentheses
+		// and may itself contain ") ".
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) {
+			return false, fmt.Errorf("%s/%s/stat: %q", dir, task.Name(), b)
+		}
+		if b[i+2] != 'T' {
+			return false, nil
+		}
+	}
+	return len(tasks) > 0, nil
 }
 
 // Term sends SIGTERM to the process (by pid) and waits for it to exit, for

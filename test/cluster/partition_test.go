@@ -28,8 +28,10 @@ func TestIsolatedLeaderNeverGrants(t *testing.T) {
 		return checkGrantsQuiet(h.snapshot()) >= 10
 	})
 
+	// The cut is in place once both followers are wholly stopped: until
+	// then one may still acknowledge entries.
 	for _, f := range followers {
-		if err := syscall.Kill(f.Pid(), syscall.SIGSTOP); err != nil {
+		if _, err := f.Pause(30 * time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -245,13 +245,19 @@ func (c *cluster) healAll() {
 	}
 }
 
-func (c *cluster) stop(id string) {
+// stop SIGSTOPs node id and returns once every thread of the process has
+// stopped (testcluster's Pause), with how long that took: only then is the
+// fault in place.
+func (c *cluster) stop(id string) time.Duration {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := syscall.Kill(c.procs[id].Pid(), syscall.SIGSTOP); err != nil {
-		c.t.Errorf("SIGSTOP %s: %v", id, err)
-	}
+	p := c.procs[id]
 	c.stopped[id] = true
+	c.mu.Unlock()
+	took, err := p.Pause(30 * time.Second)
+	if err != nil {
+		c.t.Errorf("stop %s: %v", id, err)
+	}
+	return took
 }
 
 func (c *cluster) cont(id string) {

@@ -10,8 +10,11 @@ type episode struct {
 	f      fault
 	target string // the node the fault hit ("" for link faults: see cut)
 	note   string
-	// start is when the fault was in place, healStart when healing began,
-	// healed when it had ended (times since the run started).
+	// start is when the fault was in place (a killed node reaped, a
+	// stopped node's every thread stopped, a link's proxies frozen),
+	// healStart when healing began, healed when it had ended (times since
+	// the run started). checkMinority relies on start being no earlier
+	// than the moment the node could no longer act.
 	start, healStart, healed time.Duration
 	cut                      map[pair]bool   // links cut for the whole of [start, healStart]
 	down                     map[string]bool // nodes dead or stopped for the whole of it
@@ -105,7 +108,8 @@ func runFault(c *cluster, s schedule, f fault, now func() time.Duration) *episod
 		if f.kind == stopFollower {
 			e.target = follower
 		}
-		c.stop(e.target)
+		took := c.stop(e.target)
+		e.note = fmt.Sprintf("stopped %v after SIGSTOP", took.Round(time.Millisecond))
 		e.down[e.target] = true
 		heal = func() { c.cont(e.target) }
 	case isolateLeader, isolateFollower:

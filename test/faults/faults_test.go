@@ -119,6 +119,7 @@ func runSeed(t *testing.T, store string, seed uint64, d time.Duration) {
 	}
 
 	checkConvergence(t, c)
+	reportFastDenials(t, c)
 	checkSpacing(t, ops)
 	checkTokens(t, ops)
 	checkMinority(t, ops, eps)

@@ -45,6 +45,18 @@ func TestAcquireModel(t *testing.T) {
 		{"cluster time running backwards", []porcupine.Operation{
 			op(in, 0, 1, now(2000)), op(in, 2, 3, slot(2100, 1200, 12)),
 		}, false},
+		{"a later denial at an earlier time (a deposed leader's clock ahead)", []porcupine.Operation{
+			op(in, 0, 1, now(1000)), op(in, 2, 3, slot(1100, 50, 1)), op(in, 4, 5, denied(20, 1)), op(in, 6, 7, denied(40, 1)),
+		}, true},
+		{"a denial before the clock", []porcupine.Operation{
+			op(in, 0, 1, now(1000)), op(in, 2, 3, slot(1100, 50, 1)), op(in, 4, 5, denied(60, 1)),
+		}, false},
+		{"a denial from a state the key was never in", []porcupine.Operation{
+			op(in, 0, 1, now(1000)), op(in, 2, 3, slot(1100, 50, 1)), op(in, 4, 5, slot(1200, 100, 1)), op(in, 6, 7, denied(150, 2)),
+		}, false},
+		{"a grant after a denial at an earlier time", []porcupine.Operation{
+			op(in0, 0, 1, now(1000)), op(in0, 2, 3, denied(30, 0)), op(in0, 4, 5, now(1050)),
+		}, false},
 		{"a denial of a free key", []porcupine.Operation{
 			op(in, 0, 1, denied(40, 1)),
 		}, false},

@@ -27,6 +27,18 @@ import (
 // max(clock, entry time), so entries of one key apply at non-decreasing
 // times).
 //
+// Denials are the exception, as README.md promises ("Denials without the
+// log"): the leader answers a certain denial without a log entry, decided
+// on its applied state at its own cluster time, max(clock, its wall
+// clock). The state is exact (nothing on the key was in flight), so a
+// denial must still be explained by a last slot in the range at a time
+// not before the clock; but no entry carries its time, so a later call
+// may be decided at an earlier cluster time (a leader deposed while its
+// clock ran ahead of its successor's). So a denial narrows the range and
+// leaves the clock as it was. Grants still advance it: a grant after a
+// denial on the same state is decided after the denial's time anyway,
+// since it needs the slot the denial found taken to have passed.
+//
 // Operations whose outcome is unknown (a timeout, TRYAGAIN, CLUSTERDOWN, a
 // broken connection: anything but a reply) may have been applied at some
 // unknown time, or not at all. After such an operation the key's last slot
@@ -125,8 +137,11 @@ func stepAcquire(s keyModelState, in acqInput, out acqOutput) []keyModelState {
 	if out.pending != pending || s.hi == absent || s.hi-d < s.clock {
 		return nil
 	}
+	// The denial's now is at least the clock, so last >= clock+d; it does
+	// not raise the clock (see the model's comment: denials without the
+	// log).
 	lo := max(s.lo, s.clock+d)
-	return []keyModelState{{lo: lo, hi: s.hi, clock: max(s.clock, lo-d)}}
+	return []keyModelState{{lo: lo, hi: s.hi, clock: s.clock}}
 }
 
 // acquireModel is the porcupine model of one key's acquires.

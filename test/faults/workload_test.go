@@ -59,6 +59,9 @@ type opRecord struct {
 // maxAttempts bounds the attempts of one call.
 const maxAttempts = 3
 
+// tokenlessEvery: one call in tokenlessEvery is sent without a token.
+const tokenlessEvery = 3
+
 // dupEvery: one granted call in dupEvery is sent again with its token, to
 // check that the token is never granted twice.
 const dupEvery = 8
@@ -119,17 +122,23 @@ func runClients(ctx context.Context, c *cluster, seed uint64, n int, rec *record
 
 // acquire makes one call and records it. The call is not tied to the run's
 // context: a call in flight when the run ends still completes, so its
-// outcome is known. It carries a random token; when an attempt's outcome
-// is unknown it is sent again with the same token through another node
-// (the server answers a token it already granted with the first reply), up
-// to maxAttempts in all.
+// outcome is known. Most calls carry a random token; when an attempt's
+// outcome is unknown it is sent again with the same token through another
+// node (the server answers a token it already granted with the first
+// reply), up to maxAttempts in all. One call in tokenlessEvery has no
+// token and is sent once: the leader may answer such a call's denial
+// without the log, which the checks must then allow.
 func acquire(c *cluster, rec *recorder, rng *rand.Rand, client int, node string, k *keySpec) opRecord {
 	op := opRecord{client: client, node: node, key: k, token: fmt.Sprintf("c%d-%016x%016x", client, rng.Uint64(), rng.Uint64())}
+	attempts := maxAttempts
+	if rng.IntN(tokenlessEvery) == 0 {
+		op.token, attempts = "", 1
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	op.callWall, op.call = time.Now(), rec.now()
 	op.notSent = true
-	for a := 0; a < maxAttempts && ctx.Err() == nil; a++ {
+	for a := 0; a < attempts && ctx.Err() == nil; a++ {
 		if a > 0 {
 			op.node = c.ids[(slices.Index(c.ids, op.node)+1)%len(c.ids)]
 		}
@@ -144,16 +153,21 @@ func acquire(c *cluster, rec *recorder, rng *rand.Rand, client int, node string,
 		}
 	}
 	op.retWall, op.ret = time.Now(), rec.now()
-	if op.replied && op.out.granted && rng.IntN(dupEvery) == 0 {
+	if op.token != "" && op.replied && op.out.granted && rng.IntN(dupEvery) == 0 {
 		op.dupSent = true
 		op.dup, _, _ = acquireOnce(ctx, c, c.ids[rng.IntN(len(c.ids))], k, op.token)
 	}
 	return op
 }
 
-// acquireOnce sends one attempt of a call.
+// acquireOnce sends one attempt of a call (with ID token unless token is
+// empty).
 func acquireOnce(ctx context.Context, c *cluster, node string, k *keySpec, token string) (out acqOutput, replied, notSent bool) {
-	v, err := c.client(node).Do(ctx, "THROTTLE.ACQUIRE", k.name, k.iv, k.max, "SLOP", k.slop, "ID", token).Int64Slice()
+	args := []any{"THROTTLE.ACQUIRE", k.name, k.iv, k.max, "SLOP", k.slop}
+	if token != "" {
+		args = append(args, "ID", token)
+	}
+	v, err := c.client(node).Do(ctx, args...).Int64Slice()
 	var dial *net.OpError
 	switch {
 	case err == nil && len(v) == 5:

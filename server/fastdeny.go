@@ -1,0 +1,70 @@
+package server
+
+import (
+	"sync/atomic"
+
+	"github.com/throttledb/throttledb/fsm"
+)
+
+// denier answers, on the ready leader, an ACQUIRE that the log would
+// certainly deny, without a log entry (fsm.WouldDeny): on a hot key nearly
+// every call is denied, and a denial changes nothing the log must keep.
+//
+// What such a denial means, as README.md says ("Denials without the
+// log"): its wait_ms and pending are those the log would give on the
+// applied state at the leader's cluster time when it is decided (the max
+// of the last applied entry's time and the leader's clock). ACQUIREs of
+// the key still in flight (their callers not answered yet) are ordered
+// after it: if they are granted, the key stays full longer than wait_ms
+// said, as it would for a denial through the log followed by them. It is
+// not counted in the replicated Denials stat (no entry applies it), but in
+// count, which INFO (throttle_denials_fast) and the metrics report per
+// node. A call with an ID token, a transaction's command, a command a
+// follower forwards, and anything but an ACQUIRE go through the log.
+//
+// Leadership: it answers only while this node is the ready leader (Raft's
+// state is Leader and the barrier of its term applied). A leader cut off
+// from a quorum keeps that state until Raft's lease check steps it down
+// (LeaderLeaseTimeout, checked about once per lease period), so a deposed
+// leader may deny for up to about two lease periods from a state a new
+// leader has since moved past. That is allowed: a denial promises nothing
+// and takes nothing; every grant still needs a quorum.
+type denier struct {
+	fsm    *fsm.FSM
+	flight *inFlight
+	clock  func() int64
+	ready  func() bool
+	count  atomic.Int64
+}
+
+// deny reports whether cmd is an ACQUIRE the log would certainly deny now,
+// and if so its result. mine are the connection's earlier commands not
+// answered yet: a call is decided after them, so with one of them on the
+// key it goes through the log. A nil *denier denies nothing.
+func (d *denier) deny(cmd fsm.Command, mine []pendingReply) (fsm.Result, bool) {
+	a, ok := cmd.(fsm.Acquire)
+	if d == nil || !ok || a.Token != "" {
+		return fsm.Result{}, false
+	}
+	for i := range mine {
+		if mine[i].t != nil && touchesKey(mine[i].cmd, a.Key) {
+			return fsm.Result{}, false
+		}
+	}
+	if !d.ready() {
+		return fsm.Result{}, false
+	}
+	p, ok := d.fsm.WouldDeny(a, d.clock(), d.flight.unsafe)
+	if !ok {
+		return fsm.Result{}, false
+	}
+	d.count.Add(1)
+	return fsm.Result{Permit: p}, true
+}
+
+// touchesKey reports whether c may change key.
+func touchesKey(c fsm.Command, key string) bool {
+	found := false
+	all := forKeys(c, func(k string) { found = found || k == key })
+	return all || found
+}

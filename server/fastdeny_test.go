@@ -1,0 +1,149 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/throttledb/throttledb/internal/testcluster"
+)
+
+// mustDo runs one command and returns its reply, failing on any error.
+func mustDo(t *testing.T, c *redis.Client, args ...any) any {
+	t.Helper()
+	v, err := c.Do(context.Background(), args...).Result()
+	if err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	return v
+}
+
+// permitInts is ints for a goroutine: it reports a malformed reply
+// instead of failing the test.
+func permitInts(v any) ([]int64, bool) {
+	arr, ok := v.([]any)
+	if !ok || len(arr) != 5 {
+		return nil, false
+	}
+	out := make([]int64, len(arr))
+	for i, e := range arr {
+		if out[i], ok = e.(int64); !ok {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// TestHotKeyDeniedWithoutTheLog: on a full key, many connections' calls
+// are all denied without a log entry, each with the wait_ms and pending
+// the log would give at the moment it was decided (cluster time is the
+// node's clock here, read before and after each call); once the key has
+// room again, the grant goes through the log.
+func TestHotKeyDeniedWithoutTheLog(t *testing.T) {
+	n := testcluster.StartNode(t, testcluster.Options{})
+	c := n.Client()
+	ctx := context.Background()
+	stat := func(field string) int64 {
+		t.Helper()
+		info, _ := do(t, c, "INFO", "all")
+		v, err := strconv.ParseInt(infoField(t, info.(string), field), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	// Fill the key: one slot now, one reserved a minute on (max 1).
+	const iv = 60000
+	var last int64
+	for i := 0; i < 2; i++ {
+		p := ints(t, mustDo(t, c, "THROTTLE.ACQUIRE", "hot", iv, 1))
+		if p[0] != 1 {
+			t.Fatalf("acquire %d: %v", i, p)
+		}
+		last = p[2]
+	}
+	index, denials, fast := stat("raft_last_log_index"), stat("throttle_denials"), stat("throttle_denials_fast")
+
+	const conns, calls = 8, 100
+	var wg sync.WaitGroup
+	errs := make(chan string, conns)
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cc := n.Client()
+			for j := 0; j < calls; j++ {
+				before := time.Now().UnixMilli()
+				v, err := cc.Do(ctx, "THROTTLE.ACQUIRE", "hot", iv, 1).Result()
+				after := time.Now().UnixMilli()
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				p, ok := permitInts(v)
+				if !ok {
+					errs <- fmt.Sprintf("reply %#v", v)
+					return
+				}
+				// Denied, max 1: wait = last - now, one slot pending.
+				if p[0] != 0 || p[2] != -1 || p[3] != -1 || p[4] != 1 || p[1] < last-after || p[1] > last-before {
+					errs <- fmt.Sprintf("reply %v for last slot %d between %d and %d", p, last, before, after)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+	if got := stat("raft_last_log_index"); got != index {
+		t.Errorf("log grew %d -> %d for denials", index, got)
+	}
+	if got := stat("throttle_denials"); got != denials {
+		t.Errorf("replicated denials %d -> %d", denials, got)
+	}
+	if got := stat("throttle_denials_fast") - fast; got != conns*calls {
+		t.Errorf("throttle_denials_fast grew by %d, want %d", got, conns*calls)
+	}
+
+	// A key with room again: a short interval, called until granted. Each
+	// denial is answered without the log; the grant is a log entry.
+	const short = 200
+	first := ints(t, mustDo(t, c, "THROTTLE.ACQUIRE", "warm", short, 0))
+	if first[0] != 1 || first[1] != 0 {
+		t.Fatalf("first acquire %v", first)
+	}
+	index, grants := stat("raft_last_log_index"), stat("throttle_grants")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		before := time.Now().UnixMilli()
+		p := ints(t, mustDo(t, c, "THROTTLE.ACQUIRE", "warm", short, 0))
+		after := time.Now().UnixMilli()
+		if p[0] == 1 {
+			if p[2] < first[2]+short {
+				t.Fatalf("granted %v before the interval after %d", p, first[2])
+			}
+			break
+		}
+		// Denied, max 0: wait = last + interval - now.
+		if w := first[2] + short; p[1] < w-after || p[1] > w-before || p[4] != 0 {
+			t.Fatalf("denial %v for slot %d between %d and %d", p, first[2], before, after)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never granted")
+		}
+		time.Sleep(time.Duration(p[1]) * time.Millisecond / 2)
+	}
+	if got := stat("raft_last_log_index"); got <= index {
+		t.Errorf("the grant did not go through the log: last index %d -> %d", index, got)
+	}
+	if got := stat("throttle_grants"); got != grants+1 {
+		t.Errorf("throttle_grants %d -> %d, want +1", grants, got)
+	}
+}
