@@ -16,7 +16,10 @@ func TestOnReply(t *testing.T) {
 	n := testcluster.StartNode(t, testcluster.Options{})
 	c := newClient(t, client.Options{Addrs: []string{n.Addr()}})
 	ctx := context.Background()
-	const iv = 100 * time.Millisecond
+	// Long enough that the Wait below arrives before the reserved slot
+	// begins even on a busy machine (at 100 ms it once came after, and was
+	// granted at once).
+	const iv = time.Second
 	type reply struct {
 		p   client.Permit
 		err error
