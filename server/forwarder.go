@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -329,28 +328,12 @@ func bulkPayload(raw []byte) ([]byte, bool) {
 	return body, ok && n == int64(len(body))
 }
 
-// tokenPrefix makes this process's tokens unlike any other's: 9 bytes
-// from crypto/rand, drawn once (12 characters of base64url).
-var tokenPrefix = func() string {
-	var b [9]byte
+// newToken returns a random idempotency token: 16 bytes from crypto/rand,
+// 22 characters of base64url.
+func newToken() string {
+	var b [16]byte
 	rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}()
-
-// tokenSeq numbers this process's tokens.
-var tokenSeq atomic.Uint64
-
-// newToken returns an idempotency token no other call, here or on another
-// node, returns: the process's random prefix and a sequence number
-// (base64url of its varint), 14-26 characters. Unlike a random token per
-// call it costs no system call, and it is shorter to remember.
-func newToken() string {
-	var b [32]byte // 12 + at most 14 (10 varint bytes)
-	n := copy(b[:], tokenPrefix)
-	var seq [binary.MaxVarintLen64]byte
-	k := binary.PutUvarint(seq[:], tokenSeq.Add(1))
-	base64.RawURLEncoding.Encode(b[n:], seq[:k])
-	return string(b[:n+base64.RawURLEncoding.EncodedLen(k)])
 }
 
 // withTokens returns cmds with an idempotency token on every ACQUIRE and

@@ -141,26 +141,3 @@ func TestForwarderGathersWhileUnanswered(t *testing.T) {
 		})
 	}
 }
-
-// TestNewTokenUnique: the tokens a node adds are valid idempotency tokens
-// and never repeat, whatever the sequence number's size.
-func TestNewTokenUnique(t *testing.T) {
-	seen := make(map[string]bool)
-	check := func(tok string) {
-		t.Helper()
-		if tok == "" || fsm.ValidateToken(tok) != nil || seen[tok] {
-			t.Fatalf("token %q: empty, invalid or repeated", tok)
-		}
-		seen[tok] = true
-	}
-	for range 100_000 {
-		check(newToken())
-	}
-	for _, n := range []uint64{1<<32 - 1, 1 << 56, 1<<64 - 3} {
-		tokenSeq.Store(n)
-		check(newToken())
-	}
-	if tok := newToken(); len(tok) != 26 {
-		t.Fatalf("token after the largest sequence number %q is %d characters, want 26", tok, len(tok))
-	}
-}
