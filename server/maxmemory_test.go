@@ -125,7 +125,8 @@ func TestMaxMemory(t *testing.T) {
 // TestMaxMemoryThroughAFollower: the leader's door refuses new keys sent to
 // a follower (the reply is relayed), and every replica accounts the same
 // state. Each forwarded ACQUIRE carries a token the follower adds (22
-// bytes), remembered for a minute and accounted with the keys.
+// bytes), remembered for the follower's token window (resendWindow) and
+// accounted with the keys.
 func TestMaxMemoryThroughAFollower(t *testing.T) {
 	tok := fsm.TokenCost("f:0", strings.Repeat("t", 22))
 	cost := fsm.KeyCost("f:0") + tok
