@@ -55,6 +55,17 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 	if id == "" {
 		id = string(trans.LocalAddr())
 	}
+	// Raft's batching knobs keep their defaults, on purpose. The proposer
+	// already batches (a log entry carries every command queued while the
+	// previous entry commits, up to Config.MaxBatch) and keeps one entry in
+	// flight by default (--max-inflight-entries), so BatchApplyCh (raft
+	// gathering several Apply calls per store) and MaxAppendEntries
+	// (entries per AppendEntries, default 64) have nothing to gather:
+	// measured with 1, 2 and 4 entries in flight, one gave the most
+	// commands per entry and the best throughput (README "Group commit").
+	// The heartbeat and election timeouts come from Config (500 ms); the
+	// lease is half the heartbeat, so that a leader cut off from a quorum
+	// steps down before the others can elect a new one.
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(id)
 	rc.Logger = hlog
