@@ -233,6 +233,19 @@ func (e Entry) AppendEncode(dst []byte) []byte {
 // DecodeEntry parses an entry written by Encode. Errors wrap ErrCorrupt or
 // ErrUnknownType.
 func DecodeEntry(data []byte) (Entry, error) {
+	return decodeEntry(data, false)
+}
+
+// CheckEntry reports whether DecodeEntry would decode data, with the error
+// it would return, without building the entry: it reads the same grammar
+// but keeps no strings or commands, so that a node can check every entry
+// of a large log at start cheaply.
+func CheckEntry(data []byte) error {
+	_, err := decodeEntry(data, true)
+	return err
+}
+
+func decodeEntry(data []byte, skip bool) (Entry, error) {
 	if len(data) < 2 {
 		return Entry{}, fmt.Errorf("entry of %d bytes: %w", len(data), ErrCorrupt)
 	}
@@ -242,15 +255,17 @@ func DecodeEntry(data []byte) (Entry, error) {
 	if data[1] != entryBatchVersion {
 		return Entry{}, fmt.Errorf("batch version %d: %w", data[1], ErrUnknownType)
 	}
-	d := decoder{buf: data[2:]}
+	d := decoder{buf: data[2:], skip: skip}
 	e := Entry{Now: d.varint()}
 	n := d.count()
-	if n > 0 {
+	if n > 0 && !skip {
 		// count bounds n by the bytes left, so this cannot be made huge.
 		e.Commands = make([]Command, 0, n)
 	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		e.Commands = append(e.Commands, d.command())
+		if c := d.command(); !skip {
+			e.Commands = append(e.Commands, c)
+		}
 	}
 	if d.err == nil && len(d.buf) != 0 {
 		d.fail("%d trailing bytes", len(d.buf))
@@ -269,8 +284,9 @@ func appendString(b []byte, s string) []byte {
 // decoder reads varints and strings from a buffer, remembering the first
 // error so that callers can check once at the end.
 type decoder struct {
-	buf []byte
-	err error
+	buf  []byte
+	err  error
+	skip bool // read, keep nothing (CheckEntry): strings are "", commands nil
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -326,7 +342,10 @@ func (d *decoder) string() string {
 		d.fail("string of %d bytes, %d remaining", n, len(d.buf))
 		return ""
 	}
-	s := string(d.buf[:n])
+	var s string
+	if !d.skip {
+		s = string(d.buf[:n])
+	}
 	d.buf = d.buf[n:]
 	return s
 }
@@ -344,6 +363,22 @@ func (d *decoder) byte() byte {
 	return b
 }
 
+// keep and keepCancel return the command read, or nil when skipping, so
+// that a skipping decoder does not box the most common commands.
+func (d *decoder) keep(a Acquire) Command {
+	if d.skip {
+		return nil
+	}
+	return a
+}
+
+func (d *decoder) keepCancel(c Cancel) Command {
+	if d.skip {
+		return nil
+	}
+	return c
+}
+
 func (d *decoder) command() Command {
 	op := Op(d.byte())
 	if d.err != nil {
@@ -351,26 +386,36 @@ func (d *decoder) command() Command {
 	}
 	switch op {
 	case OpAcquire:
-		return Acquire{Key: d.string(), Interval: d.varint(), Max: d.varint(), Slop: d.varint()}
+		a := Acquire{Key: d.string(), Interval: d.varint(), Max: d.varint(), Slop: d.varint()}
+		return d.keep(a)
 	case OpAcquireEx:
-		return Acquire{Key: d.string(), Interval: d.varint(), Max: d.varint(), Slop: d.varint(),
+		a := Acquire{Key: d.string(), Interval: d.varint(), Max: d.varint(), Slop: d.varint(),
 			Cost: d.varint(), Token: d.string()}
+		return d.keep(a)
 	case OpAcquireWindowed:
-		return Acquire{Key: d.string(), Interval: d.varint(), Max: d.varint(), Slop: d.varint(),
+		a := Acquire{Key: d.string(), Interval: d.varint(), Max: d.varint(), Slop: d.varint(),
 			Cost: d.varint(), Token: d.string(), TokenWindow: d.varint()}
+		return d.keep(a)
 	case OpReset:
 		n := d.count()
-		keys := make([]string, 0, n)
+		var keys []string
+		if !d.skip {
+			keys = make([]string, 0, n)
+		}
 		for i := uint64(0); i < n && d.err == nil; i++ {
-			keys = append(keys, d.string())
+			if k := d.string(); !d.skip {
+				keys = append(keys, k)
+			}
 		}
 		return Reset{Keys: keys}
 	case OpSetNode:
 		return SetNode{ID: d.string(), RESPAddr: d.string()}
 	case OpCancel:
-		return Cancel{Key: d.string(), ValidAt: d.varint(), Token: d.string()}
+		c := Cancel{Key: d.string(), ValidAt: d.varint(), Token: d.string()}
+		return d.keepCancel(c)
 	case OpCancelWindowed:
-		return Cancel{Key: d.string(), ValidAt: d.varint(), Token: d.string(), TokenWindow: d.varint()}
+		c := Cancel{Key: d.string(), ValidAt: d.varint(), Token: d.string(), TokenWindow: d.varint()}
+		return d.keepCancel(c)
 	case OpRemoveNode:
 		return RemoveNode{ID: d.string()}
 	case OpCellThrottle:

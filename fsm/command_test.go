@@ -77,6 +77,9 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add(Entry{Now: 4, Commands: []Command{Acquire{Key: "k", Interval: 3, Max: 2, Token: "t", TokenWindow: 18_000}, Cancel{Key: "k", ValidAt: 6, Token: "t", TokenWindow: -1}, Acquire{Key: "k", Interval: 3, TokenWindow: 1 << 62}}}.Encode())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := DecodeEntry(data)
+		if cerr := CheckEntry(data); (cerr == nil) != (err == nil) || cerr != nil && cerr.Error() != err.Error() {
+			t.Fatalf("CheckEntry says %v, DecodeEntry %v", cerr, err)
+		}
 		if err != nil {
 			return
 		}

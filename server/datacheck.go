@@ -436,7 +436,7 @@ func checkLogStore(path string, store logStore, snapIndex uint64, walEmptyUnset 
 		}
 		switch l.Type {
 		case raft.LogCommand:
-			if _, err := fsm.DecodeEntry(l.Data); err != nil {
+			if err := fsm.CheckEntry(l.Data); err != nil {
 				return corrupt(path, fmt.Errorf("log entry %d (term %d): %w", i, l.Term, err))
 			}
 		case raft.LogConfiguration:
