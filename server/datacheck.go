@@ -503,6 +503,27 @@ func checkSnapshots(dir string) (newest uint64, img *fsm.Image, sum uint64, err 
 	return newest, img, sum, nil
 }
 
+// newestSnapshotIndex returns the highest index the snapshots' meta.json
+// files record (0 if none can be read), without checking the snapshots:
+// checkSnapshots does, and returns the same index when they pass.
+func newestSnapshotIndex(dir string) uint64 {
+	base := filepath.Join(dir, snapshotsDir)
+	ents, err := os.ReadDir(base)
+	if err != nil {
+		return 0
+	}
+	var newest uint64
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasSuffix(e.Name(), ".tmp") {
+			continue
+		}
+		if meta, err := readSnapshotMeta(filepath.Join(base, e.Name())); err == nil {
+			newest = max(newest, meta.Index)
+		}
+	}
+	return newest
+}
+
 // cmpSnapshotMeta orders snapshots as raft prefers them.
 func cmpSnapshotMeta(a, b raft.SnapshotMeta) int {
 	switch {

@@ -121,15 +121,13 @@ func openBolt(dir string, noSync bool, keep func(*fsm.Image, uint64)) (logStore,
 	if err != nil {
 		return nil, err
 	}
+	snaps := startSnapshotCheck(dir)
 	if err := checkBoltFile(path); err != nil {
 		unlock()
+		snaps.wait()
 		return nil, err
 	}
-	snapIndex, img, sum, err := checkSnapshots(dir)
 	unlock()
-	if err != nil {
-		return nil, err
-	}
 	store, err := raftboltdb.New(raftboltdb.Options{
 		Path:   path,
 		NoSync: noSync,
@@ -138,17 +136,17 @@ func openBolt(dir string, noSync bool, keep func(*fsm.Image, uint64)) (logStore,
 		BoltOptions: &bbolt.Options{Timeout: time.Second},
 	})
 	if errors.Is(err, bbolt.ErrTimeout) {
+		snaps.wait()
 		return nil, fmt.Errorf("%w: %s", ErrDataDirInUse, dir)
 	}
 	if err != nil {
+		snaps.wait()
 		return nil, fmt.Errorf("open raft log: %w", err)
 	}
-	if err := checkLogStore(path, store, snapIndex, false); err != nil {
+	logErr := checkLogStore(path, store, snaps.index, false)
+	if err := snaps.finish(logErr, keep); err != nil {
 		store.Close()
 		return nil, err
-	}
-	if keep != nil && img != nil {
-		keep(img, sum)
 	}
 	return store, nil
 }
@@ -184,19 +182,23 @@ func openWAL(dir string, hlog hclog.Logger, keep func(*fsm.Image, uint64)) (logS
 	if err != nil {
 		return nil, err
 	}
+	snaps := startSnapshotCheck(dir)
 	fail := func(err error) (logStore, error) {
 		unlock()
+		if serr := snaps.finish(nil, nil); serr != nil {
+			return nil, serr // the snapshots' damage is reported first, as before
+		}
 		return nil, err
-	}
-	snapIndex, img, sum, err := checkSnapshots(dir)
-	if err != nil {
-		return fail(err)
 	}
 	sealed, err := checkWAL(wdir)
 	if err != nil {
 		return fail(err)
 	}
 	if sealed != nil {
+		// finishSeal writes: only into a directory whose snapshots pass.
+		if snaps.wait(); snaps.err != nil {
+			return fail(snaps.err)
+		}
 		if err := finishSeal(wdir, *sealed); err != nil {
 			return fail(err)
 		}
@@ -223,14 +225,59 @@ func openWAL(dir string, hlog hclog.Logger, keep func(*fsm.Image, uint64)) (logS
 		store.Close()
 		return nil, err
 	}
-	if err := checkLogStore(wdir, store, snapIndex, true); err != nil {
+	logErr := checkLogStore(wdir, store, snaps.index, true)
+	if err := snaps.finish(logErr, keep); err != nil {
 		store.Close()
 		return nil, err
 	}
-	if keep != nil && img != nil {
-		keep(img, sum)
-	}
 	return store, nil
+}
+
+// snapshotCheck is checkSnapshots running on its own goroutine, so that
+// decoding the newest snapshot (a second or more with a million keys)
+// overlaps the log store's checks instead of preceding them.
+type snapshotCheck struct {
+	// index is the newest snapshot's index as its meta.json records it,
+	// known at once: what the log check needs (entries up to it may be
+	// compacted away). The full check confirms it or fails.
+	index uint64
+	done  chan struct{}
+	img   *fsm.Image
+	sum   uint64
+	err   error
+}
+
+func startSnapshotCheck(dir string) *snapshotCheck {
+	c := &snapshotCheck{index: newestSnapshotIndex(dir), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		var newest uint64
+		newest, c.img, c.sum, c.err = checkSnapshots(dir)
+		if c.err == nil && newest != c.index {
+			c.err = corrupt(filepath.Join(dir, snapshotsDir), fmt.Errorf("newest snapshot index %d, meta.json said %d", newest, c.index))
+		}
+	}()
+	return c
+}
+
+// wait waits for the check to end.
+func (c *snapshotCheck) wait() { <-c.done }
+
+// finish waits for the check and returns its error, else logErr (the log
+// check's, which may come of a snapshot the check refuses, so that one is
+// reported first); with neither, keep (if not nil) gets the image.
+func (c *snapshotCheck) finish(logErr error, keep func(*fsm.Image, uint64)) error {
+	c.wait()
+	if c.err != nil {
+		return c.err
+	}
+	if logErr != nil {
+		return logErr
+	}
+	if keep != nil && c.img != nil {
+		keep(c.img, c.sum)
+	}
+	return nil
 }
 
 // privateVFS is raft-wal's file system with segment files created 0600
