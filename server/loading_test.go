@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/throttledb/throttledb/internal/testcluster"
+	"github.com/throttledb/throttledb/server"
 )
 
 // TestReadsAfterRestartAreCurrent: a follower restarted from its data
@@ -80,5 +81,19 @@ func TestIdleRestartIsNotLoading(t *testing.T) {
 		return last == nil && got == 1
 	}) {
 		t.Fatalf("DBSIZE after an idle restart: %v", last)
+	}
+}
+
+// TestLoneVoterElectsAtOnce: a node that is its cluster's only voter
+// starts its election as soon as it starts, when bootstrapped and when
+// restarted, instead of waiting out its heartbeat timeout for a leader it
+// cannot have. The timeouts here are an hour, so a node that waited would
+// not lead within the test's 30 s; one that does not wait leads at once.
+func TestLoneVoterElectsAtOnce(t *testing.T) {
+	hour := func(c *server.Config) { c.HeartbeatTimeout, c.ElectionTimeout = time.Hour, time.Hour }
+	n := testcluster.StartNode(t, testcluster.Options{Configure: hour}) // waits for it to lead
+	for round := 0; round < 2; round++ {
+		n.Restart(true)
+		testcluster.WaitFor(t, 30*time.Second, "the restarted lone voter to lead", n.Server.IsLeader)
 	}
 }

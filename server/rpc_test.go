@@ -69,6 +69,9 @@ func TestProposeReplyRoundTrip(t *testing.T) {
 
 func FuzzDecodePropose(f *testing.F) {
 	f.Add(appendProposeRequest(nil, [][]fsm.Command{{fsm.Acquire{Key: "k", Interval: 1, Max: 1, Slop: 1}}}))
+	// What a follower forwards: calls with the tokens it adds, kept for its
+	// window (ops 9 and 10).
+	f.Add(appendProposeRequest(nil, [][]fsm.Command{withTokens([]fsm.Command{fsm.Acquire{Key: "k", Interval: 1, Max: 1}, fsm.Cancel{Key: "k", ValidAt: 5}}, 18_000)}))
 	reply, _ := appendProposeReply(nil, []rpcOutcome{{res: []fsm.Result{{Count: 1}}}, {err: ErrNotLeader}})
 	f.Add(reply)
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
