@@ -8,6 +8,13 @@
 // clock to max(entry time, previous clock), so time never runs backwards on any
 // node and every node computes the same answers from the same log.
 //
+// An ACQUIRE or CANCEL may carry an idempotency token: the state machine
+// remembers the answer to a token's first effect, for the token's window
+// of cluster time (a client's for TokenWindow, a forwarding follower's for
+// the shorter window it asks for, carried in the entry), and answers a
+// repeat of it without acting again. Tokens are replicated state like the
+// keys: in snapshots, the digest and the memory count.
+//
 // The package imports hashicorp/raft only for its FSM and snapshot interfaces.
 // Command errors (bad arguments, overflow) travel back in each command's
 // Result; Apply panics only when an entry cannot be decoded, because a corrupt

@@ -49,7 +49,8 @@
 // learn whether the next leader committed it (Server.resolveLost), and a
 // follower whose forwarded ACQUIRE or CANCEL got no answer resends it with
 // the idempotency token it forwarded it with (router.decide), which the
-// FSM applies at most once. Reads
+// FSM applies at most once, within the resend horizon for which the FSM
+// remembers that token (resendWindow). Reads
 // that must not be stale (THROTTLE.PEEK) are answered by the leader after
 // it confirms its leadership with a quorum. A new leader serves nothing
 // until a Barrier has applied everything its predecessors committed.
