@@ -464,24 +464,9 @@ func checkLogStore(path string, store logStore, snapIndex uint64, walEmptyUnset 
 // next, and decoding it once rather than twice is a good part of a node's
 // start.
 func checkSnapshots(dir string) (newest uint64, img *fsm.Image, sum uint64, err error) {
-	base := filepath.Join(dir, snapshotsDir)
-	ents, err := os.ReadDir(base)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil, 0, nil
-	}
+	dirs, metas, err := listSnapshots(dir)
 	if err != nil {
 		return 0, nil, 0, err
-	}
-	var dirs []string
-	var metas []raft.SnapshotMeta
-	for _, e := range ents {
-		// raft ignores (and later removes) unfinished snapshots.
-		if !e.IsDir() || strings.HasSuffix(e.Name(), ".tmp") {
-			continue
-		}
-		d := filepath.Join(base, e.Name())
-		meta, _ := readSnapshotMeta(d) // checkSnapshot reports a bad one
-		dirs, metas = append(dirs, d), append(metas, meta.SnapshotMeta)
 	}
 	// raft's order of preference: highest term, then index, then ID.
 	first := -1
@@ -503,23 +488,37 @@ func checkSnapshots(dir string) (newest uint64, img *fsm.Image, sum uint64, err 
 	return newest, img, sum, nil
 }
 
-// newestSnapshotIndex returns the highest index the snapshots' meta.json
-// files record (0 if none can be read), without checking the snapshots:
-// checkSnapshots does, and returns the same index when they pass.
-func newestSnapshotIndex(dir string) uint64 {
+// listSnapshots returns the snapshot directories in dir and what their
+// meta.json files record (zero for one that cannot be read: checkSnapshot
+// reports it). raft ignores, and later removes, unfinished snapshots.
+func listSnapshots(dir string) (dirs []string, metas []raft.SnapshotMeta, err error) {
 	base := filepath.Join(dir, snapshotsDir)
 	ents, err := os.ReadDir(base)
-	if err != nil {
-		return 0
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
 	}
-	var newest uint64
+	if err != nil {
+		return nil, nil, err
+	}
 	for _, e := range ents {
 		if !e.IsDir() || strings.HasSuffix(e.Name(), ".tmp") {
 			continue
 		}
-		if meta, err := readSnapshotMeta(filepath.Join(base, e.Name())); err == nil {
-			newest = max(newest, meta.Index)
-		}
+		d := filepath.Join(base, e.Name())
+		meta, _ := readSnapshotMeta(d)
+		dirs, metas = append(dirs, d), append(metas, meta.SnapshotMeta)
+	}
+	return dirs, metas, nil
+}
+
+// newestSnapshotIndex returns the highest index the snapshots' meta.json
+// files record (0 if none can be read), without checking the snapshots:
+// checkSnapshots does, and returns the same index when they pass.
+func newestSnapshotIndex(dir string) uint64 {
+	_, metas, _ := listSnapshots(dir)
+	var newest uint64
+	for _, m := range metas {
+		newest = max(newest, m.Index)
 	}
 	return newest
 }
