@@ -115,13 +115,22 @@ func (l *lazyDeadline) Err() error { return l.get().Err() }
 // Value implements context.Context.
 func (l *lazyDeadline) Value(key any) any { return l.parent.Value(key) }
 
-// stop releases the timer, if one was made.
+// stop releases the timer, if one was made; from then on the context is
+// done (canceled), as one from context.WithDeadline is after its cancel.
 func (l *lazyDeadline) stop() {
-	l.once.Do(func() {}) // none is made after this
+	l.once.Do(func() { l.ctx = canceled }) // no timer is made after this
 	if l.cancel != nil {
 		l.cancel()
 	}
 }
+
+// canceled is a context that is already done, shared by every stopped
+// lazyDeadline that never made its own.
+var canceled = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // ticket is a proposal the router has queued: where, so that its outcome
 // can be awaited, and what, so that it can be routed again.

@@ -407,3 +407,32 @@ func TestResendWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestLazyDeadline: the route context makes no timer until waited on, ends
+// at its deadline when waited on, and is done once stopped whether or not
+// a timer was made (a late Done or Err neither blocks nor panics).
+func TestLazyDeadline(t *testing.T) {
+	l := &lazyDeadline{parent: context.Background(), deadline: time.Now().Add(time.Millisecond)}
+	if d, ok := l.Deadline(); !ok || d != l.deadline {
+		t.Fatalf("Deadline() = %v, %v", d, ok)
+	}
+	<-l.Done()
+	if !errors.Is(l.Err(), context.DeadlineExceeded) {
+		t.Fatalf("after the deadline: %v", l.Err())
+	}
+	l.stop()
+
+	unused := &lazyDeadline{parent: context.Background(), deadline: time.Now().Add(time.Hour)}
+	unused.stop()
+	if unused.cancel != nil {
+		t.Fatal("a context never waited on made a timer")
+	}
+	select {
+	case <-unused.Done():
+	default:
+		t.Fatal("a stopped context is not done")
+	}
+	if !errors.Is(unused.Err(), context.Canceled) {
+		t.Fatalf("a stopped context's Err: %v", unused.Err())
+	}
+}
