@@ -23,6 +23,11 @@ type pendingReply struct {
 	t    *ticket     // cmd, queued to the router's submitter
 	val  any
 	err  error
+	// decided, if not nil, is a command answered at once with res (a
+	// denial, see denyNow): kept apart from val so that its permit is
+	// written without being boxed into a reply value.
+	decided fsm.Command
+	res     fsm.Result
 	// active: counted in Server.active until its reply is written.
 	active bool
 }
@@ -149,7 +154,7 @@ func (s *Server) prepare(c *call) pendingReply {
 // written. It returns the command's row (nil when unknown) and, if the
 // command may not run, the error to answer.
 func admissible(sess *session, args [][]byte) (*command, error) {
-	row := commands[strings.ToLower(string(args[0]))]
+	row := lookupCommand(args[0])
 	switch {
 	case row == nil:
 		return nil, errUnknownCommand(args)
@@ -161,13 +166,32 @@ func admissible(sess *session, args [][]byte) (*command, error) {
 	return row, nil
 }
 
+// lookupCommand returns the table row of the command called name, in any
+// ASCII case (Redis compares names with strcasecmp), or nil. Names are
+// lowered into a stack buffer: strings.ToLower would allocate for every
+// upper-case name, that is for nearly every command a client sends.
+func lookupCommand(name []byte) *command {
+	var buf [32]byte // longer than any command's name
+	if len(name) > len(buf) {
+		return nil
+	}
+	low := buf[:len(name)]
+	for i, b := range name {
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		low[i] = b
+	}
+	return commands[string(low)]
+}
+
 // denyNow answers p at once, as the log would, when this node is the
 // ready leader and the log would certainly deny it (see denier); mine are
 // the connection's commands before it, not answered yet.
 func (s *Server) denyNow(p *pendingReply, mine []pendingReply) bool {
 	res, ok := s.deny.deny(p.cmd, mine)
 	if ok {
-		p.val, p.cmd = resultReply(p.cmd, res), nil
+		p.decided, p.res, p.cmd = p.cmd, res, nil
 	}
 	return ok
 }
@@ -202,7 +226,7 @@ func (s *Server) writeReplies(ps []pendingReply) {
 func (s *Server) writeReply(p *pendingReply) {
 	conn := p.c.conn
 	errs := conn.errs
-	p.c.writeReply(s.outcome(p))
+	s.writeOutcome(p)
 	if p.stat != "" {
 		// One clock reading per command (they cost ~90 ns on some VMs):
 		// the command's time runs from the previous reply (or the batch's
@@ -228,8 +252,31 @@ func (s *Server) outcome(p *pendingReply) (any, error) {
 			return nil, err
 		}
 		return resultReply(p.cmd, res[0]), nil
+	case p.decided != nil:
+		return resultReply(p.decided, p.res), nil
 	}
 	return p.val, p.err
+}
+
+// writeOutcome writes p's outcome. A proposal's or a denial's result is
+// written as it is (writeResult), not boxed into a reply value first: that
+// would be an allocation for nearly every command.
+func (s *Server) writeOutcome(p *pendingReply) {
+	switch {
+	case p.run != nil:
+	case p.t != nil:
+		res, err := s.router.await(p.t)
+		if err != nil {
+			p.c.writeReply(nil, err)
+			return
+		}
+		p.c.writeResult(p.cmd, res[0])
+		return
+	case p.decided != nil:
+		p.c.writeResult(p.decided, p.res)
+		return
+	}
+	p.c.writeReply(s.outcome(p))
 }
 
 // arityOK reports whether n arguments (the name counts) fit arity, in
