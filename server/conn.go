@@ -61,6 +61,7 @@ type clientConn struct {
 	errs  int
 	local []localStat // commandstats not yet added to stats (flushStats)
 	tick  time.Time   // when the last command ended, or the batch started
+	fresh bool        // tick was read when the last reply was written
 }
 
 // RemoteAddr returns the client's address.
@@ -232,13 +233,17 @@ func (s *Server) serveConn(nc net.Conn) {
 		if rpc != nil {
 			rpc.drain() // its replies come first
 		}
-		c.tick = time.Now()
+		c.tick, c.fresh = time.Now(), false
 		s.serveBatch(c, batch, rd)
 		// Published before the replies go out, so that a client that has
 		// its reply finds its new state (a name, say) in CLIENT LIST.
 		c.publish(nil, rd)
 		c.flushStats()
-		nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		now := c.tick // usually read as the last reply was written
+		if !c.fresh {
+			now = time.Now()
+		}
+		nc.SetWriteDeadline(now.Add(writeTimeout))
 		if err := c.Flush(); err != nil || c.closed {
 			return
 		}
