@@ -51,6 +51,7 @@ type clientConn struct {
 	addr    string
 	sess    *session
 	waiting []pendingReply // serveBatch's, kept to reuse its memory
+	calls   []call         // serveBatch's, likewise
 	closed  bool           // QUIT: close once the replies so far are written
 
 	// For CLIENT LIST (clients.go): set at accept, then read-only.

@@ -48,18 +48,27 @@ type pendingReply struct {
 // commands never apply out of order.
 func (s *Server) serveBatch(conn *clientConn, batch [][][]byte, rd *resp.CommandReader) {
 	waiting := conn.waiting[:0]
+	// The batch's calls, in memory the connection keeps from batch to
+	// batch rather than one allocation per command: nothing holds a *call
+	// once its reply is written.
+	calls := conn.calls
+	if cap(calls) < len(batch) {
+		calls = make([]call, len(batch))
+	}
+	calls = calls[:len(batch)]
 	var last submitter // where the waiting proposals were queued
 	flush := func() {
 		s.writeReplies(waiting)
 		clear(waiting)
 		waiting, last = waiting[:0], nil
 	}
-	for _, args := range batch {
+	for i, args := range batch {
 		if conn.closed {
 			break
 		}
 		conn.publish(args, rd)
-		c := &call{conn: conn, sess: conn.sess, args: args}
+		c := &calls[i]
+		*c = call{conn: conn, sess: conn.sess, args: args}
 		if !s.admit() {
 			waiting = append(waiting, pendingReply{c: c, err: ErrShuttingDown})
 			continue
@@ -86,6 +95,8 @@ func (s *Server) serveBatch(conn *clientConn, batch [][][]byte, rd *resp.Command
 	}
 	flush()
 	conn.waiting = waiting
+	clear(calls) // their arguments: the reader's buffers they point into can go
+	conn.calls = calls
 }
 
 // serveAlone serves one command on its own and returns its reply: the
