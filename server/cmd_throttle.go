@@ -171,15 +171,25 @@ func resultReply(cmd fsm.Command, res fsm.Result) any {
 	switch {
 	case res.Err != nil:
 		return res.Err
+	case permitReply(cmd):
+		return res.Permit
 	case cmd.Op() == fsm.OpReset, cmd.Op() == fsm.OpCancel:
 		return res.Count
 	case cmd.Op() == fsm.OpCellThrottle:
 		return cellReply(res.Cell)
-	case cmd.Op() == fsm.OpFlushAll:
+	default: // fsm.OpFlushAll
 		return ok
-	default:
-		return res.Permit
 	}
+}
+
+// permitReply reports whether resultReply answers cmd, when it succeeds,
+// with its permit.
+func permitReply(cmd fsm.Command) bool {
+	switch cmd.Op() {
+	case fsm.OpReset, fsm.OpCancel, fsm.OpCellThrottle, fsm.OpFlushAll:
+		return false
+	}
+	return true
 }
 
 // cmdPeek serves THROTTLE.PEEK key interval max [SLOP ms] [COST n]: the

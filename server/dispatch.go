@@ -23,6 +23,11 @@ type pendingReply struct {
 	t    *ticket     // cmd, queued to the router's submitter
 	val  any
 	err  error
+	// decided, if not nil, is a command answered at once with res (a
+	// denial, see denyNow): kept apart from val so that its permit is
+	// written without being boxed into a reply value.
+	decided fsm.Command
+	res     fsm.Result
 	// active: counted in Server.active until its reply is written.
 	active bool
 }
@@ -43,18 +48,27 @@ type pendingReply struct {
 // commands never apply out of order.
 func (s *Server) serveBatch(conn *clientConn, batch [][][]byte, rd *resp.CommandReader) {
 	waiting := conn.waiting[:0]
+	// The batch's calls, in memory the connection keeps from batch to
+	// batch rather than one allocation per command: nothing holds a *call
+	// once its reply is written.
+	calls := conn.calls
+	if cap(calls) < len(batch) {
+		calls = make([]call, len(batch))
+	}
+	calls = calls[:len(batch)]
 	var last submitter // where the waiting proposals were queued
 	flush := func() {
 		s.writeReplies(waiting)
 		clear(waiting)
 		waiting, last = waiting[:0], nil
 	}
-	for _, args := range batch {
+	for i, args := range batch {
 		if conn.closed {
 			break
 		}
 		conn.publish(args, rd)
-		c := &call{conn: conn, sess: conn.sess, args: args}
+		c := &calls[i]
+		*c = call{conn: conn, sess: conn.sess, args: args}
 		if !s.admit() {
 			waiting = append(waiting, pendingReply{c: c, err: ErrShuttingDown})
 			continue
@@ -64,7 +78,7 @@ func (s *Server) serveBatch(conn *clientConn, batch [][][]byte, rd *resp.Command
 		switch {
 		case p.run != nil:
 			flush()
-			s.writeReply(&p)
+			s.writeReply(&p, "")
 		case p.cmd != nil && s.denyNow(&p, waiting):
 			waiting = append(waiting, p)
 		case p.cmd != nil:
@@ -81,6 +95,8 @@ func (s *Server) serveBatch(conn *clientConn, batch [][][]byte, rd *resp.Command
 	}
 	flush()
 	conn.waiting = waiting
+	clear(calls) // their arguments: the reader's buffers they point into can go
+	conn.calls = calls
 }
 
 // serveAlone serves one command on its own and returns its reply: the
@@ -149,7 +165,7 @@ func (s *Server) prepare(c *call) pendingReply {
 // written. It returns the command's row (nil when unknown) and, if the
 // command may not run, the error to answer.
 func admissible(sess *session, args [][]byte) (*command, error) {
-	row := commands[strings.ToLower(string(args[0]))]
+	row := lookupCommand(args[0])
 	switch {
 	case row == nil:
 		return nil, errUnknownCommand(args)
@@ -161,13 +177,32 @@ func admissible(sess *session, args [][]byte) (*command, error) {
 	return row, nil
 }
 
+// lookupCommand returns the table row of the command called name, in any
+// ASCII case (Redis compares names with strcasecmp), or nil. Names are
+// lowered into a stack buffer: strings.ToLower would allocate for every
+// upper-case name, that is for nearly every command a client sends.
+func lookupCommand(name []byte) *command {
+	var buf [32]byte // longer than any command's name
+	if len(name) > len(buf) {
+		return nil
+	}
+	low := buf[:len(name)]
+	for i, b := range name {
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		low[i] = b
+	}
+	return commands[string(low)]
+}
+
 // denyNow answers p at once, as the log would, when this node is the
 // ready leader and the log would certainly deny it (see denier); mine are
 // the connection's commands before it, not answered yet.
 func (s *Server) denyNow(p *pendingReply, mine []pendingReply) bool {
 	res, ok := s.deny.deny(p.cmd, mine)
 	if ok {
-		p.val, p.cmd = resultReply(p.cmd, res), nil
+		p.decided, p.res, p.cmd = p.cmd, res, nil
 	}
 	return ok
 }
@@ -193,23 +228,37 @@ func (s *Server) writeReplies(ps []pendingReply) {
 		s.pipelinedTotal.Add(int64(queued))
 	}
 	for i := range ps {
-		s.writeReply(&ps[i])
+		next := "" // the command after the last: not known here
+		if i+1 < len(ps) {
+			next = ps[i+1].stat
+		}
+		s.writeReply(&ps[i], next)
 	}
 }
 
 // writeReply writes p's reply, once it has run or its proposal is decided,
 // and counts it: the one place a command's reply is written and counted.
-func (s *Server) writeReply(p *pendingReply) {
+// next is the commandstats name of the command whose reply is written
+// right after p's, or "" if none or not known.
+func (s *Server) writeReply(p *pendingReply, next string) {
 	conn := p.c.conn
 	errs := conn.errs
-	p.c.writeReply(s.outcome(p))
-	if p.stat != "" {
-		// One clock reading per command (they cost ~90 ns on some VMs):
-		// the command's time runs from the previous reply (or the batch's
-		// start, see serveConn) to its own.
+	s.writeOutcome(p)
+	conn.fresh = false
+	switch {
+	case p.stat == "":
+	case p.stat == next:
+		// A command's time runs from the previous reply (or the batch's
+		// start, see serveConn) to its own, so a run of calls of one
+		// command took, together, from the run's start to its last reply:
+		// the clock is read once per run (a reading costs ~90 ns on some
+		// VMs, as much as the rest of a call's bookkeeping), and the last
+		// call of the run adds the run's time.
+		s.stats.record(p.stat, conn.tick, conn.tick, conn, errs)
+	default:
 		now := time.Now()
 		s.stats.record(p.stat, conn.tick, now, conn, errs)
-		conn.tick = now
+		conn.tick, conn.fresh = now, true
 	}
 	if p.active {
 		s.active.Done()
@@ -228,8 +277,31 @@ func (s *Server) outcome(p *pendingReply) (any, error) {
 			return nil, err
 		}
 		return resultReply(p.cmd, res[0]), nil
+	case p.decided != nil:
+		return resultReply(p.decided, p.res), nil
 	}
 	return p.val, p.err
+}
+
+// writeOutcome writes p's outcome. A proposal's or a denial's result is
+// written as it is (writeResult), not boxed into a reply value first: that
+// would be an allocation for nearly every command.
+func (s *Server) writeOutcome(p *pendingReply) {
+	switch {
+	case p.run != nil:
+	case p.t != nil:
+		res, err := s.router.await(p.t)
+		if err != nil {
+			p.c.writeReply(nil, err)
+			return
+		}
+		p.c.writeResult(p.cmd, res[0])
+		return
+	case p.decided != nil:
+		p.c.writeResult(p.decided, p.res)
+		return
+	}
+	p.c.writeReply(s.outcome(p))
 }
 
 // arityOK reports whether n arguments (the name counts) fit arity, in

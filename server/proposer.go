@@ -231,8 +231,9 @@ func (p *proposer) submit(batch []*proposal, n int) {
 			<-p.inflight
 		}
 		defer func() {
+			now := time.Now() // one clock reading for the whole batch
 			for _, pr := range batch {
-				p.lat.command.Since(pr.queued)
+				p.lat.command.Record(now.Sub(pr.queued))
 			}
 		}()
 		err := classifyApplyErr(ferr)

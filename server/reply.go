@@ -143,14 +143,7 @@ func (c *call) writeValue(r any) {
 			w.WriteBulkString(string(v))
 		}
 	case fsm.Permit:
-		granted := int64(0)
-		if v.Granted {
-			granted = 1
-		}
-		w.WriteArray(5)
-		for _, n := range []int64{granted, v.WaitMs, v.ValidAt, v.ExpiresAt, v.Pending} {
-			w.WriteInt64(n)
-		}
+		c.writePermit(v)
 	case rawReply:
 		w.noteRawReply(v)
 		w.WriteRaw(v)
@@ -161,6 +154,31 @@ func (c *call) writeValue(r any) {
 		// the client must still get an answer in order.
 		w.WriteError(errorText(fmt.Errorf("%w: reply of type %T", errInternal, r)))
 	}
+}
+
+// writePermit writes THROTTLE.ACQUIRE's five integers.
+func (c *call) writePermit(p fsm.Permit) {
+	granted := int64(0)
+	if p.Granted {
+		granted = 1
+	}
+	w := c.conn
+	w.WriteArray(5)
+	w.WriteInt64(granted)
+	w.WriteInt64(p.WaitMs)
+	w.WriteInt64(p.ValidAt)
+	w.WriteInt64(p.ExpiresAt)
+	w.WriteInt64(p.Pending)
+}
+
+// writeResult writes the reply resultReply(cmd, res) gives, without boxing
+// a permit into a reply value (an allocation per command).
+func (c *call) writeResult(cmd fsm.Command, res fsm.Result) {
+	if res.Err == nil && permitReply(cmd) {
+		c.writePermit(res.Permit)
+		return
+	}
+	c.writeValue(resultReply(cmd, res))
 }
 
 // errInternal marks a server bug reported to the client rather than
