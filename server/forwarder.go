@@ -357,22 +357,23 @@ func newForwardSession() *forwardSession {
 }
 
 // number returns cmds with a session and number on every ACQUIRE and CANCEL
-// that has no token of its own, for forwarding (see router.decide),
-// remembered by the state machine for window ms. A proposal's commands
-// get consecutive numbers, so that they are encoded as one run
+// that has no identity yet, for forwarding (see router.decide), remembered
+// by the state machine for window ms. A proposal's commands get
+// consecutive numbers, so that they are encoded as one run
 // (fsm.OpAcquireNext). A client's own token is kept, with the window it
 // asked for, so that its retries and the follower's resends are one
-// request to the state machine.
+// request to the state machine; so is a number given before, so that
+// numbering a proposal again can never turn a resend into a new command.
 func (s *forwardSession) number(cmds []fsm.Command, window int64) []fsm.Command {
 	var n uint64
 	for _, c := range cmds {
 		switch c := c.(type) {
 		case fsm.Acquire:
-			if c.Token == "" {
+			if c.Token == "" && c.Session == 0 {
 				n++
 			}
 		case fsm.Cancel:
-			if c.Token == "" {
+			if c.Token == "" && c.Session == 0 {
 				n++
 			}
 		}
@@ -382,13 +383,13 @@ func (s *forwardSession) number(cmds []fsm.Command, window int64) []fsm.Command 
 	for i, c := range cmds {
 		switch c := c.(type) {
 		case fsm.Acquire:
-			if c.Token == "" {
+			if c.Token == "" && c.Session == 0 {
 				c.Session, c.Seq, c.TokenWindow = s.id, next, window
 				next++
 			}
 			out[i] = c
 		case fsm.Cancel:
-			if c.Token == "" {
+			if c.Token == "" && c.Session == 0 {
 				c.Session, c.Seq, c.TokenWindow = s.id, next, window
 				next++
 			}

@@ -534,3 +534,33 @@ func TestRouterResendAppliedOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardSessionNumber: a proposal's ACQUIREs and CANCELs without an
+// identity are numbered consecutively in the session, after the last
+// proposal's; a client's token and a number given before are kept; other
+// commands are left alone.
+func TestForwardSessionNumber(t *testing.T) {
+	s := newForwardSession()
+	if s.id == 0 {
+		t.Fatal("session 0")
+	}
+	a := fsm.Acquire{Key: "k", Interval: 1, Max: 1}
+	first := s.number([]fsm.Command{a, fsm.Reset{Keys: []string{"k"}}, fsm.Cancel{Key: "k", ValidAt: 3}}, 9_000)
+	second := s.number([]fsm.Command{
+		fsm.Acquire{Key: "k", Interval: 1, Max: 1, Token: "mine", TokenWindow: 0},
+		first[0], // already numbered: a resend
+		a,
+	}, 9_000)
+	want := [][]fsm.Command{
+		{fsm.Acquire{Key: "k", Interval: 1, Max: 1, Session: s.id, Seq: 1, TokenWindow: 9_000}, fsm.Reset{Keys: []string{"k"}},
+			fsm.Cancel{Key: "k", ValidAt: 3, Session: s.id, Seq: 2, TokenWindow: 9_000}},
+		{fsm.Acquire{Key: "k", Interval: 1, Max: 1, Token: "mine"}, fsm.Acquire{Key: "k", Interval: 1, Max: 1, Session: s.id, Seq: 1, TokenWindow: 9_000},
+			fsm.Acquire{Key: "k", Interval: 1, Max: 1, Session: s.id, Seq: 3, TokenWindow: 9_000}},
+	}
+	if !reflect.DeepEqual([][]fsm.Command{first, second}, want) {
+		t.Fatalf("numbered\n %+v\n %+v\nwant\n %+v\n %+v", first, second, want[0], want[1])
+	}
+	if other := newForwardSession(); other.id == s.id {
+		t.Fatalf("two sessions drew the same id %x", s.id)
+	}
+}
