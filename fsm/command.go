@@ -50,7 +50,107 @@ const (
 	// OpCancelWindowed is OpCancel with a token kept for a window of its
 	// own (Cancel.TokenWindow).
 	OpCancelWindowed Op = 10
+	// OpAcquireSeq is OpAcquireEx identified by a forwarding session and
+	// sequence number (Acquire.Session) instead of a token: key,
+	// interval, max, slop, cost, session (8 bytes, little-endian),
+	// uvarint seq, varint window.
+	OpAcquireSeq Op = 11
+	// OpAcquireNext is OpAcquireSeq for the command numbered right after
+	// the entry's previous sequenced command (OpAcquireSeq, OpAcquireNext,
+	// OpCancelSeq or OpCancelNext), in the same session with the same
+	// window: key, interval, max, slop, cost. A forwarded proposal numbers
+	// its commands consecutively, so most of an entry's sequenced commands
+	// cost no bytes for their identity.
+	OpAcquireNext Op = 12
+	// OpCancelSeq is OpCancel identified by a forwarding session and
+	// sequence number: key, valid_at, session (8 bytes), uvarint seq,
+	// varint window.
+	OpCancelSeq Op = 13
+	// OpCancelNext is OpCancelSeq numbered as OpAcquireNext: key,
+	// valid_at.
+	OpCancelNext Op = 14
 )
+
+// seqRun is the forwarding session, number and window of an entry's
+// latest sequenced command, which an OpAcquireNext or OpCancelNext
+// continues.
+type seqRun struct {
+	session, seq uint64
+	window       int64
+}
+
+// follows reports whether a sequenced command continues r (same session
+// and window, the next number), and makes it r's latest.
+func (r *seqRun) follows(session, seq uint64, window int64) bool {
+	ok := r.session != 0 && session == r.session && seq == r.seq+1 && window == r.window
+	*r = seqRun{session: session, seq: seq, window: window}
+	return ok
+}
+
+// appendSeq writes a sequenced command's identity for OpAcquireSeq and
+// OpCancelSeq.
+func appendSeq(b []byte, session, seq uint64, window int64) []byte {
+	b = binary.LittleEndian.AppendUint64(b, session)
+	b = binary.AppendUvarint(b, seq)
+	return binary.AppendVarint(b, window)
+}
+
+// appendNext writes c as OpAcquireNext or OpCancelNext when it is a
+// sequenced command that continues run, and reports whether it did; a
+// sequenced command that does not becomes run's latest either way.
+func appendNext(dst []byte, c Command, run *seqRun) ([]byte, bool) {
+	switch c := c.(type) {
+	case Acquire:
+		if !sequenced(c.Token, c.Session) || !run.follows(c.Session, c.Seq, c.TokenWindow) {
+			return dst, false
+		}
+		dst = append(dst, byte(OpAcquireNext))
+		dst = appendString(dst, c.Key)
+		for _, v := range []int64{c.Interval, c.Max, c.Slop, c.Cost} {
+			dst = binary.AppendVarint(dst, v)
+		}
+		return dst, true
+	case Cancel:
+		if !sequenced(c.Token, c.Session) || !run.follows(c.Session, c.Seq, c.TokenWindow) {
+			return dst, false
+		}
+		dst = append(dst, byte(OpCancelNext))
+		dst = appendString(dst, c.Key)
+		return binary.AppendVarint(dst, c.ValidAt), true
+	}
+	return dst, false
+}
+
+// next reads the identity of an OpAcquireNext or OpCancelNext: the number
+// after the entry's previous sequenced command.
+func (d *decoder) next() (session, seq uint64, window int64) {
+	if d.run.session == 0 && d.err == nil {
+		d.fail("sequenced command continues none")
+		return 0, 0, 0
+	}
+	d.run.seq++
+	return d.run.session, d.run.seq, d.run.window
+}
+
+// seq reads the identity of an OpAcquireSeq or OpCancelSeq, which starts
+// a run for the commands after it.
+func (d *decoder) seq() (session, seq uint64, window int64) {
+	if d.err == nil && len(d.buf) < 8 {
+		d.fail("forwarding session of %d bytes", len(d.buf))
+	}
+	if d.err != nil {
+		return 0, 0, 0
+	}
+	session = binary.LittleEndian.Uint64(d.buf)
+	d.buf = d.buf[8:]
+	if session == 0 {
+		d.fail("forwarding session 0")
+		return 0, 0, 0
+	}
+	seq, window = d.uvarint(), d.varint()
+	d.run = seqRun{session: session, seq: seq, window: window}
+	return session, seq, window
+}
 
 // Command is one state-changing command inside an Entry. It is implemented by
 // Acquire, Reset, SetNode, RemoveNode, Cancel, CellThrottle and FlushAll.
@@ -79,8 +179,18 @@ type Acquire struct {
 	// adds a token of its own to a forwarded call (so that it can resend
 	// the call safely) asks for only as long as it may resend, so that a
 	// busy follower's tokens do not fill every replica's memory for a
-	// minute. Without a Token it changes nothing but the encoding.
+	// minute. Without a Token it changes nothing but the encoding, but for
+	// a command with a Session, whose window it is.
 	TokenWindow int64
+	// Session and Seq, when Session is not 0 and there is no Token,
+	// identify a command a follower forwards (see seqTable): the random
+	// forwarding session of the follower's router and the command's
+	// number in it. A granted call is remembered by them for TokenWindow
+	// (0: the whole TokenWindow const), so that the follower can resend
+	// it after an unknown outcome, as with a token, but without a random
+	// string per command. A client's Token wins: with one, they are not
+	// written.
+	Session, Seq uint64
 }
 
 // Cancel gives back the newest grant of Key (THROTTLE.CANCEL) if its first
@@ -94,6 +204,8 @@ type Cancel struct {
 	Token   string
 	// TokenWindow is as Acquire.TokenWindow.
 	TokenWindow int64
+	// Session and Seq are as Acquire's.
+	Session, Seq uint64
 }
 
 // Validate checks a Cancel's arguments without reference to any state.
@@ -110,6 +222,9 @@ func (c Cancel) Validate() error {
 
 // Op implements Command.
 func (c Cancel) Op() Op {
+	if sequenced(c.Token, c.Session) {
+		return OpCancelSeq
+	}
 	if c.windowed() {
 		return OpCancelWindowed
 	}
@@ -119,10 +234,14 @@ func (c Cancel) Op() Op {
 func (c Cancel) windowed() bool { return c.TokenWindow != 0 }
 
 // appendPayload writes key, valid_at and token, and for
-// OpCancelWindowed then the window.
+// OpCancelWindowed then the window; for OpCancelSeq, key, valid_at and
+// the identity.
 func (c Cancel) appendPayload(b []byte) []byte {
 	b = appendString(b, c.Key)
 	b = binary.AppendVarint(b, c.ValidAt)
+	if c.Op() == OpCancelSeq {
+		return appendSeq(b, c.Session, c.Seq, c.TokenWindow)
+	}
 	b = appendString(b, c.Token)
 	if c.windowed() {
 		b = binary.AppendVarint(b, c.TokenWindow)
@@ -150,6 +269,8 @@ type RemoveNode struct {
 // Op implements Command.
 func (c Acquire) Op() Op {
 	switch {
+	case sequenced(c.Token, c.Session):
+		return OpAcquireSeq
 	case c.TokenWindow != 0:
 		return OpAcquireWindowed
 	case (c.Cost == 0 || c.Cost == 1) && c.Token == "":
@@ -169,13 +290,17 @@ func (RemoveNode) Op() Op { return OpRemoveNode }
 
 // appendPayload writes key, interval, max and slop, for OpAcquireEx and
 // OpAcquireWindowed then cost and token, and for OpAcquireWindowed then
-// the window.
+// the window; for OpAcquireSeq, then cost and the identity.
 func (c Acquire) appendPayload(b []byte) []byte {
 	b = appendString(b, c.Key)
 	b = binary.AppendVarint(b, c.Interval)
 	b = binary.AppendVarint(b, c.Max)
 	b = binary.AppendVarint(b, c.Slop)
 	op := c.Op()
+	if op == OpAcquireSeq {
+		b = binary.AppendVarint(b, c.Cost)
+		return appendSeq(b, c.Session, c.Seq, c.TokenWindow)
+	}
 	if op == OpAcquireEx || op == OpAcquireWindowed {
 		b = binary.AppendVarint(b, c.Cost)
 		b = appendString(b, c.Token)
@@ -223,7 +348,12 @@ func (e Entry) AppendEncode(dst []byte) []byte {
 	dst = append(dst, byte(EntryBatch), entryBatchVersion)
 	dst = binary.AppendVarint(dst, e.Now)
 	dst = binary.AppendUvarint(dst, uint64(len(e.Commands)))
+	var run seqRun
 	for _, c := range e.Commands {
+		var next bool
+		if dst, next = appendNext(dst, c, &run); next {
+			continue
+		}
 		dst = append(dst, byte(c.Op()))
 		dst = c.appendPayload(dst)
 	}
@@ -286,7 +416,8 @@ func appendString(b []byte, s string) []byte {
 type decoder struct {
 	buf  []byte
 	err  error
-	skip bool // read, keep nothing (CheckEntry): strings are "", commands nil
+	skip bool   // read, keep nothing (CheckEntry): strings are "", commands nil
+	run  seqRun // the entry's latest sequenced command (OpAcquireNext)
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -396,6 +527,22 @@ func (d *decoder) command() Command {
 		a := Acquire{Key: d.string(), Interval: d.varint(), Max: d.varint(), Slop: d.varint(),
 			Cost: d.varint(), Token: d.string(), TokenWindow: d.varint()}
 		return d.keep(a)
+	case OpAcquireSeq, OpAcquireNext:
+		a := Acquire{Key: d.string(), Interval: d.varint(), Max: d.varint(), Slop: d.varint(), Cost: d.varint()}
+		if op == OpAcquireSeq {
+			a.Session, a.Seq, a.TokenWindow = d.seq()
+		} else {
+			a.Session, a.Seq, a.TokenWindow = d.next()
+		}
+		return d.keep(a)
+	case OpCancelSeq, OpCancelNext:
+		c := Cancel{Key: d.string(), ValidAt: d.varint()}
+		if op == OpCancelSeq {
+			c.Session, c.Seq, c.TokenWindow = d.seq()
+		} else {
+			c.Session, c.Seq, c.TokenWindow = d.next()
+		}
+		return d.keepCancel(c)
 	case OpReset:
 		n := d.count()
 		var keys []string

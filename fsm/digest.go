@@ -10,7 +10,8 @@ import (
 // snapshot) and a SHA-256 hash of the whole replicated state at that index:
 // the cluster clock, the counters, every key's slot, interval and span
 // (and every CL.THROTTLE key's arrival time), expired or not, the
-// membership metadata, and the idempotency tokens, in a canonical order.
+// membership metadata, and the idempotency tokens and forwarding sequence
+// numbers, in a canonical order.
 // Replicas that
 // applied the same log report the same digest at the same index, whatever
 // their history of snapshots and restarts; fault tests compare them
@@ -29,6 +30,7 @@ func (f *FSM) Digest() (index uint64, sum [sha256.Size]byte) {
 		img.nodes = append(img.nodes, Node{ID: id, RESPAddr: addr})
 	}
 	img.tokens = f.tokenRecords() // in log order: the same on every replica
+	img.seqs = f.tokens.seqs.records()
 	index = f.applied
 	f.mu.RUnlock()
 	sort.Slice(img.keys, func(i, j int) bool { return img.keys[i].key < img.keys[j].key })

@@ -8,12 +8,14 @@
 // clock to max(entry time, previous clock), so time never runs backwards on any
 // node and every node computes the same answers from the same log.
 //
-// An ACQUIRE or CANCEL may carry an idempotency token: the state machine
-// remembers the answer to a token's first effect, for the token's window
-// of cluster time (a client's for TokenWindow, a forwarding follower's for
-// the shorter window it asks for, carried in the entry), and answers a
-// repeat of it without acting again. Tokens are replicated state like the
-// keys: in snapshots, the digest and the memory count.
+// An ACQUIRE or CANCEL may carry an idempotency token (a client's), or a
+// forwarding session and sequence number (a forwarding follower's: see
+// Acquire.Session): the state machine remembers the answer to its first
+// effect, for its window of cluster time (a client's token for
+// TokenWindow, a follower's number for the shorter window it asks for,
+// carried in the entry), and answers a repeat of it without acting again.
+// Both are replicated state like the keys: in snapshots, the digest and
+// the memory count.
 //
 // The package imports hashicorp/raft only for its FSM and snapshot interfaces.
 // Command errors (bad arguments, overflow) travel back in each command's

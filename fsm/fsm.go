@@ -156,6 +156,12 @@ func (f *FSM) apply(c Command) Result {
 				return Result{Permit: p}
 			}
 		}
+		seq := sequenced(c.Token, c.Session)
+		if seq {
+			if r, ok := f.seqSeen(seqID{c.Session, c.Seq}, tokenAcquire, c.Key); ok {
+				return r // a follower's resend of a grant already made
+			}
+		}
 		st := f.live(c.Key)
 		if st != nil && st.cell {
 			return Result{Err: fmt.Errorf("%w: %s was made by CL.THROTTLE", ErrWrongType, quoteName(c.Key))}
@@ -176,6 +182,8 @@ func (f *FSM) apply(c Command) Result {
 			f.set(c.Key, d.newLast, c.Interval, c.slots()-1)
 			if c.Token != "" {
 				f.tokens.add(id, f.now, c.TokenWindow, d.permit)
+			} else if seq {
+				f.rememberSeq(seqID{c.Session, c.Seq}, tokenAcquire, c.Key, c.TokenWindow, d.permit)
 			}
 		}
 		return Result{Permit: d.permit}
@@ -231,6 +239,12 @@ func (f *FSM) cancel(c Cancel) Result {
 			return Result{Count: 1}
 		}
 	}
+	seq := sequenced(c.Token, c.Session)
+	if seq {
+		if r, ok := f.seqSeen(seqID{c.Session, c.Seq}, tokenCancel, c.Key); ok {
+			return r
+		}
+	}
 	st := f.live(c.Key)
 	if st != nil && st.cell {
 		return Result{Err: fmt.Errorf("%w: %s was made by CL.THROTTLE", ErrWrongType, quoteName(c.Key))}
@@ -254,6 +268,8 @@ func (f *FSM) cancel(c Cancel) Result {
 	}
 	if c.Token != "" {
 		f.tokens.add(id, f.now, c.TokenWindow, Permit{})
+	} else if seq {
+		f.rememberSeq(seqID{c.Session, c.Seq}, tokenCancel, c.Key, c.TokenWindow, Permit{})
 	}
 	return Result{Count: 1}
 }
@@ -383,6 +399,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	img := &image{now: f.now, stats: f.stats, nodes: make([]Node, 0, len(f.nodes))}
 	img.pending, img.owner = f.startCopy(), f
 	img.tokens = f.tokenRecords()
+	img.seqs = f.tokens.seqs.records()
 	for id, addr := range f.nodes {
 		img.nodes = append(img.nodes, Node{ID: id, RESPAddr: addr})
 	}
@@ -462,12 +479,13 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	for _, r := range img.tokens {
 		tokens.add(tokenID{kind: r.kind, key: r.key, token: r.token}, r.at, r.window, r.permit)
 	}
+	tokens.restoreSeqs(img.seqs)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.now, f.stats, f.keys, f.exp, f.index, f.nodes, f.mem = img.now, img.stats, keys, exp, index, nodes, mem
 	f.tokens = tokens
 	f.applied = 0 // the snapshot's index is Raft's, not known here
-	f.logger.Info("restored snapshot", "keys", len(keys), "nodes", len(nodes), "tokens", len(img.tokens), "clock", img.now)
+	f.logger.Info("restored snapshot", "keys", len(keys), "nodes", len(nodes), "tokens", len(img.tokens), "sequences", len(img.seqs), "clock", img.now)
 	return nil
 }
 

@@ -41,6 +41,7 @@ func fullImage(f *FSM) *image {
 		}
 	}
 	img.tokens = f.tokenRecords()
+	img.seqs = f.tokens.seqs.records()
 	for id, addr := range f.nodes {
 		img.nodes = append(img.nodes, Node{ID: id, RESPAddr: addr})
 	}

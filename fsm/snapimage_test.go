@@ -20,7 +20,7 @@ import (
 func stopTheWorld(tb testing.TB, f *FSM) []byte {
 	tb.Helper()
 	f.mu.RLock()
-	img := &image{now: f.now, stats: f.stats, tokens: f.tokenRecords()}
+	img := &image{now: f.now, stats: f.stats, tokens: f.tokenRecords(), seqs: f.tokens.seqs.records()}
 	all := make([]keyState, 0, len(f.keys))
 	for _, st := range f.keys {
 		all = append(all, keyState{key: st.key, last: st.last, interval: st.interval, span: st.span, cell: st.cell, hash: keyHash(st.key)})
@@ -129,6 +129,7 @@ type snapDriver struct {
 	// grants is the first slot of the newest grant seen per key, so that
 	// cancels find grants to give back.
 	grants  map[string]int64
+	seq     uint64 // the last forwarding sequence number given
 	pending []*pendingSnap
 	// persisted are images written whole, for later Restores.
 	persisted [][]byte
@@ -161,6 +162,21 @@ func (d *snapDriver) window() int64 {
 	return 0
 }
 
+// sequence gives half the ACQUIREs and CANCELs without a token a
+// forwarding identity: one of three sessions, mostly the next number (so
+// that runs are encoded as Next ops), now and then a recent one again (a
+// resend, or a number reused for another key).
+func (d *snapDriver) sequence(token string) (session, seq uint64) {
+	if token != "" || d.pick(2) == 0 {
+		return 0, 0
+	}
+	if d.pick(5) == 0 && d.seq > 0 {
+		return 1 + uint64(d.pick(3)), d.seq - uint64(d.pick(int(min(d.seq, 6))))
+	}
+	d.seq++
+	return 1, d.seq
+}
+
 // command makes one command of any kind over a small key space, so that
 // keys are created, updated, given back, reset, expired, flushed and
 // created again, on both sides of any copy's walk.
@@ -168,14 +184,18 @@ func (d *snapDriver) command() Command {
 	switch r := d.pick(100); {
 	case r < 40:
 		m := int64(d.pick(4))
-		return Acquire{Key: d.key(), Interval: 1 + int64(d.pick(200)), Max: m, Slop: int64(d.pick(6)), Cost: int64(d.pick(int(m) + 2)), Token: d.token(), TokenWindow: d.window()}
+		a := Acquire{Key: d.key(), Interval: 1 + int64(d.pick(200)), Max: m, Slop: int64(d.pick(6)), Cost: int64(d.pick(int(m) + 2)), Token: d.token(), TokenWindow: d.window()}
+		a.Session, a.Seq = d.sequence(a.Token)
+		return a
 	case r < 55:
 		k := d.key()
 		at, ok := d.grants[k]
 		if !ok || d.pick(5) == 0 {
 			at = d.now + int64(d.pick(50))
 		}
-		return Cancel{Key: k, ValidAt: at, Token: d.token(), TokenWindow: d.window()}
+		c := Cancel{Key: k, ValidAt: at, Token: d.token(), TokenWindow: d.window()}
+		c.Session, c.Seq = d.sequence(c.Token)
+		return c
 	case r < 70:
 		return CellThrottle{Key: d.key(), MaxBurst: int64(d.pick(4)), Count: 1 + int64(d.pick(5)), Period: 1 + int64(d.pick(2)), Quantity: int64(d.pick(3))}
 	case r < 85:
@@ -221,6 +241,9 @@ func (d *snapDriver) applyEntry() {
 	}
 	for i, c := range e.Commands {
 		d.stats[fmt.Sprintf("%T", c)]++
+		if a, ok := c.(Acquire); ok && a.Session != 0 && a.Token == "" {
+			d.stats["sequenced"]++
+		}
 		if a, ok := c.(Acquire); ok && res[i].Permit.Granted {
 			d.grants[a.Key] = res[i].Permit.ValidAt
 		}
@@ -457,7 +480,7 @@ func TestSnapshotImageExact(t *testing.T) {
 		}
 	}
 	// The run must have exercised what the property is about.
-	for _, what := range []string{"snapshot", "chunk", "applied during a copy", "persisted", "sink failed", "released", "restore", "backup", "cancelled",
+	for _, what := range []string{"snapshot", "chunk", "applied during a copy", "persisted", "sink failed", "released", "restore", "backup", "cancelled", "sequenced",
 		"fsm.Acquire", "fsm.Cancel", "fsm.CellThrottle", "fsm.Reset", "fsm.FlushAll", "fsm.SetNode", "fsm.RemoveNode"} {
 		if total[what] == 0 {
 			t.Errorf("no %q in any run: the test does not cover it", what)

@@ -51,7 +51,62 @@ const (
 	// string token, varint at, varint window, byte granted, varint wait,
 	// valid, expires, pending). Written only when there are such tokens.
 	sectionTimedTokens sectionTag = 4
+	// sectionSessions holds the forwarding sequence numbers remembered
+	// (seqTable), in apply order: uvarint n, n × (session (8 bytes,
+	// little-endian), uvarint seq, byte kind, string key, varint at,
+	// varint window, and for an ACQUIRE varint wait, valid, expires,
+	// pending: a remembered ACQUIRE was granted). Written only when there
+	// are such numbers.
+	sectionSessions sectionTag = 5
 )
+
+// appendSessions writes section sectionSessions for seqs, flushing b
+// through flush as it grows.
+func appendSessions(b []byte, seqs []seqRecord, flush func([]byte) ([]byte, error)) ([]byte, error) {
+	if len(seqs) == 0 {
+		return b, nil
+	}
+	b = binary.AppendUvarint(b, uint64(sectionSessions))
+	b = binary.AppendUvarint(b, uint64(len(seqs)))
+	for _, r := range seqs {
+		b = binary.LittleEndian.AppendUint64(b, r.session)
+		b = binary.AppendUvarint(b, r.seq)
+		b = append(b, byte(r.kind))
+		b = appendString(b, r.key)
+		b = binary.AppendVarint(b, r.at)
+		b = binary.AppendVarint(b, r.window)
+		if r.kind == tokenAcquire {
+			for _, v := range []int64{r.permit.WaitMs, r.permit.ValidAt, r.permit.ExpiresAt, r.permit.Pending} {
+				b = binary.AppendVarint(b, v)
+			}
+		}
+		if len(b) > 32<<10 {
+			var err error
+			if b, err = flush(b); err != nil {
+				return b, err
+			}
+		}
+	}
+	return b, nil
+}
+
+// readSessions reads the content of section sectionSessions.
+func readSessions(sr *streamReader) []seqRecord {
+	return readRecords(sr, sr.uvarint(), func() seqRecord {
+		var r seqRecord
+		var id [8]byte
+		for i := range id {
+			id[i] = sr.byte()
+		}
+		r.session = binary.LittleEndian.Uint64(id[:])
+		r.seq, r.kind, r.key = sr.uvarint(), tokenKind(sr.byte()), sr.string()
+		r.at, r.window = sr.varint(), sr.varint()
+		if r.kind == tokenAcquire {
+			r.permit = Permit{Granted: true, WaitMs: sr.varint(), ValidAt: sr.varint(), ExpiresAt: sr.varint(), Pending: sr.varint()}
+		}
+		return r
+	})
+}
 
 // image is a point-in-time copy of the state, written by Persist:
 //
@@ -69,6 +124,7 @@ type image struct {
 	nodes  []Node
 	cells  []cellKey     // section 1
 	tokens []tokenRecord // section 2 (window 0), then section 4
+	seqs   []seqRecord   // section 5
 	// pending, when set, is the copy of owner's keys that collect
 	// completes into keys and cells.
 	pending *keyCopy
@@ -187,6 +243,13 @@ func (img *image) writeTo(dst io.Writer) error {
 				}
 			}
 		}
+	}
+	b, err := appendSessions(b, img.seqs, func(b []byte) ([]byte, error) {
+		_, err := w.Write(b)
+		return b[:0], err
+	})
+	if err != nil {
+		return err
 	}
 	var spans int
 	for _, k := range img.keys {
@@ -326,6 +389,11 @@ func readImage(r io.Reader) (*image, error) {
 			} else {
 				img.tokens = list
 			}
+		case sectionSessions:
+			if img.seqs != nil {
+				return nil, invalidImage("forwarding sessions section appears twice")
+			}
+			img.seqs = readSessions(&sr)
 		case sectionSpans:
 			if spans != nil {
 				return nil, invalidImage("spans section appears twice")
@@ -460,6 +528,9 @@ func (img *image) validate() error {
 		}
 	}
 	if err := validateTokens(img.tokens, img.now); err != nil {
+		return err
+	}
+	if err := validateSeqs(img.seqs, img.now); err != nil {
 		return err
 	}
 	if seen == nil && len(img.cells) > 0 {

@@ -205,6 +205,16 @@ func FuzzRestore(f *testing.F) {
 	b.Reset()
 	_ = withTokens.writeTo(&b)
 	f.Add(b.Bytes())
+	withTokens.seqs = []seqRecord{{session: 1 << 63, seq: 1<<64 - 1, kind: tokenAcquire, key: "a", at: 999_000, window: 18_000, permit: Permit{Granted: true, ValidAt: 999_000}},
+		{session: 1, seq: 0, kind: tokenCancel, key: "b", at: 999_001, window: TokenWindow}}
+	b.Reset()
+	_ = withTokens.writeTo(&b)
+	f.Add(b.Bytes())
+	withTokens.seqs[1].session = 1 << 63 // a duplicate number
+	withTokens.seqs[1].seq = 1<<64 - 1
+	b.Reset()
+	_ = withTokens.writeTo(&b)
+	f.Add(b.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := New(Config{})
 		if err := m.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {

@@ -92,10 +92,15 @@ type tokenTable struct {
 	queue []tokenStamp // queue[head:] is live, oldest first
 	head  int
 	timed []tokenStamp // min-heap by before
-	mem   int64        // sum of TokenCost
+	// seqs are the forwarded commands remembered by forwarding session
+	// and sequence number instead of a token (see seqTable).
+	seqs seqTable
+	mem  int64 // sum of TokenCost and of the seqs' SeqCost
 }
 
-func newTokenTable() *tokenTable { return &tokenTable{byID: make(map[tokenID]Permit)} }
+func newTokenTable() *tokenTable {
+	return &tokenTable{byID: make(map[tokenID]Permit), seqs: newSeqTable()}
+}
 
 func (t *tokenTable) get(id tokenID) (Permit, bool) {
 	p, ok := t.byID[id]
@@ -147,8 +152,10 @@ func (t *tokenTable) down(i int) {
 	}
 }
 
-// prune forgets the tokens whose window has ended at now.
+// prune forgets the tokens and sequence numbers whose window has ended at
+// now.
 func (t *tokenTable) prune(now int64) {
+	t.mem -= t.seqs.prune(now)
 	for t.head < len(t.queue) && t.queue[t.head].at+TokenWindow <= now {
 		s := t.queue[t.head]
 		delete(t.byID, s.id)
@@ -177,10 +184,11 @@ func (t *tokenTable) prune(now int64) {
 	}
 }
 
-// expiredCost is the TokenCost of the tokens whose window has ended at now
-// but that no applied entry has pruned yet.
+// expiredCost is the TokenCost of the tokens, and the SeqCost of the
+// sequence numbers, that prune(now) would forget but that no applied
+// entry has pruned yet.
 func (t *tokenTable) expiredCost(now int64) int64 {
-	var n int64
+	n := t.seqs.expiredCost(now)
 	for _, s := range t.queue[t.head:] {
 		if s.at+TokenWindow > now {
 			break

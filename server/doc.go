@@ -48,9 +48,10 @@
 // a leader that lost leadership with an entry in flight first waits to
 // learn whether the next leader committed it (Server.resolveLost), and a
 // follower whose forwarded ACQUIRE or CANCEL got no answer resends it with
-// the idempotency token it forwarded it with (router.decide), which the
-// FSM applies at most once, within the resend horizon for which the FSM
-// remembers that token (resendWindow). Reads
+// the identity it forwarded it with (the client's token, or the router's
+// forwarding session and a number: forwardSession, router.decide), which
+// the FSM applies at most once, within the resend horizon for which the
+// FSM remembers that identity (resendWindow). Reads
 // that must not be stale (THROTTLE.PEEK) are answered by the leader after
 // it confirms its leadership with a quorum. A new leader serves nothing
 // until a Barrier has applied everything its predecessors committed.

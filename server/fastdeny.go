@@ -43,7 +43,7 @@ type denier struct {
 // key it goes through the log. A nil *denier denies nothing.
 func (d *denier) deny(cmd fsm.Command, mine []pendingReply) (fsm.Result, bool) {
 	a, ok := cmd.(fsm.Acquire)
-	if d == nil || !ok || a.Token != "" {
+	if d == nil || !ok || a.Token != "" || a.Session != 0 {
 		return fsm.Result{}, false
 	}
 	for i := range mine {

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -328,31 +328,70 @@ func bulkPayload(raw []byte) ([]byte, bool) {
 	return body, ok && n == int64(len(body))
 }
 
-// newToken returns a random idempotency token: 16 bytes from crypto/rand,
-// 22 characters of base64url.
-func newToken() string {
-	var b [16]byte
-	rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
-	return base64.RawURLEncoding.EncodeToString(b[:])
+// forwardSession is a router's forwarding session (the Raft
+// dissertation's client sessions, §6.3): a random id chosen once per
+// process start and a counter that numbers every ACQUIRE and CANCEL the
+// router forwards, so that the state machine can recognise a resend after
+// an unknown outcome by (session, number) and answer it as the first
+// attempt. It replaces a random token per command: no crypto/rand and
+// base64 per command here, no string-keyed map entry and heap item per
+// command on every replica (see fsm.SeqCost).
+type forwardSession struct {
+	id   uint64
+	last atomic.Uint64 // the last number given
 }
 
-// withTokens returns cmds with an idempotency token on every ACQUIRE and
-// CANCEL that has none, for forwarding (see router.decide), remembered by
-// the state machine for window ms. A client's own token is kept, with the
-// window it asked for, so that its retries and the follower's resends are
-// one request to the state machine.
-func withTokens(cmds []fsm.Command, window int64) []fsm.Command {
+// newForwardSession returns a session with a random non-zero id: 8 bytes
+// from crypto/rand. Two processes (or one process's two lives) that drew
+// the same id would share numbers only with odds of about one in 2^64 per
+// pair; even then a number reused for another key or kind is refused
+// (fsm.ErrSequenceReused), never answered for the other command.
+func newForwardSession() *forwardSession {
+	for {
+		var b [8]byte
+		rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
+		if id := binary.LittleEndian.Uint64(b[:]); id != 0 {
+			return &forwardSession{id: id}
+		}
+	}
+}
+
+// number returns cmds with a session and number on every ACQUIRE and CANCEL
+// that has no identity yet, for forwarding (see router.decide), remembered
+// by the state machine for window ms. A proposal's commands get
+// consecutive numbers, so that they are encoded as one run
+// (fsm.OpAcquireNext). A client's own token is kept, with the window it
+// asked for, so that its retries and the follower's resends are one
+// request to the state machine; so is a number given before, so that
+// numbering a proposal again can never turn a resend into a new command.
+func (s *forwardSession) number(cmds []fsm.Command, window int64) []fsm.Command {
+	var n uint64
+	for _, c := range cmds {
+		switch c := c.(type) {
+		case fsm.Acquire:
+			if c.Token == "" && c.Session == 0 {
+				n++
+			}
+		case fsm.Cancel:
+			if c.Token == "" && c.Session == 0 {
+				n++
+			}
+		}
+	}
 	out := make([]fsm.Command, len(cmds))
+	next := s.last.Add(n) - n + 1
 	for i, c := range cmds {
 		switch c := c.(type) {
 		case fsm.Acquire:
-			if c.Token == "" {
-				c.Token, c.TokenWindow = newToken(), window
+			if c.Token == "" && c.Session == 0 {
+				c.Session, c.Seq, c.TokenWindow = s.id, next, window
+				next++
 			}
 			out[i] = c
 		case fsm.Cancel:
-			if c.Token == "" {
-				c.Token, c.TokenWindow = newToken(), window
+			if c.Token == "" && c.Session == 0 {
+				c.Session, c.Seq, c.TokenWindow = s.id, next, window
+				next++
 			}
 			out[i] = c
 		default:
@@ -364,9 +403,9 @@ func withTokens(cmds []fsm.Command, window int64) []fsm.Command {
 
 // resendWindow returns how long after a forwarded proposal was first sent
 // the router may still resend it (horizon), and how long the state machine
-// remembers the tokens the follower adds (window, ms): twice the horizon,
-// so that a resend stamped late (queued at the leader, or by a leader
-// whose clock is ahead) still finds the first attempt's tokens. The
+// remembers the session numbers the follower adds (window, ms): twice the
+// horizon, so that a resend stamped late (queued at the leader, or by a
+// leader whose clock is ahead) still finds the first attempt's numbers. The
 // horizon covers one forward timeout (LeaderWait + ApplyTimeout) and a
 // LeaderWait more to find a leader; both are capped by fsm.TokenWindow.
 func resendWindow(leaderWait, applyTimeout time.Duration) (horizon time.Duration, window int64) {
@@ -378,18 +417,18 @@ func resendWindow(leaderWait, applyTimeout time.Duration) (horizon time.Duration
 }
 
 // resendable reports whether a proposal may be sent again after an unknown
-// outcome: every command in it is an ACQUIRE or CANCEL with a token, which
-// the state machine applies at most once. (A RESET sent twice would
-// remove a key granted in between.)
+// outcome: every command in it is an ACQUIRE or CANCEL with a token or a
+// session number, which the state machine applies at most once. (A RESET
+// sent twice would remove a key granted in between.)
 func resendable(cmds []fsm.Command) bool {
 	for _, c := range cmds {
 		switch c := c.(type) {
 		case fsm.Acquire:
-			if c.Token == "" {
+			if c.Token == "" && c.Session == 0 {
 				return false
 			}
 		case fsm.Cancel:
-			if c.Token == "" {
+			if c.Token == "" && c.Session == 0 {
 				return false
 			}
 		default:

@@ -83,7 +83,8 @@ func asciiLower(s string) string {
 // transaction, forwarded or not) passes the same check on the leader.
 //
 // What is measured: the state machine's own accounting of its live keys
-// and idempotency tokens (fsm.MemoryUsage, fsm.KeyCost, fsm.TokenCost),
+// and idempotency tokens and forwarding session numbers (fsm.MemoryUsage,
+// fsm.KeyCost, fsm.TokenCost, fsm.SeqCost),
 // not the Go heap. The heap includes
 // garbage the collector has not yet freed, Raft's log cache and connection
 // buffers, so it rises and falls with load rather than with the state; a
@@ -154,6 +155,10 @@ func (g *memGate) admit(cmds []fsm.Command) ([]string, error) {
 			if a, ok := c.(fsm.Acquire); ok && a.Token != "" {
 				// Its token is remembered for fsm.TokenWindow too.
 				add += fsm.TokenCost(a.Key, a.Token)
+			} else if ok && a.Session != 0 {
+				// A forwarded call's session number is remembered for
+				// its window.
+				add += fsm.SeqCost(a.Key)
 			}
 		}
 	}

@@ -124,12 +124,12 @@ func TestMaxMemory(t *testing.T) {
 
 // TestMaxMemoryThroughAFollower: the leader's door refuses new keys sent to
 // a follower (the reply is relayed), and every replica accounts the same
-// state. Each forwarded ACQUIRE carries a token the follower adds (22
-// bytes), remembered for the follower's token window (resendWindow) and
-// accounted with the keys.
+// state. Each forwarded ACQUIRE carries the follower's forwarding session
+// and a number, remembered for the follower's window (resendWindow) and
+// accounted with the keys (fsm.SeqCost).
 func TestMaxMemoryThroughAFollower(t *testing.T) {
-	tok := fsm.TokenCost("f:0", strings.Repeat("t", 22))
-	cost := fsm.KeyCost("f:0") + tok
+	seq := fsm.SeqCost("f:0")
+	cost := fsm.KeyCost("f:0") + seq
 	cl := testcluster.Start(t, 3, testcluster.Options{MaxMemory: 2 * cost})
 	cl.WaitForLeader(10 * time.Second)
 	c := cl.Followers()[0].Client()
@@ -142,9 +142,9 @@ func TestMaxMemoryThroughAFollower(t *testing.T) {
 	if _, e := do(t, c, "THROTTLE.ACQUIRE", "f:0", 60_000, 1); e != "" {
 		t.Fatalf("existing key through a follower: %q", e)
 	}
-	testcluster.WaitFor(t, 10*time.Second, "every replica to account both keys and three tokens", func() bool {
+	testcluster.WaitFor(t, 10*time.Second, "every replica to account both keys and three numbers", func() bool {
 		for _, n := range cl.Running() {
-			if n.Server.FSM().MemoryUsage(0) != 2*cost+tok {
+			if n.Server.FSM().MemoryUsage(0) != 2*cost+seq || n.Server.FSM().Sequences() != 3 || n.Server.FSM().Tokens() != 0 {
 				return false
 			}
 		}

@@ -44,10 +44,11 @@ type router struct {
 	retry  time.Duration               // pause between routing attempts
 	stop   <-chan struct{}             // closed when the node stops
 	// A forwarded proposal whose outcome is unknown is resent only within
-	// horizon of its first send; the tokens the router adds to it are
-	// remembered for window ms (see resendWindow).
+	// horizon of its first send; the session numbers the router adds to
+	// it are remembered for window ms (see resendWindow).
 	horizon time.Duration
 	window  int64
+	seqs    *forwardSession // numbers the commands it forwards
 }
 
 // route runs a request on the leader; see router.
@@ -139,7 +140,7 @@ type ticket struct {
 	pr        *proposal
 	cmds      []fsm.Command
 	forwarded bool
-	remote    bool      // queued to the forwarder: cmds carry tokens
+	remote    bool      // queued to the forwarder: cmds carry session numbers
 	sent      time.Time // when cmds were first queued to the forwarder
 }
 
@@ -150,7 +151,7 @@ type ticket struct {
 // behalf. settle, if not nil, is called with the submitter before cmds are
 // queued to it, so that a caller can first wait for what it queued
 // elsewhere (proposals reach the log in order only through one submitter).
-// A proposal sent to the leader carries tokens (see decide).
+// A proposal sent to the leader carries session numbers (see decide).
 func (r *router) enqueue(ctx context.Context, forwarded bool, settle func(submitter), cmds ...fsm.Command) (*ticket, error) {
 	t := &ticket{cmds: cmds, forwarded: forwarded}
 	queue := func(ctx context.Context, sub submitter, use []fsm.Command) (err error) {
@@ -167,7 +168,7 @@ func (r *router) enqueue(ctx context.Context, forwarded bool, settle func(submit
 			if !t.remote {
 				t.remote, t.sent = true, time.Now()
 			}
-			return queue(ctx, r.remote(addr), withTokens(t.cmds, r.window))
+			return queue(ctx, r.remote(addr), r.seqs.number(t.cmds, r.window))
 		})
 	if err != nil {
 		return nil, err
@@ -198,15 +199,16 @@ func (r *router) await(t *ticket) ([]fsm.Result, error) {
 // decide queues cmds, one proposal, and waits for their outcome, routing
 // them again for as long as they were certainly not run.
 //
-// A proposal forwarded to the leader carries an idempotency token on every
-// ACQUIRE and CANCEL (the client's, or one added here: withTokens), so that
-// when its outcome is unknown (the connection to the leader broke, or the
-// leader did not answer in time) it can be routed again: if the first
-// attempt was committed, the state machine answers the resend from its
-// tokens without taking or giving back anything twice. The tokens added
-// here are remembered only for the router's window, so the proposal is
-// routed again only within its horizon of the first forward. Only when no
-// leader answers by then is the client told the outcome is unknown.
+// A proposal forwarded to the leader carries an identity on every ACQUIRE
+// and CANCEL (the client's token, or this router's forwarding session and
+// a number: forwardSession.number), so that when its outcome is unknown
+// (the connection to the leader broke, or the leader did not answer in
+// time) it can be routed again: if the first attempt was committed, the
+// state machine answers the resend from what it remembers without taking
+// or giving back anything twice. The numbers added here are remembered
+// only for the router's window, so the proposal is routed again only
+// within its horizon of the first forward. Only when no leader answers by
+// then is the client told the outcome is unknown.
 func (r *router) decide(ctx context.Context, forwarded bool, cmds ...fsm.Command) ([]fsm.Result, error) {
 	return r.decideFrom(ctx, forwarded, time.Time{}, nil, cmds...)
 }
@@ -216,13 +218,13 @@ func (r *router) decide(ctx context.Context, forwarded bool, cmds ...fsm.Command
 func (r *router) decideFrom(ctx context.Context, forwarded bool, sent time.Time, unknown error, cmds ...fsm.Command) ([]fsm.Result, error) {
 	var (
 		res     []fsm.Result
-		tokened []fsm.Command // cmds with tokens, from the first forward on
+		tokened []fsm.Command // cmds numbered, from the first forward on
 	)
 	if !sent.IsZero() {
-		tokened = cmds // they were forwarded, with their tokens
+		tokened = cmds // they were forwarded, numbered
 	}
 	// late reports that an earlier forward, whose outcome is unknown, is
-	// too old for its tokens to be trusted to catch another attempt.
+	// too old for its numbers to be trusted to catch another attempt.
 	late := func() bool { return unknown != nil && time.Since(sent) >= r.horizon }
 	err := r.route(ctx, forwarded,
 		func(ctx context.Context) (err error) {
@@ -241,7 +243,7 @@ func (r *router) decideFrom(ctx context.Context, forwarded bool, sent time.Time,
 				return unknown
 			}
 			if tokened == nil {
-				tokened = withTokens(cmds, r.window)
+				tokened = r.seqs.number(cmds, r.window)
 			}
 			if sent.IsZero() {
 				sent = time.Now()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/throttledb/throttledb/fsm"
 	"github.com/tidwall/redcon"
 )
@@ -168,13 +169,15 @@ func fakeRouter(states []viewState, log *[]string, local, remote *fakeSubmitter)
 		stop:    make(chan struct{}),
 		horizon: time.Minute,
 		window:  120_000,
+		seqs:    newForwardSession(),
 	}
 }
 
 // TestRouterQueues: proposals are queued where the router sends them
 // without waiting; one that certainly never entered the log is routed
 // again, and so is a forwarded one whose outcome is unknown when it is safe
-// to resend (its ACQUIREs carry tokens), with the same tokens.
+// to resend (its ACQUIREs carry a token or a session number), with the
+// same identities.
 func TestRouterQueues(t *testing.T) {
 	notLeader := fmt.Errorf("%w: raft said so", ErrNotLeader)
 	leader := viewState{ready: true, leading: true}
@@ -198,7 +201,7 @@ func TestRouterQueues(t *testing.T) {
 			local: fakeSubmitter{enqueueErr: notLeader}, log: "L+ R+ R?"},
 		{name: "not logged by the old leader: decided by the new one", states: []viewState{follower, leader},
 			remote: fakeSubmitter{outcomes: []error{notLeader}}, log: "R+ R? L+ L?"},
-		{name: "unknown outcome from the leader: resent with the same token", states: []viewState{follower},
+		{name: "unknown outcome from the leader: resent with the same number", states: []viewState{follower},
 			remote: fakeSubmitter{outcomes: []error{ErrOutcomeUnknown, nil}}, log: "R+ R? R+ R?"},
 		{name: "unknown outcome past the resend horizon is final", states: []viewState{follower}, late: true,
 			remote: fakeSubmitter{outcomes: []error{ErrOutcomeUnknown, nil}}, want: ErrOutcomeUnknown, log: "R+ R?"},
@@ -241,25 +244,26 @@ func TestRouterQueues(t *testing.T) {
 				if err == nil && (len(res) != 1 || !res[0].Permit.Granted) {
 					t.Fatalf("await: %v", res)
 				}
-				// Whatever reaches the leader from here carries one token,
-				// the same on every resend: the client's with its window,
-				// or one the router added, remembered for the router's
-				// window.
-				token := ""
+				// Whatever reaches the leader from here carries one
+				// identity, the same on every resend: the client's token
+				// with its window, or the router's session and a number,
+				// remembered for the router's window.
+				var first *fsm.Acquire
 				for _, sent := range tc.remote.sent {
 					a, ok := sent[0].(fsm.Acquire)
 					if !ok {
 						continue
 					}
-					if a.Token == "" || (token != "" && a.Token != token) {
-						t.Fatalf("forwarded %+v after token %q", a, token)
-					}
 					orig := cmd.(fsm.Acquire)
-					if orig.Token != "" && (a.Token != orig.Token || a.TokenWindow != orig.TokenWindow) ||
-						orig.Token == "" && a.TokenWindow != r.window {
-						t.Fatalf("forwarded %+v for %+v (router window %d)", a, orig, r.window)
+					switch {
+					case orig.Token != "" && (a.Token != orig.Token || a.TokenWindow != orig.TokenWindow || a.Session != 0):
+						t.Fatalf("forwarded %+v for %+v: not the client's token", a, orig)
+					case orig.Token == "" && (a.Session != r.seqs.id || a.Seq == 0 || a.TokenWindow != r.window):
+						t.Fatalf("forwarded %+v for %+v: not numbered in session %x, window %d", a, orig, r.seqs.id, r.window)
+					case first != nil && a != *first:
+						t.Fatalf("resent %+v, first sent %+v", a, *first)
 					}
-					token = a.Token
+					first = &a
 				}
 			}
 			if got := strings.Join(log, " "); got != tc.log {
@@ -338,7 +342,7 @@ func TestServeBatchOrder(t *testing.T) {
 }
 
 // TestRouterDecideResends: decide (the path of EXEC) resends a forwarded
-// proposal whose outcome is unknown with the same tokens within the resend
+// proposal whose outcome is unknown with the same numbers within the resend
 // horizon, and not after it.
 func TestRouterDecideResends(t *testing.T) {
 	follower := viewState{leader: "10.0.0.1:6380"}
@@ -369,16 +373,19 @@ func TestRouterDecideResends(t *testing.T) {
 			if len(remote.sent) == 2 && !reflect.DeepEqual(remote.sent[0], remote.sent[1]) {
 				t.Errorf("resent %+v, first sent %+v", remote.sent[1], remote.sent[0])
 			}
-			for _, c := range remote.sent[0] {
+			// Numbered consecutively in the router's session, with its
+			// window, so that the leader encodes them as one run.
+			for i, c := range remote.sent[0] {
+				var session, seq uint64
+				var window int64
 				switch c := c.(type) {
 				case fsm.Acquire:
-					if c.Token == "" || c.TokenWindow != r.window {
-						t.Errorf("forwarded %+v without the router's token window %d", c, r.window)
-					}
+					session, seq, window = c.Session, c.Seq, c.TokenWindow
 				case fsm.Cancel:
-					if c.Token == "" || c.TokenWindow != r.window {
-						t.Errorf("forwarded %+v without the router's token window %d", c, r.window)
-					}
+					session, seq, window = c.Session, c.Seq, c.TokenWindow
+				}
+				if session != r.seqs.id || seq != uint64(i+1) || window != r.window {
+					t.Errorf("forwarded %+v: want session %x, number %d, window %d", c, r.seqs.id, i+1, r.window)
 				}
 			}
 		})
@@ -434,5 +441,126 @@ func TestLazyDeadline(t *testing.T) {
 	}
 	if !errors.Is(unused.Err(), context.Canceled) {
 		t.Fatalf("a stopped context's Err: %v", unused.Err())
+	}
+}
+
+// applyingLeader is a submitter standing in for the leader: it sends each
+// proposal through the RPC's encoding and applies it to a real state
+// machine as one log entry, then reports the outcomes in lost as unknown
+// (the entry was committed, the reply never came back).
+type applyingLeader struct {
+	fsm   *fsm.FSM
+	index uint64
+	lost  int // replies still to lose
+	sent  int
+}
+
+func (l *applyingLeader) enqueue(_ context.Context, cmds ...fsm.Command) (*proposal, error) {
+	props, err := decodeProposeRequest(appendProposeRequest(nil, [][]fsm.Command{cmds}))
+	if err != nil {
+		return nil, err
+	}
+	return &proposal{cmds: props[0], done: make(chan outcome, 1)}, nil
+}
+
+func (l *applyingLeader) await(pr *proposal) ([]fsm.Result, error) {
+	l.index++
+	l.sent++
+	data := fsm.Entry{Now: 1_000_000 + int64(l.index), Commands: pr.cmds}.Encode()
+	res := l.fsm.Apply(&raft.Log{Index: l.index, Data: data}).([]fsm.Result)
+	if l.lost > 0 {
+		l.lost--
+		return nil, fmt.Errorf("%w: reply lost", ErrOutcomeUnknown)
+	}
+	return res, nil
+}
+
+// TestRouterResendAppliedOnce: a forwarded proposal that the leader
+// committed but whose reply was lost is resent, by enqueue/await (a
+// client's pipeline) and by decide (EXEC), and the state machine answers
+// the resend from the session numbers: the same permits, and nothing taken
+// or given back twice.
+func TestRouterResendAppliedOnce(t *testing.T) {
+	follower := viewState{leader: "10.0.0.1:6380"}
+	for _, viaDecide := range []bool{false, true} {
+		t.Run(fmt.Sprintf("decide=%v", viaDecide), func(t *testing.T) {
+			leader := &applyingLeader{fsm: fsm.New(fsm.Config{})}
+			var log []string
+			r := fakeRouter([]viewState{follower}, &log, &fakeSubmitter{}, &fakeSubmitter{})
+			r.remote = func(string) submitter { return leader }
+			_, r.window = resendWindow(time.Second, 5*time.Second)
+			// A first grant on k, so that the CANCEL below has one to give
+			// back: a CANCEL applied twice would give back this one too.
+			first, err := r.decide(context.Background(), false, fsm.Acquire{Key: "k", Interval: 1000, Max: 5, Slop: 10})
+			if err != nil || !first[0].Permit.Granted {
+				t.Fatalf("first grant: %+v %v", first, err)
+			}
+			cmds := []fsm.Command{
+				fsm.Acquire{Key: "k", Interval: 1000, Max: 5, Slop: 10, Cost: 2},
+				fsm.Cancel{Key: "k", ValidAt: first[0].Permit.ValidAt + 1000},
+				fsm.Acquire{Key: "j", Interval: 1000, Max: 0, Slop: 10},
+			}
+			leader.lost = 2
+			var res []fsm.Result
+			if viaDecide {
+				res, err = r.decide(context.Background(), false, cmds...)
+			} else {
+				var tk *ticket
+				if tk, err = r.enqueue(context.Background(), false, nil, cmds...); err == nil {
+					res, err = r.await(tk)
+				}
+			}
+			if err != nil {
+				t.Fatalf("resent proposal: %v", err)
+			}
+			if leader.sent != 4 {
+				t.Fatalf("the leader saw %d proposals, want 4 (one, then one sent three times)", leader.sent)
+			}
+			if !res[0].Permit.Granted || res[0].Permit.ValidAt != first[0].Permit.ValidAt+1000 || res[1].Count != 1 || !res[2].Permit.Granted {
+				t.Fatalf("results %+v", res)
+			}
+			// Applied once: k's grant of two slots was taken and given
+			// back once (k is back to its first grant), j granted once.
+			st := leader.fsm.Stats()
+			if st.Grants+st.Reservations != 3 || st.Denials != 0 {
+				t.Fatalf("stats %+v, want 3 grants, no denials", st)
+			}
+			if got := leader.fsm.Keys(0)["k"].Last; got != first[0].Permit.ValidAt {
+				t.Fatalf("k's last slot %d, want %d: the cancel was not applied exactly once", got, first[0].Permit.ValidAt)
+			}
+			if leader.fsm.Sequences() != 4 || leader.fsm.Tokens() != 0 {
+				t.Fatalf("%d numbers, %d tokens remembered; want 4, 0", leader.fsm.Sequences(), leader.fsm.Tokens())
+			}
+		})
+	}
+}
+
+// TestForwardSessionNumber: a proposal's ACQUIREs and CANCELs without an
+// identity are numbered consecutively in the session, after the last
+// proposal's; a client's token and a number given before are kept; other
+// commands are left alone.
+func TestForwardSessionNumber(t *testing.T) {
+	s := newForwardSession()
+	if s.id == 0 {
+		t.Fatal("session 0")
+	}
+	a := fsm.Acquire{Key: "k", Interval: 1, Max: 1}
+	first := s.number([]fsm.Command{a, fsm.Reset{Keys: []string{"k"}}, fsm.Cancel{Key: "k", ValidAt: 3}}, 9_000)
+	second := s.number([]fsm.Command{
+		fsm.Acquire{Key: "k", Interval: 1, Max: 1, Token: "mine", TokenWindow: 0},
+		first[0], // already numbered: a resend
+		a,
+	}, 9_000)
+	want := [][]fsm.Command{
+		{fsm.Acquire{Key: "k", Interval: 1, Max: 1, Session: s.id, Seq: 1, TokenWindow: 9_000}, fsm.Reset{Keys: []string{"k"}},
+			fsm.Cancel{Key: "k", ValidAt: 3, Session: s.id, Seq: 2, TokenWindow: 9_000}},
+		{fsm.Acquire{Key: "k", Interval: 1, Max: 1, Token: "mine"}, fsm.Acquire{Key: "k", Interval: 1, Max: 1, Session: s.id, Seq: 1, TokenWindow: 9_000},
+			fsm.Acquire{Key: "k", Interval: 1, Max: 1, Session: s.id, Seq: 3, TokenWindow: 9_000}},
+	}
+	if !reflect.DeepEqual([][]fsm.Command{first, second}, want) {
+		t.Fatalf("numbered\n %+v\n %+v\nwant\n %+v\n %+v", first, second, want[0], want[1])
+	}
+	if other := newForwardSession(); other.id == s.id {
+		t.Fatalf("two sessions drew the same id %x", s.id)
 	}
 }

@@ -69,9 +69,13 @@ func TestProposeReplyRoundTrip(t *testing.T) {
 
 func FuzzDecodePropose(f *testing.F) {
 	f.Add(appendProposeRequest(nil, [][]fsm.Command{{fsm.Acquire{Key: "k", Interval: 1, Max: 1, Slop: 1}}}))
-	// What a follower forwards: calls with the tokens it adds, kept for its
-	// window (ops 9 and 10).
-	f.Add(appendProposeRequest(nil, [][]fsm.Command{withTokens([]fsm.Command{fsm.Acquire{Key: "k", Interval: 1, Max: 1}, fsm.Cancel{Key: "k", ValidAt: 5}}, 18_000)}))
+	// What a follower forwards: calls numbered in its forwarding session,
+	// kept for its window (ops 11-14), and one with a client's token.
+	f.Add(appendProposeRequest(nil, [][]fsm.Command{newForwardSession().number([]fsm.Command{fsm.Acquire{Key: "k", Interval: 1, Max: 1}, fsm.Cancel{Key: "k", ValidAt: 5}}, 18_000)}))
+	f.Add(appendProposeRequest(nil, [][]fsm.Command{
+		{fsm.Acquire{Key: "k", Interval: 1, Max: 1, Session: 1 << 63, Seq: 1<<64 - 1, TokenWindow: 18_000}, fsm.Acquire{Key: "k", Interval: 1, Max: 1, Session: 1 << 63, TokenWindow: 18_000}},
+		{fsm.Cancel{Key: "k", ValidAt: 5, Session: 1 << 63, Seq: 1, TokenWindow: 18_000}, fsm.Acquire{Key: "j", Interval: 1, Max: 1, Token: "t", Session: 9, Seq: 2}},
+	}))
 	reply, _ := appendProposeReply(nil, []rpcOutcome{{res: []fsm.Result{{Count: 1}}}, {err: ErrNotLeader}})
 	f.Add(reply)
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})

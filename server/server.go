@@ -158,6 +158,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.fwd = newForwarder(s.pools, cfg.MaxBatch, cfg.LeaderWait+cfg.ApplyTimeout, s.log)
 	s.router = &router{view: s, local: s.prop, remote: s.fwd.to, wait: cfg.LeaderWait, retry: 20 * time.Millisecond, stop: s.stop}
 	s.router.horizon, s.router.window = resendWindow(cfg.LeaderWait, cfg.ApplyTimeout)
+	s.router.seqs = newForwardSession()
 	// Denials without the log (see denier).
 	s.prop.flight = newInFlight()
 	s.deny = &denier{fsm: s.fsm, flight: s.prop.flight, clock: s.wallMs, ready: s.isReady}
