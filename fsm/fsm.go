@@ -399,6 +399,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	ks, mem := buildStore(img)
+	// The decoded image is garbage once the state is built; hand its
+	// memory back (see returnMemory) after the swap below.
+	defer returnMemory(ks.len())
 	nodes := make(map[string]string, len(img.nodes))
 	for _, n := range img.nodes {
 		nodes[n.ID] = n.RESPAddr

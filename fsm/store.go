@@ -3,6 +3,7 @@ package fsm
 import (
 	"hash/maphash"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -439,4 +440,21 @@ func buildStore(img *image) (*store, int64) {
 		s.index.Load(id)
 	}
 	return s, mem
+}
+
+// returnMemoryKeys is the image size, in keys, from which a snapshot or a
+// restore returns the Go heap's free memory to the system when done.
+const returnMemoryKeys = 1 << 16
+
+// returnMemory hands the Go heap's free memory back to the system after a
+// snapshot or restore of n keys, if n is at least returnMemoryKeys. A
+// million keys decode into, or are copied out as, some 100 MB of Go heap
+// that is garbage afterwards; the runtime would keep it mapped until the
+// heap grows back to it (which, with the keys outside the heap, it never
+// does), so a node would stay at its peak. The forced collection that
+// this costs walks only the Go heap, which the store keeps small.
+func returnMemory(n int) {
+	if n >= returnMemoryKeys {
+		debug.FreeOSMemory()
+	}
 }
