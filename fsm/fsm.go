@@ -150,7 +150,7 @@ func (f *FSM) apply(c Command) Result {
 				return Result{Permit: p}
 			}
 		}
-		_, st := f.live(c.Key)
+		kid, st := f.held(c.Key)
 		if st != nil && st.cell() {
 			return Result{Err: fmt.Errorf("%w: %s was made by CL.THROTTLE", ErrWrongType, quoteName(c.Key))}
 		}
@@ -167,7 +167,7 @@ func (f *FSM) apply(c Command) Result {
 			f.stats.Grants++
 		}
 		if d.permit.Granted {
-			f.set(c.Key, d.newLast, c.Interval, c.slots()-1)
+			f.setKey(c.Key, kid, d.newLast, c.Interval, c.slots()-1, false)
 			if c.Token != "" {
 				f.tokens.add(id, f.now, c.TokenWindow, d.permit)
 			}
@@ -250,13 +250,21 @@ func (f *FSM) cancel(c Cancel) Result {
 	return Result{Count: 1}
 }
 
-// set records a grant of 1+span slots ending at last on a throttle key;
-// setKey stores any key's state.
-func (f *FSM) set(key string, last, interval, span int64) { f.setKey(key, last, interval, span, false) }
+// held is live without the second lookup that storing a key's new
+// state would take: it returns key's id whenever the store holds the key
+// (0 when not), and its record only when it is unexpired at f.now.
+func (f *FSM) held(key string) (uint32, *record) {
+	id, st := f.ks.get(key)
+	if st != nil && f.now >= st.deadline() {
+		st = nil
+	}
+	return id, st
+}
 
-func (f *FSM) setKey(key string, last, interval, span int64, cell bool) {
-	if id, st := f.ks.get(key); st != nil {
-		f.preserve(key, st.hash, id)
+// setKey stores key's state; id is what held returned for it.
+func (f *FSM) setKey(key string, id uint32, last, interval, span int64, cell bool) {
+	if id != 0 {
+		f.preserve(key, f.ks.rec(id).hash, id)
 		f.ks.update(id, last, interval, span, cell)
 		return
 	}

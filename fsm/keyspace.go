@@ -61,7 +61,7 @@ func indexLess(x, y *keyState) bool {
 
 // applyCell applies a CL.THROTTLE; f.mu is held.
 func (f *FSM) applyCell(c CellThrottle) Result {
-	_, st := f.live(c.Key)
+	kid, st := f.held(c.Key)
 	if st != nil && !st.cell() {
 		return Result{Err: fmt.Errorf("%w: %s was made by THROTTLE.ACQUIRE", ErrWrongType, quoteName(c.Key))}
 	}
@@ -81,7 +81,7 @@ func (f *FSM) applyCell(c CellThrottle) Result {
 		}
 	}
 	if d.store {
-		f.setKey(c.Key, d.tat, 0, 0, true)
+		f.setKey(c.Key, kid, d.tat, 0, 0, true)
 	}
 	return Result{Cell: d.res}
 }
