@@ -3,9 +3,11 @@ package fsm
 // KeyOverhead is what one key costs in memory beyond its own bytes: its
 // record's fixed fields, its share of the hash table, its slot in the
 // expiry heap and its item in the scan index (see store). A key of up to
-// 24 bytes (inlineKey) sits in the record itself, so its bytes are
-// counted as 24 whatever its length; a longer key is kept on the Go heap
-// and costs its bytes plus LongKeyOverhead. These were measured, not
+// 24 bytes (inlineKey) sits in the record itself, which holds 24 bytes
+// whatever its length; it is still counted by its length, so that a
+// longer key never costs less (the error is at most 23 bytes a key). A
+// key longer than 24 bytes is kept on the Go heap and costs its bytes
+// plus LongKeyOverhead. These were measured, not
 // guessed: TestKeyCostMatchesHeap inserts 100,000 keys of 16, 100 and
 // 1,000 bytes through Apply and reads the Go heap plus the store's memory
 // outside it, and fails if the figure drifts from the measured one by more
@@ -14,7 +16,7 @@ package fsm
 // a 100-byte key 241 and a 1,000-byte key 1,153. Both kinds of key
 // (THROTTLE.ACQUIRE's and CL.THROTTLE's) hold the same record and cost the
 // same.
-const KeyOverhead = 70
+const KeyOverhead = 78
 
 // LongKeyOverhead is what a key longer than 24 bytes costs beyond
 // KeyOverhead and its bytes: its entry in the map of long keys and the
@@ -22,8 +24,7 @@ const KeyOverhead = 70
 const LongKeyOverhead = 64
 
 // KeyCost is the memory one key is accounted for: KeyOverhead plus the
-// key's bytes, at least 24, plus LongKeyOverhead for a key of more than
-// 24. The accounting (see MemoryUsage) is a deterministic function of the
+// key's bytes, plus LongKeyOverhead for a key of more than 24. The accounting (see MemoryUsage) is a deterministic function of the
 // key set, not a reading of memory: every replica computes the same
 // figure, and garbage that the collector has not yet freed (decoded log
 // entries, connection buffers) never counts.
@@ -32,7 +33,7 @@ func KeyCost(key string) int64 { return keyCostLen(len(key)) }
 // keyCostLen is KeyCost of a key of n bytes.
 func keyCostLen(n int) int64 {
 	if n <= inlineKey {
-		return KeyOverhead + inlineKey
+		return KeyOverhead + int64(n)
 	}
 	return KeyOverhead + LongKeyOverhead + int64(n)
 }

@@ -2,10 +2,8 @@
 
 package fsm
 
-import "sync/atomic"
-
-// offHeapBytes stays 0: allocOff's memory is on the Go heap here.
-var offHeapBytes atomic.Int64
+// offHeapMapped reports whether allocOff maps memory outside the Go heap.
+const offHeapMapped = false
 
 // allocOff returns n zeroed bytes. Without mmap they come from the Go heap
 // (pointer-free, so never scanned), and the collector frees them.

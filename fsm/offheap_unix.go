@@ -2,14 +2,10 @@
 
 package fsm
 
-import (
-	"sync/atomic"
-	"syscall"
-)
+import "syscall"
 
-// offHeapBytes is the size of the memory mapped by allocOff and not yet
-// freed, in this process: what the stores hold beyond the Go heap.
-var offHeapBytes atomic.Int64
+// offHeapMapped reports whether allocOff maps memory outside the Go heap.
+const offHeapMapped = true
 
 // allocOff returns n zeroed bytes outside the Go heap: an anonymous
 // private mapping, which the collector neither scans nor counts towards
@@ -20,7 +16,6 @@ func allocOff(n int) []byte {
 		// Like a failed Go allocation: the process cannot go on.
 		panic("fsm: mmap of " + itoa(n) + " bytes: " + err.Error())
 	}
-	offHeapBytes.Add(int64(n))
 	return b
 }
 
@@ -33,5 +28,4 @@ func freeOff(b []byte) {
 	if err := syscall.Munmap(b); err != nil {
 		panic("fsm: munmap: " + err.Error())
 	}
-	offHeapBytes.Add(-int64(len(b)))
 }

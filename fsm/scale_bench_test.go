@@ -44,15 +44,16 @@ func fillScale(tb testing.TB, f *FSM, n int) {
 // (offheap-B/key), and KeyCost's accounting. Run it with -benchtime=1x: one iteration builds the state.
 func BenchmarkScaleMemory(b *testing.B) {
 	for range b.N {
-		before, offBefore := liveHeap(), offHeapBytes.Load()
+		before := liveHeap()
 		f := New(Config{})
 		fillScale(b, f, scaleKeys)
-		grown, off := liveHeap()-before, offHeapBytes.Load()-offBefore
+		off := f.ks.mem.size()
+		grown := int64(liveHeap()-before) + off
 		b.ReportMetric(float64(grown)/scaleKeys, "heap-B/key")
 		b.ReportMetric(float64(off)/scaleKeys, "offheap-B/key")
 		b.ReportMetric(float64(f.MemoryUsage(0))/scaleKeys, "accounted-B/key")
 		// Free the store now, not when a later collection finds it
-		// unreachable, so that the next iteration measures from a clean start.
+		// unreachable, so that iterations do not pile up mappings.
 		f.ks.mem.release()
 		runtime.KeepAlive(f)
 	}

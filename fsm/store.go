@@ -100,6 +100,22 @@ type offMem struct {
 	heap   []byte        // nil while the heap is on the Go heap
 }
 
+// size is how many bytes the mappings take outside the Go heap (0 where
+// allocOff allocates on it).
+func (m *offMem) size() int64 {
+	if !offHeapMapped {
+		return 0
+	}
+	n := len(m.heap)
+	for _, c := range m.chunks {
+		n += len(c)
+	}
+	for _, s := range m.segs {
+		n += len(s)
+	}
+	return int64(n)
+}
+
 // release frees the memory; releasing again does nothing.
 func (m *offMem) release() {
 	for _, c := range m.chunks {
