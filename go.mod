@@ -10,7 +10,7 @@ require (
 	github.com/hashicorp/raft-wal v0.4.2
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/tidwall/btree v1.1.0
+	github.com/tidwall/btree v1.8.1
 	github.com/tidwall/redcon v1.6.4
 	go.etcd.io/bbolt v1.3.6
 )

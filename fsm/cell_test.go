@@ -202,7 +202,7 @@ func TestCellExpiry(t *testing.T) {
 		t.Fatalf("expires %d, want %d", exp, start+334)
 	}
 	apply(t, f, start+3000)
-	if len(f.keys) != 0 || f.index.Len() != 0 || len(f.exp) != 0 {
+	if f.ks.len() != 0 || f.ks.index.Len() != 0 || len(f.ks.heap) != 0 {
 		t.Fatalf("expired keys not pruned: %v", f.Keys(0))
 	}
 }

@@ -33,8 +33,8 @@ func (f *FSM) WouldDeny(c Acquire, now int64, unsafe func(key string, interval i
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	now = max(now, f.now)
-	st := f.keys[c.Key]
-	if st == nil || now >= st.deadline() || st.cell {
+	_, st := f.liveAt(c.Key, now)
+	if st == nil || st.cell() {
 		// An absent key always grants; a CL.THROTTLE key is WRONGTYPE.
 		return Permit{}, false
 	}

@@ -18,14 +18,14 @@ import (
 // (RAFT.DIGEST).
 func (f *FSM) Digest() (index uint64, sum [sha256.Size]byte) {
 	f.mu.RLock()
-	img := &image{now: f.now, stats: f.stats, keys: make([]keyState, 0, len(f.keys)), nodes: make([]Node, 0, len(f.nodes))}
-	for _, st := range f.keys {
-		if st.cell {
-			img.cells = append(img.cells, cellKey{key: st.key, tat: st.last})
+	img := &image{now: f.now, stats: f.stats, keys: make([]keyState, 0, f.ks.len()), nodes: make([]Node, 0, len(f.nodes))}
+	f.ks.each(func(id uint32, st *record) {
+		if st.cell() {
+			img.cells = append(img.cells, cellKey{key: f.ks.keyOf(id), tat: st.last})
 		} else {
-			img.keys = append(img.keys, keyState{key: st.key, last: st.last, interval: st.interval, span: st.span})
+			img.keys = append(img.keys, keyState{key: f.ks.keyOf(id), last: st.last, interval: st.interval, span: st.span})
 		}
-	}
+	})
 	for id, addr := range f.nodes {
 		img.nodes = append(img.nodes, Node{ID: id, RESPAddr: addr})
 	}

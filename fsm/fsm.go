@@ -2,17 +2,14 @@ package fsm
 
 import (
 	"bytes"
-	"container/heap"
 	"fmt"
 	"hash/crc64"
 	"io"
 	"log/slog"
-	"slices"
 	"sort"
 	"sync"
 
 	"github.com/hashicorp/raft"
-	"github.com/tidwall/btree"
 )
 
 // Config configures an FSM. The zero value is ready to use.
@@ -70,13 +67,10 @@ type Node struct {
 type FSM struct {
 	logger *slog.Logger
 
-	mu   sync.RWMutex
-	now  int64 // cluster clock: the largest entry time applied so far
-	keys map[string]*keyState
-	exp  expiryHeap
-	// index orders the keys by (hash, key) for SCAN's cursor (see Scan);
-	// it is derived from keys, never replicated.
-	index *btree.BTree
+	mu  sync.RWMutex
+	now int64 // cluster clock: the largest entry time applied so far
+	// ks holds the keys, their expiry heap and scan index (see store).
+	ks    *store
 	nodes map[string]string
 	stats Stats
 	// mem is the accounted size of keys (see KeyCost), kept as keys are
@@ -107,7 +101,7 @@ func New(cfg Config) *FSM {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{logger: lg, keys: make(map[string]*keyState), index: newIndex(), nodes: make(map[string]string), recent: new(recent), tokens: newTokenTable()}
+	return &FSM{logger: lg, ks: newStore(), nodes: make(map[string]string), recent: new(recent), tokens: newTokenTable()}
 }
 
 // Apply implements raft.FSM. It decodes the entry and returns []Result, one
@@ -162,8 +156,8 @@ func (f *FSM) apply(c Command) Result {
 				return r // a follower's resend of a grant already made
 			}
 		}
-		st := f.live(c.Key)
-		if st != nil && st.cell {
+		kid, st := f.held(c.Key)
+		if st != nil && st.cell() {
 			return Result{Err: fmt.Errorf("%w: %s was made by CL.THROTTLE", ErrWrongType, quoteName(c.Key))}
 		}
 		d, err := decide(st, c, f.now)
@@ -179,7 +173,7 @@ func (f *FSM) apply(c Command) Result {
 			f.stats.Grants++
 		}
 		if d.permit.Granted {
-			f.set(c.Key, d.newLast, c.Interval, c.slots()-1)
+			f.setKey(c.Key, kid, d.newLast, c.Interval, c.slots()-1, false)
 			if c.Token != "" {
 				f.tokens.add(id, f.now, c.TokenWindow, d.permit)
 			} else if seq {
@@ -192,7 +186,7 @@ func (f *FSM) apply(c Command) Result {
 	case Reset:
 		var n int64
 		for _, k := range c.Keys {
-			if f.live(k) != nil {
+			if _, st := f.live(k); st != nil {
 				n++
 			}
 			f.remove(k)
@@ -207,7 +201,9 @@ func (f *FSM) apply(c Command) Result {
 	case CellThrottle:
 		return f.applyCell(c)
 	case FlushAll:
-		f.keys, f.exp, f.index, f.mem = make(map[string]*keyState), nil, newIndex(), 0
+		// The old store is dropped whole, not emptied: a snapshot copy may
+		// still be walking it (see keyCopy).
+		f.ks, f.mem = newStore(), 0
 		return Result{}
 	default:
 		// DecodeEntry only produces the types above.
@@ -215,13 +211,10 @@ func (f *FSM) apply(c Command) Result {
 	}
 }
 
-// live returns key's state, or nil when it is absent or expired at f.now.
-func (f *FSM) live(key string) *keyState {
-	st := f.keys[key]
-	if st == nil || f.now >= st.deadline() {
-		return nil
-	}
-	return st
+// live returns key's id and record, or 0 and nil when it is absent or
+// expired at f.now.
+func (f *FSM) live(key string) (uint32, *record) {
+	return f.liveAt(key, f.now)
 }
 
 // cancel applies c: if key's newest grant is live, not given back yet, and
@@ -245,8 +238,8 @@ func (f *FSM) cancel(c Cancel) Result {
 			return r
 		}
 	}
-	st := f.live(c.Key)
-	if st != nil && st.cell {
+	kid, st := f.live(c.Key)
+	if st != nil && st.cell() {
 		return Result{Err: fmt.Errorf("%w: %s was made by CL.THROTTLE", ErrWrongType, quoteName(c.Key))}
 	}
 	if st == nil || st.span < 0 {
@@ -262,9 +255,8 @@ func (f *FSM) cancel(c Cancel) Result {
 		// The state before the grant would expire at first: absent now.
 		f.remove(c.Key)
 	} else {
-		f.preserve(st.key, st.hash, st)
-		st.last, st.span = prev, -1
-		heap.Fix(&f.exp, st.index)
+		f.preserve(c.Key, st.hash, kid)
+		f.ks.update(kid, prev, st.interval, -1, false)
 	}
 	if c.Token != "" {
 		f.tokens.add(id, f.now, c.TokenWindow, Permit{})
@@ -274,43 +266,49 @@ func (f *FSM) cancel(c Cancel) Result {
 	return Result{Count: 1}
 }
 
-// set records a grant of 1+span slots ending at last on a throttle key;
-// setKey stores any key's state.
-func (f *FSM) set(key string, last, interval, span int64) { f.setKey(key, last, interval, span, false) }
+// held is live without the second lookup that storing a key's new
+// state would take: it returns key's id whenever the store holds the key
+// (0 when not), and its record only when it is unexpired at f.now.
+func (f *FSM) held(key string) (uint32, *record) {
+	id, st := f.ks.get(key)
+	if st != nil && f.now >= st.deadline() {
+		st = nil
+	}
+	return id, st
+}
 
-func (f *FSM) setKey(key string, last, interval, span int64, cell bool) {
-	if st := f.keys[key]; st != nil {
-		f.preserve(key, st.hash, st)
-		st.last, st.interval, st.span, st.cell = last, interval, span, cell
-		heap.Fix(&f.exp, st.index)
+// setKey stores key's state; id is what held returned for it.
+func (f *FSM) setKey(key string, id uint32, last, interval, span int64, cell bool) {
+	if id != 0 {
+		f.preserve(key, f.ks.rec(id).hash, id)
+		f.ks.update(id, last, interval, span, cell)
 		return
 	}
-	st := &keyState{key: key, last: last, interval: interval, span: span, cell: cell, hash: keyHash(key)}
-	f.preserve(key, st.hash, nil)
-	f.keys[key] = st
-	heap.Push(&f.exp, st)
-	f.index.Set(st)
+	h := keyHash(key)
+	f.preserve(key, h, 0)
+	f.ks.insert(key, h, last, interval, span, cell)
 	f.mem += KeyCost(key)
 }
 
 func (f *FSM) remove(key string) {
-	if st := f.keys[key]; st != nil {
-		f.preserve(key, st.hash, st)
-		heap.Remove(&f.exp, st.index)
-		delete(f.keys, key)
-		f.index.Delete(st)
+	if id, st := f.ks.get(key); st != nil {
+		f.preserve(key, st.hash, id)
 		f.mem -= KeyCost(key)
+		f.ks.remove(id)
 	}
 }
 
 // prune drops keys that have expired at f.now.
 func (f *FSM) prune() {
-	for len(f.exp) > 0 && f.exp[0].deadline() <= f.now {
-		st := heap.Pop(&f.exp).(*keyState)
-		f.preserve(st.key, st.hash, st)
-		delete(f.keys, st.key)
-		f.index.Delete(st)
-		f.mem -= KeyCost(st.key)
+	for f.ks.len() > 0 {
+		id := f.ks.heap[0]
+		st := f.ks.rec(id)
+		if st.deadline() > f.now {
+			return
+		}
+		f.preserve(f.ks.keyView(id, st), st.hash, id)
+		f.mem -= keyCostLen(st.keyLen())
+		f.ks.remove(id)
 	}
 }
 
@@ -328,11 +326,8 @@ func (f *FSM) Peek(c Acquire, now int64) (Permit, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	now = max(now, f.now)
-	st := f.keys[c.Key]
-	if st != nil && now >= st.deadline() {
-		st = nil
-	}
-	if st != nil && st.cell {
+	_, st := f.liveAt(c.Key, now)
+	if st != nil && st.cell() {
 		return Permit{}, fmt.Errorf("%w: %s was made by CL.THROTTLE", ErrWrongType, quoteName(c.Key))
 	}
 	d, err := decide(st, c, now)
@@ -343,7 +338,7 @@ func (f *FSM) Peek(c Acquire, now int64) (Permit, error) {
 func (f *FSM) DBSize(now int64) int {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return len(f.keys) - f.exp.countExpired(max(now, f.now))
+	return f.ks.len() - f.ks.countExpired(max(now, f.now))
 }
 
 // Keys returns the state of every key unexpired at cluster time
@@ -352,12 +347,12 @@ func (f *FSM) Keys(now int64) map[string]KeyState {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	now = max(now, f.now)
-	out := make(map[string]KeyState, len(f.keys))
-	for k, st := range f.keys {
+	out := make(map[string]KeyState, f.ks.len())
+	f.ks.each(func(id uint32, st *record) {
 		if now < st.deadline() {
-			out[k] = KeyState{Last: st.last, Interval: st.interval, Cell: st.cell}
+			out[f.ks.keyOf(id)] = KeyState{Last: st.last, Interval: st.interval, Cell: st.cell()}
 		}
-	}
+	})
 	return out
 }
 
@@ -428,49 +423,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
-	n := len(img.keys) + len(img.cells)
-	keys := make(map[string]*keyState, n)
-	exp := make(expiryHeap, 0, n)
-	var mem int64
-	// The records are allocated in slabs rather than one by one: a million
-	// small allocations cost the collector more than the rest of the
-	// restore. A slab stays allocated while any of its keys lives, so it is
-	// kept small.
-	const slab = 256
-	var states []keyState
-	add := func(st keyState) {
-		if len(states) == cap(states) {
-			states = make([]keyState, 0, slab)
-		}
-		states = append(states, st)
-		p := &states[len(states)-1]
-		keys[p.key] = p
-		exp = append(exp, p)
-		mem += KeyCost(p.key)
-	}
-	for _, k := range img.keys {
-		add(k) // readImage set its hash
-	}
-	for _, c := range img.cells {
-		add(keyState{key: c.key, last: c.tat, cell: true, hash: keyHash(c.key)})
-	}
-	// Snapshots list the keys in the scan index's order (see keyCopy), and
-	// the index loads items in order much faster than it inserts them
-	// anywhere; an image in another order (an older snapshot, or one with
-	// CL.THROTTLE keys, which come in a list of their own) is sorted first.
-	ordered := make([]*keyState, len(exp))
-	copy(ordered, exp)
-	if !slices.IsSortedFunc(ordered, indexCmp) {
-		slices.SortFunc(ordered, indexCmp)
-	}
-	index := newIndex()
-	for _, st := range ordered {
-		index.Load(st)
-	}
-	for i := range exp {
-		exp[i].index = i
-	}
-	heap.Init(&exp)
+	ks, mem := buildStore(img)
+	// The decoded image is garbage once the state is built; hand its
+	// memory back (see returnMemory) after the swap below.
+	defer returnMemory(ks.len())
 	nodes := make(map[string]string, len(img.nodes))
 	for _, n := range img.nodes {
 		nodes[n.ID] = n.RESPAddr
@@ -482,10 +438,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	tokens.restoreSeqs(img.seqs)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.now, f.stats, f.keys, f.exp, f.index, f.nodes, f.mem = img.now, img.stats, keys, exp, index, nodes, mem
+	f.now, f.stats, f.ks, f.nodes, f.mem = img.now, img.stats, ks, nodes, mem
 	f.tokens = tokens
 	f.applied = 0 // the snapshot's index is Raft's, not known here
-	f.logger.Info("restored snapshot", "keys", len(keys), "nodes", len(nodes), "tokens", len(img.tokens), "sequences", len(img.seqs), "clock", img.now)
+	f.logger.Info("restored snapshot", "keys", ks.len(), "nodes", len(nodes), "tokens", len(img.tokens), "sequences", len(img.seqs), "clock", img.now)
 	return nil
 }
 

@@ -153,14 +153,14 @@ func TestResetAndExpiry(t *testing.T) {
 	if r.Count != 1 || r.Err != nil {
 		t.Fatalf("reset %+v, want count 1", r)
 	}
-	if n := f.DBSize(0); n != 0 || len(f.keys) != 0 || len(f.exp) != 0 {
-		t.Fatalf("after reset: dbsize %d, map %d, heap %d", n, len(f.keys), len(f.exp))
+	if n := f.DBSize(0); n != 0 || f.ks.len() != 0 || len(f.ks.heap) != 0 {
+		t.Fatalf("after reset: dbsize %d, store %d, heap %d", n, f.ks.len(), len(f.ks.heap))
 	}
 	// Applying later entries prunes expired keys from memory.
 	apply(t, f, 2000, acq("x", 10, 0), acq("y", 500, 0))
 	apply(t, f, 2100)
-	if _, ok := f.keys["x"]; ok || len(f.exp) != 1 {
-		t.Fatalf("x not pruned: keys %d heap %d", len(f.keys), len(f.exp))
+	if id, _ := f.ks.get("x"); id != 0 || len(f.ks.heap) != 1 {
+		t.Fatalf("x not pruned: keys %d heap %d", f.ks.len(), len(f.ks.heap))
 	}
 }
 

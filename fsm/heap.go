@@ -1,48 +1,113 @@
 package fsm
 
-// expiryHeap orders live keys by deadline so that expired keys can be
-// dropped in O(log n) each. Dropping them never changes an answer (an expired
-// key behaves exactly like an absent one); it only bounds memory.
-type expiryHeap []*keyState
+// The expiry heap orders live keys by deadline so that expired keys can be
+// dropped in O(log n) each. Dropping them never changes an answer (an
+// expired key behaves exactly like an absent one); it only bounds memory.
+// It is a binary min-heap of record ids in store.heap, each record
+// knowing its position; the algorithm is container/heap's, without the
+// interface (which would box every id it moves).
 
-func (h expiryHeap) Len() int { return len(h) }
-
-func (h expiryHeap) Less(i, j int) bool {
-	if h[i].deadline() != h[j].deadline() {
-		return h[i].deadline() < h[j].deadline()
+// heapLess orders by deadline, then by key: a total order keeps pruning
+// deterministic.
+func (s *store) heapLess(i, j int) bool {
+	a, b := s.heap[i], s.heap[j]
+	ra, rb := s.rec(a), s.rec(b)
+	if da, db := ra.deadline(), rb.deadline(); da != db {
+		return da < db
 	}
-	return h[i].key < h[j].key // a total order keeps pruning deterministic
+	return s.keyView(a, ra) < s.keyView(b, rb)
 }
 
-func (h expiryHeap) Swap(i, j int) {
+func (s *store) heapSwap(i, j int) {
+	h := s.heap
 	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
+	s.rec(h[i]).pos = uint32(i)
+	s.rec(h[j]).pos = uint32(j)
 }
 
-func (h *expiryHeap) Push(x any) {
-	k := x.(*keyState)
-	k.index = len(*h)
-	*h = append(*h, k)
+func (s *store) heapUp(j int) {
+	for {
+		i := (j - 1) / 2 // parent
+		if i == j || !s.heapLess(j, i) {
+			break
+		}
+		s.heapSwap(i, j)
+		j = i
+	}
 }
 
-func (h *expiryHeap) Pop() any {
-	old := *h
-	n := len(old)
-	k := old[n-1]
-	old[n-1] = nil
-	k.index = -1
-	*h = old[:n-1]
-	return k
+func (s *store) heapDown(i0, n int) bool {
+	i := i0
+	for {
+		j1 := 2*i + 1
+		if j1 >= n || j1 < 0 {
+			break
+		}
+		j := j1
+		if j2 := j1 + 1; j2 < n && s.heapLess(j2, j1) {
+			j = j2
+		}
+		if !s.heapLess(j, i) {
+			break
+		}
+		s.heapSwap(i, j)
+		i = j
+	}
+	return i > i0
+}
+
+// heapAppend adds id at the end of the heap without restoring its order
+// (heapInit or heapUp does that).
+func (s *store) heapAppend(id uint32) {
+	n := len(s.heap)
+	if n == cap(s.heap) {
+		c := max(64, 2*n)
+		h, raw := allocU32(c)
+		copy(h, s.heap)
+		freeOff(s.mem.heap)
+		s.heap, s.mem.heap = h[:n], raw
+	}
+	s.heap = s.heap[:n+1]
+	s.heap[n] = id
+	s.rec(id).pos = uint32(n)
+}
+
+func (s *store) heapPush(id uint32) {
+	s.heapAppend(id)
+	s.heapUp(len(s.heap) - 1)
+}
+
+func (s *store) heapRemove(i int) {
+	n := len(s.heap) - 1
+	if n != i {
+		s.heapSwap(i, n)
+		if !s.heapDown(i, n) {
+			s.heapUp(i)
+		}
+	}
+	s.heap = s.heap[:n]
+}
+
+func (s *store) heapFix(i int) {
+	if !s.heapDown(i, len(s.heap)) {
+		s.heapUp(i)
+	}
+}
+
+func (s *store) heapInit() {
+	n := len(s.heap)
+	for i := n/2 - 1; i >= 0; i-- {
+		s.heapDown(i, n)
+	}
 }
 
 // countExpired counts keys whose deadline is at or before now by walking only
 // the heap nodes that are themselves expired (a parent's deadline is never
 // later than its children's).
-func (h expiryHeap) countExpired(now int64) int {
+func (s *store) countExpired(now int64) int {
 	var walk func(i int) int
 	walk = func(i int) int {
-		if i >= len(h) || h[i].deadline() > now {
+		if i >= len(s.heap) || s.rec(s.heap[i]).deadline() > now {
 			return 0
 		}
 		return 1 + walk(2*i+1) + walk(2*i+2)
@@ -52,13 +117,17 @@ func (h expiryHeap) countExpired(now int64) int {
 
 // expiredCost is the sum of KeyCost over the keys whose deadline is at or
 // before now, walking only the expired heap nodes as countExpired does.
-func (h expiryHeap) expiredCost(now int64) int64 {
+func (s *store) expiredCost(now int64) int64 {
 	var walk func(i int) int64
 	walk = func(i int) int64 {
-		if i >= len(h) || h[i].deadline() > now {
+		if i >= len(s.heap) {
 			return 0
 		}
-		return KeyCost(h[i].key) + walk(2*i+1) + walk(2*i+2)
+		r := s.rec(s.heap[i])
+		if r.deadline() > now {
+			return 0
+		}
+		return keyCostLen(r.keyLen()) + walk(2*i+1) + walk(2*i+2)
 	}
 	return walk(0)
 }

@@ -4,8 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-
-	"github.com/tidwall/btree"
 )
 
 // KeyType is the kind of value a key holds, as TYPE names it.
@@ -32,13 +30,6 @@ func (t KeyType) String() string {
 	}
 }
 
-func (k *keyState) keyType() KeyType {
-	if k.cell {
-		return TypeCell
-	}
-	return TypeThrottle
-}
-
 // keyHash places a key in the scan index. SHA-256 rather than a faster
 // hash because SCAN returns all the keys that share a hash in one call:
 // with a hash whose collisions can be made at will (FNV, xxhash), a client
@@ -47,10 +38,6 @@ func (k *keyState) keyType() KeyType {
 func keyHash(key string) uint64 {
 	sum := sha256.Sum256([]byte(key))
 	return binary.BigEndian.Uint64(sum[:8])
-}
-
-func newIndex() *btree.BTree {
-	return btree.NewNonConcurrent(func(a, b any) bool { return indexLess(a.(*keyState), b.(*keyState)) })
 }
 
 // indexCmp is indexLess as a three-way comparison.
@@ -74,8 +61,8 @@ func indexLess(x, y *keyState) bool {
 
 // applyCell applies a CL.THROTTLE; f.mu is held.
 func (f *FSM) applyCell(c CellThrottle) Result {
-	st := f.live(c.Key)
-	if st != nil && !st.cell {
+	kid, st := f.held(c.Key)
+	if st != nil && !st.cell() {
 		return Result{Err: fmt.Errorf("%w: %s was made by THROTTLE.ACQUIRE", ErrWrongType, quoteName(c.Key))}
 	}
 	var tat int64
@@ -94,19 +81,19 @@ func (f *FSM) applyCell(c CellThrottle) Result {
 		}
 	}
 	if d.store {
-		f.setKey(c.Key, d.tat, 0, 0, true)
+		f.setKey(c.Key, kid, d.tat, 0, 0, true)
 	}
 	return Result{Cell: d.res}
 }
 
-// liveAt returns key's state if it is unexpired at cluster time now; f.mu
-// is held.
-func (f *FSM) liveAt(key string, now int64) *keyState {
-	st := f.keys[key]
+// liveAt returns key's id and record if it is unexpired at cluster time
+// now, else 0 and nil; f.mu is held.
+func (f *FSM) liveAt(key string, now int64) (uint32, *record) {
+	id, st := f.ks.get(key)
 	if st == nil || now >= st.deadline() {
-		return nil
+		return 0, nil
 	}
-	return st
+	return id, st
 }
 
 // PeekCell answers c as Apply would at cluster time max(now, clock),
@@ -115,8 +102,8 @@ func (f *FSM) PeekCell(c CellThrottle, now int64) (CellResult, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	now = max(now, f.now)
-	st := f.liveAt(c.Key, now)
-	if st != nil && !st.cell {
+	_, st := f.liveAt(c.Key, now)
+	if st != nil && !st.cell() {
 		return CellResult{}, fmt.Errorf("%w: %s was made by THROTTLE.ACQUIRE", ErrWrongType, quoteName(c.Key))
 	}
 	var tat int64
@@ -133,7 +120,7 @@ func (f *FSM) PeekCell(c CellThrottle, now int64) (CellResult, error) {
 func (f *FSM) Lookup(key string, now int64) (t KeyType, expiresAt int64) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	st := f.liveAt(key, max(now, f.now))
+	_, st := f.liveAt(key, max(now, f.now))
 	if st == nil {
 		return TypeNone, 0
 	}
@@ -164,16 +151,16 @@ func (f *FSM) Scan(cursor uint64, count int, now int64, keep ScanFilter) (next u
 	visited := 0
 	var last uint64
 	done := true
-	f.index.Ascend(&keyState{hash: cursor}, func(item any) bool {
-		st := item.(*keyState)
+	f.ks.ascend(cursor, "", func(id uint32) bool {
+		st := f.ks.rec(id)
 		if visited >= count && st.hash != last {
 			done = false
 			return false
 		}
 		visited++
 		last = st.hash
-		if now < st.deadline() && (keep == nil || keep(st.key, st.keyType())) {
-			keys = append(keys, st.key)
+		if now < st.deadline() && (keep == nil || keep(f.ks.keyView(id, st), st.keyType())) {
+			keys = append(keys, f.ks.keyOf(id))
 		}
 		return true
 	})
@@ -190,10 +177,10 @@ func (f *FSM) AllKeys(now int64, keep ScanFilter) []string {
 	defer f.mu.RUnlock()
 	now = max(now, f.now)
 	var keys []string
-	f.index.Ascend(nil, func(item any) bool {
-		st := item.(*keyState)
-		if now < st.deadline() && (keep == nil || keep(st.key, st.keyType())) {
-			keys = append(keys, st.key)
+	f.ks.index.Scan(func(id uint32) bool {
+		st := f.ks.rec(id)
+		if now < st.deadline() && (keep == nil || keep(f.ks.keyView(id, st), st.keyType())) {
+			keys = append(keys, f.ks.keyOf(id))
 		}
 		return true
 	})
@@ -210,19 +197,20 @@ func (f *FSM) RandomKey(now int64, pick func(n int) int) (string, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	now = max(now, f.now)
-	n := len(f.exp)
+	h := f.ks.heap
+	n := len(h)
 	if n == 0 {
 		return "", false
 	}
 	for range 8 {
-		if st := f.exp[pick(n)]; now < st.deadline() {
-			return st.key, true
+		if id := h[pick(n)]; now < f.ks.rec(id).deadline() {
+			return f.ks.keyOf(id), true
 		}
 	}
 	start := pick(n)
 	for i := range n {
-		if st := f.exp[(start+i)%n]; now < st.deadline() {
-			return st.key, true
+		if id := h[(start+i)%n]; now < f.ks.rec(id).deadline() {
+			return f.ks.keyOf(id), true
 		}
 	}
 	return "", false

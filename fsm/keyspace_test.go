@@ -169,7 +169,8 @@ func TestLookupAndRandomKey(t *testing.T) {
 	}
 	// With "a" expired but not pruned, every pick lands on "c" eventually,
 	// even if the picker always points at "a".
-	idx := f.keys["a"].index
+	_, ra := f.ks.get("a")
+	idx := int(ra.pos)
 	for range 20 {
 		if k, ok := f.RandomKey(start+1000, func(int) int { return idx }); !ok || k != "c" {
 			t.Fatalf("random key %q %v", k, ok)

@@ -1,24 +1,42 @@
 package fsm
 
-// KeyOverhead is what one key costs in memory beyond its own bytes: the map
-// entry, the keyState record, its slot in the expiry heap and its item in
-// the scan index, averaged over the map's growth steps. It was measured, not
-// guessed: TestKeyCostMatchesHeap inserts 100,000 keys through Apply and
-// reads the live heap, and fails if this figure drifts from the runtime's by
-// more than a quarter (as it could when a Go release changes its map
-// layout). With Go 1.26 on amd64 the measured fixed cost is 130-143 bytes
-// depending on where the map is in its growth; 136 is in the middle of that,
-// and the allocator's rounding of the key's bytes up to a size class comes
-// on top of it on average. Both kinds of key (THROTTLE.ACQUIRE's and
-// CL.THROTTLE's) hold the same record and cost the same.
-const KeyOverhead = 136
+// KeyOverhead is what one key costs in memory beyond its own bytes: its
+// record's fixed fields, its share of the hash table, its slot in the
+// expiry heap and its item in the scan index (see store). A key of up to
+// 24 bytes (inlineKey) sits in the record itself, which holds 24 bytes
+// whatever its length; it is still counted by its length, so that a
+// longer key never costs less (the error is at most 23 bytes a key). A
+// key longer than 24 bytes is kept on the Go heap and costs its bytes
+// plus LongKeyOverhead. These were measured, not
+// guessed: TestKeyCostMatchesHeap inserts 100,000 keys of 16, 100 and
+// 1,000 bytes through Apply and reads the Go heap plus the store's memory
+// outside it, and fails if the figure drifts from the measured one by more
+// than a quarter (as it could if a Go release changed its map or B-tree
+// layout). With Go 1.26 on amd64 a 16-byte key measured 94 bytes in all,
+// a 100-byte key 241 and a 1,000-byte key 1,153. Both kinds of key
+// (THROTTLE.ACQUIRE's and CL.THROTTLE's) hold the same record and cost the
+// same.
+const KeyOverhead = 78
+
+// LongKeyOverhead is what a key longer than 24 bytes costs beyond
+// KeyOverhead and its bytes: its entry in the map of long keys and the
+// allocator's rounding of its bytes (see KeyOverhead).
+const LongKeyOverhead = 64
 
 // KeyCost is the memory one key is accounted for: KeyOverhead plus the
-// key's bytes. The accounting (see MemoryUsage) is a deterministic function
-// of the key set, not a reading of the Go heap: every replica computes the
-// same figure, and garbage that the collector has not yet freed (decoded log
+// key's bytes, plus LongKeyOverhead for a key of more than 24. The accounting (see MemoryUsage) is a deterministic function of the
+// key set, not a reading of memory: every replica computes the same
+// figure, and garbage that the collector has not yet freed (decoded log
 // entries, connection buffers) never counts.
-func KeyCost(key string) int64 { return KeyOverhead + int64(len(key)) }
+func KeyCost(key string) int64 { return keyCostLen(len(key)) }
+
+// keyCostLen is KeyCost of a key of n bytes.
+func keyCostLen(n int) int64 {
+	if n <= inlineKey {
+		return KeyOverhead + int64(n)
+	}
+	return KeyOverhead + LongKeyOverhead + int64(n)
+}
 
 // MemoryUsage returns the accounted memory (the sum of KeyCost and
 // TokenCost) of the keys and idempotency tokens unexpired at cluster time
@@ -31,7 +49,7 @@ func (f *FSM) MemoryUsage(now int64) int64 {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	now = max(now, f.now)
-	return f.mem - f.exp.expiredCost(now) + f.tokens.mem - f.tokens.expiredCost(now)
+	return f.mem - f.ks.expiredCost(now) + f.tokens.mem - f.tokens.expiredCost(now)
 }
 
 // Exists reports whether key has state unexpired at cluster time
@@ -40,6 +58,6 @@ func (f *FSM) MemoryUsage(now int64) int64 {
 func (f *FSM) Exists(key string, now int64) bool {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	st := f.keys[key]
-	return st != nil && max(now, f.now) < st.deadline()
+	_, st := f.liveAt(key, max(now, f.now))
+	return st != nil
 }

@@ -3,8 +3,7 @@ package fsm
 import (
 	"slices"
 	"sort"
-
-	"github.com/tidwall/btree"
+	"strings"
 )
 
 // snapshotChunk is how many keys a snapshot copies per hold of the lock:
@@ -26,11 +25,14 @@ var snapshotChunk = 1024
 // index meanwhile. The image is thereby exactly the state at the
 // snapshot's index.
 //
-// FlushAll and Restore replace the index rather than change it, so the
-// old one, which the walk keeps, is frozen from then on and needs no
-// records.
+// FlushAll and Restore replace the store rather than change it, so the
+// old one, which the walk keeps (and so keeps allocated), is frozen from
+// then on and needs no records. Within the store being walked, a record
+// freed and reused for another key meanwhile is harmless: the walk finds
+// keys by its position in (hash, key) order, never by record id, and the
+// reused record's new key was recorded as absent when it was created.
 type keyCopy struct {
-	tree *btree.BTree // the index as of the snapshot
+	store *store // the store as of the snapshot
 	// pos is the last key walked (only its hash and key are set); nil
 	// before the first chunk.
 	pos *keyState
@@ -60,7 +62,7 @@ func (c *keyCopy) ahead(hash uint64, key string) bool {
 }
 
 // emit adds a key's snapshot state to the copy.
-func (c *keyCopy) emit(st *keyState) {
+func (c *keyCopy) emit(st keyState) {
 	if st.cell {
 		c.cells = append(c.cells, cellKey{key: st.key, tat: st.last})
 		c.cellHash = append(c.cellHash, st.hash)
@@ -70,28 +72,29 @@ func (c *keyCopy) emit(st *keyState) {
 }
 
 // preserve records, for every copy under way whose walk has not reached
-// it, the state of key (st, or nil when absent) before Apply changes it;
-// f.mu is held for writing. hash is keyHash(key).
-func (f *FSM) preserve(key string, hash uint64, st *keyState) {
+// it, the state of key (record id, or 0 when absent) before Apply changes
+// it; f.mu is held for writing. hash is keyHash(key); key may be a view
+// of the record's bytes (it is copied when kept).
+func (f *FSM) preserve(key string, hash uint64, id uint32) {
 	for _, c := range f.copies {
-		if c.tree != f.index || !c.ahead(hash, key) {
+		if c.store != f.ks || !c.ahead(hash, key) {
 			continue
 		}
 		if _, ok := c.pre[key]; ok {
 			continue // the first change is the one that counts
 		}
-		if st == nil {
-			c.pre[key] = nil
+		if id == 0 {
+			c.pre[strings.Clone(key)] = nil
 		} else {
-			cp := *st
-			c.pre[key] = &cp
+			st := f.ks.state(id)
+			c.pre[st.key] = &st
 		}
 	}
 }
 
 // startCopy registers a copy of the keys as they are now; f.mu is held.
 func (f *FSM) startCopy() *keyCopy {
-	c := &keyCopy{tree: f.index, pre: make(map[string]*keyState), size: len(f.keys)}
+	c := &keyCopy{store: f.ks, pre: make(map[string]*keyState), size: f.ks.len()}
 	f.copies = append(f.copies, c)
 	return c
 }
@@ -189,35 +192,38 @@ func (f *FSM) copyLocked(c *keyCopy) (done bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
-	var last *keyState // the last key walked in this chunk
-	visit := func(item any) bool {
-		st := item.(*keyState)
-		if c.pos != nil && st.hash == c.pos.hash && st.key == c.pos.key {
+	ks := c.store
+	var last uint32 // the last key walked in this chunk
+	visit := func(id uint32) bool {
+		st := ks.rec(id)
+		key := ks.keyView(id, st)
+		if c.pos != nil && st.hash == c.pos.hash && key == c.pos.key {
 			return true // the pivot itself was copied by the last chunk
 		}
 		if n == snapshotChunk {
 			return false
 		}
 		n++
-		if p, ok := c.pre[st.key]; ok {
-			delete(c.pre, st.key)
+		if p, ok := c.pre[key]; ok {
+			delete(c.pre, key)
 			if p != nil {
-				c.emit(p)
+				c.emit(*p)
 			}
 		} else {
-			c.emit(st)
+			c.emit(ks.state(id))
 		}
-		last = st
+		last = id
 		return true
 	}
-	var pivot any
 	if c.pos != nil {
-		pivot = c.pos
+		ks.ascend(c.pos.hash, c.pos.key, visit)
+	} else {
+		ks.index.Scan(visit)
 	}
-	c.tree.Ascend(pivot, visit)
-	if last != nil {
+	if last != 0 {
 		// A copy of the position, not the record, which Apply may free.
-		c.pos = &keyState{hash: last.hash, key: last.key}
+		st := ks.state(last)
+		c.pos = &keyState{hash: st.hash, key: st.key}
 	}
 	if n < snapshotChunk {
 		f.stopCopy(c)

@@ -33,7 +33,7 @@ func fullImage(f *FSM) *image {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	img := &image{now: f.now, stats: f.stats}
-	for _, st := range f.keys {
+	for _, st := range f.ks.states() {
 		if st.cell {
 			img.cells = append(img.cells, cellKey{key: st.key, tat: st.last})
 		} else {

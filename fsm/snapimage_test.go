@@ -21,8 +21,8 @@ func stopTheWorld(tb testing.TB, f *FSM) []byte {
 	tb.Helper()
 	f.mu.RLock()
 	img := &image{now: f.now, stats: f.stats, tokens: f.tokenRecords(), seqs: f.tokens.seqs.records()}
-	all := make([]keyState, 0, len(f.keys))
-	for _, st := range f.keys {
+	all := make([]keyState, 0, f.ks.len())
+	for _, st := range f.ks.states() {
 		all = append(all, keyState{key: st.key, last: st.last, interval: st.interval, span: st.span, cell: st.cell, hash: keyHash(st.key)})
 	}
 	for id, addr := range f.nodes {
@@ -267,7 +267,7 @@ func (d *snapDriver) snapshot(step int) {
 		d.tb.Fatalf("step %d: the state differs from a clone fed the same log", step)
 	}
 	_, sum := g.Digest()
-	d.stats["keys at snapshots"] += len(g.keys)
+	d.stats["keys at snapshots"] += g.ks.len()
 	d.pending = append(d.pending, &pendingSnap{img: s.(*image), want: want, digest: sum, started: step})
 	d.stats["snapshot"]++
 }

@@ -150,9 +150,15 @@ type cellKey struct {
 var _ raft.FSMSnapshot = (*image)(nil)
 
 // Persist implements raft.FSMSnapshot.
+// The copy of the keys is dropped once written, and the memory it took
+// handed back (see returnMemory): Raft keeps the image until Release.
 func (img *image) Persist(sink raft.SnapshotSink) error {
 	img.collect()
-	if err := img.writeTo(sink); err != nil {
+	err := img.writeTo(sink)
+	n := len(img.keys) + len(img.cells)
+	img.keys, img.cells = nil, nil
+	returnMemory(n)
+	if err != nil {
 		sink.Cancel()
 		return err
 	}

@@ -112,9 +112,10 @@ func ValidateKey(key string) error {
 	return nil
 }
 
-// keyState is the state of one key: a THROTTLE.ACQUIRE throttle, or, when
-// cell is set, a CL.THROTTLE limiter whose theoretical arrival time (Unix
-// ns) is held in last, with interval 0.
+// keyState is the state of one key as a value, apart from the store: in
+// snapshot images, and as recorded by a snapshot copy. For a CL.THROTTLE
+// key (cell set) last holds its theoretical arrival time (Unix ns), with
+// interval 0.
 type keyState struct {
 	key      string
 	last     int64 // newest granted slot; for a cell key, its TAT in ns
@@ -123,21 +124,9 @@ type keyState struct {
 	// (its cost minus one), so that THROTTLE.CANCEL can find its first
 	// slot and give all of them back; -1 once given back (the grant
 	// before it is not remembered, so it cannot be given back).
-	span  int64
-	index int    // position in the expiry heap
-	cell  bool   // a CL.THROTTLE key
-	hash  uint64 // keyHash(key): the key's place in the scan index
-}
-
-// deadline is when the key expires (Unix ms) and becomes indistinguishable
-// from an absent key. Grants check that it fits in int64 (see decide). A
-// cell key lives while cluster time, in ns, is before its TAT: until the
-// first millisecond at or after it.
-func (k *keyState) deadline() int64 {
-	if k.cell {
-		return ceilDiv(k.last, nsPerMs)
-	}
-	return k.last + k.interval
+	span int64
+	cell bool
+	hash uint64 // keyHash(key): the key's place in the scan index
 }
 
 // decision is the outcome of an acquire before it is applied.
@@ -162,7 +151,7 @@ type decision struct {
 // with the wait after which the same call would be granted. For n = 1 this
 // is: go now if the interval has passed, else reserve the next slot if
 // fewer than max are pending.
-func decide(st *keyState, c Acquire, now int64) (decision, error) {
+func decide(st *record, c Acquire, now int64) (decision, error) {
 	if err := c.Validate(); err != nil {
 		return decision{}, err
 	}

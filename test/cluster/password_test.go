@@ -110,6 +110,7 @@ func TestMaxMemoryFlag(t *testing.T) {
 	// 1K is 1000 bytes: room for 1000/fsm.KeyCost keys of one byte, not
 	// one more.
 	room := int(1000 / fsm.KeyCost("0"))
+	key := func(k int) string { return string("0123456789abcdefghijklmnopqrstuvwxyz"[k]) }
 	p := testcluster.StartProc(t, bin, testcluster.ProcOptions{Args: []string{"--maxmemory", "1K"}})
 	c := p.Client()
 	testcluster.WaitFor(t, 10*time.Second, "the node to lead", func() bool {
@@ -117,11 +118,11 @@ func TestMaxMemoryFlag(t *testing.T) {
 		return err == nil
 	})
 	for k := 1; k < room; k++ {
-		if _, err := acquire(ctx, c, strconv.Itoa(k), 60_000, 1); err != nil {
+		if _, err := acquire(ctx, c, key(k), 60_000, 1); err != nil {
 			t.Fatalf("key %d: %v", k, err)
 		}
 	}
-	if _, err := acquire(ctx, c, strconv.Itoa(room), 60_000, 1); err == nil || err.Error() != "OOM command not allowed when used memory > 'maxmemory'." {
+	if _, err := acquire(ctx, c, key(room), 60_000, 1); err == nil || err.Error() != "OOM command not allowed when used memory > 'maxmemory'." {
 		t.Fatalf("key %d of %d: %v, want Redis's OOM error", room+1, room, err)
 	}
 	if p, err := acquire(ctx, c, "0", 60_000, 1); err != nil || !p.granted {

@@ -1,0 +1,476 @@
+package fsm
+
+import (
+	"hash/maphash"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/tidwall/btree"
+)
+
+// inlineKey is how many bytes of key a record holds itself; a longer key
+// is kept on the Go heap (store.long). 24 makes a record 64 bytes, one
+// cache line, and holds redis-benchmark's key:__rand_int__ (16 bytes), a
+// UUID with a short prefix, or a user ID with a route.
+const inlineKey = 24
+
+// record is the state of one key as the store holds it: a fixed-size,
+// pointer-free struct in memory outside the Go heap (see store). It must
+// never hold a Go pointer: the collector does not see that memory, and
+// would free what such a pointer points to.
+type record struct {
+	hash     uint64 // keyHash(key): the key's place in the scan index
+	last     int64  // newest granted slot; for a cell key, its TAT in ns
+	interval int64  // interval it was granted with; 0 for a cell key
+	span     int64  // see keyState.span
+	pos      uint32 // position in the expiry heap
+	meta     uint32 // key length (metaLen) and flags
+	key      [inlineKey]byte
+}
+
+const (
+	metaLen  = 1<<17 - 1 // key length: up to MaxKeyLen (1<<16) inclusive
+	metaCell = 1 << 30   // a CL.THROTTLE key
+	metaLive = 1 << 31   // the record holds a key (not on the free list)
+)
+
+func (r *record) cell() bool  { return r.meta&metaCell != 0 }
+func (r *record) keyLen() int { return int(r.meta & metaLen) }
+
+// deadline is when the key expires (Unix ms) and becomes indistinguishable
+// from an absent key. Grants check that it fits in int64 (see decide). A
+// cell key lives while cluster time, in ns, is before its TAT: until the
+// first millisecond at or after it.
+func (r *record) deadline() int64 {
+	if r.cell() {
+		return ceilDiv(r.last, nsPerMs)
+	}
+	return r.last + r.interval
+}
+
+func (r *record) keyType() KeyType {
+	if r.cell() {
+		return TypeCell
+	}
+	return TypeThrottle
+}
+
+const (
+	// chunkShift sets how many records a chunk holds (16,384: 1 MiB).
+	// Records live in chunks that never move, so that a record's address
+	// stays valid and growing the store copies nothing.
+	chunkShift   = 14
+	chunkRecords = 1 << chunkShift
+	// segBits sets the number of hash table segments (256). Each grows on
+	// its own, so growing the table moves 1/256 of it at a time: a few
+	// hundred microseconds with a million keys, not the tens of
+	// milliseconds of rehashing one table.
+	segBits     = 8
+	nsegs       = 1 << segBits
+	minSegSlots = 16
+	// offHeapMin is the size from which a table segment or the expiry heap
+	// is allocated outside the Go heap; smaller ones are plain slices
+	// (pointer-free, so never scanned), since a mapping takes whole pages.
+	offHeapMin = 16 << 10
+)
+
+// tableSeed seeds the hash table's hash. The table's layout is local to
+// this process, never replicated or persisted (snapshots, digests and
+// SCAN use keyHash, the scan index's order), so a seed chosen at random
+// per process is safe for determinism, and it is what makes the table
+// resistant to keys chosen to collide: keyHash is fixed, and a client can
+// grind keys whose SHA-256 agrees in the few low bits a table slot uses
+// (2^20 tries for a million-slot table), which would turn every lookup
+// into a scan; with a secret seed it cannot aim. maphash is also 10-20
+// times cheaper than SHA-256 on every lookup, while keyHash is computed
+// only when a key is created.
+var tableSeed = maphash.MakeSeed()
+
+// offMem lists the memory a store holds outside the Go heap, so that it
+// can be returned to the system when the store becomes unreachable
+// (runtime.AddCleanup) without the store itself being kept alive.
+type offMem struct {
+	chunks [][]byte
+	segs   [nsegs][]byte // nil for a segment on the Go heap
+	heap   []byte        // nil while the heap is on the Go heap
+}
+
+// size is how many bytes the mappings take outside the Go heap (0 where
+// allocOff allocates on it).
+func (m *offMem) size() int64 {
+	if !offHeapMapped {
+		return 0
+	}
+	n := len(m.heap)
+	for _, c := range m.chunks {
+		n += len(c)
+	}
+	for _, s := range m.segs {
+		n += len(s)
+	}
+	return int64(n)
+}
+
+// release frees the memory; releasing again does nothing.
+func (m *offMem) release() {
+	for _, c := range m.chunks {
+		freeOff(c)
+	}
+	for _, s := range m.segs {
+		freeOff(s)
+	}
+	freeOff(m.heap)
+	*m = offMem{}
+}
+
+// store holds the keys: records in chunks outside the Go heap, addressed
+// by a uint32 id (0 is never a record), an open-addressing hash table of
+// ids from key to record, an expiry heap of ids ordered by deadline, and
+// the scan index, a B-tree of ids in (hash, key) order. None of it is
+// replicated state: it is derived from the keys, and its ids, table and
+// heap layout may differ between replicas without any reply, SCAN
+// cursor, snapshot or digest telling them apart (those depend on the keys
+// and their states only).
+//
+// Why outside the Go heap: with a million keys a map of pointers to
+// records took 168 bytes of live heap a key, and the collector lets the
+// heap grow to twice its live size between cycles, which every cycle
+// then walks. The records here (64 bytes), the table (6-11) and the heap
+// (4) are neither scanned nor doubled; the scan index (a few bytes a key)
+// and keys longer than inlineKey are on the Go heap.
+//
+// Its memory is returned to the system when the store becomes
+// unreachable: a FlushAll or Restore replaces the store, and a snapshot
+// copy still walking the old one (see keyCopy) keeps it alive until done.
+type store struct {
+	mem  *offMem
+	recs [][]record // views of mem.chunks
+	next uint32     // ids below next have been handed out
+	free []uint32   // ids of records given back, reused first
+	n    int        // live records
+	long map[uint32]string
+	segs [nsegs]segment
+	heap []uint32 // the expiry heap: a view of mem.heap, or a Go slice
+	// index orders the ids by (hash, key) for SCAN's cursor and the
+	// snapshot walk. Its id 0 stands for the probe (probeHash, probeKey),
+	// a position that is not a record, which ascend sets under probeMu.
+	index     *btree.BTreeG[uint32]
+	probeMu   sync.Mutex
+	probeHash uint64
+	probeKey  string
+}
+
+// segment is one part of the hash table: linear probing over a power of
+// two slots of record ids, 0 for empty, at most three quarters full.
+type segment struct {
+	slots []uint32
+	n     int
+}
+
+func newStore() *store {
+	s := &store{mem: &offMem{}, next: 1}
+	for i := range s.segs {
+		s.segs[i].slots = make([]uint32, minSegSlots)
+	}
+	s.index = btree.NewBTreeGOptions(s.indexLess, btree.Options{NoLocks: true})
+	runtime.AddCleanup(s, func(m *offMem) { m.release() }, s.mem)
+	return s
+}
+
+// allocU32 returns a zeroed array of n uint32, outside the Go heap when
+// large, and the mapping to free (nil when on the Go heap).
+func allocU32(n int) ([]uint32, []byte) {
+	if n*4 < offHeapMin {
+		return make([]uint32, n), nil
+	}
+	b := allocOff(n * 4)
+	return unsafe.Slice((*uint32)(unsafe.Pointer(&b[0])), n), b
+}
+
+func (s *store) rec(id uint32) *record {
+	return &s.recs[id>>chunkShift][id&(chunkRecords-1)]
+}
+
+// keyView is the key of record r (id): for an inline key, a string over
+// the record's own bytes, valid only while the record is unchanged; clone
+// it before keeping it.
+func (s *store) keyView(id uint32, r *record) string {
+	n := r.keyLen()
+	if n > inlineKey {
+		return s.long[id]
+	}
+	return unsafe.String(&r.key[0], n)
+}
+
+// keyOf returns a copy of id's key that may be kept.
+func (s *store) keyOf(id uint32) string {
+	r := s.rec(id)
+	if r.keyLen() > inlineKey {
+		return s.long[id] // a Go string already
+	}
+	return strings.Clone(s.keyView(id, r))
+}
+
+// state returns id's state as a keyState, its key copied.
+func (s *store) state(id uint32) keyState {
+	r := s.rec(id)
+	return keyState{key: s.keyOf(id), last: r.last, interval: r.interval, span: r.span, cell: r.cell(), hash: r.hash}
+}
+
+func (s *store) len() int { return s.n }
+
+// get returns key's id and record, or 0 and nil when it is not held.
+func (s *store) get(key string) (uint32, *record) {
+	h := maphash.String(tableSeed, key)
+	sg := &s.segs[h>>(64-segBits)]
+	mask := uint64(len(sg.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		id := sg.slots[i]
+		if id == 0 {
+			return 0, nil
+		}
+		if r := s.rec(id); r.keyLen() == len(key) && s.keyView(id, r) == key {
+			return id, r
+		}
+	}
+}
+
+// insert adds key, which the store does not hold, with its state, and
+// returns its id.
+func (s *store) insert(key string, hash uint64, last, interval, span int64, cell bool) uint32 {
+	id := s.add(key, hash, last, interval, span, cell)
+	s.heapPush(id)
+	s.index.Set(id)
+	return id
+}
+
+// add makes a record for key and puts it in the table; insert and load
+// place it in the heap and the index.
+func (s *store) add(key string, hash uint64, last, interval, span int64, cell bool) uint32 {
+	var id uint32
+	if n := len(s.free); n > 0 {
+		id = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		id = s.next
+		if s.next == ^uint32(0) {
+			panic("fsm: more than 2^32-2 keys")
+		}
+		s.next++
+		if int(id>>chunkShift) == len(s.recs) {
+			b := allocOff(chunkRecords * int(unsafe.Sizeof(record{})))
+			s.mem.chunks = append(s.mem.chunks, b)
+			s.recs = append(s.recs, unsafe.Slice((*record)(unsafe.Pointer(&b[0])), chunkRecords))
+		}
+	}
+	r := s.rec(id)
+	*r = record{hash: hash, last: last, interval: interval, span: span, meta: uint32(len(key)) | metaLive}
+	if cell {
+		r.meta |= metaCell
+	}
+	if len(key) > inlineKey {
+		if s.long == nil {
+			s.long = make(map[uint32]string)
+		}
+		s.long[id] = key
+	} else {
+		copy(r.key[:], key)
+	}
+	s.tableInsert(id, key)
+	s.n++
+	return id
+}
+
+// remove drops id and frees its record for reuse.
+func (s *store) remove(id uint32) {
+	r := s.rec(id)
+	s.heapRemove(int(r.pos))
+	s.tableDelete(id, s.keyView(id, r))
+	s.index.Delete(id)
+	delete(s.long, id)
+	*r = record{}
+	s.free = append(s.free, id)
+	s.n--
+}
+
+// update sets id's state and moves it to its place in the expiry heap.
+func (s *store) update(id uint32, last, interval, span int64, cell bool) {
+	r := s.rec(id)
+	r.last, r.interval, r.span = last, interval, span
+	r.meta &^= metaCell
+	if cell {
+		r.meta |= metaCell
+	}
+	s.heapFix(int(r.pos))
+}
+
+// each calls fn with every key held, in id order (not a replicated order).
+func (s *store) each(fn func(id uint32, r *record)) {
+	for id := uint32(1); id < s.next; id++ {
+		if r := s.rec(id); r.meta&metaLive != 0 {
+			fn(id, r)
+		}
+	}
+}
+
+// states returns the state of every key held, in id order.
+func (s *store) states() []keyState {
+	out := make([]keyState, 0, s.n)
+	s.each(func(id uint32, _ *record) { out = append(out, s.state(id)) })
+	return out
+}
+
+func (s *store) segOf(h uint64) *segment { return &s.segs[h>>(64-segBits)] }
+
+func (s *store) tableInsert(id uint32, key string) {
+	h := maphash.String(tableSeed, key)
+	sg := s.segOf(h)
+	if (sg.n+1)*4 > len(sg.slots)*3 {
+		s.grow(int(h >> (64 - segBits)))
+	}
+	place(sg.slots, h, id)
+	sg.n++
+}
+
+// place puts id, whose key hashes to h, in the first free slot from its own.
+func place(slots []uint32, h uint64, id uint32) {
+	mask := uint64(len(slots) - 1)
+	i := h & mask
+	for slots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	slots[i] = id
+}
+
+// grow doubles segment i.
+func (s *store) grow(i int) {
+	sg := &s.segs[i]
+	slots, raw := allocU32(2 * len(sg.slots))
+	for _, id := range sg.slots {
+		if id != 0 {
+			place(slots, s.tableHash(id), id)
+		}
+	}
+	freeOff(s.mem.segs[i])
+	sg.slots, s.mem.segs[i] = slots, raw
+}
+
+func (s *store) tableHash(id uint32) uint64 {
+	return maphash.String(tableSeed, s.keyView(id, s.rec(id)))
+}
+
+// tableDelete takes id, whose key is key, out of the table, moving back
+// the entries after it that probing would no longer reach.
+func (s *store) tableDelete(id uint32, key string) {
+	h := maphash.String(tableSeed, key)
+	sg := s.segOf(h)
+	mask := uint64(len(sg.slots) - 1)
+	i := h & mask
+	for sg.slots[i] != id {
+		i = (i + 1) & mask
+	}
+	sg.slots[i] = 0
+	for j := (i + 1) & mask; sg.slots[j] != 0; j = (j + 1) & mask {
+		k := s.tableHash(sg.slots[j]) & mask
+		// The entry at j may fill the hole at i if its home slot k is not
+		// cyclically within (i, j].
+		if (j > i && (k <= i || k > j)) || (j < i && k <= i && k > j) {
+			sg.slots[i], sg.slots[j] = sg.slots[j], 0
+			i = j
+		}
+	}
+	sg.n--
+}
+
+// indexLess is the scan index's order on ids: by hash, then by key.
+func (s *store) indexLess(a, b uint32) bool {
+	ha, ka := s.indexKey(a)
+	hb, kb := s.indexKey(b)
+	if ha != hb {
+		return ha < hb
+	}
+	return ka < kb
+}
+
+func (s *store) indexKey(id uint32) (uint64, string) {
+	if id == 0 {
+		return s.probeHash, s.probeKey
+	}
+	r := s.rec(id)
+	return r.hash, s.keyView(id, r)
+}
+
+// ascend calls fn with the ids in index order from the first at or after
+// (hash, key), until fn returns false.
+func (s *store) ascend(hash uint64, key string, fn func(id uint32) bool) {
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
+	s.probeHash, s.probeKey = hash, key
+	s.index.Ascend(0, fn)
+	s.probeKey = ""
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// buildStore makes the store of a restored image, and its accounted
+// memory.
+func buildStore(img *image) (*store, int64) {
+	s := newStore()
+	var mem int64
+	ids := make([]uint32, 0, len(img.keys)+len(img.cells))
+	for _, k := range img.keys {
+		// readImage set its hash.
+		ids = append(ids, s.add(k.key, k.hash, k.last, k.interval, k.span, false))
+		mem += KeyCost(k.key)
+	}
+	for _, c := range img.cells {
+		ids = append(ids, s.add(c.key, keyHash(c.key), c.tat, 0, 0, true))
+		mem += KeyCost(c.key)
+	}
+	for _, id := range ids {
+		s.heapAppend(id)
+	}
+	s.heapInit()
+	// Snapshots list the keys in the scan index's order (see keyCopy), and
+	// the index loads items in order much faster than it inserts them
+	// anywhere; an image in another order (an older snapshot, or one with
+	// CL.THROTTLE keys, which come in a list of their own) is sorted first.
+	cmp := func(a, b uint32) int {
+		switch {
+		case s.indexLess(a, b):
+			return -1
+		case s.indexLess(b, a):
+			return 1
+		}
+		return 0
+	}
+	if !slices.IsSortedFunc(ids, cmp) {
+		slices.SortFunc(ids, cmp)
+	}
+	for _, id := range ids {
+		s.index.Load(id)
+	}
+	return s, mem
+}
+
+// returnMemoryKeys is the image size, in keys, from which a snapshot or a
+// restore returns the Go heap's free memory to the system when done.
+const returnMemoryKeys = 1 << 16
+
+// returnMemory hands the Go heap's free memory back to the system after a
+// snapshot or restore of n keys, if n is at least returnMemoryKeys. A
+// million keys decode into, or are copied out as, some 100 MB of Go heap
+// that is garbage afterwards; the runtime would keep it mapped until the
+// heap grows back to it (which, with the keys outside the heap, it never
+// does), so a node would stay at its peak. The forced collection that
+// this costs walks only the Go heap, which the store keeps small.
+func returnMemory(n int) {
+	if n >= returnMemoryKeys {
+		debug.FreeOSMemory()
+	}
+}
