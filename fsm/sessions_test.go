@@ -48,6 +48,25 @@ func TestSequenced(t *testing.T) {
 			{1499, []Command{sq(acq("k", 100, 5), s1, 1, 500)}, []Result{granted(0, 1000, 10, 0)}},
 			{1500, []Command{sq(acq("k", 100, 5), s1, 1, 500)}, []Result{granted(0, 1500, 10, 0)}},
 		}},
+		{"a number is remembered while its block is", []step{
+			{1000, []Command{sq(acq("k", 100, 5), s1, 1, 500)}, []Result{granted(0, 1000, 10, 0)}},
+			{1400, []Command{sq(acq("j", 100, 5), s1, 2, 500)}, []Result{granted(0, 1400, 10, 0)}},
+			// Past (s1, 1)'s window, within (s1, 2)'s, which shares its block.
+			{1600, []Command{sq(acq("k", 100, 5), s1, 1, 500)}, []Result{granted(0, 1000, 10, 0)}},
+			{1900, []Command{sq(acq("k", 100, 5), s1, 1, 500), sq(acq("j", 100, 5), s1, 2, 500)}, []Result{granted(0, 1900, 10, 0), granted(0, 1900, 10, 0)}},
+		}},
+		{"a block waits for the blocks made before it", []step{
+			{1000, []Command{sq(acq("j", 100, 5), s2, 1, 5000), sq(acq("k", 100, 5), s1, 1, 500), sq(acq("k", 100, 5), s1, seqBlockSize, 500)}, []Result{granted(0, 1000, 10, 0), granted(0, 1000, 10, 0), granted(100, 1100, 10, 1)}},
+			// Past s1's window, within s2's, whose block was made first.
+			{1600, []Command{sq(acq("k", 100, 5), s1, 1, 500), sq(acq("k", 100, 5), s1, seqBlockSize, 500)}, []Result{granted(0, 1000, 10, 0), granted(100, 1100, 10, 1)}},
+			{6000, []Command{sq(acq("j", 100, 5), s2, 1, 5000), sq(acq("k", 100, 5), s1, 1, 500)}, []Result{granted(0, 6000, 10, 0), granted(0, 6000, 10, 0)}},
+		}},
+		{"a number after its block was forgotten makes a new one", []step{
+			{1000, []Command{sq(acq("k", 100, 5), s1, 2, 500)}, []Result{granted(0, 1000, 10, 0)}},
+			{1500, []Command{sq(acq("k", 100, 5), s1, 1, 500)}, []Result{granted(0, 1500, 10, 0)}},
+			// The new block holds (s1, 1) alone: (s1, 2) went with the old.
+			{1999, []Command{sq(acq("k", 100, 5), s1, 1, 500), sq(acq("k", 100, 5), s1, 2, 500)}, []Result{granted(0, 1500, 10, 0), granted(0, 1999, 10, 0)}},
+		}},
 		{"window 0 is TokenWindow", []step{
 			{1000, []Command{sq(acq("k", 100, 5), s1, 1, 0)}, []Result{granted(0, 1000, 10, 0)}},
 			{1000 + TokenWindow - 1, []Command{sq(acq("k", 100, 5), s1, 1, 0)}, []Result{granted(0, 1000, 10, 0)}},
