@@ -16,7 +16,7 @@ var ErrSequenceReused = errors.New("forwarding sequence number reused for anothe
 // SeqOverhead is what one remembered forwarding sequence number costs in
 // memory beyond the bytes of its key: its slot in a block (the key's
 // header, the kind, the permit, the time and window), the block's share
-// of its map entry and expiry queue place, and the key's rounding to an
+// of its map entry and list links, and the key's rounding to an
 // allocation size. Measured like TokenOverhead, with blocks fully used:
 // with Go 1.26 on amd64, TestSeqCostMatchesHeap finds 73-74 bytes at
 // 100,000 numbers. A block only partly used (numbers denied, never
@@ -45,8 +45,8 @@ type seqResult struct {
 
 // seqBlockSize is how many consecutive numbers of a session a seqBlock
 // holds. BenchmarkApplySeq64 is within noise from 64 to 1024; 256 keeps
-// a block (about 20 KB) small against a window's load and the block map
-// and queue (a few thousand entries at a million numbers) in cache.
+// a block (about 18 KB) small against a window's load and the block map
+// (a few thousand entries at a million numbers) in cache.
 const seqBlockSize = 256
 
 // blockID names a seqBlock: a session and its numbers' seq/seqBlockSize.
@@ -75,11 +75,12 @@ func (s *seqSlot) permit() Permit {
 
 // seqBlock remembers the numbers of one blockID that took effect.
 type seqBlock struct {
-	id    blockID
-	until int64 // the latest at+window of its slots
-	n     int   // slots set
-	cost  int64 // SeqCost of the slots set
-	slots [seqBlockSize]seqSlot
+	id         blockID
+	prev, next *seqBlock // in seqTable's expiry list
+	until      int64     // the latest at+window of its slots
+	n          int       // slots set
+	cost       int64     // SeqCost of the slots set
+	slots      [seqBlockSize]seqSlot
 }
 
 // seqFreeBlocks is how many emptied blocks a table keeps for reuse: in
@@ -98,22 +99,29 @@ const seqFreeBlocks = 4
 // lookup is one access to a map of a few thousand blocks and an index,
 // and nothing is allocated per number.
 //
-// Expiry is by block: blocks are in a queue in the order they were made,
-// a block's until is the latest end of its slots' windows, and pruning
-// pops blocks from the head while the head's until has passed. A number
-// is thus forgotten once its block and every block made before it have
+// Expiry is by block: blocks are in a list in the order a number was
+// last added to them (a block given a number moves to the tail), a
+// block's until is the latest end of its slots' windows, and pruning pops
+// blocks from the head while the head's until has passed. A number is
+// thus forgotten once its block and every block used before it have
 // ended, which is at least its own window: remembered longer than asked,
 // which is safe (a resend is still answered as the first attempt) and
-// costs only memory, accounted until it is dropped. A number applied
-// after its block was dropped (more than a window late, which a router's
-// resend horizon of half the window rules out) makes a new block at the
-// tail. Every replica applies the same entries in the same order at the
-// same cluster times, so each forgets at the same entry.
+// costs only memory, accounted until it is dropped. Ordering by last use
+// rather than by creation matters: a quiet session's block, given a
+// number now and then, would otherwise stay at the head for as long as
+// it takes to fill and hold every busier block behind it; by last use,
+// a block waits only for blocks whose last number came before its own,
+// so with one window the list is in expiry order, and with several the
+// excess is at most the longest window (as for tokenTable). A number
+// applied after its block was dropped (more than a window late, which a
+// router's resend horizon of half the window rules out) makes a new
+// block at the tail. Every replica applies the same entries in the same
+// order at the same cluster times, so each forgets at the same entry.
 type seqTable struct {
 	blocks map[blockID]*seqBlock
-	queue  []*seqBlock // queue[head:] is live, in the order made
-	head   int
-	last   *seqBlock   // the block used last: the next number is most often in it
+	head   *seqBlock // the expiry list: least recently given a number first
+	tail   *seqBlock
+	last   *seqBlock   // the block looked up last: the next number is most often in it
 	free   []*seqBlock // emptied blocks, kept for reuse
 	n      int         // numbers remembered
 }
@@ -159,8 +167,11 @@ func (t *seqTable) add(id seqID, at, window int64, r seqResult) int64 {
 		}
 		b.id = bid
 		t.blocks[bid] = b
-		t.queue = append(t.queue, b)
 		t.last = b
+		t.push(b)
+	} else if b != t.tail {
+		t.unlink(b)
+		t.push(b)
 	}
 	p := r.permit
 	b.slots[i] = seqSlot{key: r.key, at: at, window: window, wait: p.WaitMs, validAt: p.ValidAt, expiresAt: p.ExpiresAt, pending: p.Pending, kind: r.kind}
@@ -172,13 +183,38 @@ func (t *seqTable) add(id seqID, at, window int64, r seqResult) int64 {
 	return c
 }
 
-// prune forgets the blocks at the head of the queue whose until has
+// push puts b, not in the list, at its tail.
+func (t *seqTable) push(b *seqBlock) {
+	b.prev, b.next = t.tail, nil
+	if t.tail != nil {
+		t.tail.next = b
+	} else {
+		t.head = b
+	}
+	t.tail = b
+}
+
+// unlink takes b out of the list.
+func (t *seqTable) unlink(b *seqBlock) {
+	if b.prev != nil {
+		b.prev.next = b.next
+	} else {
+		t.head = b.next
+	}
+	if b.next != nil {
+		b.next.prev = b.prev
+	} else {
+		t.tail = b.prev
+	}
+	b.prev, b.next = nil, nil
+}
+
+// prune forgets the blocks at the head of the list whose until has
 // passed at now. It returns the SeqCost freed.
 func (t *seqTable) prune(now int64) (freed int64) {
-	for t.head < len(t.queue) && t.queue[t.head].until <= now {
-		b := t.queue[t.head]
-		t.queue[t.head] = nil
-		t.head++
+	for t.head != nil && t.head.until <= now {
+		b := t.head
+		t.unlink(b)
 		freed += b.cost
 		t.n -= b.n
 		delete(t.blocks, b.id)
@@ -191,20 +227,13 @@ func (t *seqTable) prune(now int64) (freed int64) {
 			t.free = append(t.free, b)
 		}
 	}
-	// As tokenTable.prune: compact once the dead head is half the queue.
-	if t.head > 0 && t.head*2 >= len(t.queue) {
-		n := copy(t.queue, t.queue[t.head:])
-		clear(t.queue[n:])
-		t.queue = t.queue[:n]
-		t.head = 0
-	}
 	return freed
 }
 
 // expiredCost is the SeqCost of the numbers that prune(now) would forget.
 func (t *seqTable) expiredCost(now int64) int64 {
 	var n int64
-	for _, b := range t.queue[t.head:] {
+	for b := t.head; b != nil; b = b.next {
 		if b.until > now {
 			break
 		}
@@ -223,12 +252,12 @@ type seqRecord struct {
 	permit       Permit // for tokenAcquire
 }
 
-// records copies the remembered numbers: block by block in queue order,
+// records copies the remembered numbers: block by block in list order,
 // each block's in number order. Adding them in that order makes the same
 // blocks in the same order (restoreSeqs).
 func (t *seqTable) records() []seqRecord {
 	out := make([]seqRecord, 0, t.n)
-	for _, b := range t.queue[t.head:] {
+	for b := t.head; b != nil; b = b.next {
 		for i := range b.slots {
 			s := &b.slots[i]
 			if s.kind == 0 {
@@ -252,14 +281,14 @@ func (t *tokenTable) restoreSeqs(recs []seqRecord) {
 // known kinds, valid keys, times between 0 and the clock, windows of 1 to
 // TokenWindow ms, and the order records writes: each block's numbers
 // together and rising, each block once, and blocks in the order they were
-// made, so that none holds a time before the earliest of the block
-// before it (the clock never runs backwards, and a block is made by its
-// earliest number).
+// last given a number, so that no block's latest time is before the
+// latest of the block before it (the clock never runs backwards, and a
+// block's last number is its latest).
 func validateSeqs(recs []seqRecord, now int64) error {
 	seen := make(map[blockID]struct{})
 	var cur blockID
 	var prevSeq uint64
-	var first, prevFirst int64 // earliest time of the current and previous block
+	var latest, prevLatest int64 // latest time of the current and previous block
 	for i, r := range recs {
 		switch {
 		case r.session == 0:
@@ -279,15 +308,18 @@ func validateSeqs(recs []seqRecord, now int64) error {
 				return invalidImage("forwarding session %016x sequence %d: its block appears twice", r.session, r.seq)
 			}
 			seen[bid] = struct{}{}
-			cur, prevFirst, first = bid, first, r.at
+			if i > 0 && latest < prevLatest {
+				return invalidImage("forwarding sequence %d: its block's latest time %d is before its predecessor's %d", prevSeq, latest, prevLatest)
+			}
+			cur, prevLatest, latest = bid, latest, r.at
 		} else if r.seq <= prevSeq {
 			return invalidImage("forwarding session %016x sequence %d: out of order or appears twice", r.session, r.seq)
 		}
-		first = min(first, r.at)
-		if first < prevFirst {
-			return invalidImage("forwarding sequence %d: time %d is before its block's predecessor's %d", r.seq, r.at, prevFirst)
-		}
+		latest = max(latest, r.at)
 		prevSeq = r.seq
+	}
+	if len(recs) > 0 && latest < prevLatest {
+		return invalidImage("forwarding sequence %d: its block's latest time %d is before its predecessor's %d", prevSeq, latest, prevLatest)
 	}
 	return nil
 }

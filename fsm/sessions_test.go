@@ -55,11 +55,17 @@ func TestSequenced(t *testing.T) {
 			{1600, []Command{sq(acq("k", 100, 5), s1, 1, 500)}, []Result{granted(0, 1000, 10, 0)}},
 			{1900, []Command{sq(acq("k", 100, 5), s1, 1, 500), sq(acq("j", 100, 5), s1, 2, 500)}, []Result{granted(0, 1900, 10, 0), granted(0, 1900, 10, 0)}},
 		}},
-		{"a block waits for the blocks made before it", []step{
+		{"a block waits for the blocks used before it", []step{
 			{1000, []Command{sq(acq("j", 100, 5), s2, 1, 5000), sq(acq("k", 100, 5), s1, 1, 500), sq(acq("k", 100, 5), s1, seqBlockSize, 500)}, []Result{granted(0, 1000, 10, 0), granted(0, 1000, 10, 0), granted(100, 1100, 10, 1)}},
-			// Past s1's window, within s2's, whose block was made first.
+			// Past s1's window, within s2's, whose block was used first.
 			{1600, []Command{sq(acq("k", 100, 5), s1, 1, 500), sq(acq("k", 100, 5), s1, seqBlockSize, 500)}, []Result{granted(0, 1000, 10, 0), granted(100, 1100, 10, 1)}},
 			{6000, []Command{sq(acq("j", 100, 5), s2, 1, 5000), sq(acq("k", 100, 5), s1, 1, 500)}, []Result{granted(0, 6000, 10, 0), granted(0, 6000, 10, 0)}},
+		}},
+		{"a quiet session's block does not hold a busier one", []step{
+			{1000, []Command{sq(acq("j", 100, 5), s2, 1, 500), sq(acq("k", 100, 5), s1, 1, 500)}, []Result{granted(0, 1000, 10, 0), granted(0, 1000, 10, 0)}},
+			// s2's block, given a number, moves behind s1's.
+			{1400, []Command{sq(acq("j", 100, 5), s2, 2, 500)}, []Result{granted(0, 1400, 10, 0)}},
+			{1600, []Command{sq(acq("k", 100, 5), s1, 1, 500), sq(acq("j", 100, 5), s2, 1, 500)}, []Result{granted(0, 1600, 10, 0), granted(0, 1000, 10, 0)}},
 		}},
 		{"a number after its block was forgotten makes a new one", []step{
 			{1000, []Command{sq(acq("k", 100, 5), s1, 2, 500)}, []Result{granted(0, 1000, 10, 0)}},
@@ -300,9 +306,10 @@ func TestSequenceMemory(t *testing.T) {
 // TestSeqTableMatchesModel drives the table with numbers of mixed windows
 // (as two routers with different timeouts, or a restarted one, would
 // write), in runs, with gaps, far jumps and late numbers, at a rising
-// clock, and checks it against plain lists of blocks in the order made:
-// a number is remembered at least its window and forgotten once its
-// block's latest window end, and every earlier block's, has passed; the
+// clock, and checks it against a plain list of blocks in the order they
+// were last given a number: a number is remembered at least its window
+// and forgotten once its block's latest window end, and every earlier
+// block's, has passed; the
 // cost counted as expired matches what prune then frees; the records are
 // block by block in that order, each in number order; and every number
 // looks up as the model says.
@@ -380,10 +387,13 @@ func TestSeqTableMatchesModel(t *testing.T) {
 				for i < len(model) && model[i].id != bid {
 					i++
 				}
-				if i == len(model) {
-					model = append(model, block{id: bid})
+				b := block{id: bid}
+				if i < len(model) {
+					b = model[i]
+					model = append(model[:i:i], model[i+1:]...)
 				}
-				model[i].recs = append(model[i].recs, r)
+				b.recs = append(b.recs, r)
+				model = append(model, b)
 			}
 			var want []seqRecord
 			var mem int64
@@ -488,8 +498,8 @@ func TestRestoreRefusesInvalidSequences(t *testing.T) {
 		{"empty key", []seqRecord{rec(1, 1, tokenCancel, "", 5, 10)}, "key length 0"},
 		{"negative time", []seqRecord{rec(1, 1, tokenAcquire, "a", -1, 10)}, "time -1"},
 		{"after the clock", []seqRecord{rec(1, 1, tokenAcquire, "a", 1_000_001, 10)}, "after the clock"},
-		{"a block made before its predecessor", []seqRecord{rec(1, 1, tokenAcquire, "a", 9, 10), rec(2, 1, tokenAcquire, "a", 8, 10)}, "before its block's predecessor's"},
-		{"a block's earliest time before its predecessor's", []seqRecord{rec(1, 1, tokenAcquire, "a", 9, 10), rec(2, 1, tokenAcquire, "a", 9, 10), rec(2, 2, tokenAcquire, "a", 8, 10)}, "before its block's predecessor's"},
+		{"a block used before its predecessor", []seqRecord{rec(1, 1, tokenAcquire, "a", 9, 10), rec(2, 1, tokenAcquire, "a", 8, 10)}, "latest time 8 is before its predecessor's 9"},
+		{"a block's latest time before its predecessor's", []seqRecord{rec(1, 1, tokenAcquire, "a", 7, 10), rec(1, 2, tokenAcquire, "a", 9, 10), rec(2, 1, tokenAcquire, "a", 8, 10), rec(2, 2, tokenAcquire, "a", 6, 10)}, "latest time 8 is before its predecessor's 9"},
 		{"numbers out of order in a block", []seqRecord{rec(1, 2, tokenAcquire, "a", 8, 10), rec(1, 1, tokenAcquire, "a", 9, 10)}, "out of order"},
 		{"a block in two places", []seqRecord{rec(1, 1, tokenAcquire, "a", 8, 10), rec(2, 1, tokenAcquire, "a", 9, 10), rec(1, 2, tokenAcquire, "a", 9, 10)}, "its block appears twice"},
 		{"window 0", []seqRecord{rec(1, 1, tokenAcquire, "a", 9, 0)}, "window 0"},
