@@ -112,7 +112,7 @@ const seqFreeBlocks = 4
 // it takes to fill and hold every busier block behind it; by last use,
 // a block waits only for blocks whose last number came before its own,
 // so with one window the list is in expiry order, and with several the
-// excess is at most the longest window (as for tokenTable). A number
+// excess is at most the longest window. A number
 // applied after its block was dropped (more than a window late, which a
 // router's resend horizon of half the window rules out) makes a new
 // block at the tail. Every replica applies the same entries in the same
