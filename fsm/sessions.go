@@ -14,14 +14,17 @@ import (
 var ErrSequenceReused = errors.New("forwarding sequence number reused for another command")
 
 // SeqOverhead is what one remembered forwarding sequence number costs in
-// memory beyond the bytes of its key: its map entry (the session and
-// number, the key's header, the kind and the permit), its place in the
-// expiry queue, averaged over the map's and the queue's growth steps.
-// Measured like TokenOverhead: with Go 1.26 on amd64,
-// TestSeqCostMatchesHeap finds 149 bytes at 100,000 numbers. (The random
-// token a follower added before sessions cost TokenOverhead plus its 22
-// bytes, in a string-keyed map and a heap.)
-const SeqOverhead = 148
+// memory beyond the bytes of its key: its slot in a block (the key's
+// header, the kind, the permit, the time and window), the block's share
+// of its map entry and list links, and the key's rounding to an
+// allocation size. Measured like TokenOverhead, with blocks fully used:
+// with Go 1.26 on amd64, TestSeqCostMatchesHeap finds 73-74 bytes at
+// 100,000 numbers. A block only partly used (numbers denied, never
+// applied, or a session that stopped) costs more than its numbers are
+// charged, up to a whole block for one number; only a node's router
+// picks numbers, consecutively, never a client, so that is bounded by
+// the blocks a window's forwarded load spans.
+const SeqOverhead = 74
 
 // SeqCost is the memory one remembered sequence number is accounted for:
 // SeqOverhead plus the bytes of its key. Like TokenCost it is a function
@@ -40,45 +43,112 @@ type seqResult struct {
 	permit Permit // for tokenAcquire
 }
 
-// seqStamp is a remembered sequence number in the expiry queue: when it
-// was applied (cluster time) and for how long it is remembered (ms).
-type seqStamp struct {
-	id         seqID
-	at, window int64
+// seqBlockSize is how many consecutive numbers of a session a seqBlock
+// holds. BenchmarkApplySeq64 is within noise from 64 to 1024; 256 keeps
+// a block (about 18 KB) small against a window's load and the block map
+// (a few thousand entries at a million numbers) in cache.
+const seqBlockSize = 256
+
+// blockID names a seqBlock: a session and its numbers' seq/seqBlockSize.
+type blockID struct{ session, n uint64 }
+
+func blockOf(id seqID) (blockID, int) {
+	return blockID{id.session, id.seq / seqBlockSize}, int(id.seq % seqBlockSize)
 }
 
-func (s seqStamp) until() int64 { return s.at + s.window }
+// seqSlot is one number's place in a block: empty (kind 0) until a
+// command that took effect is remembered under it. An ACQUIRE's permit
+// is kept without its Granted flag: only grants are remembered.
+type seqSlot struct {
+	key                               string
+	at, window                        int64
+	wait, validAt, expiresAt, pending int64 // the permit, for tokenAcquire
+	kind                              tokenKind
+}
+
+func (s *seqSlot) permit() Permit {
+	if s.kind != tokenAcquire {
+		return Permit{}
+	}
+	return Permit{Granted: true, WaitMs: s.wait, ValidAt: s.validAt, ExpiresAt: s.expiresAt, Pending: s.pending}
+}
+
+// seqBlock remembers the numbers of one blockID that took effect.
+type seqBlock struct {
+	id         blockID
+	prev, next *seqBlock // in seqTable's expiry list
+	until      int64     // the latest at+window of its slots
+	n          int       // slots set
+	cost       int64     // SeqCost of the slots set
+	slots      [seqBlockSize]seqSlot
+}
+
+// seqFreeBlocks is how many emptied blocks a table keeps for reuse: in
+// steady load a block is emptied for about every one made, so a few
+// spare ones make the table allocate (and page-fault) nothing.
+const seqFreeBlocks = 4
 
 // seqTable remembers the forwarded commands that took effect (the same
 // rule as tokenTable: an ACQUIRE's grant with its permit, a CANCEL that
-// gave something back) by session and number, for the window each carries
-// in the log. It is what makes a follower's resend after an unknown
-// outcome safe without a random token per command: a map with a
-// fixed-size key and a queue in apply order, no strings to hash or
-// compare but the key of a reuse check.
+// gave something back) by session and number, for at least the window
+// each carries in the log. It is what makes a follower's resend after an
+// unknown outcome safe without a random token per command.
 //
-// The queue is in apply order and pruning pops from its head while the
-// head's window has ended. A router uses one window for all of its
-// session, so the queue is then in expiry order too. If windows differ
-// within the queue (two nodes, or one node restarted with other timeouts),
-// a number behind one remembered longer is forgotten only when that one
-// is: it is remembered longer than asked, which is safe (a resend is
-// still answered as the first attempt) and costs only memory, accounted
-// until it is dropped. Every replica applies the same entries in the
-// same order at the same cluster times, so each forgets at the same
-// entry.
+// A router numbers its session's commands consecutively, so the table
+// holds blocks of seqBlockSize consecutive numbers of a session: a
+// lookup is one access to a map of a few thousand blocks and an index,
+// and nothing is allocated per number.
+//
+// Expiry is by block: blocks are in a list in the order a number was
+// last added to them (a block given a number moves to the tail), a
+// block's until is the latest end of its slots' windows, and pruning pops
+// blocks from the head while the head's until has passed. A number is
+// thus forgotten once its block and every block used before it have
+// ended, which is at least its own window: remembered longer than asked,
+// which is safe (a resend is still answered as the first attempt) and
+// costs only memory, accounted until it is dropped. Ordering by last use
+// rather than by creation matters: a quiet session's block, given a
+// number now and then, would otherwise stay at the head for as long as
+// it takes to fill and hold every busier block behind it; by last use,
+// a block waits only for blocks whose last number came before its own,
+// so with one window the list is in expiry order, and with several the
+// excess is at most the longest window. A number
+// applied after its block was dropped (more than a window late, which a
+// router's resend horizon of half the window rules out) makes a new
+// block at the tail. Every replica applies the same entries in the same
+// order at the same cluster times, so each forgets at the same entry.
 type seqTable struct {
-	byID  map[seqID]seqResult
-	queue []seqStamp // queue[head:] is live, in apply order
-	head  int
+	blocks map[blockID]*seqBlock
+	head   *seqBlock // the expiry list: least recently given a number first
+	tail   *seqBlock
+	last   *seqBlock   // the block looked up last: the next number is most often in it
+	free   []*seqBlock // emptied blocks, kept for reuse
+	n      int         // numbers remembered
 }
 
-func newSeqTable() seqTable { return seqTable{byID: make(map[seqID]seqResult)} }
+func newSeqTable() seqTable { return seqTable{blocks: make(map[blockID]*seqBlock)} }
+
+// block returns the live block named id, or nil.
+func (t *seqTable) block(id blockID) *seqBlock {
+	if t.last != nil && t.last.id == id {
+		return t.last
+	}
+	b := t.blocks[id]
+	if b != nil {
+		t.last = b
+	}
+	return b
+}
 
 // get returns the result remembered for id.
 func (t *seqTable) get(id seqID) (seqResult, bool) {
-	r, ok := t.byID[id]
-	return r, ok
+	bid, i := blockOf(id)
+	b := t.block(bid)
+	if b == nil || b.slots[i].kind == 0 {
+		return seqResult{}, false
+	}
+	s := &b.slots[i]
+	return seqResult{key: s.key, kind: s.kind, permit: s.permit()}, true
 }
 
 // add remembers id, applied at cluster time at, for window ms (0:
@@ -87,27 +157,75 @@ func (t *seqTable) add(id seqID, at, window int64, r seqResult) int64 {
 	if window == 0 {
 		window = TokenWindow
 	}
-	t.byID[id] = r
-	t.queue = append(t.queue, seqStamp{id: id, at: at, window: window})
-	return SeqCost(r.key)
+	bid, i := blockOf(id)
+	b := t.block(bid)
+	if b == nil {
+		if k := len(t.free); k > 0 {
+			b, t.free = t.free[k-1], t.free[:k-1]
+		} else {
+			b = new(seqBlock)
+		}
+		b.id = bid
+		t.blocks[bid] = b
+		t.last = b
+		t.push(b)
+	} else if b != t.tail {
+		t.unlink(b)
+		t.push(b)
+	}
+	p := r.permit
+	b.slots[i] = seqSlot{key: r.key, at: at, window: window, wait: p.WaitMs, validAt: p.ValidAt, expiresAt: p.ExpiresAt, pending: p.Pending, kind: r.kind}
+	b.until = max(b.until, at+window)
+	b.n++
+	c := SeqCost(r.key)
+	b.cost += c
+	t.n++
+	return c
 }
 
-// prune forgets the numbers at the head of the queue whose window has
-// ended at now. It returns the SeqCost freed.
-func (t *seqTable) prune(now int64) (freed int64) {
-	for t.head < len(t.queue) && t.queue[t.head].until() <= now {
-		s := t.queue[t.head]
-		freed += SeqCost(t.byID[s.id].key)
-		delete(t.byID, s.id)
-		t.queue[t.head] = seqStamp{}
-		t.head++
+// push puts b, not in the list, at its tail.
+func (t *seqTable) push(b *seqBlock) {
+	b.prev, b.next = t.tail, nil
+	if t.tail != nil {
+		t.tail.next = b
+	} else {
+		t.head = b
 	}
-	// As tokenTable.prune: compact once the dead head is half the queue.
-	if t.head > 0 && t.head*2 >= len(t.queue) {
-		n := copy(t.queue, t.queue[t.head:])
-		clear(t.queue[n:])
-		t.queue = t.queue[:n]
-		t.head = 0
+	t.tail = b
+}
+
+// unlink takes b out of the list.
+func (t *seqTable) unlink(b *seqBlock) {
+	if b.prev != nil {
+		b.prev.next = b.next
+	} else {
+		t.head = b.next
+	}
+	if b.next != nil {
+		b.next.prev = b.prev
+	} else {
+		t.tail = b.prev
+	}
+	b.prev, b.next = nil, nil
+}
+
+// prune forgets the blocks at the head of the list whose until has
+// passed at now. It returns the SeqCost freed.
+func (t *seqTable) prune(now int64) (freed int64) {
+	for t.head != nil && t.head.until <= now {
+		b := t.head
+		t.unlink(b)
+		freed += b.cost
+		t.n -= b.n
+		delete(t.blocks, b.id)
+		if t.last == b {
+			t.last = nil
+		}
+		if len(t.free) < seqFreeBlocks {
+			// Clear the slots so that their keys are released.
+			*b = seqBlock{}
+			t.free = append(t.free, b)
+		}
 	}
 	return freed
 }
@@ -115,11 +233,11 @@ func (t *seqTable) prune(now int64) (freed int64) {
 // expiredCost is the SeqCost of the numbers that prune(now) would forget.
 func (t *seqTable) expiredCost(now int64) int64 {
 	var n int64
-	for _, s := range t.queue[t.head:] {
-		if s.until() > now {
+	for b := t.head; b != nil; b = b.next {
+		if b.until > now {
 			break
 		}
-		n += SeqCost(t.byID[s.id].key)
+		n += b.cost
 	}
 	return n
 }
@@ -134,12 +252,19 @@ type seqRecord struct {
 	permit       Permit // for tokenAcquire
 }
 
-// records copies the remembered numbers in queue order.
+// records copies the remembered numbers: block by block in list order,
+// each block's in number order. Adding them in that order makes the same
+// blocks in the same order (restoreSeqs).
 func (t *seqTable) records() []seqRecord {
-	out := make([]seqRecord, 0, len(t.queue)-t.head)
-	for _, s := range t.queue[t.head:] {
-		r := t.byID[s.id]
-		out = append(out, seqRecord{session: s.id.session, seq: s.id.seq, kind: r.kind, key: r.key, at: s.at, window: s.window, permit: r.permit})
+	out := make([]seqRecord, 0, t.n)
+	for b := t.head; b != nil; b = b.next {
+		for i := range b.slots {
+			s := &b.slots[i]
+			if s.kind == 0 {
+				continue
+			}
+			out = append(out, seqRecord{session: b.id.session, seq: b.id.n*seqBlockSize + uint64(i), kind: s.kind, key: s.key, at: s.at, window: s.window, permit: s.permit()})
+		}
 	}
 	return out
 }
@@ -147,21 +272,24 @@ func (t *seqTable) records() []seqRecord {
 // restoreSeqs adds an image's records (checked by validateSeqs) to t, a
 // new table.
 func (t *tokenTable) restoreSeqs(recs []seqRecord) {
-	t.seqs.byID = make(map[seqID]seqResult, len(recs))
-	t.seqs.queue = make([]seqStamp, 0, len(recs))
 	for _, r := range recs {
 		t.mem += t.seqs.add(seqID{r.session, r.seq}, r.at, r.window, seqResult{key: r.key, kind: r.kind, permit: r.permit})
 	}
 }
 
 // validateSeqs checks an image's sequence numbers: a non-zero session,
-// known kinds, valid keys, times between 0 and the clock in apply order
-// (never decreasing), windows of 1 to TokenWindow ms, each (session,
-// number) once.
+// known kinds, valid keys, times between 0 and the clock, windows of 1 to
+// TokenWindow ms, and the order records writes: each block's numbers
+// together and rising, each block once, and blocks in the order they were
+// last given a number, so that no block's latest time is before the
+// latest of the block before it (the clock never runs backwards, and a
+// block's last number is its latest).
 func validateSeqs(recs []seqRecord, now int64) error {
-	seen := make(map[seqID]struct{}, len(recs))
-	var prev int64
-	for _, r := range recs {
+	seen := make(map[blockID]struct{})
+	var cur blockID
+	var prevSeq uint64
+	var latest, prevLatest int64 // latest time of the current and previous block
+	for i, r := range recs {
 		switch {
 		case r.session == 0:
 			return invalidImage("forwarding sequence %d: session 0", r.seq)
@@ -171,17 +299,27 @@ func validateSeqs(recs []seqRecord, now int64) error {
 			return invalidImage("forwarding sequence %d: key length %d is outside 1..%d", r.seq, len(r.key), MaxKeyLen)
 		case r.at < 0 || r.at > now:
 			return invalidImage("forwarding sequence %d: time %d is before 0 or after the clock %d", r.seq, r.at, now)
-		case r.at < prev:
-			return invalidImage("forwarding sequence %d: time %d is out of order", r.seq, r.at)
 		case r.window < 1 || r.window > TokenWindow:
 			return invalidImage("forwarding sequence %d: window %d is outside 1..%d", r.seq, r.window, TokenWindow)
 		}
-		id := seqID{r.session, r.seq}
-		if _, dup := seen[id]; dup {
-			return invalidImage("forwarding session %016x sequence %d appears twice", r.session, r.seq)
+		bid, _ := blockOf(seqID{r.session, r.seq})
+		if i == 0 || bid != cur {
+			if _, dup := seen[bid]; dup {
+				return invalidImage("forwarding session %016x sequence %d: its block appears twice", r.session, r.seq)
+			}
+			seen[bid] = struct{}{}
+			if i > 0 && latest < prevLatest {
+				return invalidImage("forwarding sequence %d: its block's latest time %d is before its predecessor's %d", prevSeq, latest, prevLatest)
+			}
+			cur, prevLatest, latest = bid, latest, r.at
+		} else if r.seq <= prevSeq {
+			return invalidImage("forwarding session %016x sequence %d: out of order or appears twice", r.session, r.seq)
 		}
-		seen[id] = struct{}{}
-		prev = r.at
+		latest = max(latest, r.at)
+		prevSeq = r.seq
+	}
+	if len(recs) > 0 && latest < prevLatest {
+		return invalidImage("forwarding sequence %d: its block's latest time %d is before its predecessor's %d", prevSeq, latest, prevLatest)
 	}
 	return nil
 }
@@ -218,5 +356,5 @@ func (f *FSM) rememberSeq(id seqID, kind tokenKind, key string, window int64, p 
 func (f *FSM) Sequences() int {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return len(f.tokens.seqs.byID)
+	return f.tokens.seqs.n
 }

@@ -52,11 +52,14 @@ const (
 	// valid, expires, pending). Written only when there are such tokens.
 	sectionTimedTokens sectionTag = 4
 	// sectionSessions holds the forwarding sequence numbers remembered
-	// (seqTable), in apply order: uvarint n, n × (session (8 bytes,
-	// little-endian), uvarint seq, byte kind, string key, varint at,
-	// varint window, and for an ACQUIRE varint wait, valid, expires,
-	// pending: a remembered ACQUIRE was granted). Written only when there
-	// are such numbers.
+	// (seqTable), block by block in the order they were last given a
+	// number (the expiry list's), each block's in number order
+	// (seqTable.records; restoring adds them in that order, which makes
+	// the same blocks in the same order):
+	// uvarint n, n × (session (8 bytes, little-endian), uvarint seq, byte
+	// kind, string key, varint at, varint window, and for an ACQUIRE
+	// varint wait, valid, expires, pending: a remembered ACQUIRE was
+	// granted). Written only when there are such numbers.
 	sectionSessions sectionTag = 5
 )
 
