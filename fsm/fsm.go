@@ -394,7 +394,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	img := &image{now: f.now, stats: f.stats, nodes: make([]Node, 0, len(f.nodes))}
 	img.pending, img.owner = f.startCopy(), f
 	img.tokens = f.tokenRecords()
-	img.seqs = f.tokens.seqs.records()
+	img.seqBlocks, img.seqCount = f.tokens.seqs.freeze(), f.tokens.seqs.n
 	for id, addr := range f.nodes {
 		img.nodes = append(img.nodes, Node{ID: id, RESPAddr: addr})
 	}

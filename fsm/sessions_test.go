@@ -632,3 +632,31 @@ func BenchmarkApplySeq64(b *testing.B) {
 		f.Apply(&raftLog{Data: entries[k]})
 	}
 }
+
+// BenchmarkSnapshotSequences times Snapshot, which every commit waits
+// for, with about a million forwarding numbers remembered: it hands the
+// image the blocks (seqTable.freeze), not a record per number.
+func BenchmarkSnapshotSequences(b *testing.B) {
+	const batch, window = 64, 18_000
+	var seq uint64
+	f := New(Config{})
+	for now := int64(1_000_000); now < 1_000_000+window+100; now++ {
+		e := Entry{Now: now, Commands: make([]Command, batch)}
+		for j := range e.Commands {
+			seq++
+			e.Commands[j] = Acquire{Key: "key:" + strconv.Itoa(int(seq%10_000)), Interval: 1, Max: 1 << 40, Session: 0x5eed, Seq: seq, TokenWindow: window}
+		}
+		f.Apply(&raftLog{Data: e.Encode()})
+	}
+	if n := f.Sequences(); n < window*batch {
+		b.Fatalf("%d numbers remembered, want at least %d", n, window*batch)
+	}
+	b.ResetTimer()
+	for range b.N {
+		s, err := f.Snapshot()
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Release()
+	}
+}

@@ -128,6 +128,10 @@ type image struct {
 	cells  []cellKey     // section 1
 	tokens []tokenRecord // section 2 (window 0), then section 4
 	seqs   []seqRecord   // section 5
+	// seqBlocks, when set, are the blocks (frozen: see seqTable.freeze)
+	// whose numbers collect lists into seqs, seqCount of them.
+	seqBlocks []*seqBlock
+	seqCount  int
 	// pending, when set, is the copy of owner's keys that collect
 	// completes into keys and cells.
 	pending *keyCopy
@@ -136,6 +140,10 @@ type image struct {
 
 // collect completes the copy of the keys, if one is pending.
 func (img *image) collect() {
+	if img.seqBlocks != nil {
+		img.seqs = seqRecordsOf(img.seqBlocks, img.seqCount)
+		img.seqBlocks = nil
+	}
 	if img.pending == nil {
 		return
 	}
