@@ -2,7 +2,10 @@
 
 package fsm
 
-import "syscall"
+import (
+	"strconv"
+	"syscall"
+)
 
 // offHeapMapped reports whether allocOff maps memory outside the Go heap.
 const offHeapMapped = true
@@ -14,7 +17,7 @@ func allocOff(n int) []byte {
 	b, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
 		// Like a failed Go allocation: the process cannot go on.
-		panic("fsm: mmap of " + itoa(n) + " bytes: " + err.Error())
+		panic("fsm: mmap of " + strconv.Itoa(n) + " bytes: " + err.Error())
 	}
 	return b
 }

@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -414,8 +413,6 @@ func (s *store) ascend(hash uint64, key string, fn func(id uint32) bool) {
 	s.index.Ascend(0, fn)
 	s.probeKey = ""
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // buildStore makes the store of a restored image, and its accounted
 // memory.
