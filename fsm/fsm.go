@@ -469,7 +469,7 @@ func (f *FSM) readRestore(r io.Reader) (*image, error) {
 }
 
 // tokenRecords copies the remembered tokens in image order (see
-// tokenView.records); f.mu is held.
+// tokenView.records); f.mu is held, for reading at least.
 func (f *FSM) tokenRecords() []tokenRecord {
-	return f.tokens.view().records()
+	return f.tokens.records()
 }

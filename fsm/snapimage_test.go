@@ -489,6 +489,7 @@ func TestSnapshotImageExact(t *testing.T) {
 		rng := rand.New(rand.NewSource(int64(seed)))
 		snapshotChunk = []int{1, 2, 3, 5, 16}[seed%5]
 		tokenChunkLen = []int{1, 2, 4, 256}[seed%4]
+		heapChunkLen = []int{1, 2, 3, 1024}[seed%4]
 		d := newSnapDriver(t, rng.Intn)
 		d.run(600)
 		if t.Failed() {
@@ -517,8 +518,10 @@ func FuzzSnapshotImage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		defer func(n int) { snapshotChunk = n }(snapshotChunk)
 		defer func(n int) { tokenChunkLen = n }(tokenChunkLen)
+		defer func(n int) { heapChunkLen = n }(heapChunkLen)
 		snapshotChunk = 1 + len(data)%4
 		tokenChunkLen = 1 + len(data)%3
+		heapChunkLen = 1 + len(data)%2
 		pick := func(n int) int {
 			if len(data) == 0 {
 				return 0
@@ -537,7 +540,8 @@ func FuzzSnapshotImage(f *testing.F) {
 func TestSnapshotPersistConcurrent(t *testing.T) {
 	defer func(n int) { snapshotChunk = n }(snapshotChunk)
 	defer func(n int) { tokenChunkLen = n }(tokenChunkLen)
-	snapshotChunk, tokenChunkLen = 4, 3
+	defer func(n int) { heapChunkLen = n }(heapChunkLen)
+	snapshotChunk, tokenChunkLen, heapChunkLen = 4, 3, 2
 	f := New(Config{})
 	rng := rand.New(rand.NewSource(1))
 	d := newSnapDriver(t, rng.Intn)

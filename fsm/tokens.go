@@ -1,6 +1,9 @@
 package fsm
 
-import "sort"
+import (
+	"slices"
+	"sort"
+)
 
 // TokenWindow is how long, in milliseconds of cluster time, a command's
 // idempotency token is remembered: a command with the same key and token
@@ -118,8 +121,8 @@ type tokenChunk []tokenEntry
 // releases its strings). So a snapshot takes the queue by its chunks and
 // bounds (view) rather than by a copy of its tokens, and reads them while
 // Apply goes on: Apply never writes a place the snapshot holds. The heap
-// holds pointers to entries that never change, so a snapshot copies one
-// pointer per token in it.
+// holds pointers to entries that never change, in chunks that a snapshot
+// takes whole and the heap then copies before changing (see tokenHeap).
 type tokenTable struct {
 	byID map[tokenID]*tokenEntry
 	// chunks hold the queue: its n tokens, oldest first, are at places
@@ -127,7 +130,7 @@ type tokenTable struct {
 	chunks []tokenChunk
 	head   int
 	n      int
-	timed  []*tokenEntry // min-heap by before
+	timed  tokenHeap // min-heap by before
 	// seqs are the forwarded commands remembered by forwarding session
 	// and sequence number instead of a token (see seqTable).
 	seqs seqTable
@@ -169,40 +172,113 @@ func (t *tokenTable) add(id tokenID, at, window int64, p Permit) {
 	}
 	e := &tokenEntry{tokenStamp: tokenStamp{id: id, at: at, window: window}, permit: p}
 	t.byID[id] = e
-	t.timed = append(t.timed, e)
-	t.up(len(t.timed) - 1)
+	t.timed.push(e)
+	t.up(t.timed.n - 1)
 }
 
 // up and down restore the heap property of timed after the element at i
 // was added or replaced.
 func (t *tokenTable) up(i int) {
+	h := &t.timed
 	for i > 0 {
 		p := (i - 1) / 2
-		if !t.timed[i].before(t.timed[p].tokenStamp) {
+		if !h.get(i).before(h.get(p).tokenStamp) {
 			return
 		}
-		t.timed[i], t.timed[p] = t.timed[p], t.timed[i]
+		h.swap(i, p)
 		i = p
 	}
 }
 
 func (t *tokenTable) down(i int) {
-	n := len(t.timed)
+	h := &t.timed
+	n := h.n
 	for {
 		l := 2*i + 1
 		if l >= n {
 			return
 		}
 		m := l
-		if r := l + 1; r < n && t.timed[r].before(t.timed[l].tokenStamp) {
+		if r := l + 1; r < n && h.get(r).before(h.get(l).tokenStamp) {
 			m = r
 		}
-		if !t.timed[m].before(t.timed[i].tokenStamp) {
+		if !h.get(m).before(h.get(i).tokenStamp) {
 			return
 		}
-		t.timed[i], t.timed[m] = t.timed[m], t.timed[i]
+		h.swap(i, m)
 		i = m
 	}
+}
+
+// heapChunkLen is how many places of the heap a heapChunk holds: a
+// snapshot copies a pointer per chunk (about a thousand at a million
+// tokens), and a heap operation after it copies each chunk it changes
+// (8 KB), a dozen at most at a million tokens since the top ten levels
+// are in the first. A variable so that tests can make chunks of a few
+// places; it must not change while a table exists.
+var heapChunkLen = 1024
+
+// heapChunk is heapChunkLen consecutive places of a tokenHeap.
+type heapChunk struct {
+	// epoch is the heap's epoch when the chunk was made: one below the
+	// heap's means a snapshot may hold it, so it is never changed again
+	// (set changes a copy).
+	epoch uint64
+	e     []*tokenEntry
+}
+
+// tokenHeap is the array behind the heap of tokens kept for a window of
+// their own, in chunks that freeze hands to a snapshot without a copy:
+// from then on a chunk is copied before its first change, so the
+// snapshot's chunks keep their places as they were.
+type tokenHeap struct {
+	chunks []*heapChunk
+	n      int
+	epoch  uint64 // freezes so far
+}
+
+func (h *tokenHeap) get(i int) *tokenEntry { return h.chunks[i/heapChunkLen].e[i%heapChunkLen] }
+
+// set writes place i, copying its chunk first if a snapshot may hold it.
+func (h *tokenHeap) set(i int, e *tokenEntry) {
+	c := h.chunks[i/heapChunkLen]
+	if c.epoch != h.epoch {
+		c = &heapChunk{epoch: h.epoch, e: slices.Clone(c.e)}
+		h.chunks[i/heapChunkLen] = c
+	}
+	c.e[i%heapChunkLen] = e
+}
+
+func (h *tokenHeap) swap(i, j int) {
+	a, b := h.get(i), h.get(j)
+	h.set(i, b)
+	h.set(j, a)
+}
+
+// push adds e at the end.
+func (h *tokenHeap) push(e *tokenEntry) {
+	if h.n == len(h.chunks)*heapChunkLen {
+		h.chunks = append(h.chunks, &heapChunk{epoch: h.epoch, e: make([]*tokenEntry, heapChunkLen)})
+	}
+	h.set(h.n, e)
+	h.n++
+}
+
+// pop removes the last place, and its chunk once empty.
+func (h *tokenHeap) pop() {
+	h.n--
+	if h.n%heapChunkLen == 0 {
+		h.chunks[len(h.chunks)-1] = nil
+		h.chunks = h.chunks[:len(h.chunks)-1]
+		return
+	}
+	h.set(h.n, nil) // so that the entry is released
+}
+
+// freeze returns the heap's chunks, which it will not change from now on.
+func (h *tokenHeap) freeze() []*heapChunk {
+	h.epoch++
+	return slices.Clone(h.chunks)
 }
 
 // prune forgets the tokens and sequence numbers whose window has ended at
@@ -226,14 +302,12 @@ func (t *tokenTable) prune(now int64) {
 			t.head = 0
 		}
 	}
-	for len(t.timed) > 0 && t.timed[0].until() <= now {
-		e := t.timed[0]
+	for h := &t.timed; h.n > 0 && h.get(0).until() <= now; {
+		e := h.get(0)
 		delete(t.byID, e.id)
 		t.mem -= TokenCost(e.id.key, e.id.token)
-		last := len(t.timed) - 1
-		t.timed[0] = t.timed[last]
-		t.timed[last] = nil
-		t.timed = t.timed[:last]
+		h.set(0, h.get(h.n-1))
+		h.pop()
 		t.down(0)
 	}
 }
@@ -254,10 +328,11 @@ func (t *tokenTable) expiredCost(now int64) int64 {
 	// below it: walk the part forgotten by now.
 	var walk func(i int)
 	walk = func(i int) {
-		if i >= len(t.timed) || t.timed[i].until() > now {
+		if i >= t.timed.n || t.timed.get(i).until() > now {
 			return
 		}
-		n += TokenCost(t.timed[i].id.key, t.timed[i].id.token)
+		e := t.timed.get(i)
+		n += TokenCost(e.id.key, e.id.token)
 		walk(2*i + 1)
 		walk(2*i + 2)
 	}
@@ -268,21 +343,29 @@ func (t *tokenTable) expiredCost(now int64) int64 {
 // tokenView is the tokens of a tokenTable as they were when view was
 // called, readable from another goroutine while the table goes on
 // changing: the queue's chunks and bounds, whose places the table never
-// writes again, and the heap's entries, which never change.
+// writes again, and the heap's chunks, which it copies before changing.
 type tokenView struct {
 	chunks []tokenChunk
 	head   int
 	n      int
-	timed  []*tokenEntry // heap order until sorted
-	sorted bool
+	heap   []*heapChunk
+	heapN  int
+	timed  []*tokenEntry // the heap's entries in order, once ordered ran
 }
 
-// view returns the table's tokens as they are now; it copies a pointer
-// per chunk of the queue (a few thousand at a million tokens) and per
-// token in the heap, never a token (a million tokens took 0.6 to 2.8 s to
-// copy, on the goroutine every commit waits for).
+// view returns the table's tokens as they are now; it copies a slice
+// header per chunk of the queue and a pointer per chunk of the heap (a
+// few thousand at a million tokens), never a token (a million tokens took
+// 0.6 to 2.8 s to copy, on the goroutine every commit waits for).
 func (t *tokenTable) view() *tokenView {
-	return &tokenView{chunks: append([]tokenChunk(nil), t.chunks...), head: t.head, n: t.n, timed: append([]*tokenEntry(nil), t.timed...)}
+	return &tokenView{chunks: slices.Clone(t.chunks), head: t.head, n: t.n, heap: t.timed.freeze(), heapN: t.timed.n}
+}
+
+// records copies the tokens in image order (see tokenView.records),
+// without freezing anything: for a reader holding the lock throughout.
+func (t *tokenTable) records() []tokenRecord {
+	v := tokenView{chunks: t.chunks, head: t.head, n: t.n, heap: t.timed.chunks, heapN: t.timed.n}
+	return v.records()
 }
 
 // queue yields the tokens kept for TokenWindow, oldest first.
@@ -298,16 +381,20 @@ func (v *tokenView) queue(yield func(*tokenEntry) bool) {
 // ordered returns the tokens kept for a window of their own, in the order
 // they are forgotten (see before): the same order on every replica.
 func (v *tokenView) ordered() []*tokenEntry {
-	if !v.sorted {
+	if v.timed == nil && v.heapN > 0 {
+		v.timed = make([]*tokenEntry, 0, v.heapN)
+		for _, c := range v.heap {
+			v.timed = append(v.timed, c.e[:min(len(c.e), v.heapN-len(v.timed))]...)
+		}
+		v.heap = nil
 		sort.Slice(v.timed, func(i, j int) bool { return v.timed[i].before(v.timed[j].tokenStamp) })
-		v.sorted = true
 	}
 	return v.timed
 }
 
 // records copies the tokens: the queue's, then the heap's in order.
 func (v *tokenView) records() []tokenRecord {
-	out := make([]tokenRecord, 0, v.n+len(v.timed))
+	out := make([]tokenRecord, 0, v.n+v.heapN)
 	for e := range v.queue {
 		out = append(out, e.record())
 	}

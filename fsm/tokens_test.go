@@ -21,9 +21,11 @@ func TestTokenTableMatchesModel(t *testing.T) {
 		step int
 	}
 	defer func(n int) { tokenChunkLen = n }(tokenChunkLen)
+	defer func(n int) { heapChunkLen = n }(heapChunkLen)
 	for seed := int64(1); seed <= 50; seed++ {
 		rng := rand.New(rand.NewSource(seed))
 		tokenChunkLen = []int{1, 2, 3, 7, 256}[seed%5]
+		heapChunkLen = []int{1, 2, 5, 1024}[seed%4]
 		tab := newTokenTable()
 		var model []tokenRecord
 		var views []openView
@@ -85,6 +87,9 @@ func TestTokenTableMatchesModel(t *testing.T) {
 			sort.Slice(timed, func(i, j int) bool { return stamp(timed[i]).before(stamp(timed[j])) })
 			want := append(plain, timed...)
 			got := tab.view().records()
+			if plain := tab.records(); !slices.Equal(plain, got) {
+				t.Fatalf("seed %d step %d: records and a view's records differ", seed, step)
+			}
 			if len(got) != len(want) || len(tab.byID) != len(want) {
 				t.Fatalf("seed %d step %d: %d live (%d by id), want %d", seed, step, len(got), len(tab.byID), len(want))
 			}
