@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"iter"
 	"slices"
 	"sort"
 )
@@ -93,13 +94,17 @@ func (e *tokenEntry) record() tokenRecord {
 
 // tokenChunkLen is how many tokens a chunk of the queue holds: small
 // against the memory a window's tokens take (a chunk is 24 KB), large
-// enough that a snapshot's list of chunks (tokenView) is a few thousand
-// pointers at a million tokens. A variable so that tests can make chunks
-// of a few tokens; it must not change while a table exists.
+// enough that allocating chunks costs little per token. A variable so
+// that tests can make chunks of a few tokens; it must not change while a
+// table exists.
 var tokenChunkLen = 256
 
-// tokenChunk is a run of tokenChunkLen consecutive places in the queue.
-type tokenChunk []tokenEntry
+// tokenChunk is a run of tokenChunkLen consecutive places in the queue,
+// linked to the next run once there is one.
+type tokenChunk struct {
+	e    []tokenEntry
+	next *tokenChunk // set once, when the next chunk is made
+}
 
 // tokenTable remembers the tokens of the commands that took effect in the
 // last TokenWindow of cluster time: an ACQUIRE's token with its permit, a
@@ -115,22 +120,23 @@ type tokenChunk []tokenEntry
 // Acquire.TokenWindow) is in a min-heap by the time it is forgotten
 // instead, since windows differ.
 //
-// The queue is a list of chunks in which every place is written once:
-// appending writes the place after the last, popping only moves the head
-// (a chunk is dropped whole once its last place is popped, which is what
-// releases its strings). So a snapshot takes the queue by its chunks and
-// bounds (view) rather than by a copy of its tokens, and reads them while
-// Apply goes on: Apply never writes a place the snapshot holds. The heap
+// The queue is a linked list of chunks in which every place, and every
+// link, is written once: appending writes the place after the last (or
+// links a new chunk), popping only moves the head (a chunk is dropped
+// whole once its last place is popped, which is what releases its
+// strings). So a snapshot takes the queue by its first chunk and bounds
+// (view) rather than by a copy of its tokens, and reads it while Apply
+// goes on: Apply never writes a place or link the snapshot reads. The heap
 // holds pointers to entries that never change, in chunks that a snapshot
 // takes whole and the heap then copies before changing (see tokenHeap).
 type tokenTable struct {
 	byID map[tokenID]*tokenEntry
-	// chunks hold the queue: its n tokens, oldest first, are at places
-	// head to head+n-1, counted from the start of chunks[0].
-	chunks []tokenChunk
-	head   int
-	n      int
-	timed  tokenHeap // min-heap by before
+	// first to last hold the queue: its n tokens, oldest first, from
+	// place head of first on; fill places of last are written.
+	first, last *tokenChunk
+	head, fill  int
+	n           int
+	timed       tokenHeap // min-heap by before
 	// seqs are the forwarded commands remembered by forwarding session
 	// and sequence number instead of a token (see seqTable).
 	seqs seqTable
@@ -149,23 +155,23 @@ func (t *tokenTable) get(id tokenID) (Permit, bool) {
 	return e.permit, true
 }
 
-// at returns the i-th token of the queue, counted from its head.
-func (t *tokenTable) at(i int) *tokenEntry {
-	p := t.head + i
-	return &t.chunks[p/tokenChunkLen][p%tokenChunkLen]
-}
-
 // add remembers id, applied at cluster time at, for window ms (0 or
 // TokenWindow: TokenWindow); id must not be present.
 func (t *tokenTable) add(id tokenID, at, window int64, p Permit) {
 	t.mem += TokenCost(id.key, id.token)
 	if window == 0 || window == TokenWindow {
-		pos := t.head + t.n
-		if pos == len(t.chunks)*tokenChunkLen {
-			t.chunks = append(t.chunks, make(tokenChunk, tokenChunkLen))
+		if t.last == nil || t.fill == len(t.last.e) {
+			c := &tokenChunk{e: make([]tokenEntry, tokenChunkLen)}
+			if t.last == nil {
+				t.first, t.head = c, 0
+			} else {
+				t.last.next = c
+			}
+			t.last, t.fill = c, 0
 		}
-		e := &t.chunks[pos/tokenChunkLen][pos%tokenChunkLen]
+		e := &t.last.e[t.fill]
 		*e = tokenEntry{tokenStamp: tokenStamp{id: id, at: at}, permit: p}
+		t.fill++
 		t.n++
 		t.byID[id] = e
 		return
@@ -286,7 +292,7 @@ func (h *tokenHeap) freeze() []*heapChunk {
 func (t *tokenTable) prune(now int64) {
 	t.mem -= t.seqs.prune(now)
 	for t.n > 0 {
-		e := t.at(0)
+		e := &t.first.e[t.head]
 		if e.at+TokenWindow > now {
 			break
 		}
@@ -294,11 +300,14 @@ func (t *tokenTable) prune(now int64) {
 		t.mem -= TokenCost(e.id.key, e.id.token)
 		t.head++
 		t.n--
-		if t.head == tokenChunkLen {
+		if t.head == len(t.first.e) {
 			// Every place of the first chunk was written and popped: drop
 			// it (a snapshot may still hold it).
-			t.chunks[0] = nil
-			t.chunks = t.chunks[1:]
+			if t.first == t.last {
+				t.first, t.last, t.fill = nil, nil, 0
+			} else {
+				t.first = t.first.next
+			}
 			t.head = 0
 		}
 	}
@@ -317,8 +326,7 @@ func (t *tokenTable) prune(now int64) {
 // entry has pruned yet.
 func (t *tokenTable) expiredCost(now int64) int64 {
 	n := t.seqs.expiredCost(now)
-	for i := range t.n {
-		e := t.at(i)
+	for e := range t.queue() {
 		if e.at+TokenWindow > now {
 			break
 		}
@@ -342,39 +350,52 @@ func (t *tokenTable) expiredCost(now int64) int64 {
 
 // tokenView is the tokens of a tokenTable as they were when view was
 // called, readable from another goroutine while the table goes on
-// changing: the queue's chunks and bounds, whose places the table never
-// writes again, and the heap's chunks, which it copies before changing.
+// changing: the queue's first chunk and bounds, whose places and links
+// the table never writes again, and the heap's chunks, which it copies
+// before changing.
 type tokenView struct {
-	chunks []tokenChunk
-	head   int
-	n      int
-	heap   []*heapChunk
-	heapN  int
-	timed  []*tokenEntry // the heap's entries in order, once ordered ran
+	first *tokenChunk
+	head  int
+	n     int
+	heap  []*heapChunk
+	heapN int
+	timed []*tokenEntry // the heap's entries in order, once ordered ran
 }
 
-// view returns the table's tokens as they are now; it copies a slice
-// header per chunk of the queue and a pointer per chunk of the heap (a
-// few thousand at a million tokens), never a token (a million tokens took
-// 0.6 to 2.8 s to copy, on the goroutine every commit waits for).
+// view returns the table's tokens as they are now; it copies a pointer
+// per chunk of the heap (about a thousand at a million tokens), never a
+// token (a million tokens took 0.6 to 2.8 s to copy, on the goroutine
+// every commit waits for).
 func (t *tokenTable) view() *tokenView {
-	return &tokenView{chunks: slices.Clone(t.chunks), head: t.head, n: t.n, heap: t.timed.freeze(), heapN: t.timed.n}
+	return &tokenView{first: t.first, head: t.head, n: t.n, heap: t.timed.freeze(), heapN: t.timed.n}
+}
+
+// queue yields the tokens kept for TokenWindow, oldest first.
+func (t *tokenTable) queue() iter.Seq[*tokenEntry] {
+	v := tokenView{first: t.first, head: t.head, n: t.n}
+	return v.queue
 }
 
 // records copies the tokens in image order (see tokenView.records),
 // without freezing anything: for a reader holding the lock throughout.
 func (t *tokenTable) records() []tokenRecord {
-	v := tokenView{chunks: t.chunks, head: t.head, n: t.n, heap: t.timed.chunks, heapN: t.timed.n}
+	v := tokenView{first: t.first, head: t.head, n: t.n, heap: t.timed.chunks, heapN: t.timed.n}
 	return v.records()
 }
 
 // queue yields the tokens kept for TokenWindow, oldest first.
+// It follows a chunk's link only to read a place that was written when
+// the view was taken, so never a link written since.
 func (v *tokenView) queue(yield func(*tokenEntry) bool) {
-	for i := range v.n {
-		p := v.head + i
-		if !yield(&v.chunks[p/tokenChunkLen][p%tokenChunkLen]) {
+	c, i := v.first, v.head
+	for range v.n {
+		if i == len(c.e) {
+			c, i = c.next, 0
+		}
+		if !yield(&c.e[i]) {
 			return
 		}
+		i++
 	}
 }
 
