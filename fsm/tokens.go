@@ -217,12 +217,14 @@ func (t *tokenTable) down(i int) {
 }
 
 // heapChunkLen is how many places of the heap a heapChunk holds: a
-// snapshot copies a pointer per chunk (about a thousand at a million
+// snapshot copies a pointer per chunk (about 4,700 at 1.2 million
 // tokens), and a heap operation after it copies each chunk it changes
-// (8 KB), a dozen at most at a million tokens since the top ten levels
-// are in the first. A variable so that tests can make chunks of a few
-// places; it must not change while a table exists.
-var heapChunkLen = 1024
+// for the first time (2 KB; one per level of the heap below the first
+// eight). BenchmarkSnapshotTokens/own-window finds the Snapshot and the
+// Apply after it within noise with chunks of 256 and 1024 places. A
+// variable so that tests can make chunks of a few places; it must not
+// change while a table exists.
+var heapChunkLen = 256
 
 // heapChunk is heapChunkLen consecutive places of a tokenHeap.
 type heapChunk struct {
@@ -363,8 +365,8 @@ type tokenView struct {
 }
 
 // view returns the table's tokens as they are now; it copies a pointer
-// per chunk of the heap (about a thousand at a million tokens), never a
-// token (a million tokens took 0.6 to 2.8 s to copy, on the goroutine
+// per chunk of the heap (a few thousand at a million tokens in it), never
+// a token (1.2 million tokens took 0.6 to 2.8 s to copy, on the goroutine
 // every commit waits for).
 func (t *tokenTable) view() *tokenView {
 	return &tokenView{first: t.first, head: t.head, n: t.n, heap: t.timed.freeze(), heapN: t.timed.n}
