@@ -351,8 +351,8 @@ func TestTokenMemory(t *testing.T) {
 	}
 	_, before := f.Digest()
 	applyAt(t, f, 2, 1000+TokenWindow, Acquire{Key: "other", Interval: 10, Max: 0, Slop: 1})
-	if f.Tokens() != 0 || f.tokens.mem != 0 || len(f.tokens.queue) != 0 {
-		t.Fatalf("window passed: %d tokens, %d bytes, queue %d", f.Tokens(), f.tokens.mem, len(f.tokens.queue))
+	if f.Tokens() != 0 || f.tokens.mem != 0 || f.tokens.n != 0 || f.tokens.first != f.tokens.last {
+		t.Fatalf("window passed: %d tokens, %d bytes, queue %d, more than one chunk", f.Tokens(), f.tokens.mem, f.tokens.n)
 	}
 	// Digests differ with and without a token, all else equal.
 	a, b := New(Config{}), New(Config{})

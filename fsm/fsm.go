@@ -384,16 +384,18 @@ func (f *FSM) Stats() Stats {
 }
 
 // Snapshot implements raft.FSM. It copies the small parts of the state
-// (clock, counters, members, tokens) and registers a copy of the keys that
-// Persist, which Raft runs concurrently with later Applies, completes a
-// chunk at a time (see keyCopy): Raft calls Snapshot on the goroutine that
-// applies entries, so whatever it does here delays every commit.
+// (clock, counters, members), takes the tokens and forwarding numbers by
+// their chunks and blocks, which Apply leaves as they are from then on
+// (see tokenView and seqTable.freeze), and registers a copy of the keys
+// that Persist, which Raft runs concurrently with later Applies, completes
+// a chunk at a time (see keyCopy): Raft calls Snapshot on the goroutine
+// that applies entries, so whatever it does here delays every commit.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	img := &image{now: f.now, stats: f.stats, nodes: make([]Node, 0, len(f.nodes))}
 	img.pending, img.owner = f.startCopy(), f
-	img.tokens = f.tokenRecords()
+	img.tokView = f.tokens.view()
 	img.seqBlocks, img.seqCount = f.tokens.seqs.freeze(), f.tokens.seqs.n
 	for id, addr := range f.nodes {
 		img.nodes = append(img.nodes, Node{ID: id, RESPAddr: addr})
@@ -466,13 +468,8 @@ func (f *FSM) readRestore(r io.Reader) (*image, error) {
 	return readImage(&buf)
 }
 
-// tokenRecords copies the remembered tokens in tokenTable.live's order;
-// f.mu is held.
+// tokenRecords copies the remembered tokens in image order (see
+// tokenView.records); f.mu is held, for reading at least.
 func (f *FSM) tokenRecords() []tokenRecord {
-	live := f.tokens.live()
-	out := make([]tokenRecord, len(live))
-	for i, t := range live {
-		out[i] = tokenRecord{kind: t.id.kind, key: t.id.key, token: t.id.token, at: t.at, window: t.window, permit: f.tokens.byID[t.id]}
-	}
-	return out
+	return f.tokens.records()
 }

@@ -143,9 +143,12 @@ func newSnapDriver(tb testing.TB, pick func(n int) int) *snapDriver {
 
 func (d *snapDriver) key() string { return "k" + strconv.Itoa(d.pick(64)) }
 
+// token gives a third of the ACQUIREs and CANCELs a token: one of a few
+// (a retry, or the same token on another key), or a new one, so that
+// tokens pile up across the queue's chunks.
 func (d *snapDriver) token() string {
 	if d.pick(3) == 0 {
-		return "t" + strconv.Itoa(d.pick(4))
+		return "t" + strconv.Itoa(d.pick(64))
 	}
 	return ""
 }
@@ -231,8 +234,22 @@ func (d *snapDriver) applyEntry() {
 	d.index++
 	data := e.Encode()
 	d.ops = append(d.ops, snapOp{index: d.index, entry: data})
+	// With snapshots pending, count the tokens this entry forgets and
+	// adds: what a snapshot's view of the tokens must not see.
+	before, expiring := d.f.Tokens(), 0
+	d.f.mu.RLock()
+	for _, r := range d.f.tokenRecords() {
+		if (tokenStamp{at: r.at, window: r.window}).until() <= d.now {
+			expiring++
+		}
+	}
+	d.f.mu.RUnlock()
 	res := d.f.Apply(&raft.Log{Index: d.index, Data: data}).([]Result)
 	d.mirror.Apply(&raft.Log{Index: d.index, Data: data})
+	if len(d.pending) > 0 {
+		d.stats["token pruned during a snapshot"] += expiring
+		d.stats["token added during a snapshot"] += d.f.Tokens() - (before - expiring)
+	}
 	d.f.mu.RLock()
 	copying := len(d.f.copies) > 0
 	d.f.mu.RUnlock()
@@ -462,6 +479,7 @@ func (d *snapDriver) run(steps int) {
 // restores to the digest of a clone fed the same log up to the snapshot.
 func TestSnapshotImageExact(t *testing.T) {
 	defer func(n int) { snapshotChunk = n }(snapshotChunk)
+	defer func(n int) { tokenChunkLen = n }(tokenChunkLen)
 	seeds := 100
 	if testing.Short() || raceEnabled {
 		seeds = 20
@@ -470,6 +488,8 @@ func TestSnapshotImageExact(t *testing.T) {
 	for seed := range seeds {
 		rng := rand.New(rand.NewSource(int64(seed)))
 		snapshotChunk = []int{1, 2, 3, 5, 16}[seed%5]
+		tokenChunkLen = []int{1, 2, 4, 256}[seed%4]
+		heapChunkLen = []int{1, 2, 3, 1024}[seed%4]
 		d := newSnapDriver(t, rng.Intn)
 		d.run(600)
 		if t.Failed() {
@@ -480,7 +500,7 @@ func TestSnapshotImageExact(t *testing.T) {
 		}
 	}
 	// The run must have exercised what the property is about.
-	for _, what := range []string{"snapshot", "chunk", "applied during a copy", "persisted", "sink failed", "released", "restore", "backup", "cancelled", "sequenced",
+	for _, what := range []string{"snapshot", "chunk", "applied during a copy", "token added during a snapshot", "token pruned during a snapshot", "persisted", "sink failed", "released", "restore", "backup", "cancelled", "sequenced",
 		"fsm.Acquire", "fsm.Cancel", "fsm.CellThrottle", "fsm.Reset", "fsm.FlushAll", "fsm.SetNode", "fsm.RemoveNode"} {
 		if total[what] == 0 {
 			t.Errorf("no %q in any run: the test does not cover it", what)
@@ -497,7 +517,11 @@ func FuzzSnapshotImage(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{7, 51, 3, 86, 0, 2, 97, 44}, 80))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		defer func(n int) { snapshotChunk = n }(snapshotChunk)
+		defer func(n int) { tokenChunkLen = n }(tokenChunkLen)
+		defer func(n int) { heapChunkLen = n }(heapChunkLen)
 		snapshotChunk = 1 + len(data)%4
+		tokenChunkLen = 1 + len(data)%3
+		heapChunkLen = 1 + len(data)%2
 		pick := func(n int) int {
 			if len(data) == 0 {
 				return 0
@@ -515,7 +539,9 @@ func FuzzSnapshotImage(f *testing.F) {
 // image must be the stop-the-world image at its Snapshot.
 func TestSnapshotPersistConcurrent(t *testing.T) {
 	defer func(n int) { snapshotChunk = n }(snapshotChunk)
-	snapshotChunk = 4
+	defer func(n int) { tokenChunkLen = n }(tokenChunkLen)
+	defer func(n int) { heapChunkLen = n }(heapChunkLen)
+	snapshotChunk, tokenChunkLen, heapChunkLen = 4, 3, 2
 	f := New(Config{})
 	rng := rand.New(rand.NewSource(1))
 	d := newSnapDriver(t, rng.Intn)

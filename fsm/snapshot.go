@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"math"
 	"net"
 	"slices"
@@ -127,7 +128,10 @@ type image struct {
 	nodes  []Node
 	cells  []cellKey     // section 1
 	tokens []tokenRecord // section 2 (window 0), then section 4
-	seqs   []seqRecord   // section 5
+	// tokView, when set, holds the tokens instead of tokens: those of the
+	// state the snapshot was taken of, written from there without a copy.
+	tokView *tokenView
+	seqs    []seqRecord // section 5
 	// seqBlocks, when set, are the blocks (frozen: see seqTable.freeze)
 	// whose numbers collect lists into seqs, seqCount of them.
 	seqBlocks []*seqBlock
@@ -167,7 +171,7 @@ func (img *image) Persist(sink raft.SnapshotSink) error {
 	img.collect()
 	err := img.writeTo(sink)
 	n := len(img.keys) + len(img.cells)
-	img.keys, img.cells = nil, nil
+	img.keys, img.cells, img.tokView = nil, nil, nil
 	returnMemory(n)
 	if err != nil {
 		sink.Cancel()
@@ -220,12 +224,7 @@ func (img *image) writeTo(dst io.Writer) error {
 		}
 	}
 	for _, timed := range []bool{false, true} {
-		var n int
-		for _, t := range img.tokens {
-			if (t.window != 0) == timed {
-				n++
-			}
-		}
+		n, tokens := img.tokenList(timed)
 		if n == 0 {
 			continue
 		}
@@ -235,10 +234,7 @@ func (img *image) writeTo(dst io.Writer) error {
 		}
 		b = binary.AppendUvarint(b, uint64(tag))
 		b = binary.AppendUvarint(b, uint64(n))
-		for _, t := range img.tokens {
-			if (t.window != 0) != timed {
-				continue
-			}
+		for t := range tokens {
 			b = append(b, byte(t.kind))
 			b = appendString(b, t.key)
 			b = appendString(b, t.token)
@@ -296,9 +292,48 @@ func (img *image) writeTo(dst io.Writer) error {
 	return w.Flush()
 }
 
-// Release implements raft.FSMSnapshot. It abandons a copy of the keys
-// that Persist did not complete, so that Apply stops recording for it.
+// tokenList returns how many tokens section 2 (timed false) or 4 (timed
+// true) holds and yields them in order, from tokView or tokens.
+func (img *image) tokenList(timed bool) (int, iter.Seq[tokenRecord]) {
+	if v := img.tokView; v != nil {
+		if !timed {
+			return v.n, func(yield func(tokenRecord) bool) {
+				for e := range v.queue {
+					if !yield(e.record()) {
+						return
+					}
+				}
+			}
+		}
+		list := v.ordered()
+		return len(list), func(yield func(tokenRecord) bool) {
+			for _, e := range list {
+				if !yield(e.record()) {
+					return
+				}
+			}
+		}
+	}
+	var n int
+	for _, t := range img.tokens {
+		if (t.window != 0) == timed {
+			n++
+		}
+	}
+	return n, func(yield func(tokenRecord) bool) {
+		for _, t := range img.tokens {
+			if (t.window != 0) == timed && !yield(t) {
+				return
+			}
+		}
+	}
+}
+
+// Release implements raft.FSMSnapshot. It drops the tokens' chunks, and
+// abandons a copy of the keys that Persist did not complete, so that Apply
+// stops recording for it.
 func (img *image) Release() {
+	img.tokView = nil
 	if img.pending == nil {
 		return
 	}
