@@ -139,6 +139,13 @@ func (f *fakeSubmitter) enqueue(_ context.Context, cmds ...fsm.Command) (*propos
 	return &proposal{cmds: cmds}, nil
 }
 
+// enqueueEarly is enqueue for a proposal marked early, logged "L!".
+func (f *fakeSubmitter) enqueueEarly(ctx context.Context, cmds ...fsm.Command) (*proposal, error) {
+	pr, err := f.enqueue(ctx, cmds...)
+	(*f.log)[len(*f.log)-1] = f.name + "!"
+	return pr, err
+}
+
 func (f *fakeSubmitter) await(pr *proposal) ([]fsm.Result, error) {
 	*f.log = append(*f.log, f.name+"?")
 	var err error
@@ -170,6 +177,50 @@ func fakeRouter(states []viewState, log *[]string, local, remote *fakeSubmitter)
 		horizon: time.Minute,
 		window:  120_000,
 		seqs:    newForwardSession(),
+	}
+}
+
+// TestRouterMarksEarly: a proposal queued with early is marked ("R!")
+// when it is first forwarded, and only then: never when it is decided
+// here, nor when it is routed again after it certainly was not run or
+// resent after an unknown outcome (its first attempt may still be in
+// flight at the leader).
+func TestRouterMarksEarly(t *testing.T) {
+	notLeader := fmt.Errorf("%w: raft said so", ErrNotLeader)
+	leader := viewState{ready: true, leading: true}
+	follower := viewState{leader: "10.0.0.1:6380"}
+	tests := []struct {
+		name          string
+		states        []viewState
+		early         bool
+		local, remote fakeSubmitter
+		log           string
+	}{
+		{name: "follower: marked", states: []viewState{follower}, early: true, log: "R! R?"},
+		{name: "follower, not early: unmarked", states: []viewState{follower}, log: "R+ R?"},
+		{name: "leader: never marked", states: []viewState{leader}, early: true, log: "L+ L?"},
+		{name: "refused by the proposer, then forwarded: marked", states: []viewState{leader, follower}, early: true,
+			local: fakeSubmitter{enqueueErr: notLeader}, log: "L+ R! R?"},
+		{name: "not run, routed again: unmarked", states: []viewState{follower}, early: true,
+			remote: fakeSubmitter{outcomes: []error{notLeader}}, log: "R! R? R+ R?"},
+		{name: "unknown outcome, resent: unmarked", states: []viewState{follower}, early: true,
+			remote: fakeSubmitter{outcomes: []error{ErrOutcomeUnknown}}, log: "R! R? R+ R?"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var log []string
+			r := fakeRouter(tc.states, &log, &tc.local, &tc.remote)
+			tk, err := r.enqueue(context.Background(), false, tc.early, nil, fsm.Acquire{Key: "k", Interval: 1000, Max: 1})
+			if err != nil {
+				t.Fatalf("enqueue: %v", err)
+			}
+			if _, err := r.await(tk); err != nil {
+				t.Fatalf("await: %v", err)
+			}
+			if got := strings.Join(log, " "); got != tc.log {
+				t.Errorf("calls %q, want %q", got, tc.log)
+			}
+		})
 	}
 }
 
@@ -226,7 +277,7 @@ func TestRouterQueues(t *testing.T) {
 			if cmd == nil {
 				cmd = fsm.Acquire{Key: "k", Interval: 1000, Max: 1}
 			}
-			tk, err := r.enqueue(context.Background(), tc.forwarded, func(sub submitter) {
+			tk, err := r.enqueue(context.Background(), tc.forwarded, false, func(sub submitter) {
 				settled = append(settled, sub.(*fakeSubmitter).name)
 			}, cmd)
 			if tc.wantQueue != nil {
@@ -456,7 +507,7 @@ type applyingLeader struct {
 }
 
 func (l *applyingLeader) enqueue(_ context.Context, cmds ...fsm.Command) (*proposal, error) {
-	props, err := decodeProposeRequest(appendProposeRequest(nil, [][]fsm.Command{cmds}))
+	props, _, err := decodeProposeRequest(appendProposeRequest(nil, rpcVersion, [][]fsm.Command{cmds}, nil))
 	if err != nil {
 		return nil, err
 	}
@@ -506,7 +557,7 @@ func TestRouterResendAppliedOnce(t *testing.T) {
 				res, err = r.decide(context.Background(), false, cmds...)
 			} else {
 				var tk *ticket
-				if tk, err = r.enqueue(context.Background(), false, nil, cmds...); err == nil {
+				if tk, err = r.enqueue(context.Background(), false, false, nil, cmds...); err == nil {
 					res, err = r.await(tk)
 				}
 			}
