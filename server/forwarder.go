@@ -37,6 +37,7 @@ type forwarder struct {
 	hold     time.Duration // how long a batch that is not full may wait: see run
 
 	pipes map[string]*leaderPipe // by leader address; run's own
+	req   []byte                 // the request being written; run's own, reused
 }
 
 // leaderPipe is a forwarding connection, the request version its leader
@@ -46,6 +47,11 @@ type leaderPipe struct {
 	version    byte
 	unanswered atomic.Int32
 }
+
+// maxKeptRequest bounds the request buffer a forwarder keeps for the next
+// request: a rare huge batch (a transaction of many commands) does not pin
+// its memory.
+const maxKeptRequest = 1 << 20
 
 // maxHold bounds how long a batch that is not full waits for the reply to
 // an earlier request before it is sent (see run): longer than a commit
@@ -233,7 +239,12 @@ func (f *forwarder) send(addr string, batch []*proposal) {
 		v = rpcVersionEarly
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-	ch, err := pipe.Send(ctx, []byte("RAFT.PROPOSE"), appendProposeRequest(nil, v, props, early))
+	// Send copies the request before it returns, so f.req is reused.
+	f.req = appendProposeRequest(f.req[:0], v, props, early)
+	ch, err := pipe.Send(ctx, []byte("RAFT.PROPOSE"), f.req)
+	if cap(f.req) > maxKeptRequest {
+		f.req = nil
+	}
 	if err != nil {
 		cancel()
 		fail(forwardFailure(nil, err, false))

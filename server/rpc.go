@@ -67,7 +67,6 @@ const maxRPCProposals = 4096
 func appendProposeRequest(dst []byte, v byte, props [][]fsm.Command, early []bool) []byte {
 	dst = append(dst, v)
 	dst = binary.AppendUvarint(dst, uint64(len(props)))
-	var entry []byte
 	for i, cmds := range props {
 		if v == rpcVersionEarly {
 			var flags byte
@@ -76,9 +75,18 @@ func appendProposeRequest(dst []byte, v byte, props [][]fsm.Command, early []boo
 			}
 			dst = append(dst, flags)
 		}
-		entry = fsm.Entry{Commands: cmds}.AppendEncode(entry[:0])
-		dst = binary.AppendUvarint(dst, uint64(len(entry)))
-		dst = append(dst, entry...)
+		// The entry is encoded in place and moved up past its length,
+		// rather than encoded into a buffer of its own and copied: no
+		// allocation per proposal once dst has room (the forwarder
+		// reuses it).
+		start := len(dst)
+		dst = fsm.Entry{Commands: cmds}.AppendEncode(dst)
+		n := len(dst) - start
+		var hdr [binary.MaxVarintLen64]byte
+		k := binary.PutUvarint(hdr[:], uint64(n))
+		dst = append(dst, hdr[:k]...)
+		copy(dst[start+k:], dst[start:start+n])
+		copy(dst[start:], hdr[:k])
 	}
 	return dst
 }

@@ -104,13 +104,17 @@ func (s *Server) queueProposals(props [][]fsm.Command, early []bool) ([]*proposa
 	queued := make([]*proposal, len(props))
 	outs := make([]rpcOutcome, len(props))
 	failed := false
+	var now int64 // the clock for early decisions, read at the first (see denyForwarded)
 	for i, cmds := range props {
 		if failed {
 			outs[i].err = ErrNotLeader
 			continue
 		}
 		if early != nil && early[i] {
-			if res, ok := s.deny.denyForwarded(cmds); ok {
+			if now == 0 {
+				now = s.deny.clock()
+			}
+			if res, ok := s.deny.denyForwarded(cmds, now); ok {
 				outs[i].res = []fsm.Result{res}
 				continue
 			}
