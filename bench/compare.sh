@@ -11,9 +11,10 @@
 # default 20000) per run, in three workloads: random keys at -P 1, random
 # keys at -P 16, and one hot key at -P 1 (nearly every call denied). The
 # -P 16 rows send 16 x N requests (N round trips of 16 commands), so that
-# they measure as long as the -P 1 rows (a few seconds each, not the fifth
+# they measure about as long as the -P 1 rows (seconds each, not the fifth
 # of a second N requests take at 60-100k/s, whose ratios swing widely);
-# with the default N the whole script takes about 4 minutes. Each
+# with the default N and --duration 5s the whole script took 2-3 minutes
+# on the 2-core development machine. Each
 # redis-benchmark row is printed with its ratio to the Redis+Lua rows of the
 # same workload. The targets, in turn:
 #   1. a single throttledb node;
