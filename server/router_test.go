@@ -180,55 +180,15 @@ func fakeRouter(states []viewState, log *[]string, local, remote *fakeSubmitter)
 	}
 }
 
-// TestRouterMarksEarly: a proposal queued with early is marked ("R!")
-// when it is first forwarded, and only then: never when it is decided
-// here, nor when it is routed again after it certainly was not run or
-// resent after an unknown outcome (its first attempt may still be in
-// flight at the leader).
-func TestRouterMarksEarly(t *testing.T) {
-	notLeader := fmt.Errorf("%w: raft said so", ErrNotLeader)
-	leader := viewState{ready: true, leading: true}
-	follower := viewState{leader: "10.0.0.1:6380"}
-	tests := []struct {
-		name          string
-		states        []viewState
-		early         bool
-		local, remote fakeSubmitter
-		log           string
-	}{
-		{name: "follower: marked", states: []viewState{follower}, early: true, log: "R! R?"},
-		{name: "follower, not early: unmarked", states: []viewState{follower}, log: "R+ R?"},
-		{name: "leader: never marked", states: []viewState{leader}, early: true, log: "L+ L?"},
-		{name: "refused by the proposer, then forwarded: marked", states: []viewState{leader, follower}, early: true,
-			local: fakeSubmitter{enqueueErr: notLeader}, log: "L+ R! R?"},
-		{name: "not run, routed again: unmarked", states: []viewState{follower}, early: true,
-			remote: fakeSubmitter{outcomes: []error{notLeader}}, log: "R! R? R+ R?"},
-		{name: "unknown outcome, resent: unmarked", states: []viewState{follower}, early: true,
-			remote: fakeSubmitter{outcomes: []error{ErrOutcomeUnknown}}, log: "R! R? R+ R?"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var log []string
-			r := fakeRouter(tc.states, &log, &tc.local, &tc.remote)
-			tk, err := r.enqueue(context.Background(), false, tc.early, nil, fsm.Acquire{Key: "k", Interval: 1000, Max: 1})
-			if err != nil {
-				t.Fatalf("enqueue: %v", err)
-			}
-			if _, err := r.await(tk); err != nil {
-				t.Fatalf("await: %v", err)
-			}
-			if got := strings.Join(log, " "); got != tc.log {
-				t.Errorf("calls %q, want %q", got, tc.log)
-			}
-		})
-	}
-}
-
 // TestRouterQueues: proposals are queued where the router sends them
 // without waiting; one that certainly never entered the log is routed
 // again, and so is a forwarded one whose outcome is unknown when it is safe
 // to resend (its ACQUIREs carry a token or a session number), with the
-// same identities.
+// same identities. A proposal queued early is marked ("R!") when it is
+// first forwarded, and only then: never when it is decided here, nor when
+// it is routed again after it certainly was not run or resent after an
+// unknown outcome (its first attempt may still be in flight at the
+// leader).
 func TestRouterQueues(t *testing.T) {
 	notLeader := fmt.Errorf("%w: raft said so", ErrNotLeader)
 	leader := viewState{ready: true, leading: true}
@@ -240,6 +200,7 @@ func TestRouterQueues(t *testing.T) {
 		local, remote fakeSubmitter
 		cmd           fsm.Command // default: an ACQUIRE without a token
 		late          bool        // the resend horizon has passed (it is 0)
+		early         bool        // queued as one the leader may decide early
 		wantQueue     error       // from enqueue
 		want          error       // from await
 		log           string      // the submitters' calls, enqueue then await
@@ -264,6 +225,14 @@ func TestRouterQueues(t *testing.T) {
 			remote: fakeSubmitter{outcomes: []error{ErrOutcomeUnknown}}, want: ErrOutcomeUnknown, log: "R+ R?"},
 		{name: "shutting down while queueing is final", states: []viewState{leader},
 			local: fakeSubmitter{enqueueErr: ErrShuttingDown}, wantQueue: ErrShuttingDown, log: "L+"},
+		{name: "early, follower: marked", states: []viewState{follower}, early: true, log: "R! R?"},
+		{name: "early, leader: never marked", states: []viewState{leader}, early: true, log: "L+ L?"},
+		{name: "early, refused by the proposer, then forwarded: marked", states: []viewState{leader, follower}, early: true,
+			local: fakeSubmitter{enqueueErr: notLeader}, log: "L+ R! R?"},
+		{name: "early, not run, routed again: unmarked", states: []viewState{follower}, early: true,
+			remote: fakeSubmitter{outcomes: []error{notLeader}}, log: "R! R? R+ R?"},
+		{name: "early, unknown outcome, resent: unmarked", states: []viewState{follower}, early: true,
+			remote: fakeSubmitter{outcomes: []error{ErrOutcomeUnknown}}, log: "R! R? R+ R?"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -277,7 +246,7 @@ func TestRouterQueues(t *testing.T) {
 			if cmd == nil {
 				cmd = fsm.Acquire{Key: "k", Interval: 1000, Max: 1}
 			}
-			tk, err := r.enqueue(context.Background(), tc.forwarded, false, func(sub submitter) {
+			tk, err := r.enqueue(context.Background(), tc.forwarded, tc.early, func(sub submitter) {
 				settled = append(settled, sub.(*fakeSubmitter).name)
 			}, cmd)
 			if tc.wantQueue != nil {
@@ -324,8 +293,8 @@ func TestRouterQueues(t *testing.T) {
 			// to it.
 			var enqueued []string
 			for _, l := range log {
-				if strings.HasSuffix(l, "+") && len(enqueued) < len(settled) {
-					enqueued = append(enqueued, strings.TrimSuffix(l, "+"))
+				if (strings.HasSuffix(l, "+") || strings.HasSuffix(l, "!")) && len(enqueued) < len(settled) {
+					enqueued = append(enqueued, l[:len(l)-1])
 				}
 			}
 			if !reflect.DeepEqual(settled, enqueued) {
