@@ -9,7 +9,12 @@
 # and then redis-benchmark (the tool Redis users already trust) with
 # Redis's own numbers: -c 50, -r 10000 random keys, N requests (--requests,
 # default 20000) per run, in three workloads: random keys at -P 1, random
-# keys at -P 16, and one hot key at -P 1 (nearly every call denied). Each
+# keys at -P 16, and one hot key at -P 1 (nearly every call denied). The
+# -P 16 rows send 16 x N requests (N round trips of 16 commands), so that
+# they measure about as long as the -P 1 rows (seconds each, not the fifth
+# of a second N requests take at 60-100k/s, whose ratios swing widely);
+# with the default N and --duration 5s the whole script took 2-3 minutes
+# on the 2-core development machine. Each
 # redis-benchmark row is printed with its ratio to the Redis+Lua rows of the
 # same workload. The targets, in turn:
 #   1. a single throttledb node;
@@ -199,7 +204,8 @@ run_rb() {
     case "$w" in *"-P 16"*) pipe=16 ;; esac
     case "$w" in "one hot key"*) key=hot ;; esac
     log "redis-benchmark against $label: $w"
-    redis-benchmark -h "$host" -p "$port" -c 50 -r 10000 -n "$requests" -P "$pipe" --csv \
+    # -n scaled by the pipeline: the same round trips per row (see above).
+    redis-benchmark -h "$host" -p "$port" -c 50 -r 10000 -n $((requests * pipe)) -P "$pipe" --csv \
       "${cmd[@]}" "$key" 1000 5 >"$tmp/rb.csv" 2>&1 || true
     # The second line: "test","rps","avg","min","p50",...
     awk -F'","' -v l="$label" -v w="$w" 'NR == 2 {printf "%s\t%s\t%.0f\t%s\n", l, w, $2, $5}' "$tmp/rb.csv" >>"$tmp/rb.tsv"
@@ -276,7 +282,7 @@ printf '%s\n' "${rows[@]}"
 
 if [ -s "$tmp/rb.tsv" ]; then
   echo
-  echo "Load: redis-benchmark -c 50 -r 10000 -n $requests -P 1|16 --csv, \`THROTTLE.ACQUIRE key:__rand_int__ 1000 5\`"
+  echo "Load: redis-benchmark -c 50 -r 10000 -n $requests -P 1 and -n $((requests * 16)) -P 16 --csv, \`THROTTLE.ACQUIRE key:__rand_int__ 1000 5\`"
   echo "(Redis: \`EVALSHA <cmd/throttledb/internal/bench/throttle.lua> 1 key:__rand_int__ 1000 5\`; hot key: the key \`hot\`)"
   echo
   echo "| target | workload | ops/s | p50 ms | x Lua always | x Lua in memory |"

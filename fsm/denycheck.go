@@ -19,7 +19,11 @@ package fsm
 // is applied (as the proposer's does) therefore never misses one. A call
 // with a token is never answered here (its outcome must be remembered in
 // the token window), nor one with invalid arguments or on a CL.THROTTLE
-// key (those are errors the log answers).
+// key (those are errors the log answers). A call with a forwarding
+// session number (Session) is answered only when that number is not
+// remembered: one that is was applied, and the log answers it as it did
+// then; one that is not was never applied, so deciding it now (again, if
+// an earlier attempt was answered here and the answer lost) takes nothing.
 //
 // Why the answer is safe: a denial changes nothing but the replicated
 // Denials counter, so leaving it out of the log cannot break spacing. The
@@ -32,6 +36,9 @@ func (f *FSM) WouldDeny(c Acquire, now int64, unsafe func(key string, interval i
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
+	if sequenced(c.Token, c.Session) && f.tokens.seqs.has(seqID{c.Session, c.Seq}) {
+		return Permit{}, false
+	}
 	now = max(now, f.now)
 	_, st := f.liveAt(c.Key, now)
 	if st == nil || st.cell() {

@@ -16,6 +16,13 @@ func TestWouldDeny(t *testing.T) {
 	}
 	withToken := acq("hot", 1000, 1)
 	withToken.Token = "t1"
+	seq := func(n uint64) Acquire {
+		a := acq("hot", 1000, 1)
+		a.Session, a.Seq = 7, n
+		return a
+	}
+	// The same full key, its second slot granted to a forwarded number.
+	fullBySeq := []step{full[0], {now: 0, cmds: []Command{seq(2)}, want: []Result{granted(1000, 1000, 100, 1)}}}
 	tests := []struct {
 		name     string
 		setup    []step
@@ -39,6 +46,8 @@ func TestWouldDeny(t *testing.T) {
 		{"cost 2 denied", full, acqN("hot", 1000, 2, 2), 500, none, true},
 		{"cost 2 granted", full, acqN("hot", 1000, 3, 2), 500, none, false},
 		{"token: through the log", full, withToken, 10, none, false},
+		{"a forwarded number never applied denies", fullBySeq, seq(3), 10, none, true},
+		{"a forwarded number applied: the log answers it again", fullBySeq, seq(2), 10, none, false},
 		{"invalid interval: the log's error", full, acq("hot", 0, 1), 10, none, false},
 		{"CL.THROTTLE key: WRONGTYPE from the log", []step{
 			{now: 0, cmds: []Command{CellThrottle{Key: "hot", MaxBurst: 0, Count: 1, Period: 1000, Quantity: 1}}, want: []Result{{}}},

@@ -94,7 +94,12 @@ func DecodeResults(data []byte) ([]Result, error) {
 	}
 	d := decoder{buf: data[1:]}
 	n := d.count()
+	// Each result takes at least 7 bytes, so this never allocates more
+	// than the input warrants.
 	var rs []Result
+	if n > 0 {
+		rs = make([]Result, 0, min(n, uint64(len(d.buf))/7))
+	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		var r Result
 		code := int(d.byte())

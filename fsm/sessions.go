@@ -158,6 +158,15 @@ func (t *seqTable) get(id seqID) (seqResult, bool) {
 	return seqResult{key: s.key, kind: s.kind, permit: s.permit()}, true
 }
 
+// has reports whether id is remembered. Unlike get it changes nothing
+// (not even the last block looked up), so it may be called under the read
+// lock.
+func (t *seqTable) has(id seqID) bool {
+	bid, i := blockOf(id)
+	b := t.blocks[bid]
+	return b != nil && b.slots[i].kind != 0
+}
+
 // add remembers id, applied at cluster time at, for window ms (0:
 // TokenWindow); id must not be present. It returns the SeqCost added.
 func (t *seqTable) add(id seqID, at, window int64, r seqResult) int64 {

@@ -40,6 +40,14 @@ func TestSequenced(t *testing.T) {
 			// No slot was taken by the resends.
 			{1200, []Command{acq("k", 100, 5)}, []Result{granted(0, 1200, 10, 0)}},
 		}},
+		// Number 2 was answered without the log (a denial the leader
+		// decided early): 1 and 3 share an entry around the gap, and a
+		// resend of 2 is decided as a new call, taking nothing twice.
+		{"a number never applied leaves a gap", []step{
+			{1000, []Command{sq(acq("k", 100, 5), s1, 1, 500), sq(acq("j", 100, 5), s1, 3, 500)}, []Result{granted(0, 1000, 10, 0), granted(0, 1000, 10, 0)}},
+			{1000, []Command{sq(acq("k", 100, 5), s1, 3, 500)}, []Result{{Err: ErrSequenceReused}}},
+			{1010, []Command{sq(acq("k", 100, 5), s1, 2, 500), sq(acq("k", 100, 5), s1, 1, 500), sq(acq("j", 100, 5), s1, 3, 500)}, []Result{granted(90, 1100, 10, 1), granted(0, 1000, 10, 0), granted(0, 1000, 10, 0)}},
+		}},
 		{"numbers are per session", []step{
 			{1000, []Command{sq(acq("k", 100, 5), s1, 7, 500), sq(acq("k", 100, 5), s2, 7, 500)}, []Result{granted(0, 1000, 10, 0), granted(100, 1100, 10, 1)}},
 		}},

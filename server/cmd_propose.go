@@ -15,12 +15,12 @@ func cmdRaftPropose(s *Server, c *call) (any, error) {
 		return nil, err
 	}
 	s.lastRPC.Store(time.Now().UnixNano())
-	props, err := decodeProposeRequest(c.args[1])
+	props, early, err := decodeProposeRequest(c.args[1])
 	if err != nil {
 		return nil, err
 	}
 	if !s.isReady() {
 		return nil, ErrNotLeader
 	}
-	return rawReply(s.awaitProposals(s.queueProposals(props))), nil
+	return rawReply(s.awaitProposals(s.queueProposals(props, early))), nil
 }

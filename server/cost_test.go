@@ -272,7 +272,11 @@ func (d *replyDropper) serve(cl net.Conn, drop bool) {
 		for {
 			n, err := cl.Read(buf)
 			if n > 0 {
-				if c := bytes.Count(buf[:n], []byte("RAFT.PROPOSE")); c > 0 {
+				// The forwarder's probe of a new connection (an empty
+				// version 2 request) proposes nothing: not counted, and
+				// its reply is not the one to lose.
+				probes := bytes.Count(buf[:n], []byte("RAFT.PROPOSE\r\n$2\r\n\x02\x00\r\n"))
+				if c := bytes.Count(buf[:n], []byte("RAFT.PROPOSE")) - probes; c > 0 {
 					d.proposals.Add(int64(c))
 					proposed.Store(true)
 				}

@@ -82,7 +82,10 @@ func (s *Server) serveBatch(conn *clientConn, batch [][][]byte, rd *resp.Command
 		case p.cmd != nil && s.denyNow(&p, waiting):
 			waiting = append(waiting, p)
 		case p.cmd != nil:
-			s.queue(&p, func(sub submitter) {
+			// On a follower, a command the leader may decide without the
+			// log is marked so when forwarded (see decidable).
+			early := !c.fwd && decidable(p.cmd, waiting)
+			s.queue(&p, early, func(sub submitter) {
 				if last != nil && sub != last {
 					flush()
 				}
@@ -104,7 +107,7 @@ func (s *Server) serveBatch(conn *clientConn, batch [][][]byte, rd *resp.Command
 func (s *Server) serveAlone(c *call) (any, error) {
 	p := s.prepare(c)
 	if p.cmd != nil {
-		s.queue(&p, nil)
+		s.queue(&p, false, nil)
 	}
 	return s.outcome(&p)
 }
@@ -208,9 +211,11 @@ func (s *Server) denyNow(p *pendingReply, mine []pendingReply) bool {
 }
 
 // queue hands p's command to the router without waiting for its outcome;
-// settle, if not nil, is told the submitter first (see router.enqueue).
-func (s *Server) queue(p *pendingReply, settle func(submitter)) {
-	p.t, p.err = s.router.enqueue(context.Background(), p.c.fwd, settle, p.cmd)
+// settle, if not nil, is told the submitter first, and early says the
+// leader may decide it without the log if it is forwarded (see
+// router.enqueue).
+func (s *Server) queue(p *pendingReply, early bool, settle func(submitter)) {
+	p.t, p.err = s.router.enqueue(context.Background(), p.c.fwd, early, settle, p.cmd)
 	if p.err != nil {
 		p.cmd = nil
 	}

@@ -18,7 +18,10 @@
 //     then its row's run (cmd_*.go) returns its reply or error. On the
 //     ready leader, an ACQUIRE the log would certainly deny is answered
 //     at once instead (fastdeny.go, with the proposer's in-flight view
-//     in inflight.go and fsm.WouldDeny).
+//     in inflight.go and fsm.WouldDeny); on a follower, one the
+//     connection allows the leader to decide so is marked early
+//     (decidable) and the leader answers it the same way (rpc_conn.go,
+//     denier.denyForwarded).
 //  3. router.go decides where a proposal goes: the proposer (proposer.go)
 //     when this node is the ready leader, else the forwarder
 //     (forwarder.go), which batches the proposals of all connections into

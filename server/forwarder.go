@@ -37,14 +37,21 @@ type forwarder struct {
 	hold     time.Duration // how long a batch that is not full may wait: see run
 
 	pipes map[string]*leaderPipe // by leader address; run's own
+	req   []byte                 // the request being written; run's own, reused
 }
 
-// leaderPipe is a forwarding connection and the count of its requests
-// not yet answered.
+// leaderPipe is a forwarding connection, the request version its leader
+// takes (see probe), and the count of its requests not yet answered.
 type leaderPipe struct {
 	*resp.Pipe
+	version    byte
 	unanswered atomic.Int32
 }
+
+// maxKeptRequest bounds the request buffer a forwarder keeps for the next
+// request: a rare huge batch (a transaction of many commands) does not pin
+// its memory.
+const maxKeptRequest = 1 << 20
 
 // maxHold bounds how long a batch that is not full waits for the reply to
 // an earlier request before it is sent (see run): longer than a commit
@@ -86,8 +93,23 @@ type forwardTo struct {
 	addr string
 }
 
+// earlySubmitter is a submitter that can be told that the leader may
+// answer a proposal without the log (see decidable): the forwarder.
+type earlySubmitter interface {
+	enqueueEarly(ctx context.Context, cmds ...fsm.Command) (*proposal, error)
+}
+
 func (t forwardTo) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal, error) {
-	pr := &proposal{cmds: cmds, done: make(chan outcome, 1), addr: t.addr}
+	return t.put(ctx, &proposal{cmds: cmds, done: make(chan outcome, 1), addr: t.addr})
+}
+
+// enqueueEarly is enqueue for a proposal forwarded marked as one the leader
+// may decide early (rpc.go, rpcVersionEarly).
+func (t forwardTo) enqueueEarly(ctx context.Context, cmds ...fsm.Command) (*proposal, error) {
+	return t.put(ctx, &proposal{cmds: cmds, done: make(chan outcome, 1), addr: t.addr, early: true})
+}
+
+func (t forwardTo) put(ctx context.Context, pr *proposal) (*proposal, error) {
 	select {
 	case t.f.queue <- pr:
 		return pr, nil
@@ -202,11 +224,27 @@ func (f *forwarder) send(addr string, batch []*proposal) {
 		return
 	}
 	props := make([][]fsm.Command, len(batch))
+	var early []bool
 	for i, pr := range batch {
 		props[i] = pr.cmds
+		if pr.early && pipe.version == rpcVersionEarly {
+			if early == nil {
+				early = make([]bool, len(batch))
+			}
+			early[i] = true
+		}
+	}
+	v := byte(rpcVersion)
+	if early != nil {
+		v = rpcVersionEarly
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-	ch, err := pipe.Send(ctx, []byte("RAFT.PROPOSE"), appendProposeRequest(nil, props))
+	// Send copies the request before it returns, so f.req is reused.
+	f.req = appendProposeRequest(f.req[:0], v, props, early)
+	ch, err := pipe.Send(ctx, []byte("RAFT.PROPOSE"), f.req)
+	if cap(f.req) > maxKeptRequest {
+		f.req = nil
+	}
 	if err != nil {
 		cancel()
 		fail(forwardFailure(nil, err, false))
@@ -308,8 +346,42 @@ func (f *forwarder) pipe(addr string) (*leaderPipe, error) {
 		return nil, err
 	}
 	p := &leaderPipe{Pipe: pp}
+	if p.version, err = probe(ctx, pp); err != nil {
+		pp.Close()
+		f.log.Debug("forwarding connection failed", "to", addr, "err", err)
+		return nil, err
+	}
 	f.pipes[addr] = p
 	return p, nil
+}
+
+// probe asks a new forwarding connection's leader which request version it
+// takes, with an empty version 2 request: a node from before version 2
+// refuses it as malformed (and proposes nothing), one since decodes it and
+// answers with no outcomes, or NOTLEADER when it is not the ready leader
+// (which it checks after decoding). Any other answer is taken as
+// version 1, which every node takes; a request that then fails, fails as
+// it would have.
+func probe(ctx context.Context, pp *resp.Pipe) (byte, error) {
+	ch, err := pp.Send(ctx, []byte("RAFT.PROPOSE"), appendProposeRequest(nil, rpcVersionEarly, nil, nil))
+	if err != nil {
+		return 0, err
+	}
+	var r resp.PipeReply
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	if r.Err != nil {
+		return 0, r.Err
+	}
+	// A node of either kind that is draining answers before decoding:
+	// version 1 then, until the connection is opened again.
+	if _, ok := bulkPayload(r.Raw); ok || bytes.HasPrefix(r.Raw, []byte("-NOTLEADER")) {
+		return rpcVersionEarly, nil
+	}
+	return rpcVersion, nil
 }
 
 func (f *forwarder) close() { close(f.stop) }

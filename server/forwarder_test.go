@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,34 +15,50 @@ import (
 )
 
 // fakeLeader answers RAFT.PROPOSE requests on a loopback listener: each
-// request's proposals go to reqs, and its reply (a grant for every
-// command) is written only once the test sends a token on release.
+// request's proposals go to reqs and its early marks to marks, and its
+// reply (a grant for every command) is written only once the test sends a
+// token on release. An empty version 2 request (the forwarder's probe) is
+// answered at once. An old fake leader is a node from before version 2: it
+// refuses a version 2 request as that node's code does.
 type fakeLeader struct {
 	addr    string
+	old     bool
 	reqs    chan [][]fsm.Command
+	marks   chan []bool
 	release chan struct{}
 }
 
-func startFakeLeader(t *testing.T) *fakeLeader {
+func startFakeLeader(t *testing.T, old bool) *fakeLeader {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	l := &fakeLeader{addr: ln.Addr().String(), reqs: make(chan [][]fsm.Command, 64), release: make(chan struct{}, 64)}
+	l := &fakeLeader{addr: ln.Addr().String(), old: old, reqs: make(chan [][]fsm.Command, 64),
+		marks: make(chan []bool, 64), release: make(chan struct{}, 64)}
+	type answer struct {
+		props [][]fsm.Command
+		now   []byte // written at once, when set
+	}
 	go func() {
 		nc, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		t.Cleanup(func() { nc.Close() })
-		toAnswer := make(chan [][]fsm.Command, 64)
+		toAnswer := make(chan answer, 64)
 		go func() { // replies in request order, each once released
-			for props := range toAnswer {
+			for a := range toAnswer {
+				if a.now != nil {
+					if _, err := nc.Write(a.now); err != nil {
+						return
+					}
+					continue
+				}
 				<-l.release
-				outs := make([]rpcOutcome, len(props))
-				for i, cmds := range props {
+				outs := make([]rpcOutcome, len(a.props))
+				for i, cmds := range a.props {
 					outs[i].res = make([]fsm.Result, len(cmds))
 					for j := range cmds {
 						outs[i].res[j].Permit = fsm.Permit{Granted: true}
@@ -64,12 +81,22 @@ func startFakeLeader(t *testing.T) *fakeLeader {
 				return
 			}
 			for _, args := range batch {
-				props, err := decodeProposeRequest(args[1])
+				if l.old && args[1][0] != rpcVersion {
+					toAnswer <- answer{now: redcon.AppendError(nil, fmt.Sprintf("ERR malformed forwarding RPC: version %d", args[1][0]))}
+					continue
+				}
+				props, early, err := decodeProposeRequest(args[1])
 				if err != nil {
 					panic(err)
 				}
+				if len(props) == 0 {
+					body, _ := appendProposeReply(nil, nil)
+					toAnswer <- answer{now: redcon.AppendBulk(nil, body)}
+					continue
+				}
 				l.reqs <- props
-				toAnswer <- props
+				l.marks <- early
+				toAnswer <- answer{props: props}
 			}
 		}
 	}()
@@ -94,7 +121,7 @@ func TestForwarderGathersWhileUnanswered(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			leader := startFakeLeader(t)
+			leader := startFakeLeader(t, false)
 			pools := resp.NewPools("", time.Second)
 			defer pools.Close()
 			f := newForwarder(pools, tc.maxBatch, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -111,6 +138,7 @@ func TestForwarderGathersWhileUnanswered(t *testing.T) {
 			if got := <-leader.reqs; len(got) != 1 {
 				t.Fatalf("first request holds %d proposals, want 1", len(got))
 			}
+			<-leader.marks
 			b, _ := sub.enqueue(ctx, acquire("b"))
 			// Once the forwarder has taken b, it could send it alone;
 			// it must gather c with it.
@@ -125,6 +153,7 @@ func TestForwarderGathersWhileUnanswered(t *testing.T) {
 				leader.release <- struct{}{} // answer the first request
 			}
 			second := <-leader.reqs
+			<-leader.marks
 			if len(second) != 2 || second[0][0].(fsm.Acquire).Key != "b" || second[1][0].(fsm.Acquire).Key != "c" {
 				t.Fatalf("second request holds %v, want b and c together", second)
 			}
@@ -136,6 +165,54 @@ func TestForwarderGathersWhileUnanswered(t *testing.T) {
 				res, err := sub.await(pr)
 				if err != nil || len(res) != 1 || !res[0].Permit.Granted {
 					t.Fatalf("outcome of %v: %v, %v", pr.cmds, res, err)
+				}
+			}
+		})
+	}
+}
+
+// TestForwarderMarksEarly: a proposal queued with enqueueEarly reaches the
+// leader marked, in a version 2 request, and one queued with enqueue
+// unmarked; a leader from before version 2 (which refuses version 2) gets
+// version 1 requests without marks, and every proposal is answered.
+func TestForwarderMarksEarly(t *testing.T) {
+	acquire := func(key string) fsm.Command { return fsm.Acquire{Key: key, Interval: 1000, Max: 1} }
+	for _, old := range []bool{false, true} {
+		t.Run(fmt.Sprintf("old=%v", old), func(t *testing.T) {
+			leader := startFakeLeader(t, old)
+			pools := resp.NewPools("", time.Second)
+			defer pools.Close()
+			f := newForwarder(pools, 512, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			go f.run()
+			defer f.close()
+			sub := f.to(leader.addr)
+			ctx := context.Background()
+			tests := []struct {
+				key   string
+				early bool
+			}{{"a", true}, {"b", false}, {"c", true}}
+			for _, tc := range tests {
+				var pr *proposal
+				var err error
+				if tc.early {
+					pr, err = sub.(earlySubmitter).enqueueEarly(ctx, acquire(tc.key))
+				} else {
+					pr, err = sub.enqueue(ctx, acquire(tc.key))
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := <-leader.reqs; len(got) != 1 || got[0][0].(fsm.Acquire).Key != tc.key {
+					t.Fatalf("request %v, want %s alone", got, tc.key)
+				}
+				marks := <-leader.marks
+				want := tc.early && !old
+				if got := marks != nil && marks[0]; got != want {
+					t.Fatalf("%s marked early: %v (marks %v), want %v", tc.key, got, marks, want)
+				}
+				leader.release <- struct{}{}
+				if res, err := sub.await(pr); err != nil || len(res) != 1 || !res[0].Permit.Granted {
+					t.Fatalf("outcome of %s: %v, %v", tc.key, res, err)
 				}
 			}
 		})

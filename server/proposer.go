@@ -25,6 +25,7 @@ type proposal struct {
 	submitted atomic.Bool  // handed to Raft (or sent to the leader), which always answers it
 	newKeys   []string     // keys gate counted as pending (see memGate.admit)
 	addr      string       // forwarded: the leader's RESP address
+	early     bool         // forwarded: the leader may decide it without the log (decidable)
 	queued    time.Time    // when enqueued (INFO latency)
 }
 

@@ -152,23 +152,32 @@ type ticket struct {
 // queued to it, so that a caller can first wait for what it queued
 // elsewhere (proposals reach the log in order only through one submitter).
 // A proposal sent to the leader carries session numbers (see decide).
-func (r *router) enqueue(ctx context.Context, forwarded bool, settle func(submitter), cmds ...fsm.Command) (*ticket, error) {
+// early marks a forwarded proposal as one the leader may answer without
+// the log if the log would certainly deny it (see decidable); it is given
+// only here, to a proposal's first forward: a proposal routed again by
+// await goes through the log, so a resend after an unknown outcome is
+// never decided early while its first attempt may still be in flight.
+func (r *router) enqueue(ctx context.Context, forwarded, early bool, settle func(submitter), cmds ...fsm.Command) (*ticket, error) {
 	t := &ticket{cmds: cmds, forwarded: forwarded}
-	queue := func(ctx context.Context, sub submitter, use []fsm.Command) (err error) {
+	queue := func(ctx context.Context, sub submitter, use []fsm.Command, early bool) (err error) {
 		if settle != nil {
 			settle(sub)
 		}
 		t.sub, t.cmds = sub, use
+		if e, ok := sub.(earlySubmitter); ok && early {
+			t.pr, err = e.enqueueEarly(ctx, use...)
+			return err
+		}
 		t.pr, err = sub.enqueue(ctx, use...)
 		return err
 	}
 	err := r.route(ctx, forwarded,
-		func(ctx context.Context) error { t.remote = false; return queue(ctx, r.local, t.cmds) },
+		func(ctx context.Context) error { t.remote = false; return queue(ctx, r.local, t.cmds, false) },
 		func(ctx context.Context, addr string) error {
 			if !t.remote {
 				t.remote, t.sent = true, time.Now()
 			}
-			return queue(ctx, r.remote(addr), r.seqs.number(t.cmds, r.window))
+			return queue(ctx, r.remote(addr), r.seqs.number(t.cmds, r.window), early)
 		})
 	if err != nil {
 		return nil, err

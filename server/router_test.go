@@ -139,6 +139,13 @@ func (f *fakeSubmitter) enqueue(_ context.Context, cmds ...fsm.Command) (*propos
 	return &proposal{cmds: cmds}, nil
 }
 
+// enqueueEarly is enqueue for a proposal marked early, logged "L!".
+func (f *fakeSubmitter) enqueueEarly(ctx context.Context, cmds ...fsm.Command) (*proposal, error) {
+	pr, err := f.enqueue(ctx, cmds...)
+	(*f.log)[len(*f.log)-1] = f.name + "!"
+	return pr, err
+}
+
 func (f *fakeSubmitter) await(pr *proposal) ([]fsm.Result, error) {
 	*f.log = append(*f.log, f.name+"?")
 	var err error
@@ -177,7 +184,11 @@ func fakeRouter(states []viewState, log *[]string, local, remote *fakeSubmitter)
 // without waiting; one that certainly never entered the log is routed
 // again, and so is a forwarded one whose outcome is unknown when it is safe
 // to resend (its ACQUIREs carry a token or a session number), with the
-// same identities.
+// same identities. A proposal queued early is marked ("R!") when it is
+// first forwarded, and only then: never when it is decided here, nor when
+// it is routed again after it certainly was not run or resent after an
+// unknown outcome (its first attempt may still be in flight at the
+// leader).
 func TestRouterQueues(t *testing.T) {
 	notLeader := fmt.Errorf("%w: raft said so", ErrNotLeader)
 	leader := viewState{ready: true, leading: true}
@@ -189,6 +200,7 @@ func TestRouterQueues(t *testing.T) {
 		local, remote fakeSubmitter
 		cmd           fsm.Command // default: an ACQUIRE without a token
 		late          bool        // the resend horizon has passed (it is 0)
+		early         bool        // queued as one the leader may decide early
 		wantQueue     error       // from enqueue
 		want          error       // from await
 		log           string      // the submitters' calls, enqueue then await
@@ -213,6 +225,14 @@ func TestRouterQueues(t *testing.T) {
 			remote: fakeSubmitter{outcomes: []error{ErrOutcomeUnknown}}, want: ErrOutcomeUnknown, log: "R+ R?"},
 		{name: "shutting down while queueing is final", states: []viewState{leader},
 			local: fakeSubmitter{enqueueErr: ErrShuttingDown}, wantQueue: ErrShuttingDown, log: "L+"},
+		{name: "early, follower: marked", states: []viewState{follower}, early: true, log: "R! R?"},
+		{name: "early, leader: never marked", states: []viewState{leader}, early: true, log: "L+ L?"},
+		{name: "early, refused by the proposer, then forwarded: marked", states: []viewState{leader, follower}, early: true,
+			local: fakeSubmitter{enqueueErr: notLeader}, log: "L+ R! R?"},
+		{name: "early, not run, routed again: unmarked", states: []viewState{follower}, early: true,
+			remote: fakeSubmitter{outcomes: []error{notLeader}}, log: "R! R? R+ R?"},
+		{name: "early, unknown outcome, resent: unmarked", states: []viewState{follower}, early: true,
+			remote: fakeSubmitter{outcomes: []error{ErrOutcomeUnknown}}, log: "R! R? R+ R?"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -226,7 +246,7 @@ func TestRouterQueues(t *testing.T) {
 			if cmd == nil {
 				cmd = fsm.Acquire{Key: "k", Interval: 1000, Max: 1}
 			}
-			tk, err := r.enqueue(context.Background(), tc.forwarded, func(sub submitter) {
+			tk, err := r.enqueue(context.Background(), tc.forwarded, tc.early, func(sub submitter) {
 				settled = append(settled, sub.(*fakeSubmitter).name)
 			}, cmd)
 			if tc.wantQueue != nil {
@@ -273,8 +293,8 @@ func TestRouterQueues(t *testing.T) {
 			// to it.
 			var enqueued []string
 			for _, l := range log {
-				if strings.HasSuffix(l, "+") && len(enqueued) < len(settled) {
-					enqueued = append(enqueued, strings.TrimSuffix(l, "+"))
+				if (strings.HasSuffix(l, "+") || strings.HasSuffix(l, "!")) && len(enqueued) < len(settled) {
+					enqueued = append(enqueued, l[:len(l)-1])
 				}
 			}
 			if !reflect.DeepEqual(settled, enqueued) {
@@ -309,10 +329,18 @@ func TestServeBatchOrder(t *testing.T) {
 			log:   "L+ L+ L+ L? L? L?", replies: "*5\r\n:1\r\n"},
 		{name: "a read waits for the writes before it", states: []viewState{follower},
 			batch: [][][]byte{acquire("a"), acquire("b"), {[]byte("PING")}, acquire("c")},
-			log:   "R+ R+ R? R? R+ R?", replies: "+PONG\r\n"},
+			log:   "R! R! R? R? R! R?", replies: "+PONG\r\n"},
 		{name: "leader changes mid-batch: the old leader's replies first", states: []viewState{follower, follower, leader},
 			batch: [][][]byte{acquire("a"), acquire("b"), acquire("c")},
-			log:   "R+ R+ R? R? L+ L?"},
+			log:   "R! R! R? R? L+ L?"},
+		// Forwarded calls are marked early (R!) unless a call of the
+		// connection on the key is still unanswered, or the call has an ID.
+		{name: "a call behind another on its key is not marked", states: []viewState{follower},
+			batch: [][][]byte{acquire("a"), acquire("a"), acquire("b"), {[]byte("PING")}, acquire("a")},
+			log:   "R! R+ R! R? R? R? R! R?", replies: "+PONG\r\n"},
+		{name: "a call with an ID is not marked", states: []viewState{follower},
+			batch: [][][]byte{append(acquire("a"), []byte("ID"), []byte("x")), acquire("b")},
+			log:   "R+ R! R? R?"},
 		{name: "refused commands answer in place, queue nothing", states: []viewState{leader},
 			batch: [][][]byte{acquire("a"), {[]byte("THROTTLE.ACQUIRE"), []byte("b"), []byte("x"), []byte("5")}, {[]byte("THROTTLE.ACQUIRE")}, acquire("c")},
 			log:   "L+ L+ L? L?", replies: "-ERR value is not an integer or out of range\r\n-ERR wrong number of arguments for 'throttle.acquire' command\r\n"},
@@ -456,7 +484,7 @@ type applyingLeader struct {
 }
 
 func (l *applyingLeader) enqueue(_ context.Context, cmds ...fsm.Command) (*proposal, error) {
-	props, err := decodeProposeRequest(appendProposeRequest(nil, [][]fsm.Command{cmds}))
+	props, _, err := decodeProposeRequest(appendProposeRequest(nil, rpcVersion, [][]fsm.Command{cmds}, nil))
 	if err != nil {
 		return nil, err
 	}
@@ -506,7 +534,7 @@ func TestRouterResendAppliedOnce(t *testing.T) {
 				res, err = r.decide(context.Background(), false, cmds...)
 			} else {
 				var tk *ticket
-				if tk, err = r.enqueue(context.Background(), false, nil, cmds...); err == nil {
+				if tk, err = r.enqueue(context.Background(), false, false, nil, cmds...); err == nil {
 					res, err = r.await(tk)
 				}
 			}

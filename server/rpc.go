@@ -12,16 +12,36 @@ import (
 // on a node session; the leader proposes the request's proposals, in order,
 // and answers with one bulk string, `<reply>`:
 //
-//	request: [version][uvarint n] n × ([uvarint len][fsm entry of the
+//	request, version 1:
+//	         [1][uvarint n] n × ([uvarint len][fsm entry of the
 //	         proposal's commands])
-//	reply:   [version][uvarint n] n × ([status] and, for statusOK,
+//	request, version 2 (rpcVersionEarly):
+//	         [2][uvarint n] n × ([flags][uvarint len][fsm entry]), where
+//	         flag bit 0 (rpcEarly) says the leader may answer the proposal
+//	         without the log if the log would certainly deny it (see
+//	         denier.denyForwarded); other bits are refused
+//	reply:   [1][uvarint n] n × ([status] and, for statusOK,
 //	         [uvarint len][fsm results]; for statusError, [uvarint
 //	         len][the RESP error text])
 //
 // A proposal's commands stay together in one log entry (a transaction).
 // The follower writes each client's reply itself, from the results, with
 // the code the leader uses for its own clients.
-const rpcVersion = 1
+//
+// Versions across a rolling upgrade: a leader decodes both request
+// versions. A node from before version 2 refuses a version 2 request as a
+// whole, before proposing anything ("ERR malformed forwarding RPC: version
+// 2"), so a follower asks each leader connection once, when it opens it,
+// with an empty version 2 request (forwarder.probe), and sends version 1
+// to a leader that refuses it.
+const (
+	rpcVersion      = 1 // of replies, and of requests without marks
+	rpcVersionEarly = 2 // of requests with a flags byte per proposal
+)
+
+// Flags of a proposal in a version 2 request. Only ever added, with a new
+// request version (a leader refuses bits it does not know).
+const rpcEarly = 1 << 0
 
 // Per-proposal statuses of a RAFT.PROPOSE reply. Only ever added.
 const (
@@ -40,26 +60,61 @@ var ErrBadRPC = errors.New("malformed forwarding RPC")
 // cannot make the leader queue without limit.
 const maxRPCProposals = 4096
 
-// appendProposeRequest appends the request for props to dst.
-func appendProposeRequest(dst []byte, props [][]fsm.Command) []byte {
-	dst = append(dst, rpcVersion)
+// appendProposeRequest appends the request for props to dst in version v
+// (rpcVersion or rpcVersionEarly). For version 2, early[i] (nil: none)
+// marks props[i] as one the leader may decide early; version 1 carries no
+// marks.
+func appendProposeRequest(dst []byte, v byte, props [][]fsm.Command, early []bool) []byte {
+	dst = append(dst, v)
 	dst = binary.AppendUvarint(dst, uint64(len(props)))
-	var entry []byte
-	for _, cmds := range props {
-		entry = fsm.Entry{Commands: cmds}.AppendEncode(entry[:0])
-		dst = binary.AppendUvarint(dst, uint64(len(entry)))
-		dst = append(dst, entry...)
+	for i, cmds := range props {
+		if v == rpcVersionEarly {
+			var flags byte
+			if early != nil && early[i] {
+				flags |= rpcEarly
+			}
+			dst = append(dst, flags)
+		}
+		// The entry is encoded in place and moved up past its length,
+		// rather than encoded into a buffer of its own and copied: no
+		// allocation per proposal once dst has room (the forwarder
+		// reuses it).
+		start := len(dst)
+		dst = fsm.Entry{Commands: cmds}.AppendEncode(dst)
+		n := len(dst) - start
+		var hdr [binary.MaxVarintLen64]byte
+		k := binary.PutUvarint(hdr[:], uint64(n))
+		dst = append(dst, hdr[:k]...)
+		copy(dst[start+k:], dst[start:start+n])
+		copy(dst[start:], hdr[:k])
 	}
 	return dst
 }
 
-// decodeProposeRequest parses a request written by appendProposeRequest.
-func decodeProposeRequest(b []byte) ([][]fsm.Command, error) {
+// decodeProposeRequest parses a request written by appendProposeRequest
+// in either version: the proposals, and which of them are marked early
+// (nil when none is).
+func decodeProposeRequest(b []byte) ([][]fsm.Command, []bool, error) {
 	r := rpcReader{b: b}
-	r.version()
+	v := r.byte()
+	if r.err == nil && v != rpcVersion && v != rpcVersionEarly {
+		r.fail(fmt.Sprintf("version %d", v))
+	}
 	n := r.count(maxRPCProposals)
 	props := make([][]fsm.Command, 0, n)
+	var early []bool
 	for i := 0; i < n && r.err == nil; i++ {
+		if v == rpcVersionEarly {
+			switch flags := r.byte(); {
+			case r.err == nil && flags&^rpcEarly != 0:
+				r.fail(fmt.Sprintf("proposal %d has flags %#x", i, flags))
+			case flags&rpcEarly != 0:
+				if early == nil {
+					early = make([]bool, n)
+				}
+				early[i] = true
+			}
+		}
 		e, err := fsm.DecodeEntry(r.blob())
 		if r.err == nil && err != nil {
 			r.err = fmt.Errorf("%w: proposal %d: %w", ErrBadRPC, i, err)
@@ -69,7 +124,10 @@ func decodeProposeRequest(b []byte) ([][]fsm.Command, error) {
 		}
 		props = append(props, e.Commands)
 	}
-	return props, r.end()
+	if err := r.end(); err != nil {
+		return nil, nil, err
+	}
+	return props, early, nil
 }
 
 // rpcOutcome is what became of one forwarded proposal.

@@ -75,7 +75,7 @@ func (w *rpcWriter) serve(cmds [][][]byte) {
 		// Counted as a command in flight, so that a graceful shutdown
 		// waits for its reply; refused once the node is draining.
 		admitted := s.admit()
-		props, err := decodeProposeRequest(args[1])
+		props, early, err := decodeProposeRequest(args[1])
 		switch {
 		case !admitted:
 			p.reply = redcon.AppendError(nil, errorText(ErrShuttingDown))
@@ -84,7 +84,7 @@ func (w *rpcWriter) serve(cmds [][][]byte) {
 		case !s.isReady():
 			p.reply = redcon.AppendError(nil, msgNotLeader)
 		default:
-			p.queued, p.outs = s.queueProposals(props)
+			p.queued, p.outs = s.queueProposals(props, early)
 		}
 		p.active = admitted
 		w.wg.Add(1)
@@ -94,20 +94,35 @@ func (w *rpcWriter) serve(cmds [][][]byte) {
 
 // queueProposals queues props to the proposer, in order. Once one cannot
 // be queued none after it is, so that they never apply out of order; their
-// outcome says to route them again.
-func (s *Server) queueProposals(props [][]fsm.Command) ([]*proposal, []rpcOutcome) {
+// outcome says to route them again. A proposal marked early (early[i];
+// early may be nil) that the log would certainly deny is answered at once
+// instead (denier.denyForwarded): it is ordered before the proposals in
+// flight, as a denial of this node's own client is.
+func (s *Server) queueProposals(props [][]fsm.Command, early []bool) ([]*proposal, []rpcOutcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LeaderWait)
 	defer cancel()
 	queued := make([]*proposal, len(props))
 	outs := make([]rpcOutcome, len(props))
+	failed := false
+	var now int64 // the clock for early decisions, read at the first (see denyForwarded)
 	for i, cmds := range props {
-		if i > 0 && queued[i-1] == nil {
+		if failed {
 			outs[i].err = ErrNotLeader
 			continue
+		}
+		if early != nil && early[i] {
+			if now == 0 {
+				now = s.deny.clock()
+			}
+			if res, ok := s.deny.denyForwarded(cmds, now); ok {
+				outs[i].res = []fsm.Result{res}
+				continue
+			}
 		}
 		var err error
 		if queued[i], err = s.prop.enqueue(ctx, cmds...); err != nil {
 			outs[i].err = fmt.Errorf("%w: %w", ErrNotLeader, err)
+			failed = true
 		}
 	}
 	return queued, outs
