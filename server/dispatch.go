@@ -210,7 +210,11 @@ func (s *Server) denyNow(p *pendingReply, mine []pendingReply) bool {
 // queue hands p's command to the router without waiting for its outcome;
 // settle, if not nil, is told the submitter first (see router.enqueue).
 func (s *Server) queue(p *pendingReply, settle func(submitter)) {
-	p.t, p.err = s.router.enqueue(context.Background(), p.c.fwd, settle, p.cmd)
+	ctx := context.Background()
+	if !p.c.fwd && p.c.conn != nil && p.c.conn.ctx != nil {
+		ctx = p.c.conn.ctx // its origin: see proposer.waitReturns
+	}
+	p.t, p.err = s.router.enqueue(ctx, p.c.fwd, settle, p.cmd)
 	if p.err != nil {
 		p.cmd = nil
 	}

@@ -26,6 +26,24 @@ type proposal struct {
 	newKeys   []string     // keys gate counted as pending (see memGate.admit)
 	addr      string       // forwarded: the leader's RESP address
 	queued    time.Time    // when enqueued (INFO latency)
+	from      *origin      // the client connection it came from, if known
+}
+
+// origin is one source of proposals, a client connection: the proposer
+// stamps it with the entry that last answered it, to learn whether its
+// clients send again as soon as they are answered (see waitReturns).
+type origin struct {
+	answered atomic.Uint64 // sequence number of that entry; 0: none yet
+}
+
+// originKey is the context key under which a connection's *origin rides
+// to proposer.enqueue.
+type originKey struct{}
+
+// withOrigin returns a context carrying a new origin: one per client
+// connection, made once.
+func withOrigin(ctx context.Context) context.Context {
+	return context.WithValue(ctx, originKey{}, &origin{})
 }
 
 type outcome struct {
@@ -62,6 +80,23 @@ type proposer struct {
 	// their entry is applied or refused (see inFlight). Set before run
 	// starts.
 	flight *inFlight
+
+	// batchWait (Config.BatchWait) lets a batch wait for the clients the
+	// previous entry answered: see waitReturns. Set before run starts.
+	batchWait bool
+	// seq numbers the entries run submits (run's own).
+	seq uint64
+	// loop is the share of recent proposals from a client that the
+	// entry before last or the last one had answered: near 1 when
+	// clients send again as soon as answered (run's own).
+	loop float64
+	// waitBound, if set, replaces the bound on one wait (tests).
+	waitBound time.Duration
+	// The newest answered entry: its sequence number, when it was answered
+	// (Unix ns), how many of its proposals had an origin, and how long
+	// Raft took to commit it (ns). Set before its in-flight token is
+	// given back.
+	answered, lastDone, lastProps, lastRaft atomic.Int64
 }
 
 func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() int64) *proposer {
@@ -112,6 +147,7 @@ func (p *proposer) proposeAll(ctx context.Context, cmds ...fsm.Command) ([]fsm.R
 // wait for room in the queue.
 func (p *proposer) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal, error) {
 	pr := &proposal{cmds: cmds, done: make(chan outcome, 1), queued: time.Now()}
+	pr.from, _ = ctx.Value(originKey{}).(*origin)
 	p.flight.add(cmds)
 	select {
 	case p.ch <- pr:
@@ -188,9 +224,92 @@ func (p *proposer) run() {
 					break more
 				}
 			}
-			p.submit(append([]*proposal(nil), batch...), n)
+			if p.batchWait {
+				batch, n = p.waitReturns(batch, n)
+			}
+			p.seq++
+			p.submit(append([]*proposal(nil), batch...), n, p.seq)
 		}
 	}
+}
+
+// Why wait for returning clients: at one entry in flight, clients that
+// send again as soon as they are answered (nearly every client of a rate
+// limiter: a worker asks, then acts) settle into two halves, one in the
+// entry being committed and one filling the next, so every entry carries
+// half of them. An entry's cost to the cluster (the leader's and each
+// follower's log write and fsync, the AppendEntries round trips, Raft's
+// own bookkeeping, each follower's apply) is mostly per entry, so on CPU
+// that is saturated, half-size entries spend that cost twice: measured
+// (README "Where a request's CPU goes"), waiting for the answered clients
+// made entries of 36 commands instead of 25 and took a tenth to a fifth
+// off every node's CPU per request. The wait is bounded by the last
+// commit time, ends as soon as four fifths of the answered proposals'
+// connections have sent again, and happens only while most proposals come
+// from such clients (loop): clients that each send once in a while
+// (distinct connections, or forwarded proposals, which carry no origin)
+// never make a batch wait.
+const (
+	waitLoopShare  = 0.5                  // loop from which a batch waits
+	waitMaxLinger  = 5 * time.Millisecond // cap on one wait
+	waitLoopWeight = 1.0 / 8              // weight of one batch in loop
+)
+
+// waitReturns lets batch wait, a bounded time, for the connections whose
+// proposals the last answered entry carried to send their next ones (see
+// above); it returns the batch with whatever joined it.
+func (p *proposer) waitReturns(batch []*proposal, n int) ([]*proposal, int) {
+	last := uint64(p.answered.Load())
+	var back, from, recent int64
+	for _, pr := range batch {
+		if pr.from == nil {
+			continue
+		}
+		from++
+		switch a := pr.from.answered.Load(); {
+		case a == last && last != 0:
+			back++
+			recent++
+		case a != 0 && a+1 == last:
+			recent++
+		}
+	}
+	if from > 0 {
+		p.loop += waitLoopWeight * (float64(recent)/float64(from) - p.loop)
+	}
+	want := (p.lastProps.Load()*4 + 4) / 5 // four fifths, rounded up
+	if p.loop < waitLoopShare || back >= want || n >= p.maxBatch {
+		return batch, n
+	}
+	wait := min(time.Duration(p.lastRaft.Load()), waitMaxLinger)
+	if p.waitBound != 0 {
+		wait = p.waitBound
+	}
+	d := time.Until(time.Unix(0, p.lastDone.Load()).Add(wait))
+	if d <= 0 {
+		return batch, n
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for back < want && n < p.maxBatch {
+		select {
+		case pr := <-p.ch:
+			if !p.admit(pr) {
+				continue
+			}
+			batch = append(batch, pr)
+			n += len(pr.cmds)
+			if pr.from != nil && pr.from.answered.Load() == last {
+				back++
+			}
+		case <-t.C:
+			return batch, n
+		case <-p.stop:
+			// Submitted all the same: Raft, shut down, answers them.
+			return batch, n
+		}
+	}
+	return batch, n
 }
 
 // admit asks the gate, if any, whether pr may join the log, and answers a
@@ -211,9 +330,9 @@ func (p *proposer) admit(pr *proposal) bool {
 	return true
 }
 
-// submit proposes the n commands of batch as one log entry and, once Raft
-// answers, hands each proposal its results.
-func (p *proposer) submit(batch []*proposal, n int) {
+// submit proposes the n commands of batch as one log entry, the seq'th,
+// and, once Raft answers, hands each proposal its results.
+func (p *proposer) submit(batch []*proposal, n int, seq uint64) {
 	e := fsm.Entry{Now: p.clock(), Commands: make([]fsm.Command, 0, n)}
 	start := time.Now()
 	for _, pr := range batch {
@@ -226,7 +345,21 @@ func (p *proposer) submit(batch []*proposal, n int) {
 	f := p.raft.Apply(data, p.timeout)
 	go func() {
 		ferr := f.Error()
-		p.lat.raft.Since(start)
+		done := time.Now()
+		p.lat.raft.Record(done.Sub(start))
+		if p.batchWait {
+			var from int64
+			for _, pr := range batch {
+				if pr.from != nil {
+					pr.from.answered.Store(seq)
+					from++
+				}
+			}
+			p.lastProps.Store(from)
+			p.lastRaft.Store(int64(done.Sub(start)))
+			p.lastDone.Store(done.UnixNano())
+			p.answered.Store(int64(seq))
+		}
 		if p.inflight != nil {
 			<-p.inflight
 		}
