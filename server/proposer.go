@@ -81,22 +81,28 @@ type proposer struct {
 	// starts.
 	flight *inFlight
 
-	// batchWait (Config.BatchWait) lets a batch wait for the clients the
-	// previous entry answered: see waitReturns. Set before run starts.
+	// batchWait (not Config.NoBatchWait) lets a batch wait for the
+	// clients the previous entry answered: see waitReturns. Set before run
+	// starts.
 	batchWait bool
 	// seq numbers the entries run submits (run's own).
 	seq uint64
-	// loop is the share of recent proposals from a client that the
-	// entry before last or the last one had answered: near 1 when
-	// clients send again as soon as answered (run's own).
+	// loop is a moving average of the share of proposals whose connection
+	// the last entry or the one before had answered: near 1 when clients
+	// send again as soon as they are answered (run's own).
 	loop float64
 	// waitBound, if set, replaces the bound on one wait (tests).
 	waitBound time.Duration
 	// The newest answered entry: its sequence number, when it was answered
-	// (Unix ns), how many of its proposals had an origin, and how long
-	// Raft took to commit it (ns). Set before its in-flight token is
-	// given back.
-	answered, lastDone, lastProps, lastRaft atomic.Int64
+	// (Unix ns), how long Raft took to commit it (ns), and how many of the
+	// connections it answered must send again to end a wait (want). Set
+	// before its in-flight token is given back.
+	answered, lastDone, lastRaft, want atomic.Int64
+	// returned counts the proposals enqueued since then from connections
+	// it answered; the one that brings it to want signals returns, so that
+	// a waiting batch wakes once, not once per arrival.
+	returned atomic.Int64
+	returns  chan struct{} // capacity 1
 }
 
 func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() int64) *proposer {
@@ -108,6 +114,7 @@ func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() in
 		clock:    clock,
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
+		returns:  make(chan struct{}, 1),
 		lat:      &proposerLatency{},
 	}
 }
@@ -151,9 +158,14 @@ func (p *proposer) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal,
 	p.flight.add(cmds)
 	select {
 	case p.ch <- pr:
+		if p.batchWait && pr.from != nil && int64(pr.from.answered.Load()) == p.answered.Load() &&
+			p.returned.Add(1) == p.want.Load() {
+			p.signalReturns()
+		}
 		return pr, nil
 	default: // full: wait, within ctx (asked for only now: see lazyDeadline)
 	}
+	p.signalReturns() // a full queue ends a batch's wait
 	select {
 	case p.ch <- pr:
 		return pr, nil
@@ -241,14 +253,15 @@ func (p *proposer) run() {
 // follower's log write and fsync, the AppendEntries round trips, Raft's
 // own bookkeeping, each follower's apply) is mostly per entry, so on CPU
 // that is saturated, half-size entries spend that cost twice: measured
-// (README "Where a request's CPU goes"), waiting for the answered clients
-// made entries of 36 commands instead of 25 and took a tenth to a fifth
-// off every node's CPU per request. The wait is bounded by the last
-// commit time, ends as soon as four fifths of the answered proposals'
-// connections have sent again, and happens only while most proposals come
-// from such clients (loop): clients that each send once in a while
-// (distinct connections, or forwarded proposals, which carry no origin)
-// never make a batch wait.
+// (README "Larger entries at -P 1"), waiting for the answered clients
+// made a quarter fewer entries at redis-benchmark -P 1 and took about a
+// tenth off each follower's CPU per request and up to that off the
+// leader's. The wait is bounded by the last commit time, ends as soon as
+// four fifths of the connections the last entry answered have sent again,
+// and happens only while most proposals come from such connections
+// (loop): a lone client, clients that each send once in a while, and
+// proposals forwarded by a follower (which carry no origin) never make a
+// batch wait.
 const (
 	waitLoopShare  = 0.5                  // loop from which a batch waits
 	waitMaxLinger  = 5 * time.Millisecond // cap on one wait
@@ -260,25 +273,24 @@ const (
 // above); it returns the batch with whatever joined it.
 func (p *proposer) waitReturns(batch []*proposal, n int) ([]*proposal, int) {
 	last := uint64(p.answered.Load())
-	var back, from, recent int64
+	var from, recent int64
 	for _, pr := range batch {
 		if pr.from == nil {
 			continue
 		}
 		from++
-		switch a := pr.from.answered.Load(); {
-		case a == last && last != 0:
-			back++
-			recent++
-		case a != 0 && a+1 == last:
-			recent++
+		if a := pr.from.answered.Load(); a != 0 && a+1 >= last {
+			recent++ // answered by the last entry or the one before
 		}
 	}
 	if from > 0 {
 		p.loop += waitLoopWeight * (float64(recent)/float64(from) - p.loop)
 	}
-	want := (p.lastProps.Load()*4 + 4) / 5 // four fifths, rounded up
-	if p.loop < waitLoopShare || back >= want || n >= p.maxBatch {
+	select {
+	case <-p.returns: // a signal for an earlier wait
+	default:
+	}
+	if p.loop < waitLoopShare || p.returned.Load() >= p.want.Load() || n >= p.maxBatch {
 		return batch, n
 	}
 	wait := min(time.Duration(p.lastRaft.Load()), waitMaxLinger)
@@ -290,26 +302,32 @@ func (p *proposer) waitReturns(batch []*proposal, n int) ([]*proposal, int) {
 		return batch, n
 	}
 	t := time.NewTimer(d)
-	defer t.Stop()
-	for back < want && n < p.maxBatch {
+	select {
+	case <-p.returns:
+	case <-t.C:
+	case <-p.stop: // submitted all the same: Raft, shut down, answers them
+	}
+	t.Stop()
+	for n < p.maxBatch {
 		select {
 		case pr := <-p.ch:
-			if !p.admit(pr) {
-				continue
+			if p.admit(pr) {
+				batch = append(batch, pr)
+				n += len(pr.cmds)
 			}
-			batch = append(batch, pr)
-			n += len(pr.cmds)
-			if pr.from != nil && pr.from.answered.Load() == last {
-				back++
-			}
-		case <-t.C:
-			return batch, n
-		case <-p.stop:
-			// Submitted all the same: Raft, shut down, answers them.
+		default:
 			return batch, n
 		}
 	}
 	return batch, n
+}
+
+// signalReturns wakes a waiting batch, if any (see waitReturns).
+func (p *proposer) signalReturns() {
+	select {
+	case p.returns <- struct{}{}:
+	default:
+	}
 }
 
 // admit asks the gate, if any, whether pr may join the log, and answers a
@@ -350,12 +368,13 @@ func (p *proposer) submit(batch []*proposal, n int, seq uint64) {
 		if p.batchWait {
 			var from int64
 			for _, pr := range batch {
-				if pr.from != nil {
+				if pr.from != nil && pr.from.answered.Load() != seq {
 					pr.from.answered.Store(seq)
-					from++
+					from++ // connections, not proposals: see enqueue
 				}
 			}
-			p.lastProps.Store(from)
+			p.returned.Store(0)
+			p.want.Store((from*4 + 4) / 5) // four fifths, rounded up
 			p.lastRaft.Store(int64(done.Sub(start)))
 			p.lastDone.Store(done.UnixNano())
 			p.answered.Store(int64(seq))

@@ -334,27 +334,29 @@ func TestProposerBoundsEntriesInFlight(t *testing.T) {
 // clients the previous entry answered (proposer.waitReturns): two
 // clients, one in the entry in flight and one queued meanwhile, as
 // clients that send again as soon as answered settle at one entry in
-// flight. The wait's bound is an hour here, so an entry that reaches Raft
-// before the answered client sends again did not wait.
+// flight. The wait's bound is an hour unless said, so an entry that
+// reaches Raft before the answered client sends again did not wait.
 func TestProposerBatchWait(t *testing.T) {
 	tests := []struct {
 		name      string
 		batchWait bool
 		origins   bool // the proposals come from client connections
 		loop      float64
-		want      int // commands in the second entry
+		bound     time.Duration // of one wait
+		want      int           // commands in the second entry
 	}{
-		{"waits-for-the-answered-client", true, true, 1, 2},
-		{"off", false, true, 1, 1},
-		{"proposals-without-origin-never-wait", true, false, 1, 1},
-		{"clients-that-do-not-send-again-at-once-never-wait", true, true, 0, 1},
+		{"waits-for-the-answered-client", true, true, 1, time.Hour, 2},
+		{"off", false, true, 1, time.Hour, 1},
+		{"proposals-without-origin-never-wait", true, false, 1, time.Hour, 1},
+		{"clients-that-do-not-send-again-at-once-never-wait", true, true, 0, time.Hour, 1},
+		{"the-wait-is-bounded", true, true, 1, time.Millisecond, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &heldRaft{fsm: fsm.New(fsm.Config{}), applied: make(chan heldFuture, 100), sizes: make(chan int, 100)}
 			p := newProposer(r, 64, time.Second, func() int64 { return 1000 })
 			p.inflight = make(chan struct{}, 1)
-			p.batchWait, p.loop, p.waitBound = tt.batchWait, tt.loop, time.Hour
+			p.batchWait, p.loop, p.waitBound = tt.batchWait, tt.loop, tt.bound
 			go p.run()
 			defer p.close()
 			ctxA, ctxB := context.Background(), context.Background()
