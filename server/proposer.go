@@ -257,7 +257,7 @@ func (p *proposer) run() {
 // made a quarter fewer entries at redis-benchmark -P 1 and took about a
 // tenth off each follower's CPU per request and up to that off the
 // leader's. The wait is bounded by the last commit time, ends as soon as
-// four fifths of the connections the last entry answered have sent again,
+// nine tenths of the connections the last entry answered have sent again,
 // and happens only while most proposals come from such connections
 // (loop): a lone client, clients that each send once in a while, and
 // proposals forwarded by a follower (which carry no origin) never make a
@@ -374,7 +374,7 @@ func (p *proposer) submit(batch []*proposal, n int, seq uint64) {
 				}
 			}
 			p.returned.Store(0)
-			p.want.Store((from*4 + 4) / 5) // four fifths, rounded up
+			p.want.Store((from*9 + 9) / 10) // nine tenths, rounded up
 			p.lastRaft.Store(int64(done.Sub(start)))
 			p.lastDone.Store(done.UnixNano())
 			p.answered.Store(int64(seq))
