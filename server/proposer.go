@@ -255,12 +255,12 @@ func (p *proposer) run() {
 // that is saturated, half-size entries spend that cost twice: measured
 // (README "Larger entries at -P 1"), waiting for the answered clients
 // made a quarter fewer entries at redis-benchmark -P 1 and took 10-20%
-// off each follower's CPU per request and 5-15% off the leader's. The wait is bounded by the last commit time, ends as soon as
-// nine tenths of the connections the last entry answered have sent again,
-// and happens only while most proposals come from such connections
-// (loop): a lone client, clients that each send once in a while, and
-// proposals forwarded by a follower (which carry no origin) never make a
-// batch wait.
+// off each follower's CPU per request and 5-15% off the leader's. The
+// wait is bounded by the last commit time, ends as soon as nine tenths of
+// the connections the last entry answered have sent again, and happens
+// only while most proposals come from such connections (loop): a lone
+// client, clients that each send once in a while, and proposals forwarded
+// by a follower (which carry no origin) never make a batch wait.
 const (
 	waitLoopShare  = 0.5                  // loop from which a batch waits
 	waitMaxLinger  = 5 * time.Millisecond // cap on one wait
