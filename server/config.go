@@ -61,6 +61,12 @@ type Config struct {
 	// and the highest throughput through the leader (see "Performance" in
 	// README.md). Negative: no cap.
 	MaxInFlight int
+	// NoBatchWait turns off the leader's wait, before proposing an entry,
+	// for the clients the previous entry answered to send again
+	// (--batch-wait no; see proposer.waitReturns): on, entries are larger
+	// and cost every node less CPU per command when clients send again as
+	// soon as answered.
+	NoBatchWait bool
 	// MaxClients caps the open client connections, as Redis's maxclients
 	// does; a connection over the cap gets "ERR max number of clients
 	// reached" and is closed. Default 10000.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net"
 	"runtime/debug"
@@ -50,9 +51,10 @@ type clientConn struct {
 	nc      net.Conn
 	addr    string
 	sess    *session
-	waiting []pendingReply // serveBatch's, kept to reuse its memory
-	calls   []call         // serveBatch's, likewise
-	closed  bool           // QUIT: close once the replies so far are written
+	ctx     context.Context // carries the connection's origin (proposer.go)
+	waiting []pendingReply  // serveBatch's, kept to reuse its memory
+	calls   []call          // serveBatch's, likewise
+	closed  bool            // QUIT: close once the replies so far are written
 
 	// For CLIENT LIST (clients.go): set at accept, then read-only.
 	created time.Time
@@ -199,6 +201,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		nc:     nc,
 		addr:   nc.RemoteAddr().String(),
 		sess:   &session{id: s.nextClientID.Add(1), authed: s.cfg.RequirePass == ""},
+		ctx:    withOrigin(context.Background()),
 		stats:  s.stats,
 	}
 	rd := resp.NewCommandReader(nc, resp.CommandLimits{

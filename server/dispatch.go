@@ -215,7 +215,11 @@ func (s *Server) denyNow(p *pendingReply, mine []pendingReply) bool {
 // leader may decide it without the log if it is forwarded (see
 // router.enqueue).
 func (s *Server) queue(p *pendingReply, early bool, settle func(submitter)) {
-	p.t, p.err = s.router.enqueue(context.Background(), p.c.fwd, early, settle, p.cmd)
+	ctx := context.Background()
+	if !p.c.fwd && p.c.conn != nil && p.c.conn.ctx != nil {
+		ctx = p.c.conn.ctx // its origin: see proposer.waitReturns
+	}
+	p.t, p.err = s.router.enqueue(ctx, p.c.fwd, early, settle, p.cmd)
 	if p.err != nil {
 		p.cmd = nil
 	}

@@ -329,3 +329,122 @@ func TestProposerBoundsEntriesInFlight(t *testing.T) {
 		})
 	}
 }
+
+// TestProposerBatchWait checks when the leader's batch waits for the
+// clients the previous entry answered (proposer.waitReturns): two
+// clients, one in the entry in flight and one queued meanwhile, as
+// clients that send again as soon as answered settle at one entry in
+// flight. The wait's bound is an hour unless said, so an entry that
+// reaches Raft before the answered client sends again did not wait.
+func TestProposerBatchWait(t *testing.T) {
+	tests := []struct {
+		name      string
+		batchWait bool
+		origins   bool // the proposals come from client connections
+		loop      float64
+		bound     time.Duration // of one wait
+		want      int           // commands in the second entry
+	}{
+		{"waits-for-the-answered-client", true, true, 1, time.Hour, 2},
+		{"off", false, true, 1, time.Hour, 1},
+		{"proposals-without-origin-never-wait", true, false, 1, time.Hour, 1},
+		{"clients-that-do-not-send-again-at-once-never-wait", true, true, 0, time.Hour, 1},
+		{"the-wait-is-bounded", true, true, 1, time.Millisecond, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &heldRaft{fsm: fsm.New(fsm.Config{}), applied: make(chan heldFuture, 100), sizes: make(chan int, 100)}
+			p := newProposer(r, 64, time.Second, func() int64 { return 1000 })
+			p.inflight = make(chan struct{}, 1)
+			p.batchWait, p.loop, p.waitBound = tt.batchWait, tt.loop, tt.bound
+			go p.run()
+			defer p.close()
+			ctxA, ctxB := context.Background(), context.Background()
+			if tt.origins {
+				ctxA, ctxB = withOrigin(ctxA), withOrigin(ctxB)
+			}
+			acquire := func(ctx context.Context, key string) *proposal {
+				pr, err := p.enqueue(ctx, fsm.Acquire{Key: key, Interval: 1000, Max: 10})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return pr
+			}
+			entry := func() (heldFuture, int) {
+				select {
+				case f := <-r.applied:
+					return f, <-r.sizes
+				case <-time.After(10 * time.Second):
+					t.Fatal("no entry reached Raft")
+				}
+				panic("unreachable")
+			}
+			a := acquire(ctxA, "a")
+			f1, n := entry()
+			if n != 1 {
+				t.Fatalf("first entry holds %d commands, want 1", n)
+			}
+			b := acquire(ctxB, "b") // queued while a's entry is in flight
+			close(f1.release)
+			if _, err := p.await(a); err != nil {
+				t.Fatal(err)
+			}
+			var a2 *proposal
+			if tt.want == 2 {
+				// Nothing may reach Raft until a's client sends again.
+				select {
+				case <-r.applied:
+					t.Fatal("the next entry reached Raft before the answered client sent again")
+				case <-time.After(50 * time.Millisecond):
+				}
+				a2 = acquire(ctxA, "a")
+			}
+			f2, n := entry()
+			if n != tt.want {
+				t.Fatalf("second entry holds %d commands, want %d", n, tt.want)
+			}
+			close(f2.release)
+			if a2 == nil {
+				a2 = acquire(ctxA, "a")
+				f3, _ := entry()
+				close(f3.release)
+			}
+			for _, pr := range []*proposal{b, a2} {
+				if res, err := p.await(pr); err != nil || len(res) != 1 || !res[0].Permit.Granted {
+					t.Fatalf("outcome %+v %v", res, err)
+				}
+			}
+		})
+	}
+}
+
+// TestProposerBatchWaitSingleClient checks that a lone client that sends
+// again as soon as answered never waits: each of its commands reaches
+// Raft in an entry of its own, although the wait's bound is an hour.
+func TestProposerBatchWaitSingleClient(t *testing.T) {
+	r := &heldRaft{fsm: fsm.New(fsm.Config{}), applied: make(chan heldFuture, 100), sizes: make(chan int, 100)}
+	p := newProposer(r, 64, time.Second, func() int64 { return 1000 })
+	p.inflight = make(chan struct{}, 1)
+	p.batchWait, p.loop, p.waitBound = true, 1, time.Hour
+	go p.run()
+	defer p.close()
+	ctx := withOrigin(context.Background())
+	for i := 0; i < 5; i++ {
+		pr, err := p.enqueue(ctx, fsm.Acquire{Key: fmt.Sprint("k", i), Interval: 1000, Max: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case f := <-r.applied:
+			if n := <-r.sizes; n != 1 {
+				t.Fatalf("entry %d holds %d commands, want 1", i, n)
+			}
+			close(f.release)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("command %d did not reach Raft: the lone client waited for itself", i)
+		}
+		if res, err := p.await(pr); err != nil || !res[0].Permit.Granted {
+			t.Fatalf("outcome %+v %v", res, err)
+		}
+	}
+}
