@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync"
 	"unsafe"
-
-	"github.com/tidwall/btree"
 )
 
 // inlineKey is how many bytes of key a record holds itself; a longer key
@@ -117,6 +115,7 @@ type offMem struct {
 	chunks [][]byte
 	segs   [nsegs][]byte // nil for a segment on the Go heap
 	heap   []byte        // nil while the heap is on the Go heap
+	index  [][]byte      // the scan index's blocks
 }
 
 // size is how many bytes the mappings take outside the Go heap (0 where
@@ -132,6 +131,9 @@ func (m *offMem) size() int64 {
 	for _, s := range m.segs {
 		n += len(s)
 	}
+	for _, b := range m.index {
+		n += len(b)
+	}
 	return int64(n)
 }
 
@@ -144,13 +146,16 @@ func (m *offMem) release() {
 		freeOff(s)
 	}
 	freeOff(m.heap)
+	for _, b := range m.index {
+		freeOff(b)
+	}
 	*m = offMem{}
 }
 
 // store holds the keys: records in chunks outside the Go heap, addressed
 // by a uint32 id (0 is never a record), an open-addressing hash table of
 // ids from key to record, an expiry heap of ids ordered by deadline, and
-// the scan index, a B-tree of ids in (hash, key) order. None of it is
+// the scan index of ids in (hash, key) order. None of it is
 // replicated state: it is derived from the keys, and its ids, table and
 // heap layout may differ between replicas without any reply, SCAN
 // cursor, snapshot or digest telling them apart (those depend on the keys
@@ -159,8 +164,8 @@ func (m *offMem) release() {
 // Why outside the Go heap: with a million keys a map of pointers to
 // records took 168 bytes of live heap a key, and the collector lets the
 // heap grow to twice its live size between cycles, which every cycle
-// then walks. The records here (48 bytes), the table (6-11) and the heap
-// (4) are neither scanned nor doubled; the scan index (a few bytes a key),
+// then walks. The records here (48 bytes), the table (6-11), the heap
+// (4) and the scan index's blocks (4-6) are neither scanned nor doubled;
 // keys longer than inlineKey and the spans of wide keys are on the Go
 // heap.
 //
@@ -180,7 +185,7 @@ type store struct {
 	// index orders the ids by (hash, key) for SCAN's cursor and the
 	// snapshot walk. Its id 0 stands for the probe (probeHash, probeKey),
 	// a position that is not a record, which ascend sets under probeMu.
-	index     *btree.BTreeG[uint32]
+	index     *scanIndex
 	probeMu   sync.Mutex
 	probeHash uint64
 	probeKey  string
@@ -198,7 +203,7 @@ func newStore() *store {
 	for i := range s.segs {
 		s.segs[i].slots = make([]uint32, minSegSlots)
 	}
-	s.index = btree.NewBTreeGOptions(s.indexLess, btree.Options{NoLocks: true})
+	s.index = newScanIndex(s.indexLess, s.mem)
 	runtime.AddCleanup(s, func(m *offMem) { m.release() }, s.mem)
 	return s
 }
