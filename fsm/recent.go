@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"fmt"
 	"hash/crc64"
 )
@@ -21,8 +22,9 @@ func EntrySum(data []byte) uint64 { return crc64.Checksum(data, crcTable) }
 // Why encoded: a Result is 104 bytes on the Go heap, and the ring holds up
 // to recentResults of them, 13 MB live and up to twice that resident with
 // the collector's headroom, more than a tenth of what a million keys take;
-// encoded, a result is 8-20 bytes. ResultsAt, which decodes, runs only
-// when a node lost leadership with entries in flight.
+// encoded, a result is 8-20 bytes (about 17 for a grant: its slot times
+// are six-byte varints). ResultsAt, which decodes, runs only when a node
+// lost leadership with entries in flight.
 type appliedEntry struct {
 	index   uint64
 	sum     uint64
@@ -48,6 +50,7 @@ type recent struct {
 	// held is how many results the ring holds; from is the oldest index
 	// whose results may still be held.
 	held, from uint64
+	scratch    []byte // add's encoding buffer, reused
 }
 
 func (r *recent) add(index uint64, data []byte, results []Result) {
@@ -58,8 +61,11 @@ func (r *recent) add(index uint64, data []byte, results []Result) {
 	if !anyError(results) {
 		// Encoding fails only for an error that is not a command error,
 		// and there is none.
-		if enc, err := AppendResults(make([]byte, 0, 2+12*len(results)), results); err == nil {
-			slot.enc, slot.results = enc, nil
+		var err error
+		if r.scratch, err = AppendResults(r.scratch[:0], results); err == nil {
+			// An exact copy: an append-grown slice would hold up to
+			// twice the bytes.
+			slot.enc, slot.results = bytes.Clone(r.scratch), nil
 		}
 	}
 	r.held += uint64(len(results))
