@@ -36,6 +36,12 @@ type record struct {
 	key  [inlineKey]byte
 }
 
+// The record must stay 48 bytes: KeyOverhead and the chunk size assume it.
+var (
+	_ [48 - unsafe.Sizeof(record{})]byte
+	_ [unsafe.Sizeof(record{}) - 48]byte
+)
+
 const (
 	metaLen  = 1<<5 - 1 // inline key length, or metaLong
 	metaLong = metaLen  // the key is longer than inlineKey: see store.long
