@@ -23,7 +23,7 @@ func (f *FSM) Digest() (index uint64, sum [sha256.Size]byte) {
 		if st.cell() {
 			img.cells = append(img.cells, cellKey{key: f.ks.keyOf(id), tat: st.last})
 		} else {
-			img.keys = append(img.keys, keyState{key: f.ks.keyOf(id), last: st.last, interval: st.interval, span: st.span})
+			img.keys = append(img.keys, keyState{key: f.ks.keyOf(id), last: st.last, interval: st.interval(), span: f.ks.span(id, st)})
 		}
 	})
 	for id, addr := range f.nodes {

@@ -242,21 +242,25 @@ func (f *FSM) cancel(c Cancel) Result {
 	if st != nil && st.cell() {
 		return Result{Err: fmt.Errorf("%w: %s was made by CL.THROTTLE", ErrWrongType, quoteName(c.Key))}
 	}
-	if st == nil || st.span < 0 {
+	if st == nil {
+		return Result{}
+	}
+	span, iv := f.ks.span(kid, st), st.interval()
+	if span < 0 {
 		return Result{}
 	}
 	// last = first + span·interval was checked against overflow when
 	// granted (and when an image was restored), so this cannot overflow.
-	first := st.last - st.span*st.interval
+	first := st.last - span*iv
 	if first != c.ValidAt {
 		return Result{}
 	}
-	if prev := first - st.interval; first <= f.now || prev < 0 {
+	if prev := first - iv; first <= f.now || prev < 0 {
 		// The state before the grant would expire at first: absent now.
 		f.remove(c.Key)
 	} else {
 		f.preserve(c.Key, st.hash, kid)
-		f.ks.update(kid, prev, st.interval, -1, false)
+		f.ks.update(kid, prev, iv, -1, false)
 	}
 	if c.Token != "" {
 		f.tokens.add(id, f.now, c.TokenWindow, Permit{})
@@ -307,7 +311,7 @@ func (f *FSM) prune() {
 			return
 		}
 		f.preserve(f.ks.keyView(id, st), st.hash, id)
-		f.mem -= keyCostLen(st.keyLen())
+		f.mem -= keyCostLen(f.ks.keyLen(id, st))
 		f.ks.remove(id)
 	}
 }
@@ -350,7 +354,7 @@ func (f *FSM) Keys(now int64) map[string]KeyState {
 	out := make(map[string]KeyState, f.ks.len())
 	f.ks.each(func(id uint32, st *record) {
 		if now < st.deadline() {
-			out[f.ks.keyOf(id)] = KeyState{Last: st.last, Interval: st.interval, Cell: st.cell()}
+			out[f.ks.keyOf(id)] = KeyState{Last: st.last, Interval: st.interval(), Cell: st.cell()}
 		}
 	})
 	return out

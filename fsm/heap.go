@@ -127,7 +127,7 @@ func (s *store) expiredCost(now int64) int64 {
 		if r.deadline() > now {
 			return 0
 		}
-		return keyCostLen(r.keyLen()) + walk(2*i+1) + walk(2*i+2)
+		return keyCostLen(s.keyLen(s.heap[i], r)) + walk(2*i+1) + walk(2*i+2)
 	}
 	return walk(0)
 }

@@ -3,28 +3,28 @@ package fsm
 // KeyOverhead is what one key costs in memory beyond its own bytes: its
 // record's fixed fields, its share of the hash table, its slot in the
 // expiry heap and its item in the scan index (see store). A key of up to
-// 24 bytes (inlineKey) sits in the record itself, which holds 24 bytes
+// 19 bytes (inlineKey) sits in the record itself, which holds 19 bytes
 // whatever its length; it is still counted by its length, so that a
-// longer key never costs less (the error is at most 23 bytes a key). A
-// key longer than 24 bytes is kept on the Go heap and costs its bytes
+// longer key never costs less (the error is at most 18 bytes a key). A
+// key longer than 19 bytes is kept on the Go heap and costs its bytes
 // plus LongKeyOverhead. These were measured, not
 // guessed: TestKeyCostMatchesHeap inserts 100,000 keys of 16, 100 and
 // 1,000 bytes through Apply and reads the Go heap plus the store's memory
 // outside it, and fails if the figure drifts from the measured one by more
-// than a quarter (as it could if a Go release changed its map or B-tree
-// layout). With Go 1.26 on amd64 a 16-byte key measured 94 bytes in all,
-// a 100-byte key 241 and a 1,000-byte key 1,153. Both kinds of key
+// than a quarter (as it could if a Go release changed its map
+// layout). With Go 1.26 on amd64 a 16-byte key measured 76 bytes in all,
+// a 100-byte key 223 and a 1,000-byte key 1,134. Both kinds of key
 // (THROTTLE.ACQUIRE's and CL.THROTTLE's) hold the same record and cost the
 // same.
-const KeyOverhead = 78
+const KeyOverhead = 60
 
-// LongKeyOverhead is what a key longer than 24 bytes costs beyond
+// LongKeyOverhead is what a key longer than 19 bytes costs beyond
 // KeyOverhead and its bytes: its entry in the map of long keys and the
 // allocator's rounding of its bytes (see KeyOverhead).
 const LongKeyOverhead = 64
 
 // KeyCost is the memory one key is accounted for: KeyOverhead plus the
-// key's bytes, plus LongKeyOverhead for a key of more than 24. The accounting (see MemoryUsage) is a deterministic function of the
+// key's bytes, plus LongKeyOverhead for a key of more than 19. The accounting (see MemoryUsage) is a deterministic function of the
 // key set, not a reading of memory: every replica computes the same
 // figure, and garbage that the collector has not yet freed (decoded log
 // entries, connection buffers) never counts.

@@ -1,6 +1,10 @@
 package fsm
 
-import "hash/crc64"
+import (
+	"bytes"
+	"fmt"
+	"hash/crc64"
+)
 
 // recentEntries is how many applied entries' results an FSM remembers.
 const recentEntries = 4096
@@ -10,11 +14,23 @@ var crcTable = crc64.MakeTable(crc64.ECMA)
 // EntrySum is the checksum ResultsAt compares entries by.
 func EntrySum(data []byte) uint64 { return crc64.Checksum(data, crcTable) }
 
-// appliedEntry is what Apply remembers of one entry (see ResultsAt).
+// appliedEntry is what Apply remembers of one entry (see ResultsAt): its
+// results encoded (AppendResults), or, when one of them is an error, as
+// they are, so that the error keeps its detail (errors are rare, and an
+// encoded error is its bare sentinel).
+//
+// Why encoded: a Result is 104 bytes on the Go heap, and the ring holds up
+// to recentResults of them, 13 MB live and up to twice that resident with
+// the collector's headroom, more than a tenth of what a million keys take;
+// encoded, a result is 8-20 bytes (about 17 for a grant: its slot times
+// are six-byte varints). ResultsAt, which decodes, runs only when a node
+// lost leadership with entries in flight.
 type appliedEntry struct {
 	index   uint64
 	sum     uint64
-	results []Result
+	n       int      // how many results
+	enc     []byte   // the results encoded, or nil
+	results []Result // the results, when not encoded
 }
 
 // recentResults bounds the results the ring holds in all: 4096 entries of
@@ -34,23 +50,44 @@ type recent struct {
 	// held is how many results the ring holds; from is the oldest index
 	// whose results may still be held.
 	held, from uint64
+	scratch    []byte // add's encoding buffer, reused
 }
 
 func (r *recent) add(index uint64, data []byte, results []Result) {
 	slot := &r.ring[index%recentEntries]
-	r.held -= uint64(len(slot.results))
-	*slot = appliedEntry{index: index, sum: EntrySum(data), results: results}
+	r.held -= uint64(slot.n)
+	*slot = appliedEntry{index: index, sum: EntrySum(data), n: len(results)}
+	slot.results = results
+	if !anyError(results) {
+		// Encoding fails only for an error that is not a command error,
+		// and there is none.
+		var err error
+		if r.scratch, err = AppendResults(r.scratch[:0], results); err == nil {
+			// An exact copy: an append-grown slice would hold up to
+			// twice the bytes.
+			slot.enc, slot.results = bytes.Clone(r.scratch), nil
+		}
+	}
 	r.held += uint64(len(results))
 	if index >= recentEntries {
 		r.from = max(r.from, index-recentEntries+1)
 	}
 	for r.held > recentResults && r.from < index {
 		if e := &r.ring[r.from%recentEntries]; e.index == r.from {
-			r.held -= uint64(len(e.results))
+			r.held -= uint64(e.n)
 			*e = appliedEntry{}
 		}
 		r.from++
 	}
+}
+
+func anyError(rs []Result) bool {
+	for i := range rs {
+		if rs[i].Err != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // AppliedIndex returns the index of the last log entry Apply applied, or 0
@@ -88,12 +125,19 @@ func (f *FSM) ResultsAt(index, sum uint64) ([]Result, EntryFate) {
 	if f.applied < index {
 		return nil, FatePending
 	}
-	e := f.recent.ring[index%recentEntries]
+	e := &f.recent.ring[index%recentEntries]
 	switch {
 	case e.index != index:
 		return nil, FateForgotten
 	case e.sum != sum:
 		return nil, FateReplaced
+	case e.enc == nil:
+		return e.results, FateCommitted
 	}
-	return e.results, FateCommitted
+	rs, err := DecodeResults(e.enc)
+	if err != nil {
+		// The ring encoded them itself: decoding cannot fail.
+		panic(fmt.Sprintf("fsm: results of entry %d: %v", index, err))
+	}
+	return rs, FateCommitted
 }

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -55,5 +56,36 @@ func TestResultsAtBoundedByResults(t *testing.T) {
 		if _, fate := f.ResultsAt(c.index, EntrySum(data)); fate != c.want {
 			t.Errorf("entry %d: fate %v, want %v", c.index, fate, c.want)
 		}
+	}
+}
+
+// TestResultsAtSameAsApply checks that the results ResultsAt gives back
+// (encoded in the ring, or kept whole when one is an error) are the ones
+// Apply returned, error text included.
+func TestResultsAtSameAsApply(t *testing.T) {
+	f := New(Config{})
+	for i, c := range []struct {
+		name string
+		cmds []Command
+	}{
+		{"grants", []Command{Acquire{Key: "a", Interval: 100, Max: 3, Slop: 10}, Acquire{Key: "a", Interval: 100, Max: 3, Slop: 10}, Acquire{Key: "b", Interval: 1 << 40, Max: 0, Slop: 0}}},
+		{"denial", []Command{Acquire{Key: "c", Interval: 1000, Max: 0, Slop: 0}, Acquire{Key: "c", Interval: 1000, Max: 0, Slop: 0}}},
+		{"cells", []Command{CellThrottle{Key: "cl", MaxBurst: 2, Count: 10, Period: 60, Quantity: 1}, Reset{Keys: []string{"a", "zz"}}}},
+		{"wrong type", []Command{Acquire{Key: "cl", Interval: 100, Max: 1, Slop: 10}, Acquire{Key: "d", Interval: 100, Max: 1, Slop: 10}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			data := Entry{Now: 1000 + int64(i), Commands: c.cmds}.Encode()
+			index := uint64(i + 1)
+			want := f.Apply(&raft.Log{Index: index, Data: data}).([]Result)
+			got, fate := f.ResultsAt(index, EntrySum(data))
+			if fate != FateCommitted || len(got) != len(want) {
+				t.Fatalf("fate %v, %d results, want %d", fate, len(got), len(want))
+			}
+			for j := range want {
+				if got[j].Permit != want[j].Permit || got[j].Cell != want[j].Cell || got[j].Count != want[j].Count || fmt.Sprint(got[j].Err) != fmt.Sprint(want[j].Err) {
+					t.Errorf("result %d: %+v, Apply gave %+v", j, got[j], want[j])
+				}
+			}
+		})
 	}
 }

@@ -103,7 +103,10 @@ func (f *FSM) startCopy() *keyCopy {
 func (f *FSM) stopCopy(c *keyCopy) {
 	for i, x := range f.copies {
 		if x == c {
-			f.copies = append(f.copies[:i], f.copies[i+1:]...)
+			// slices.Delete clears the vacated slot: a pointer left past
+			// the slice's length would keep c, and with it the whole copy
+			// of the keys, alive until the next snapshot overwrote it.
+			f.copies = slices.Delete(f.copies, i, i+1)
 			return
 		}
 	}

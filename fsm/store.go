@@ -8,38 +8,62 @@ import (
 	"strings"
 	"sync"
 	"unsafe"
-
-	"github.com/tidwall/btree"
 )
 
 // inlineKey is how many bytes of key a record holds itself; a longer key
-// is kept on the Go heap (store.long). 24 makes a record 64 bytes, one
-// cache line, and holds redis-benchmark's key:__rand_int__ (16 bytes), a
-// UUID with a short prefix, or a user ID with a route.
-const inlineKey = 24
+// is kept on the Go heap (store.long). 19 makes a record 48 bytes and
+// holds redis-benchmark's key:__rand_int__ (16 bytes), a short prefix and
+// a 12-digit ID, or a user ID with a route.
+const inlineKey = 19
 
 // record is the state of one key as the store holds it: a fixed-size,
 // pointer-free struct in memory outside the Go heap (see store). It must
 // never hold a Go pointer: the collector does not see that memory, and
 // would free what such a pointer points to.
+//
+// The interval and span share one word: the interval in the low 32 bits
+// (up to 49 days of milliseconds) and the span in the high 32, signed. A
+// key whose interval or span does not fit is wide (metaWide): the word
+// holds the whole interval, and its span is kept in store.wide. Either
+// way the record alone gives the deadline, which the expiry heap compares
+// on every move.
 type record struct {
-	hash     uint64 // keyHash(key): the key's place in the scan index
-	last     int64  // newest granted slot; for a cell key, its TAT in ns
-	interval int64  // interval it was granted with; 0 for a cell key
-	span     int64  // see keyState.span
-	pos      uint32 // position in the expiry heap
-	meta     uint32 // key length (metaLen) and flags
-	key      [inlineKey]byte
+	hash uint64 // keyHash(key): the key's place in the scan index
+	last int64  // newest granted slot; for a cell key, its TAT in ns
+	ivsp uint64 // interval and span, or the interval alone when wide
+	pos  uint32 // position in the expiry heap
+	meta uint8  // inline key length (metaLen), or metaLong; flags
+	key  [inlineKey]byte
 }
 
-const (
-	metaLen  = 1<<17 - 1 // key length: up to MaxKeyLen (1<<16) inclusive
-	metaCell = 1 << 30   // a CL.THROTTLE key
-	metaLive = 1 << 31   // the record holds a key (not on the free list)
+// The record must stay 48 bytes: KeyOverhead and the chunk size assume it.
+var (
+	_ [48 - unsafe.Sizeof(record{})]byte
+	_ [unsafe.Sizeof(record{}) - 48]byte
 )
 
-func (r *record) cell() bool  { return r.meta&metaCell != 0 }
-func (r *record) keyLen() int { return int(r.meta & metaLen) }
+const (
+	metaLen  = 1<<5 - 1 // inline key length, or metaLong
+	metaLong = metaLen  // the key is longer than inlineKey: see store.long
+	metaWide = 1 << 5   // interval and span do not fit 32 bits each
+	metaCell = 1 << 6   // a CL.THROTTLE key
+	metaLive = 1 << 7   // the record holds a key (not on the free list)
+)
+
+func (r *record) cell() bool { return r.meta&metaCell != 0 }
+
+// interval is the interval the key was granted with; 0 for a cell key.
+func (r *record) interval() int64 {
+	if r.meta&metaWide != 0 {
+		return int64(r.ivsp)
+	}
+	return int64(uint32(r.ivsp))
+}
+
+// narrow reports whether interval and span fit the record's word.
+func narrow(interval, span int64) bool {
+	return interval >= 0 && interval <= 1<<32-1 && span >= -1<<31 && span < 1<<31
+}
 
 // deadline is when the key expires (Unix ms) and becomes indistinguishable
 // from an absent key. Grants check that it fits in int64 (see decide). A
@@ -49,7 +73,7 @@ func (r *record) deadline() int64 {
 	if r.cell() {
 		return ceilDiv(r.last, nsPerMs)
 	}
-	return r.last + r.interval
+	return r.last + r.interval()
 }
 
 func (r *record) keyType() KeyType {
@@ -60,7 +84,7 @@ func (r *record) keyType() KeyType {
 }
 
 const (
-	// chunkShift sets how many records a chunk holds (16,384: 1 MiB).
+	// chunkShift sets how many records a chunk holds (16,384: 768 KiB).
 	// Records live in chunks that never move, so that a record's address
 	// stays valid and growing the store copies nothing.
 	chunkShift   = 14
@@ -97,6 +121,7 @@ type offMem struct {
 	chunks [][]byte
 	segs   [nsegs][]byte // nil for a segment on the Go heap
 	heap   []byte        // nil while the heap is on the Go heap
+	index  [][]byte      // the scan index's blocks
 }
 
 // size is how many bytes the mappings take outside the Go heap (0 where
@@ -112,6 +137,9 @@ func (m *offMem) size() int64 {
 	for _, s := range m.segs {
 		n += len(s)
 	}
+	for _, b := range m.index {
+		n += len(b)
+	}
 	return int64(n)
 }
 
@@ -124,13 +152,16 @@ func (m *offMem) release() {
 		freeOff(s)
 	}
 	freeOff(m.heap)
+	for _, b := range m.index {
+		freeOff(b)
+	}
 	*m = offMem{}
 }
 
 // store holds the keys: records in chunks outside the Go heap, addressed
 // by a uint32 id (0 is never a record), an open-addressing hash table of
 // ids from key to record, an expiry heap of ids ordered by deadline, and
-// the scan index, a B-tree of ids in (hash, key) order. None of it is
+// the scan index of ids in (hash, key) order. None of it is
 // replicated state: it is derived from the keys, and its ids, table and
 // heap layout may differ between replicas without any reply, SCAN
 // cursor, snapshot or digest telling them apart (those depend on the keys
@@ -139,26 +170,28 @@ func (m *offMem) release() {
 // Why outside the Go heap: with a million keys a map of pointers to
 // records took 168 bytes of live heap a key, and the collector lets the
 // heap grow to twice its live size between cycles, which every cycle
-// then walks. The records here (64 bytes), the table (6-11) and the heap
-// (4) are neither scanned nor doubled; the scan index (a few bytes a key)
-// and keys longer than inlineKey are on the Go heap.
+// then walks. The records here (48 bytes), the table (6-11), the heap
+// (4) and the scan index's blocks (4-6) are neither scanned nor doubled;
+// keys longer than inlineKey and the spans of wide keys are on the Go
+// heap.
 //
 // Its memory is returned to the system when the store becomes
 // unreachable: a FlushAll or Restore replaces the store, and a snapshot
 // copy still walking the old one (see keyCopy) keeps it alive until done.
 type store struct {
 	mem  *offMem
-	recs [][]record // views of mem.chunks
-	next uint32     // ids below next have been handed out
-	free []uint32   // ids of records given back, reused first
-	n    int        // live records
-	long map[uint32]string
+	recs [][]record        // views of mem.chunks
+	next uint32            // ids below next have been handed out
+	free []uint32          // ids of records given back, reused first
+	n    int               // live records
+	long map[uint32]string // keys longer than inlineKey, by id
+	wide map[uint32]int64  // spans of wide records (metaWide), by id
 	segs [nsegs]segment
 	heap []uint32 // the expiry heap: a view of mem.heap, or a Go slice
 	// index orders the ids by (hash, key) for SCAN's cursor and the
 	// snapshot walk. Its id 0 stands for the probe (probeHash, probeKey),
 	// a position that is not a record, which ascend sets under probeMu.
-	index     *btree.BTreeG[uint32]
+	index     *scanIndex
 	probeMu   sync.Mutex
 	probeHash uint64
 	probeKey  string
@@ -176,7 +209,7 @@ func newStore() *store {
 	for i := range s.segs {
 		s.segs[i].slots = make([]uint32, minSegSlots)
 	}
-	s.index = btree.NewBTreeGOptions(s.indexLess, btree.Options{NoLocks: true})
+	s.index = newScanIndex(s.indexLess, s.mem)
 	runtime.AddCleanup(s, func(m *offMem) { m.release() }, s.mem)
 	return s
 }
@@ -199,26 +232,42 @@ func (s *store) rec(id uint32) *record {
 // the record's own bytes, valid only while the record is unchanged; clone
 // it before keeping it.
 func (s *store) keyView(id uint32, r *record) string {
-	n := r.keyLen()
-	if n > inlineKey {
+	n := int(r.meta & metaLen)
+	if n == metaLong {
 		return s.long[id]
 	}
 	return unsafe.String(&r.key[0], n)
 }
 
+// keyLen is the length of record r's (id's) key.
+func (s *store) keyLen(id uint32, r *record) int {
+	if n := int(r.meta & metaLen); n != metaLong {
+		return n
+	}
+	return len(s.long[id])
+}
+
 // keyOf returns a copy of id's key that may be kept.
 func (s *store) keyOf(id uint32) string {
 	r := s.rec(id)
-	if r.keyLen() > inlineKey {
+	if r.meta&metaLen == metaLong {
 		return s.long[id] // a Go string already
 	}
 	return strings.Clone(s.keyView(id, r))
 }
 
+// span is record r's (id's) span (see keyState.span).
+func (s *store) span(id uint32, r *record) int64 {
+	if r.meta&metaWide != 0 {
+		return s.wide[id]
+	}
+	return int64(int32(r.ivsp >> 32))
+}
+
 // state returns id's state as a keyState, its key copied.
 func (s *store) state(id uint32) keyState {
 	r := s.rec(id)
-	return keyState{key: s.keyOf(id), last: r.last, interval: r.interval, span: r.span, cell: r.cell(), hash: r.hash}
+	return keyState{key: s.keyOf(id), last: r.last, interval: r.interval(), span: s.span(id, r), cell: r.cell(), hash: r.hash}
 }
 
 func (s *store) len() int { return s.n }
@@ -233,7 +282,12 @@ func (s *store) get(key string) (uint32, *record) {
 		if id == 0 {
 			return 0, nil
 		}
-		if r := s.rec(id); r.keyLen() == len(key) && s.keyView(id, r) == key {
+		r := s.rec(id)
+		if n := int(r.meta & metaLen); n != metaLong {
+			if n == len(key) && unsafe.String(&r.key[0], n) == key {
+				return id, r
+			}
+		} else if len(key) > inlineKey && s.long[id] == key {
 			return id, r
 		}
 	}
@@ -268,16 +322,16 @@ func (s *store) add(key string, hash uint64, last, interval, span int64, cell bo
 		}
 	}
 	r := s.rec(id)
-	*r = record{hash: hash, last: last, interval: interval, span: span, meta: uint32(len(key)) | metaLive}
-	if cell {
-		r.meta |= metaCell
-	}
+	*r = record{hash: hash, last: last, meta: metaLive}
+	s.setTimes(id, r, interval, span, cell)
 	if len(key) > inlineKey {
 		if s.long == nil {
 			s.long = make(map[uint32]string)
 		}
 		s.long[id] = key
+		r.meta |= metaLong
 	} else {
+		r.meta |= uint8(len(key))
 		copy(r.key[:], key)
 	}
 	s.tableInsert(id, key)
@@ -291,7 +345,12 @@ func (s *store) remove(id uint32) {
 	s.heapRemove(int(r.pos))
 	s.tableDelete(id, s.keyView(id, r))
 	s.index.Delete(id)
-	delete(s.long, id)
+	if r.meta&metaLen == metaLong {
+		delete(s.long, id)
+	}
+	if r.meta&metaWide != 0 {
+		delete(s.wide, id)
+	}
 	*r = record{}
 	s.free = append(s.free, id)
 	s.n--
@@ -300,12 +359,31 @@ func (s *store) remove(id uint32) {
 // update sets id's state and moves it to its place in the expiry heap.
 func (s *store) update(id uint32, last, interval, span int64, cell bool) {
 	r := s.rec(id)
-	r.last, r.interval, r.span = last, interval, span
+	r.last = last
+	s.setTimes(id, r, interval, span, cell)
+	s.heapFix(int(r.pos))
+}
+
+// setTimes sets record r's (id's) interval, span and kind.
+func (s *store) setTimes(id uint32, r *record, interval, span int64, cell bool) {
 	r.meta &^= metaCell
 	if cell {
 		r.meta |= metaCell
 	}
-	s.heapFix(int(r.pos))
+	if narrow(interval, span) {
+		if r.meta&metaWide != 0 {
+			delete(s.wide, id)
+			r.meta &^= metaWide
+		}
+		r.ivsp = uint64(uint32(interval)) | uint64(uint32(int32(span)))<<32
+		return
+	}
+	if s.wide == nil {
+		s.wide = make(map[uint32]int64)
+	}
+	s.wide[id] = span
+	r.meta |= metaWide
+	r.ivsp = uint64(interval)
 }
 
 // each calls fn with every key held, in id order (not a replicated order).

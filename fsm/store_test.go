@@ -18,6 +18,7 @@ func checkStore(t *testing.T, s *store, want map[string]keyState) {
 	if s.len() != len(want) || len(s.heap) != len(want) || s.index.Len() != len(want) {
 		t.Fatalf("len %d heap %d index %d, want %d", s.len(), len(s.heap), s.index.Len(), len(want))
 	}
+	long, wide := 0, 0
 	for k, w := range want {
 		id, r := s.get(k)
 		if r == nil {
@@ -26,6 +27,15 @@ func checkStore(t *testing.T, s *store, want map[string]keyState) {
 		if got := s.state(id); got != w {
 			t.Fatalf("key %q: state %+v, want %+v", k, got, w)
 		}
+		if len(k) > inlineKey {
+			long++
+		}
+		if !narrow(w.interval, w.span) {
+			wide++
+		}
+	}
+	if len(s.long) != long || len(s.wide) != wide {
+		t.Fatalf("%d long keys and %d wide spans kept, want %d and %d", len(s.long), len(s.wide), long, wide)
 	}
 	seen := map[uint32]bool{}
 	total := 0
@@ -66,7 +76,9 @@ func checkStore(t *testing.T, s *store, want map[string]keyState) {
 }
 
 // TestStoreRandom applies random inserts, updates and removals, with short
-// keys (in the record) and long ones (on the Go heap), and checks the
+// keys (in the record) and long ones (on the Go heap, among them one whose
+// length is metaLong's value), narrow and wide intervals and spans (in the
+// record, or with the span on the Go heap), and checks the
 // store against a map after each burst; free records are reused, and
 // segments grow and have entries shifted back as keys are removed.
 func TestStoreRandom(t *testing.T) {
@@ -77,11 +89,15 @@ func TestStoreRandom(t *testing.T) {
 			want := map[string]keyState{}
 			key := func() string {
 				k := strconv.Itoa(rng.Intn(3000))
-				switch rng.Intn(4) {
+				switch rng.Intn(6) {
 				case 0:
 					k += strings.Repeat("L", inlineKey) // long: on the Go heap
 				case 1:
 					k += strings.Repeat("s", inlineKey-len(k)) // exactly inline
+				case 2:
+					k += strings.Repeat("o", inlineKey+1-len(k)) // one over
+				case 3:
+					k += strings.Repeat("m", metaLong-len(k)) // the length metaLong stands for
 				}
 				return k
 			}
@@ -90,8 +106,13 @@ func TestStoreRandom(t *testing.T) {
 				for range 500 {
 					k := key()
 					st := keyState{key: k, last: rng.Int63n(1000), interval: 1 + rng.Int63n(100), span: rng.Int63n(3) - 1, hash: keyHash(k)}
-					if rng.Intn(5) == 0 {
+					switch rng.Intn(8) {
+					case 0:
 						st.cell, st.interval, st.span = true, 0, 0
+					case 1:
+						st.interval = 1<<32 - 1 + rng.Int63n(3) // at and past the narrow bound
+					case 2:
+						st.interval, st.span = 1+rng.Int63n(3), 1<<31-1+rng.Int63n(3)
 					}
 					id, r := s.get(k)
 					switch {

@@ -406,9 +406,11 @@ func (p *proposer) submit(batch []*proposal, n int, seq uint64) {
 				err = fmt.Errorf("%w: %d results for %d commands", ErrOutcomeUnknown, len(results), n)
 			}
 		} else if err == nil {
-			var ok bool
-			if results, ok = f.Response().([]fsm.Result); !ok || len(results) != n {
-				err = fmt.Errorf("%w: unexpected apply response %T", ErrOutcomeUnknown, f.Response())
+			if box, ok := f.Response().(*appliedResults); ok {
+				results = box.take()
+			}
+			if len(results) != n {
+				err = fmt.Errorf("%w: unexpected apply response %T with %d results for %d commands", ErrOutcomeUnknown, f.Response(), len(results), n)
 			}
 		}
 		for _, pr := range batch {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/throttledb/throttledb/fsm"
+	"github.com/throttledb/throttledb/internal/latency"
 )
 
 type fakeFuture struct {
@@ -28,6 +29,9 @@ type fakeRaft struct {
 	err     error
 	entries []fsm.Entry
 	gate    chan struct{} // if set, Apply blocks until it is closed
+	// responses are the futures' responses, which Raft's log cache keeps
+	// reachable on a real leader.
+	responses []any
 }
 
 func (r *fakeRaft) Apply(data []byte, _ time.Duration) raft.ApplyFuture {
@@ -41,7 +45,42 @@ func (r *fakeRaft) Apply(data []byte, _ time.Duration) raft.ApplyFuture {
 	if r.err != nil {
 		return fakeFuture{err: r.err}
 	}
-	return fakeFuture{resp: r.fsm.Apply(&raft.Log{Data: data})}
+	f := fakeFuture{resp: applyAsRaft(r.fsm, data)}
+	r.responses = append(r.responses, f.resp)
+	return f
+}
+
+// applyAsRaft applies data as Raft does on a node (timedFSM), so that the
+// response is what the proposer gets from a real future.
+func applyAsRaft(f *fsm.FSM, data []byte) any {
+	return timedFSM{f, new(latency.Histogram)}.Apply(&raft.Log{Data: data})
+}
+
+// TestProposerReleasesResults checks that the proposer empties each
+// future's results once it has answered them: a real leader's log cache
+// keeps its recent futures, and with them whatever they still hold.
+func TestProposerReleasesResults(t *testing.T) {
+	r := &fakeRaft{fsm: fsm.New(fsm.Config{})}
+	p := newProposer(r, 8, time.Second, func() int64 { return 1000 })
+	go p.run()
+	defer p.close()
+	for i := range 3 {
+		res, err := p.propose(context.Background(), fsm.Acquire{Key: fmt.Sprint("k", i), Interval: 10, Max: 1, Slop: 1})
+		if err != nil || !res.Permit.Granted {
+			t.Fatalf("proposal %d: %+v, %v", i, res, err)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.responses) == 0 {
+		t.Fatal("no entry reached Raft")
+	}
+	for i, resp := range r.responses {
+		box, ok := resp.(*appliedResults)
+		if !ok || box.res != nil {
+			t.Fatalf("response %d still holds its results: %#v", i, resp)
+		}
+	}
 }
 
 func TestProposerOutcomes(t *testing.T) {
@@ -263,7 +302,7 @@ type heldRaft struct {
 
 func (r *heldRaft) Apply(data []byte, _ time.Duration) raft.ApplyFuture {
 	e, _ := fsm.DecodeEntry(data)
-	f := heldFuture{release: make(chan struct{}), resp: r.fsm.Apply(&raft.Log{Data: data})}
+	f := heldFuture{release: make(chan struct{}), resp: applyAsRaft(r.fsm, data)}
 	r.sizes <- len(e.Commands)
 	r.applied <- f
 	return f

@@ -1,0 +1,141 @@
+package fsm
+
+import (
+	"math/rand"
+	"slices"
+	"strconv"
+	"testing"
+)
+
+// TestScanIndexRandom checks the scan index against a sorted slice
+// through random inserts and removals (splitting and merging blocks), a
+// load in order, full walks and walks from random places, and that the
+// blocks stay a sixteenth full or more on average whatever is removed.
+func TestScanIndexRandom(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		ids, rounds int
+		load        bool // start from a load in order, as a restore does
+		removeBias  int  // out of 10: how often an operation removes
+	}{
+		{"small", 40, 200, false, 5},
+		{"grow", 20_000, 40, false, 2},
+		{"loaded then shrunk", 20_000, 40, true, 8},
+		{"churn", 5_000, 60, false, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewSource(int64(tc.ids)))
+			vals := make([]uint64, tc.ids+1) // vals[0] is the probe
+			for i := 1; i <= tc.ids; i++ {
+				vals[i] = rng.Uint64() >> 1 // unique with overwhelming odds
+			}
+			less := func(a, b uint32) bool { return vals[a] < vals[b] }
+			m := &offMem{}
+			defer m.release()
+			x := newScanIndex(less, m)
+			held := map[uint32]bool{}
+			if tc.load {
+				all := make([]uint32, 0, tc.ids)
+				for i := 1; i <= tc.ids; i++ {
+					all = append(all, uint32(i))
+				}
+				slices.SortFunc(all, func(a, b uint32) int { return cmpU64(vals[a], vals[b]) })
+				for _, id := range all {
+					x.Load(id)
+					held[id] = true
+				}
+			}
+			check := func() {
+				t.Helper()
+				want := make([]uint32, 0, len(held))
+				for id := range held {
+					want = append(want, id)
+				}
+				slices.SortFunc(want, func(a, b uint32) int { return cmpU64(vals[a], vals[b]) })
+				if x.Len() != len(want) {
+					t.Fatalf("Len %d, want %d", x.Len(), len(want))
+				}
+				var got []uint32
+				x.Scan(func(id uint32) bool { got = append(got, id); return true })
+				if !slices.Equal(got, want) {
+					t.Fatalf("walk of %d ids differs from the %d held", len(got), len(want))
+				}
+				for range 20 {
+					vals[0] = rng.Uint64() >> 1
+					if rng.Intn(4) == 0 && len(want) > 0 {
+						vals[0] = vals[want[rng.Intn(len(want))]] // exactly at a held id
+					}
+					i, _ := slices.BinarySearchFunc(want, vals[0], func(id uint32, v uint64) int { return cmpU64(vals[id], v) })
+					stop := i + rng.Intn(300)
+					var from []uint32
+					x.Ascend(0, func(id uint32) bool {
+						if i+len(from) == stop {
+							return false
+						}
+						from = append(from, id)
+						return true
+					})
+					if !slices.Equal(from, want[i:min(stop, len(want))]) {
+						t.Fatalf("walk from %d: %d ids, want %d", vals[0], len(from), len(want[i:min(stop, len(want))]))
+					}
+				}
+				if len(held) >= 1000 && len(held)/len(x.dir) < 16 {
+					t.Fatalf("%d ids in %d blocks", len(held), len(x.dir))
+				}
+			}
+			for range tc.rounds {
+				for range 1000 {
+					id := uint32(1 + rng.Intn(tc.ids))
+					switch {
+					case held[id] && rng.Intn(10) < tc.removeBias:
+						x.Delete(id)
+						delete(held, id)
+					case !held[id] && rng.Intn(10) >= tc.removeBias:
+						x.Set(id)
+						held[id] = true
+					}
+				}
+				check()
+			}
+			for id := range held {
+				x.Delete(id)
+				delete(held, id)
+			}
+			check()
+			if len(x.dir) != 0 {
+				t.Fatalf("empty index keeps %d blocks", len(x.dir))
+			}
+		})
+	}
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// BenchmarkScanIndexSet measures inserting into a scan index of n ids in
+// random order, with ids compared through their records as the store does.
+func BenchmarkScanIndexSet(b *testing.B) {
+	for _, n := range []int{10_000, 1_000_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			s := newStore()
+			defer s.mem.release()
+			for i := range n {
+				k := "key:" + strconv.Itoa(i)
+				s.insert(k, keyHash(k), 1000, 1e9, 0, false)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				k := "new:" + strconv.Itoa(i)
+				id := s.insert(k, keyHash(k), 1000, 1e9, 0, false)
+				s.remove(id)
+			}
+		})
+	}
+}
