@@ -9,13 +9,15 @@
 # and then redis-benchmark (the tool Redis users already trust) with
 # Redis's own numbers: -c 50, -r 10000 random keys, N requests (--requests,
 # default 20000) per run, in three workloads: random keys at -P 1, random
-# keys at -P 16, and one hot key at -P 1 (nearly every call denied). A
-# -P 16 row is 16 runs of N requests, each on 10,000 keys no earlier run
-# used (key prefix rN:), added up (requests over the sum of the runs'
-# times; p50 the median of theirs): one run of N takes a fifth of a second
-# at 60-100k/s and its ratio swings widely, while 16 x N on the same 10,000
-# keys would be 32 calls a key, mostly denials, and no longer the mostly
-# granting load the -P 1 row is. With the default N and --duration 5s the
+# keys at -P 16, and one hot key at -P 1 (nearly every call denied). Every
+# run on random keys uses 10,000 keys no earlier run used (key prefix rN:),
+# so that each row is the mostly granting load it names: with shared keys,
+# a later row (the leader's, after the follower's) met keys earlier rows
+# had filled and was answered mostly by denials. A -P 16 row is 16 runs of
+# N requests added up (requests over the sum of the runs' times; p50 the
+# median of theirs): one run of N takes a fifth of a second at 60-100k/s
+# and its ratio swings widely, while 16 x N on the same 10,000 keys would
+# be 32 calls a key, mostly denials. With the default N and --duration 5s the
 # whole script took 2-3 minutes on the 2-core development machine. Each
 # redis-benchmark row is printed with its ratio to the Redis+Lua rows of the
 # same workload. The targets, in turn:
@@ -211,8 +213,8 @@ run_rb() {
     for ((r = 1; r <= runs; r++)); do
       rb_batch=$((rb_batch + 1))
       local k=$key
-      # Each run of a -P 16 row on keys no earlier run used (see above).
-      [ "$runs" = 1 ] || k="r$rb_batch:$key"
+      # Each run on random keys no earlier run used (see above).
+      [ "$key" = hot ] || k="r$rb_batch:$key"
       redis-benchmark -h "$host" -p "$port" -c 50 -r 10000 -n "$requests" -P "$pipe" --csv \
         "${cmd[@]}" "$k" 1000 5 >"$tmp/rb.csv" 2>&1 || true
       if [ "$(awk 'END {print NR}' "$tmp/rb.csv")" -lt 2 ]; then
@@ -298,7 +300,7 @@ printf '%s\n' "${rows[@]}"
 
 if [ -s "$tmp/rb.tsv" ]; then
   echo
-  echo "Load: redis-benchmark -c 50 -r 10000 -n $requests -P 1, and -P 16 as 16 such runs on fresh keys, --csv, \`THROTTLE.ACQUIRE key:__rand_int__ 1000 5\`"
+  echo "Load: redis-benchmark -c 50 -r 10000 -n $requests -P 1, and -P 16 as 16 such runs, each run on keys of its own (prefix rN:), --csv, \`THROTTLE.ACQUIRE key:__rand_int__ 1000 5\`"
   echo "(Redis: \`EVALSHA <cmd/throttledb/internal/bench/throttle.lua> 1 key:__rand_int__ 1000 5\`; hot key: the key \`hot\`)"
   echo
   echo "| target | workload | ops/s | p50 ms | x Lua always | x Lua in memory |"
