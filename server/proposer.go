@@ -223,20 +223,8 @@ func (p *proposer) run() {
 					return // first was never submitted: await says so
 				}
 			}
-			batch = append(batch[:0], first)
-			n := len(first.cmds)
-		more:
-			for n < p.maxBatch {
-				select {
-				case pr := <-p.ch:
-					if p.admit(pr) {
-						batch = append(batch, pr)
-						n += len(pr.cmds)
-					}
-				default:
-					break more
-				}
-			}
+			var n int
+			batch, n = p.take(append(batch[:0], first), len(first.cmds))
 			if p.batchWait {
 				batch, n = p.waitReturns(batch, n)
 			}
@@ -308,6 +296,13 @@ func (p *proposer) waitReturns(batch []*proposal, n int) ([]*proposal, int) {
 	case <-p.stop: // submitted all the same: Raft, shut down, answers them
 	}
 	t.Stop()
+	return p.take(batch, n)
+}
+
+// take adds to batch, which holds n commands, the proposals already
+// queued, up to maxBatch commands, without waiting; it returns the batch
+// and its count.
+func (p *proposer) take(batch []*proposal, n int) ([]*proposal, int) {
 	for n < p.maxBatch {
 		select {
 		case pr := <-p.ch:
