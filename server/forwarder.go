@@ -36,8 +36,9 @@ type forwarder struct {
 	answered chan struct{} // a reply arrived (buffered, 1): see run
 	hold     time.Duration // how long a batch that is not full may wait: see run
 
-	pipes map[string]*leaderPipe // by leader address; run's own
-	req   []byte                 // the request being written; run's own, reused
+	last  atomic.Pointer[forwardTo] // see to
+	pipes map[string]*leaderPipe    // by leader address; run's own
+	req   []byte                    // the request being written; run's own, reused
 }
 
 // leaderPipe is a forwarding connection, the request version its leader
@@ -86,7 +87,16 @@ type submitter interface {
 }
 
 // to returns the submitter that forwards to the leader at addr.
-func (f *forwarder) to(addr string) submitter { return forwardTo{f, addr} }
+// The one made last is kept and handed out again while the leader stays
+// the same, rather than a new one boxed per forwarded command.
+func (f *forwarder) to(addr string) submitter {
+	if t := f.last.Load(); t != nil && t.addr == addr {
+		return t
+	}
+	t := &forwardTo{f, addr}
+	f.last.Store(t)
+	return t
+}
 
 type forwardTo struct {
 	f    *forwarder
@@ -99,17 +109,21 @@ type earlySubmitter interface {
 	enqueueEarly(ctx context.Context, cmds ...fsm.Command) (*proposal, error)
 }
 
+// enqueue's proposals come from a pool; await gives them back once
+// answered.
 func (t forwardTo) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal, error) {
-	return t.put(ctx, &proposal{cmds: cmds, done: make(chan outcome, 1), addr: t.addr})
+	return t.put(ctx, cmds, false)
 }
 
 // enqueueEarly is enqueue for a proposal forwarded marked as one the leader
 // may decide early (rpc.go, rpcVersionEarly).
 func (t forwardTo) enqueueEarly(ctx context.Context, cmds ...fsm.Command) (*proposal, error) {
-	return t.put(ctx, &proposal{cmds: cmds, done: make(chan outcome, 1), addr: t.addr, early: true})
+	return t.put(ctx, cmds, true)
 }
 
-func (t forwardTo) put(ctx context.Context, pr *proposal) (*proposal, error) {
+func (t forwardTo) put(ctx context.Context, cmds []fsm.Command, early bool) (*proposal, error) {
+	pr := newProposal(cmds)
+	pr.addr, pr.early = t.addr, early
 	select {
 	case t.f.queue <- pr:
 		return pr, nil
@@ -119,26 +133,29 @@ func (t forwardTo) put(ctx context.Context, pr *proposal) (*proposal, error) {
 	case t.f.queue <- pr:
 		return pr, nil
 	case <-ctx.Done():
+		pr.release() // never queued
 		return nil, fmt.Errorf("%w: %w", ErrNoLeader, ctx.Err())
 	case <-t.f.stop:
+		pr.release()
 		return nil, ErrShuttingDown
 	}
 }
 
 func (t forwardTo) await(pr *proposal) ([]fsm.Result, error) {
+	var o outcome
 	select {
-	case o := <-pr.done:
-		return o.res, o.err
+	case o = <-pr.done:
 	case <-t.f.stopped:
 		// run answers every proposal it took; one still queued was never
 		// sent.
 		select {
-		case o := <-pr.done:
-			return o.res, o.err
+		case o = <-pr.done:
 		default:
 			return nil, ErrShuttingDown
 		}
 	}
+	pr.release() // answered: the forwarder is done with it
+	return o.res, o.err
 }
 
 // run sends batches until close.
