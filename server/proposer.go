@@ -61,6 +61,10 @@ func (pr *proposal) release() {
 // clients send again as soon as they are answered (see waitReturns).
 type origin struct {
 	answered atomic.Uint64 // sequence number of that entry; 0: none yet
+	// forwarded is, on a follower, the sequence number of the forwarding
+	// request that last answered it, and returned that of the last such
+	// request after which it sent again (see forwarder.waitReturns).
+	forwarded, returned atomic.Uint64
 }
 
 // originKey is the context key under which a connection's *origin rides
