@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/binary"
 	"fmt"
+	"unsafe"
 )
 
 // EntryType is the first byte of every log entry this package writes. Types
@@ -375,7 +376,35 @@ func CheckEntry(data []byte) error {
 	return err
 }
 
+// DecodeEntryIn is DecodeEntry for an entry held in a string, for a caller
+// that decodes many small entries at once (the leader, the proposals of a
+// forwarding request): the entry's commands are appended to dst, which it
+// returns, and the entry's Commands are that part of it (capped at its
+// length); its strings (keys, tokens) are substrings of data, not copies.
+// So no allocation is made per string or per entry, and data stays
+// reachable for as long as any of them is. On an error dst is returned
+// unchanged.
+func DecodeEntryIn(dst []Command, data string) (Entry, []Command, error) {
+	start := len(dst)
+	e, err := decodeEntryInto(dst, unsafe.Slice(unsafe.StringData(data), len(data)), false, data)
+	if err != nil {
+		return Entry{}, dst[:start], err
+	}
+	dst = e.Commands
+	if e.Commands = dst[start:len(dst):len(dst)]; len(e.Commands) == 0 {
+		e.Commands = nil // as DecodeEntry
+	}
+	return e, dst, nil
+}
+
 func decodeEntry(data []byte, skip bool) (Entry, error) {
+	return decodeEntryInto(nil, data, skip, "")
+}
+
+// decodeEntryInto decodes data, appending its commands to dst (the
+// returned entry's Commands are all of dst); src, if not empty, holds the
+// same bytes as data, and strings are taken from it.
+func decodeEntryInto(dst []Command, data []byte, skip bool, src string) (Entry, error) {
 	if len(data) < 2 {
 		return Entry{}, fmt.Errorf("entry of %d bytes: %w", len(data), ErrCorrupt)
 	}
@@ -386,9 +415,14 @@ func decodeEntry(data []byte, skip bool) (Entry, error) {
 		return Entry{}, fmt.Errorf("batch version %d: %w", data[1], ErrUnknownType)
 	}
 	d := decoder{buf: data[2:], skip: skip}
+	if src != "" {
+		d.src = src[2:]
+	}
 	e := Entry{Now: d.varint()}
 	n := d.count()
-	if n > 0 && !skip {
+	if dst != nil {
+		e.Commands = dst
+	} else if n > 0 && !skip {
 		// count bounds n by the bytes left, so this cannot be made huge.
 		e.Commands = make([]Command, 0, n)
 	}
@@ -417,6 +451,7 @@ type decoder struct {
 	buf  []byte
 	err  error
 	skip bool   // read, keep nothing (CheckEntry): strings are "", commands nil
+	src  string // if set, the bytes buf started as: strings are taken from it (DecodeEntryIn)
 	run  seqRun // the entry's latest sequenced command (OpAcquireNext)
 }
 
@@ -474,7 +509,12 @@ func (d *decoder) string() string {
 		return ""
 	}
 	var s string
-	if !d.skip {
+	switch {
+	case d.skip:
+	case d.src != "":
+		off := len(d.src) - len(d.buf) // buf is only ever cut from the front
+		s = d.src[off : off+int(n)]
+	default:
 		s = string(d.buf[:n])
 	}
 	d.buf = d.buf[n:]

@@ -89,6 +89,19 @@ func FuzzDecodeEntry(f *testing.F) {
 		if cerr := CheckEntry(data); (cerr == nil) != (err == nil) || cerr != nil && cerr.Error() != err.Error() {
 			t.Fatalf("CheckEntry says %v, DecodeEntry %v", cerr, err)
 		}
+		// DecodeEntryIn decodes the same entry, after what dst holds,
+		// which it leaves as it was.
+		prefix := []Command{FlushAll{}}
+		in, dst, ierr := DecodeEntryIn(prefix[:1:1], string(data))
+		if (ierr == nil) != (err == nil) || ierr != nil && ierr.Error() != err.Error() {
+			t.Fatalf("DecodeEntryIn says %v, DecodeEntry %v", ierr, err)
+		}
+		if ierr == nil && (!reflect.DeepEqual(in, e) || len(dst) != 1+len(e.Commands) || !reflect.DeepEqual(dst[1:], e.Commands) && len(e.Commands) > 0) {
+			t.Fatalf("DecodeEntryIn: %#v, %#v; DecodeEntry %#v", in, dst, e)
+		}
+		if dst[0] != (FlushAll{}) {
+			t.Fatalf("DecodeEntryIn changed dst[0]: %#v", dst[0])
+		}
 		if err != nil {
 			return
 		}
@@ -111,4 +124,37 @@ func FuzzDecodeEntry(f *testing.F) {
 		f.applyEntry(1, e)
 		f.mu.Unlock()
 	})
+}
+
+// Entries decoded one after another into one array each keep their own
+// commands: an entry's Commands end at its length, so what is appended
+// after it never shows through, and an entry that fails to decode leaves
+// the array as it was.
+func TestDecodeEntryInShared(t *testing.T) {
+	entries := []Entry{
+		{Now: 1, Commands: []Command{Acquire{Key: "first", Interval: 3, Max: 2}}},
+		{Now: 2, Commands: []Command{Reset{Keys: []string{"a", "b"}}, Cancel{Key: "c", ValidAt: 9, Token: "t"}}},
+		{Now: 3, Commands: []Command{Acquire{Key: "last", Interval: 1, Max: 1, Token: "tok"}}},
+	}
+	var dst []Command
+	var got []Entry
+	for _, want := range entries {
+		var e Entry
+		var err error
+		if e, dst, err = DecodeEntryIn(dst, string(want.Encode())); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e)
+		if _, again, err := DecodeEntryIn(dst, "\x01\x01\x02\x05"); err == nil || len(again) != len(dst) {
+			t.Fatalf("a truncated entry: %v, dst %d -> %d", err, len(dst), len(again))
+		}
+	}
+	for i := range entries {
+		if !reflect.DeepEqual(got[i], entries[i]) || cap(got[i].Commands) != len(got[i].Commands) {
+			t.Errorf("entry %d: %#v (cap %d), want %#v", i, got[i], cap(got[i].Commands), entries[i])
+		}
+	}
+	if len(dst) != 4 {
+		t.Errorf("dst holds %d commands, want 4", len(dst))
+	}
 }

@@ -85,19 +85,27 @@ func AppendResults(dst []byte, rs []Result) ([]byte, error) {
 // DecodeResults parses results written by AppendResults. Errors wrap
 // ErrCorrupt or ErrUnknownType.
 func DecodeResults(data []byte) ([]Result, error) {
+	return DecodeResultsTo(nil, data)
+}
+
+// DecodeResultsTo is DecodeResults appending the results to dst, which it
+// returns, for a caller that decodes many short lists at once (a follower,
+// the outcomes of a forwarding reply) into one array. On an error dst is
+// returned unchanged; with a nil dst, nil.
+func DecodeResultsTo(dst []Result, data []byte) ([]Result, error) {
 	if len(data) < 1 {
-		return nil, fmt.Errorf("results of 0 bytes: %w", ErrCorrupt)
+		return dst, fmt.Errorf("results of 0 bytes: %w", ErrCorrupt)
 	}
 	version := data[0]
 	if version != resultsVersion && version != resultsVersionCell {
-		return nil, fmt.Errorf("results version %d: %w", data[0], ErrUnknownType)
+		return dst, fmt.Errorf("results version %d: %w", data[0], ErrUnknownType)
 	}
 	d := decoder{buf: data[1:]}
 	n := d.count()
 	// Each result takes at least 7 bytes, so this never allocates more
 	// than the input warrants.
-	var rs []Result
-	if n > 0 {
+	rs := dst
+	if n > 0 && rs == nil {
 		rs = make([]Result, 0, min(n, uint64(len(d.buf))/7))
 	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
@@ -136,7 +144,7 @@ func DecodeResults(data []byte) ([]Result, error) {
 		d.fail("%d trailing bytes", len(d.buf))
 	}
 	if d.err != nil {
-		return nil, d.err
+		return dst, d.err
 	}
 	return rs, nil
 }

@@ -87,6 +87,15 @@ func FuzzDecodeResults(f *testing.F) {
 	f.Add([]byte{2, 1, 0, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rs, err := DecodeResults(data)
+		// DecodeResultsTo decodes the same, after what dst holds.
+		prefix := []Result{{Count: 7}}
+		to, terr := DecodeResultsTo(prefix[:1:1], data)
+		if (terr == nil) != (err == nil) || terr != nil && terr.Error() != err.Error() {
+			t.Fatalf("DecodeResultsTo says %v, DecodeResults %v", terr, err)
+		}
+		if to[0].Count != 7 || len(to) != 1+len(rs) || len(rs) > 0 && !reflect.DeepEqual(to[1:], rs) {
+			t.Fatalf("DecodeResultsTo: %+v; DecodeResults %+v", to, rs)
+		}
 		if err != nil {
 			return
 		}

@@ -65,7 +65,8 @@ type Config struct {
 	// for the clients the previous entry answered to send again
 	// (--batch-wait no; see proposer.waitReturns): on, entries are larger
 	// and cost every node less CPU per command when clients send again as
-	// soon as answered.
+	// soon as answered. It also turns off a follower's like wait before
+	// it forwards a batch (forwarder.waitReturns).
 	NoBatchWait bool
 	// MaxClients caps the open client connections, as Redis's maxclients
 	// does; a connection over the cap gets "ERR max number of clients

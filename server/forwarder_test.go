@@ -218,3 +218,72 @@ func TestForwarderMarksEarly(t *testing.T) {
 		})
 	}
 }
+
+// TestForwarderWaitsForReturningClients: once a reply has answered the
+// proposals of two connections, a batch that is not full and has nothing
+// in flight waits for the other connection to send again, and takes its
+// proposal with it; with the wait off (--batch-wait no) it goes alone.
+func TestForwarderWaitsForReturningClients(t *testing.T) {
+	acquire := func(key string) fsm.Command { return fsm.Acquire{Key: key, Interval: 1000, Max: 1} }
+	tests := []struct {
+		name      string
+		batchWait bool
+		want      []string // keys of the second request
+	}{
+		{name: "waits", batchWait: true, want: []string{"a2", "b2"}},
+		{name: "off", batchWait: false, want: []string{"a2"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			leader := startFakeLeader(t, false)
+			pools := resp.NewPools("", time.Second)
+			defer pools.Close()
+			f := newForwarder(pools, 512, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			f.batchWait = tc.batchWait
+			f.loop = 1              // clients that send again as soon as answered
+			f.waitBound = time.Hour // the promise, not a race against the clock
+			connA, connB := withOrigin(context.Background()), withOrigin(context.Background())
+			// The last reply answered both connections.
+			f.seq = 1
+			f.replied([]*proposal{{from: connA.Value(originKey{}).(*origin)}, {from: connB.Value(originKey{}).(*origin)}}, 1, time.Now())
+			go f.run()
+			defer f.close()
+			sub := f.to(leader.addr)
+
+			a3, _ := sub.enqueue(connA, acquire("a2"))
+			// Once the forwarder has taken a2 it could send it alone;
+			// with the wait on, it must wait for B.
+			for deadline := time.Now().Add(10 * time.Second); len(f.queue) > 0; {
+				if time.Now().After(deadline) {
+					t.Fatal("the forwarder never took a2 from its queue")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			var got [][]fsm.Command
+			if !tc.batchWait {
+				got = <-leader.reqs
+				<-leader.marks
+			}
+			b3, _ := sub.enqueue(connB, acquire("b2"))
+			if tc.batchWait {
+				got = <-leader.reqs
+				<-leader.marks
+			}
+			var keys []string
+			for _, cmds := range got {
+				keys = append(keys, cmds[0].(fsm.Acquire).Key)
+			}
+			if fmt.Sprint(keys) != fmt.Sprint(tc.want) {
+				t.Fatalf("request holds %v, want %v", keys, tc.want)
+			}
+			for range 2 {
+				leader.release <- struct{}{}
+			}
+			for _, pr := range []*proposal{a3, b3} {
+				if res, err := sub.await(pr); err != nil || len(res) != 1 || !res[0].Permit.Granted {
+					t.Fatalf("outcome: %v, %v", res, err)
+				}
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,11 +31,40 @@ type proposal struct {
 	from      *origin      // the client connection it came from, if known
 }
 
+// proposals recycles the proposals of the forwarding path (a follower's
+// forwarder, the leader's RAFT.PROPOSE), each with its reply channel: two
+// allocations per forwarded command on each side, a measurable share of
+// both nodes' CPU at high load (README "Through a follower").
+var proposals = sync.Pool{New: func() any { return &proposal{done: make(chan outcome, 1)} }}
+
+// newProposal returns a proposal of cmds from the pool. Whoever receives
+// its outcome may give it back with release.
+func newProposal(cmds []fsm.Command) *proposal {
+	pr := proposals.Get().(*proposal)
+	pr.cmds = cmds
+	return pr
+}
+
+// release gives pr back to the pool once its outcome has been received
+// from pr.done: only then has everyone who held it (the proposer, the
+// forwarder) finished with it, as each sends the outcome last. The caller
+// must not use pr afterwards.
+func (pr *proposal) release() {
+	pr.cmds, pr.newKeys, pr.addr, pr.from = nil, nil, "", nil
+	pr.early, pr.queued = false, time.Time{}
+	pr.submitted.Store(false)
+	proposals.Put(pr)
+}
+
 // origin is one source of proposals, a client connection: the proposer
 // stamps it with the entry that last answered it, to learn whether its
 // clients send again as soon as they are answered (see waitReturns).
 type origin struct {
 	answered atomic.Uint64 // sequence number of that entry; 0: none yet
+	// forwarded is, on a follower, the sequence number of the forwarding
+	// request that last answered it, and returned that of the last such
+	// request after which it sent again (see forwarder.waitReturns).
+	forwarded, returned atomic.Uint64
 }
 
 // originKey is the context key under which a connection's *origin rides
@@ -154,12 +184,20 @@ func (p *proposer) proposeAll(ctx context.Context, cmds ...fsm.Command) ([]fsm.R
 // channel order and Raft applies entries in log order. ctx bounds only the
 // wait for room in the queue.
 func (p *proposer) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal, error) {
-	pr := &proposal{cmds: cmds, done: make(chan outcome, 1), queued: time.Now()}
-	pr.from, _ = ctx.Value(originKey{}).(*origin)
+	return p.enqueueProposal(ctx, &proposal{cmds: cmds, done: make(chan outcome, 1)})
+}
+
+// enqueueProposal is enqueue for a proposal made by the caller (a pooled
+// one: newProposal).
+func (p *proposer) enqueueProposal(ctx context.Context, pr *proposal) (*proposal, error) {
+	cmds := pr.cmds
+	pr.queued = time.Now()
+	from, _ := ctx.Value(originKey{}).(*origin)
+	pr.from = from // not pr.from below: once sent, pr may be answered and released
 	p.flight.add(cmds)
 	select {
 	case p.ch <- pr:
-		if p.batchWait && pr.from != nil && int64(pr.from.answered.Load()) == p.answered.Load() &&
+		if p.batchWait && from != nil && int64(from.answered.Load()) == p.answered.Load() &&
 			p.returned.Add(1) == p.want.Load() {
 			p.signalReturns()
 		}
@@ -182,17 +220,25 @@ func (p *proposer) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal,
 // await waits for the outcome of an enqueued proposal, as propose does:
 // one result per command.
 func (p *proposer) await(pr *proposal) ([]fsm.Result, error) {
+	res, err, _ := p.awaitOutcome(pr)
+	return res, err
+}
+
+// awaitOutcome is await that also reports whether the outcome was received
+// from pr.done (so that pr may be released); not when pr, still queued,
+// never will be answered.
+func (p *proposer) awaitOutcome(pr *proposal) ([]fsm.Result, error, bool) {
 	select {
 	case o := <-pr.done:
-		return o.res, o.err
+		return o.res, o.err, true
 	case <-p.stopped:
 		// Every proposal run took was handed to Raft, which answers it even
 		// when shut down; one still in the queue never reached the log.
 		if pr.submitted.Load() {
 			o := <-pr.done
-			return o.res, o.err
+			return o.res, o.err, true
 		}
-		return nil, ErrShuttingDown
+		return nil, ErrShuttingDown, false
 	}
 }
 
@@ -377,12 +423,6 @@ func (p *proposer) submit(batch []*proposal, n int, seq uint64) {
 		if p.inflight != nil {
 			<-p.inflight
 		}
-		defer func() {
-			now := time.Now() // one clock reading for the whole batch
-			for _, pr := range batch {
-				p.lat.command.Record(now.Sub(pr.queued))
-			}
-		}()
 		err := classifyApplyErr(ferr)
 		if p.gate != nil {
 			// Applied (the future answers after the FSM), or never
@@ -407,6 +447,12 @@ func (p *proposer) submit(batch []*proposal, n int, seq uint64) {
 			if len(results) != n {
 				err = fmt.Errorf("%w: unexpected apply response %T with %d results for %d commands", ErrOutcomeUnknown, f.Response(), len(results), n)
 			}
+		}
+		// Recorded before any outcome is sent: a proposal whose outcome
+		// is received may be released and reused at once (see release).
+		now := time.Now() // one clock reading for the whole batch
+		for _, pr := range batch {
+			p.lat.command.Record(now.Sub(pr.queued))
 		}
 		for _, pr := range batch {
 			// Applied, or never will be by this leader (a new leader's

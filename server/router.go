@@ -192,6 +192,7 @@ func (r *router) enqueue(ctx context.Context, forwarded, early bool, settle func
 // its own.
 func (r *router) await(t *ticket) ([]fsm.Result, error) {
 	res, err := t.sub.await(t.pr)
+	t.pr = nil // released by the submitter: awaited once
 	switch {
 	case errors.Is(err, ErrNotLeader):
 		return r.decide(context.Background(), t.forwarded, t.cmds...)

@@ -93,8 +93,12 @@ func appendProposeRequest(dst []byte, v byte, props [][]fsm.Command, early []boo
 
 // decodeProposeRequest parses a request written by appendProposeRequest
 // in either version: the proposals, and which of them are marked early
-// (nil when none is).
+// (nil when none is). The request is copied once, into a string its
+// commands' keys are cut from, and the proposals' commands share one
+// array (fsm.DecodeEntryIn): a forwarded command costs the leader no
+// allocation for its key or its proposal's slice.
 func decodeProposeRequest(b []byte) ([][]fsm.Command, []bool, error) {
+	src := string(b)
 	r := rpcReader{b: b}
 	v := r.byte()
 	if r.err == nil && v != rpcVersion && v != rpcVersionEarly {
@@ -102,6 +106,7 @@ func decodeProposeRequest(b []byte) ([][]fsm.Command, []bool, error) {
 	}
 	n := r.count(maxRPCProposals)
 	props := make([][]fsm.Command, 0, n)
+	cmds := make([]fsm.Command, 0, n) // nearly every proposal is one command
 	var early []bool
 	for i := 0; i < n && r.err == nil; i++ {
 		if v == rpcVersionEarly {
@@ -115,7 +120,11 @@ func decodeProposeRequest(b []byte) ([][]fsm.Command, []bool, error) {
 				early[i] = true
 			}
 		}
-		e, err := fsm.DecodeEntry(r.blob())
+		blob := r.blob()
+		off := len(b) - len(r.b) - len(blob)
+		var e fsm.Entry
+		var err error
+		e, cmds, err = fsm.DecodeEntryIn(cmds, src[off:off+len(blob)])
 		if r.err == nil && err != nil {
 			r.err = fmt.Errorf("%w: proposal %d: %w", ErrBadRPC, i, err)
 		}
@@ -184,15 +193,20 @@ func decodeProposeReply(b []byte, n int) ([]rpcOutcome, error) {
 		r.err = fmt.Errorf("%w: %d outcomes for %d proposals", ErrBadRPC, got, n)
 	}
 	outs := make([]rpcOutcome, 0, n)
+	all := make([]fsm.Result, 0, n) // every outcome's results: nearly always one each
 	for i := 0; i < n && r.err == nil; i++ {
 		var o rpcOutcome
 		switch st := r.byte(); st {
 		case statusOK:
-			res, err := fsm.DecodeResults(r.blob())
+			start := len(all)
+			var err error
+			all, err = fsm.DecodeResultsTo(all, r.blob())
 			if r.err == nil && err != nil {
 				r.err = fmt.Errorf("%w: outcome %d: %w", ErrBadRPC, i, err)
 			}
-			o.res = res
+			if len(all) > start {
+				o.res = all[start:len(all):len(all)]
+			}
 		case statusNotRun:
 			o.err = fmt.Errorf("%w: the leader did not run it", ErrNotLeader)
 		case statusUnknown:

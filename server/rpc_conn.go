@@ -120,7 +120,7 @@ func (s *Server) queueProposals(props [][]fsm.Command, early []bool) ([]*proposa
 			}
 		}
 		var err error
-		if queued[i], err = s.prop.enqueue(ctx, cmds...); err != nil {
+		if queued[i], err = s.prop.enqueueProposal(ctx, newProposal(cmds)); err != nil {
 			outs[i].err = fmt.Errorf("%w: %w", ErrNotLeader, err)
 			failed = true
 		}
@@ -133,7 +133,11 @@ func (s *Server) queueProposals(props [][]fsm.Command, early []bool) ([]*proposa
 func (s *Server) awaitProposals(queued []*proposal, outs []rpcOutcome) []byte {
 	for i, pr := range queued {
 		if pr != nil {
-			outs[i].res, outs[i].err = s.prop.await(pr)
+			var received bool
+			outs[i].res, outs[i].err, received = s.prop.awaitOutcome(pr)
+			if received {
+				pr.release()
+			}
 		}
 	}
 	reply, err := appendProposeReply(nil, outs)

@@ -157,6 +157,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.prop.inflight = make(chan struct{}, cfg.MaxInFlight)
 	}
 	s.fwd = newForwarder(s.pools, cfg.MaxBatch, cfg.LeaderWait+cfg.ApplyTimeout, s.log)
+	s.fwd.batchWait = !cfg.NoBatchWait
 	s.router = &router{view: s, local: s.prop, remote: s.fwd.to, wait: cfg.LeaderWait, retry: 20 * time.Millisecond, stop: s.stop}
 	s.router.horizon, s.router.window = resendWindow(cfg.LeaderWait, cfg.ApplyTimeout)
 	s.router.seqs = newForwardSession()

@@ -76,7 +76,7 @@ func runNode(args []string) error {
 	fs.StringVar(&cfg.LogStore, "log-store", "", "Raft log store of a new data directory: bolt (raft-boltdb) or wal (raft-wal) (default: what the data directory holds, else "+server.DefaultLogStore+")")
 	fs.IntVar(&cfg.MaxInFlight, "max-inflight-entries", 1, "log entries the leader has in flight in Raft at once; commands arriving meanwhile fill the next entry (-1: no cap)")
 	batchWait := true
-	fs.Var(yesNoFlag{&batchWait}, "batch-wait", "yes: before proposing a log entry, the leader waits (at most the last commit's time) for the clients the previous entry answered to send again, when most clients do, so that entries are larger; no: propose at once")
+	fs.Var(yesNoFlag{&batchWait}, "batch-wait", "yes: before proposing a log entry, the leader waits (at most the last commit's time) for the clients the previous entry answered to send again, when most clients do, so that entries are larger (a follower waits likewise before forwarding a batch); no: propose at once")
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this host:port (default: off; bind to loopback, e.g. 127.0.0.1:6060: it has no authentication)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this host:port (default: off; no authentication: bind to loopback or a private network)")
 	protectedMode := true
