@@ -48,12 +48,8 @@ type forwarder struct {
 	// send again to end a wait (want); returned counts those that have
 	// queued a proposal since, and the one that brings it to want signals
 	// returns.
-	seq                            uint64
-	loop                           float64
-	answeredSeq, lastDone, lastRTT atomic.Int64
-	want, returned                 atomic.Int64
-	returns                        chan struct{} // capacity 1
-	waitBound                      time.Duration // if set, replaces the bound on one wait (tests)
+	seq uint64
+	returnWait
 
 	last  atomic.Pointer[forwardTo] // see to
 	pipes map[string]*leaderPipe    // by leader address; run's own
@@ -80,18 +76,18 @@ const maxHold = 20 * time.Millisecond
 
 func newForwarder(pools *resp.Pools, maxBatch int, timeout time.Duration, log *slog.Logger) *forwarder {
 	return &forwarder{
-		pools:    pools,
-		queue:    make(chan *proposal, maxBatch),
-		maxBatch: maxBatch,
-		inFlight: 4,
-		timeout:  timeout,
-		log:      log,
-		stop:     make(chan struct{}),
-		stopped:  make(chan struct{}),
-		answered: make(chan struct{}, 1),
-		returns:  make(chan struct{}, 1),
-		hold:     maxHold,
-		pipes:    make(map[string]*leaderPipe),
+		pools:      pools,
+		queue:      make(chan *proposal, maxBatch),
+		maxBatch:   maxBatch,
+		inFlight:   4,
+		timeout:    timeout,
+		log:        log,
+		stop:       make(chan struct{}),
+		stopped:    make(chan struct{}),
+		answered:   make(chan struct{}, 1),
+		hold:       maxHold,
+		returnWait: returnWait{returns: make(chan struct{}, 1)},
+		pipes:      make(map[string]*leaderPipe),
 	}
 }
 
@@ -152,9 +148,8 @@ func (t forwardTo) put(ctx context.Context, cmds []fsm.Command, early bool) (*pr
 		// A connection is counted once, at its first proposal since the
 		// reply: a pipelining client sends many at once.
 		if f.batchWait && from != nil {
-			if a := from.forwarded.Load(); int64(a) == f.answeredSeq.Load() && from.returned.Swap(a) != a &&
-				f.returned.Add(1) == f.want.Load() {
-				f.signalReturns()
+			if a := from.forwarded.Load(); int64(a) == f.answeredSeq.Load() && from.returned.Swap(a) != a {
+				f.returnedOne()
 			}
 		}
 		return pr, nil
@@ -280,55 +275,10 @@ func (f *forwarder) run() {
 // only while most proposals come from such connections (loop).
 
 // waitReturns lets a batch wait, a bounded time, for the connections the
-// last reply answered to send again (see above); it reports whether the
-// forwarder was stopped meanwhile.
+// last reply answered to send again (see above and returnWait); it
+// reports whether the forwarder was stopped meanwhile.
 func (f *forwarder) waitReturns(batch []*proposal, n int) bool {
-	last := uint64(f.answeredSeq.Load())
-	var from, recent int64
-	for _, pr := range batch {
-		if pr.from == nil {
-			continue
-		}
-		from++
-		if a := pr.from.forwarded.Load(); a != 0 && a+1 >= last {
-			recent++ // answered by the last reply or the one before
-		}
-	}
-	if from > 0 {
-		f.loop += waitLoopWeight * (float64(recent)/float64(from) - f.loop)
-	}
-	select {
-	case <-f.returns: // a signal for an earlier wait
-	default:
-	}
-	if f.loop < waitLoopShare || f.returned.Load() >= f.want.Load() || n >= f.maxBatch {
-		return false
-	}
-	wait := min(time.Duration(f.lastRTT.Load()), waitMaxLinger)
-	if f.waitBound != 0 {
-		wait = f.waitBound
-	}
-	d := time.Until(time.Unix(0, f.lastDone.Load()).Add(wait))
-	if d <= 0 {
-		return false
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-f.returns:
-	case <-t.C:
-	case <-f.stop:
-		return true
-	}
-	return false
-}
-
-// signalReturns wakes a waiting batch, if any (see waitReturns).
-func (f *forwarder) signalReturns() {
-	select {
-	case f.returns <- struct{}{}:
-	default:
-	}
+	return f.wait(batch, n, f.maxBatch, func(o *origin) uint64 { return o.forwarded.Load() }, f.stop)
 }
 
 // replied records that the seq'th request, sent at sent, with batch, was
@@ -343,11 +293,7 @@ func (f *forwarder) replied(batch []*proposal, seq uint64, sent time.Time) {
 		}
 	}
 	now := time.Now()
-	f.returned.Store(0)
-	f.want.Store((from*9 + 9) / 10) // nine tenths, rounded up
-	f.lastRTT.Store(int64(now.Sub(sent)))
-	f.lastDone.Store(now.UnixNano())
-	f.answeredSeq.Store(int64(seq))
+	f.answeredBy(seq, from, now.Sub(sent), now)
 }
 
 // send writes batch as one request to the leader at addr and hands each

@@ -118,35 +118,23 @@ type proposer struct {
 	batchWait bool
 	// seq numbers the entries run submits (run's own).
 	seq uint64
-	// loop is a moving average of the share of proposals whose connection
-	// the last entry or the one before had answered: near 1 when clients
-	// send again as soon as they are answered (run's own).
-	loop float64
-	// waitBound, if set, replaces the bound on one wait (tests).
-	waitBound time.Duration
-	// The newest answered entry: its sequence number, when it was answered
-	// (Unix ns), how long Raft took to commit it (ns), and how many of the
-	// connections it answered must send again to end a wait (want). Set
-	// before its in-flight token is given back.
-	answered, lastDone, lastRaft, want atomic.Int64
-	// returned counts the proposals enqueued since then from connections
-	// it answered; the one that brings it to want signals returns, so that
-	// a waiting batch wakes once, not once per arrival.
-	returned atomic.Int64
-	returns  chan struct{} // capacity 1
+	// returnWait is the wait for returning clients; an answer is an
+	// entry, recorded before its in-flight token is given back, and its
+	// time is Raft's commit.
+	returnWait
 }
 
 func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() int64) *proposer {
 	return &proposer{
-		raft:     r,
-		ch:       make(chan *proposal, maxBatch),
-		maxBatch: maxBatch,
-		timeout:  timeout,
-		clock:    clock,
-		stop:     make(chan struct{}),
-		stopped:  make(chan struct{}),
-		returns:  make(chan struct{}, 1),
-		lat:      &proposerLatency{},
+		raft:       r,
+		ch:         make(chan *proposal, maxBatch),
+		maxBatch:   maxBatch,
+		timeout:    timeout,
+		clock:      clock,
+		stop:       make(chan struct{}),
+		stopped:    make(chan struct{}),
+		lat:        &proposerLatency{},
+		returnWait: returnWait{returns: make(chan struct{}, 1)},
 	}
 }
 
@@ -197,9 +185,8 @@ func (p *proposer) enqueueProposal(ctx context.Context, pr *proposal) (*proposal
 	p.flight.add(cmds)
 	select {
 	case p.ch <- pr:
-		if p.batchWait && from != nil && int64(from.answered.Load()) == p.answered.Load() &&
-			p.returned.Add(1) == p.want.Load() {
-			p.signalReturns()
+		if p.batchWait && from != nil && int64(from.answered.Load()) == p.answeredSeq.Load() {
+			p.returnedOne()
 		}
 		return pr, nil
 	default: // full: wait, within ctx (asked for only now: see lazyDeadline)
@@ -280,68 +267,11 @@ func (p *proposer) run() {
 	}
 }
 
-// Why wait for returning clients: at one entry in flight, clients that
-// send again as soon as they are answered (nearly every client of a rate
-// limiter: a worker asks, then acts) settle into two halves, one in the
-// entry being committed and one filling the next, so every entry carries
-// half of them. An entry's cost to the cluster (the leader's and each
-// follower's log write and fsync, the AppendEntries round trips, Raft's
-// own bookkeeping, each follower's apply) is mostly per entry, so on CPU
-// that is saturated, half-size entries spend that cost twice: measured
-// (README "Larger entries at -P 1"), waiting for the answered clients
-// made a quarter fewer entries at redis-benchmark -P 1 and took 10-20%
-// off each follower's CPU per request and 5-15% off the leader's. The
-// wait is bounded by the last commit time, ends as soon as nine tenths of
-// the connections the last entry answered have sent again, and happens
-// only while most proposals come from such connections (loop): a lone
-// client, clients that each send once in a while, and proposals forwarded
-// by a follower (which carry no origin) never make a batch wait.
-const (
-	waitLoopShare  = 0.5                  // loop from which a batch waits
-	waitMaxLinger  = 5 * time.Millisecond // cap on one wait
-	waitLoopWeight = 1.0 / 8              // weight of one batch in loop
-)
-
-// waitReturns lets batch wait, a bounded time, for the connections whose
-// proposals the last answered entry carried to send their next ones (see
-// above); it returns the batch with whatever joined it.
+// waitReturns lets batch wait for the clients the last entry answered to
+// send again (see returnWait), then adds whatever was queued meanwhile.
 func (p *proposer) waitReturns(batch []*proposal, n int) ([]*proposal, int) {
-	last := uint64(p.answered.Load())
-	var from, recent int64
-	for _, pr := range batch {
-		if pr.from == nil {
-			continue
-		}
-		from++
-		if a := pr.from.answered.Load(); a != 0 && a+1 >= last {
-			recent++ // answered by the last entry or the one before
-		}
-	}
-	if from > 0 {
-		p.loop += waitLoopWeight * (float64(recent)/float64(from) - p.loop)
-	}
-	select {
-	case <-p.returns: // a signal for an earlier wait
-	default:
-	}
-	if p.loop < waitLoopShare || p.returned.Load() >= p.want.Load() || n >= p.maxBatch {
-		return batch, n
-	}
-	wait := min(time.Duration(p.lastRaft.Load()), waitMaxLinger)
-	if p.waitBound != 0 {
-		wait = p.waitBound
-	}
-	d := time.Until(time.Unix(0, p.lastDone.Load()).Add(wait))
-	if d <= 0 {
-		return batch, n
-	}
-	t := time.NewTimer(d)
-	select {
-	case <-p.returns:
-	case <-t.C:
-	case <-p.stop: // submitted all the same: Raft, shut down, answers them
-	}
-	t.Stop()
+	// Stopped or not, the batch is submitted: Raft, shut down, answers it.
+	p.wait(batch, n, p.maxBatch, func(o *origin) uint64 { return o.answered.Load() }, p.stop)
 	return p.take(batch, n)
 }
 
@@ -361,14 +291,6 @@ func (p *proposer) take(batch []*proposal, n int) ([]*proposal, int) {
 		}
 	}
 	return batch, n
-}
-
-// signalReturns wakes a waiting batch, if any (see waitReturns).
-func (p *proposer) signalReturns() {
-	select {
-	case p.returns <- struct{}{}:
-	default:
-	}
 }
 
 // admit asks the gate, if any, whether pr may join the log, and answers a
@@ -414,11 +336,7 @@ func (p *proposer) submit(batch []*proposal, n int, seq uint64) {
 					from++ // connections, not proposals: see enqueue
 				}
 			}
-			p.returned.Store(0)
-			p.want.Store((from*9 + 9) / 10) // nine tenths, rounded up
-			p.lastRaft.Store(int64(done.Sub(start)))
-			p.lastDone.Store(done.UnixNano())
-			p.answered.Store(int64(seq))
+			p.answeredBy(seq, from, done.Sub(start), done)
 		}
 		if p.inflight != nil {
 			<-p.inflight
