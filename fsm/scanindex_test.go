@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"cmp"
 	"math/rand"
 	"slices"
 	"strconv"
@@ -39,7 +40,7 @@ func TestScanIndexRandom(t *testing.T) {
 				for i := 1; i <= tc.ids; i++ {
 					all = append(all, uint32(i))
 				}
-				slices.SortFunc(all, func(a, b uint32) int { return cmpU64(vals[a], vals[b]) })
+				slices.SortFunc(all, func(a, b uint32) int { return cmp.Compare(vals[a], vals[b]) })
 				for _, id := range all {
 					x.Load(id)
 					held[id] = true
@@ -51,7 +52,7 @@ func TestScanIndexRandom(t *testing.T) {
 				for id := range held {
 					want = append(want, id)
 				}
-				slices.SortFunc(want, func(a, b uint32) int { return cmpU64(vals[a], vals[b]) })
+				slices.SortFunc(want, func(a, b uint32) int { return cmp.Compare(vals[a], vals[b]) })
 				if x.Len() != len(want) {
 					t.Fatalf("Len %d, want %d", x.Len(), len(want))
 				}
@@ -65,7 +66,7 @@ func TestScanIndexRandom(t *testing.T) {
 					if rng.Intn(4) == 0 && len(want) > 0 {
 						vals[0] = vals[want[rng.Intn(len(want))]] // exactly at a held id
 					}
-					i, _ := slices.BinarySearchFunc(want, vals[0], func(id uint32, v uint64) int { return cmpU64(vals[id], v) })
+					i, _ := slices.BinarySearchFunc(want, vals[0], func(id uint32, v uint64) int { return cmp.Compare(vals[id], v) })
 					stop := i + rng.Intn(300)
 					var from []uint32
 					x.Ascend(0, func(id uint32) bool {
@@ -107,16 +108,6 @@ func TestScanIndexRandom(t *testing.T) {
 			}
 		})
 	}
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // BenchmarkScanIndexSet measures inserting into a scan index of n ids in

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -29,7 +30,7 @@ func stopTheWorld(tb testing.TB, f *FSM) []byte {
 		img.nodes = append(img.nodes, Node{ID: id, RESPAddr: addr})
 	}
 	f.mu.RUnlock()
-	slices.SortFunc(img.nodes, func(a, b Node) int { return cmpString(a.ID, b.ID) })
+	slices.SortFunc(img.nodes, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
 	slices.SortFunc(all, func(a, b keyState) int { return indexCmp(&a, &b) })
 	for _, st := range all {
 		if st.cell {
@@ -43,16 +44,6 @@ func stopTheWorld(tb testing.TB, f *FSM) []byte {
 		tb.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // failSink is a raft.SnapshotSink in memory that fails every Write once
