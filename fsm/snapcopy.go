@@ -1,8 +1,10 @@
 package fsm
 
 import (
+	"container/heap"
+	"encoding/binary"
+	"io"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -12,7 +14,7 @@ import (
 var snapshotChunk = 1024
 
 // keyCopy copies the keys of a snapshot in chunks, between Applies, as
-// they were when the snapshot was taken.
+// they were when the snapshot was taken, encoded as the image holds them.
 //
 // Why not copy them all in Snapshot: Raft calls Snapshot on the goroutine
 // that applies entries, so every commit waits for it; a million keys take
@@ -21,9 +23,20 @@ var snapshotChunk = 1024
 // Applies) walks the scan index in (hash, key) order, a chunk per lock.
 // Whatever Apply is about to change ahead of that walk, it first records
 // here as it was (see FSM.preserve); the walk uses those records in place
-// of what it finds, and adds the recorded keys that were removed from the
-// index meanwhile. The image is thereby exactly the state at the
-// snapshot's index.
+// of what it finds, and puts the recorded keys that were removed from the
+// index meanwhile in their place in the order. The image is thereby
+// exactly the state at the snapshot's index.
+//
+// Why encoded, outside the Go heap (see keyBytes): the copy lives until
+// Persist has written it, and as records on the Go heap a million keys
+// took some 90 bytes a key, nearly doubling the node's memory while a
+// snapshot was written; encoded they take what the image does (some 25).
+// Copy-on-write of the store's chunks (as the tokens do) would leave
+// nothing to copy, but the store is a hash table, an expiry heap and a
+// scan index besides the records, all changed in place by every Apply;
+// freezing them all would put a check and a possible chunk copy on every
+// write, where this costs Apply a record only for keys it changes ahead
+// of the walk.
 //
 // FlushAll and Restore replace the store rather than change it, so the
 // old one, which the walk keeps (and so keeps allocated), is frozen from
@@ -39,14 +52,15 @@ type keyCopy struct {
 	// pre holds, for each key changed ahead of pos since the snapshot, its
 	// state at the snapshot: a copy, or nil when it did not exist.
 	pre map[string]*keyState
-	// size is how many keys there were at the snapshot: room for the copy
-	// is made once, outside the lock.
-	size int
-	// keys and cells receive the copy, in walk order.
-	keys  []keyState
-	cells []cellKey
-	// cellHash holds keyHash of each of cells, for finishCopy's merge.
-	cellHash []uint64
+	// order holds pre's copies in (hash, key) order, first first, so that
+	// those no longer in the index are emitted where the walk passes their
+	// place; a copy the walk has already used (no longer in pre) is
+	// skipped when it comes up.
+	order stateHeap
+	// out receives the copy, in walk order.
+	out *keyBytes
+	// rec is scratch for encoding one key.
+	rec []byte
 	// done is set once the walk has reached the end of tree; the copy is
 	// then unregistered, so Apply no longer records keys created ahead of
 	// pos, and walking on would copy them.
@@ -61,14 +75,62 @@ func (c *keyCopy) ahead(hash uint64, key string) bool {
 	return hash > c.pos.hash || hash == c.pos.hash && key > c.pos.key
 }
 
-// emit adds a key's snapshot state to the copy.
-func (c *keyCopy) emit(st keyState) {
-	if st.cell {
-		c.cells = append(c.cells, cellKey{key: st.key, tat: st.last})
-		c.cellHash = append(c.cellHash, st.hash)
-	} else {
-		c.keys = append(c.keys, keyState{key: st.key, last: st.last, interval: st.interval, span: st.span, hash: st.hash})
+// emit adds a key's snapshot state to the copy. key may be a view of a
+// record's bytes: it is copied.
+func (c *keyCopy) emit(key string, last, interval, span int64, cell bool) {
+	k := c.out
+	if cell {
+		c.rec = appendCell(c.rec[:0], key, last)
+		k.cells.write(c.rec)
+		k.ncells++
+		return
 	}
+	c.rec = appendKey(c.rec[:0], key, last, interval)
+	k.keys.write(c.rec)
+	k.nkeys++
+	if span != 0 {
+		c.rec = appendSpan(c.rec[:0], key, span)
+		k.spans.write(c.rec)
+		k.nspans++
+	}
+}
+
+// emitState is emit for a recorded state.
+func (c *keyCopy) emitState(st *keyState) {
+	c.emit(st.key, st.last, st.interval, st.span, st.cell)
+}
+
+// emitRemoved emits the recorded keys before (hash, key) in index order
+// that the walk did not meet: removed from the index since the snapshot.
+// With the walk at (hash, key), nothing between pos and it is in the index,
+// so they belong here.
+func (c *keyCopy) emitRemoved(hash uint64, key string, all bool) {
+	for len(c.order) > 0 {
+		st := c.order[0]
+		if !all && (st.hash > hash || st.hash == hash && st.key >= key) {
+			return
+		}
+		heap.Pop(&c.order)
+		if c.pre[st.key] == st {
+			delete(c.pre, st.key)
+			c.emitState(st)
+		}
+	}
+}
+
+// stateHeap is a min-heap of key states in (hash, key) order.
+type stateHeap []*keyState
+
+func (h stateHeap) Len() int           { return len(h) }
+func (h stateHeap) Less(i, j int) bool { return indexLess(h[i], h[j]) }
+func (h stateHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *stateHeap) Push(x any)        { *h = append(*h, x.(*keyState)) }
+func (h *stateHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return x
 }
 
 // preserve records, for every copy under way whose walk has not reached
@@ -88,13 +150,14 @@ func (f *FSM) preserve(key string, hash uint64, id uint32) {
 		} else {
 			st := f.ks.state(id)
 			c.pre[st.key] = &st
+			heap.Push(&c.order, &st)
 		}
 	}
 }
 
 // startCopy registers a copy of the keys as they are now; f.mu is held.
 func (f *FSM) startCopy() *keyCopy {
-	c := &keyCopy{store: f.ks, pre: make(map[string]*keyState), size: f.ks.len()}
+	c := &keyCopy{store: f.ks, pre: make(map[string]*keyState), out: &keyBytes{}}
 	f.copies = append(f.copies, c)
 	return c
 }
@@ -113,107 +176,43 @@ func (f *FSM) stopCopy(c *keyCopy) {
 }
 
 // finishCopy walks the rest of c's index a chunk per lock hold, and
-// unregisters c. The copy, in c.keys and c.cells, is then in (hash, key)
-// order, the same whatever Applies ran meanwhile.
+// unregisters c. The copy, in c.out, is then in (hash, key) order, the
+// same whatever Applies ran meanwhile.
 func (f *FSM) finishCopy(c *keyCopy) {
-	c.keys = slices.Grow(c.keys, c.size)
 	for !f.copyChunk(c) {
 	}
-	// What remains recorded are keys removed from the index after the
-	// snapshot (or added and removed again: nil): the ones pruned, reset
-	// or given back during the copy, usually few; merge them into place.
-	var removed []keyState
-	for _, p := range c.pre {
-		if p != nil {
-			removed = append(removed, *p)
-		}
-	}
-	c.pre = nil
-	if len(removed) == 0 {
-		return
-	}
-	sort.Slice(removed, func(i, j int) bool { return indexLess(&removed[i], &removed[j]) })
-	var keys, cells []keyState
-	for _, st := range removed {
-		if st.cell {
-			cells = append(cells, st)
-		} else {
-			keys = append(keys, st)
-		}
-	}
-	c.keys = mergeSorted(c.keys, keys, func(i int) *keyState { return &c.keys[i] }, func(st keyState) keyState { return st })
-	var cur keyState // the cell compared, rewritten for each comparison
-	c.cells = mergeSorted(c.cells, cells, func(i int) *keyState {
-		cur.key, cur.hash = c.cells[i].key, c.cellHash[i]
-		return &cur
-	}, func(st keyState) cellKey { return cellKey{key: st.key, tat: st.last} })
-	c.cellHash = nil
+	c.pre, c.order = nil, nil
 }
 
-// mergeSorted merges the records b, in index order, into a, also in index
-// order, whose i-th element's key and hash at(i) gives; to turns a record
-// into an element.
-func mergeSorted[T any](a []T, b []keyState, at func(i int) *keyState, to func(keyState) T) []T {
-	if len(b) == 0 {
-		return a
-	}
-	out := make([]T, 0, len(a)+len(b))
-	i, j := 0, 0
-	for i < len(a) && j < len(b) {
-		if indexLess(&b[j], at(i)) {
-			out = append(out, to(b[j]))
-			j++
-		} else {
-			out = append(out, a[i])
-			i++
-		}
-	}
-	out = append(out, a[i:]...)
-	for ; j < len(b); j++ {
-		out = append(out, to(b[j]))
-	}
-	return out
-}
-
-// copyChunk copies up to snapshotChunk keys of c's walk, and reports
-// whether the walk is done (then c is unregistered).
+// copyChunk copies up to snapshotChunk keys of c's walk under the lock,
+// and reports whether the walk is done (then c is unregistered).
 func (f *FSM) copyChunk(c *keyCopy) (done bool) {
 	if c.done {
 		return true
 	}
-	// Room for the chunk is made before taking the lock: growing a copy of
-	// a million keys moves tens of megabytes, which no Apply should wait
-	// for.
-	c.keys = slices.Grow(c.keys, snapshotChunk)
-	c.cells = slices.Grow(c.cells, snapshotChunk)
-	c.cellHash = slices.Grow(c.cellHash, snapshotChunk)
-	return f.copyLocked(c)
-}
-
-// copyLocked is copyChunk's part under the lock.
-func (f *FSM) copyLocked(c *keyCopy) (done bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
 	ks := c.store
 	var last uint32 // the last key walked in this chunk
 	visit := func(id uint32) bool {
-		st := ks.rec(id)
-		key := ks.keyView(id, st)
-		if c.pos != nil && st.hash == c.pos.hash && key == c.pos.key {
+		r := ks.rec(id)
+		key := ks.keyView(id, r)
+		if c.pos != nil && r.hash == c.pos.hash && key == c.pos.key {
 			return true // the pivot itself was copied by the last chunk
 		}
 		if n == snapshotChunk {
 			return false
 		}
 		n++
+		c.emitRemoved(r.hash, key, false)
 		if p, ok := c.pre[key]; ok {
 			delete(c.pre, key)
 			if p != nil {
-				c.emit(*p)
+				c.emitState(p)
 			}
 		} else {
-			c.emit(ks.state(id))
+			c.emit(key, r.last, r.interval(), ks.span(id, r), r.cell())
 		}
 		last = id
 		return true
@@ -225,13 +224,104 @@ func (f *FSM) copyLocked(c *keyCopy) (done bool) {
 	}
 	if last != 0 {
 		// A copy of the position, not the record, which Apply may free.
-		st := ks.state(last)
-		c.pos = &keyState{hash: st.hash, key: st.key}
+		r := ks.rec(last)
+		c.pos = &keyState{hash: r.hash, key: strings.Clone(ks.keyView(last, r))}
 	}
 	if n < snapshotChunk {
 		f.stopCopy(c)
+		c.emitRemoved(0, "", true)
 		c.done = true
 		return true
 	}
 	return false
+}
+
+// keyBytes is a copy of the keys in image form (see image): the records of
+// the keys, CL.THROTTLE keys and spans sections, each encoded in a byteLog,
+// with their counts.
+type keyBytes struct {
+	keys, cells, spans    byteLog
+	nkeys, ncells, nspans int
+}
+
+// free returns the copy's memory; nothing may use it afterwards.
+func (k *keyBytes) free() {
+	k.keys.free()
+	k.cells.free()
+	k.spans.free()
+}
+
+// byteLog is bytes appended in chunks outside the Go heap (allocOff), which
+// free hands back to the system at once: written out once and dropped, a
+// snapshot's copy must not linger in the collector's heap or its goal.
+type byteLog struct {
+	full [][]byte // chunks filled, each to its length
+	cur  []byte   // the chunk being filled: cap is its size
+}
+
+// byteLogFirst and byteLogMost bound a byteLog's chunk sizes: the first
+// is small, for the usual few CL.THROTTLE keys and spans, and each next
+// doubles, up to a size whose mapping costs little against its copying.
+const (
+	byteLogFirst = 16 << 10
+	byteLogMost  = 1 << 20
+)
+
+// write appends p.
+func (l *byteLog) write(p []byte) {
+	for len(p) > 0 {
+		if len(l.cur) == cap(l.cur) {
+			size := byteLogFirst
+			if l.cur != nil {
+				l.full = append(l.full, l.cur)
+				size = min(2*cap(l.cur), byteLogMost)
+			}
+			l.cur = allocOff(size)[:0]
+		}
+		n := copy(l.cur[len(l.cur):cap(l.cur)], p)
+		l.cur = l.cur[:len(l.cur)+n]
+		p = p[n:]
+	}
+}
+
+// writeTo writes what was appended to w.
+func (l *byteLog) writeTo(w io.Writer) error {
+	for _, b := range append(l.full, l.cur) {
+		if len(b) == 0 {
+			continue
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// free hands the chunks back; the log is empty afterwards.
+func (l *byteLog) free() {
+	for _, b := range l.full {
+		freeOff(b[:cap(b)])
+	}
+	if l.cur != nil {
+		freeOff(l.cur[:cap(l.cur)])
+	}
+	*l = byteLog{}
+}
+
+// appendKey appends a key's record in the image's keys part.
+func appendKey(b []byte, key string, last, interval int64) []byte {
+	b = appendString(b, key)
+	b = binary.AppendVarint(b, last)
+	return binary.AppendVarint(b, interval)
+}
+
+// appendCell appends a CL.THROTTLE key's record in section
+// sectionCellKeys.
+func appendCell(b []byte, key string, tat int64) []byte {
+	return binary.AppendVarint(appendString(b, key), tat)
+}
+
+// appendSpan appends a key's record in section sectionSpans.
+func appendSpan(b []byte, key string, span int64) []byte {
+	return binary.AppendVarint(appendString(b, key), span)
 }

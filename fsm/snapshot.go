@@ -137,9 +137,12 @@ type image struct {
 	seqBlocks []*seqBlock
 	seqCount  int
 	// pending, when set, is the copy of owner's keys that collect
-	// completes into keys and cells.
+	// completes into enc.
 	pending *keyCopy
 	owner   *FSM
+	// enc, when set, holds the keys, cells and spans encoded, in place of
+	// keys and cells: a snapshot's copy (see keyCopy).
+	enc *keyBytes
 }
 
 // collect completes the copy of the keys, if one is pending.
@@ -152,7 +155,7 @@ func (img *image) collect() {
 		return
 	}
 	img.owner.finishCopy(img.pending)
-	img.keys, img.cells = img.pending.keys, img.pending.cells
+	img.enc = img.pending.out
 	img.pending = nil
 }
 
@@ -166,18 +169,25 @@ var _ raft.FSMSnapshot = (*image)(nil)
 
 // Persist implements raft.FSMSnapshot.
 // The copy of the keys is dropped once written, and the memory it took
-// handed back (see returnMemory): Raft keeps the image until Release.
+// handed back to the system: Raft keeps the image until Release.
 func (img *image) Persist(sink raft.SnapshotSink) error {
 	img.collect()
 	err := img.writeTo(sink)
-	n := len(img.keys) + len(img.cells)
-	img.keys, img.cells, img.tokView = nil, nil, nil
-	returnMemory(n)
+	img.tokView = nil
+	img.dropCopy()
 	if err != nil {
 		sink.Cancel()
 		return err
 	}
 	return sink.Close()
+}
+
+// dropCopy frees the encoded copy of the keys, if any.
+func (img *image) dropCopy() {
+	if img.enc != nil {
+		img.enc.free()
+		img.enc = nil
+	}
 }
 
 // writeTo writes the image in the format readImage reads.
@@ -194,14 +204,23 @@ func (img *image) writeTo(dst io.Writer) error {
 	for _, v := range []int64{img.now, img.stats.Grants, img.stats.Reservations, img.stats.Denials} {
 		b = binary.AppendVarint(b, v)
 	}
-	b = binary.AppendUvarint(b, uint64(len(img.keys)))
-	for _, k := range img.keys {
-		b = appendString(b, k.key)
-		b = binary.AppendVarint(b, k.last)
-		b = binary.AppendVarint(b, k.interval)
-		if len(b) > 32<<10 {
-			if err := flush(); err != nil {
-				return err
+	enc := img.enc
+	if enc != nil {
+		b = binary.AppendUvarint(b, uint64(enc.nkeys))
+		if err := flush(); err != nil {
+			return err
+		}
+		if err := enc.keys.writeTo(w); err != nil {
+			return err
+		}
+	} else {
+		b = binary.AppendUvarint(b, uint64(len(img.keys)))
+		for _, k := range img.keys {
+			b = appendKey(b, k.key, k.last, k.interval)
+			if len(b) > 32<<10 {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -210,12 +229,20 @@ func (img *image) writeTo(dst io.Writer) error {
 		b = appendString(b, n.ID)
 		b = appendString(b, n.RESPAddr)
 	}
-	if len(img.cells) > 0 {
+	if enc != nil && enc.ncells > 0 {
+		b = binary.AppendUvarint(b, uint64(sectionCellKeys))
+		b = binary.AppendUvarint(b, uint64(enc.ncells))
+		if err := flush(); err != nil {
+			return err
+		}
+		if err := enc.cells.writeTo(w); err != nil {
+			return err
+		}
+	} else if len(img.cells) > 0 {
 		b = binary.AppendUvarint(b, uint64(sectionCellKeys))
 		b = binary.AppendUvarint(b, uint64(len(img.cells)))
 		for _, c := range img.cells {
-			b = appendString(b, c.key)
-			b = binary.AppendVarint(b, c.tat)
+			b = appendCell(b, c.key, c.tat)
 			if len(b) > 32<<10 {
 				if err := flush(); err != nil {
 					return err
@@ -270,13 +297,21 @@ func (img *image) writeTo(dst io.Writer) error {
 			spans++
 		}
 	}
-	if spans > 0 {
+	if enc != nil && enc.nspans > 0 {
+		b = binary.AppendUvarint(b, uint64(sectionSpans))
+		b = binary.AppendUvarint(b, uint64(enc.nspans))
+		if err := flush(); err != nil {
+			return err
+		}
+		if err := enc.spans.writeTo(w); err != nil {
+			return err
+		}
+	} else if spans > 0 {
 		b = binary.AppendUvarint(b, uint64(sectionSpans))
 		b = binary.AppendUvarint(b, uint64(spans))
 		for _, k := range img.keys {
 			if k.span != 0 {
-				b = appendString(b, k.key)
-				b = binary.AppendVarint(b, k.span)
+				b = appendSpan(b, k.key, k.span)
 			}
 			if len(b) > 32<<10 {
 				if err := flush(); err != nil {
@@ -329,17 +364,19 @@ func (img *image) tokenList(timed bool) (int, iter.Seq[tokenRecord]) {
 	}
 }
 
-// Release implements raft.FSMSnapshot. It drops the tokens' chunks, and
-// abandons a copy of the keys that Persist did not complete, so that Apply
-// stops recording for it.
+// Release implements raft.FSMSnapshot. It drops the tokens' chunks and
+// the copy of the keys, and abandons a copy that Persist did not complete,
+// so that Apply stops recording for it.
 func (img *image) Release() {
 	img.tokView = nil
+	img.dropCopy()
 	if img.pending == nil {
 		return
 	}
 	img.owner.mu.Lock()
 	img.owner.stopCopy(img.pending)
 	img.owner.mu.Unlock()
+	img.pending.out.free()
 	img.pending = nil
 }
 
