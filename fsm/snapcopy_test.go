@@ -2,10 +2,13 @@ package fsm
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -261,4 +264,99 @@ func TestSnapshotCopyFreedAfterPersist(t *testing.T) {
 		}
 	}
 	runtime.KeepAlive(f)
+}
+
+// TestSnapshotImageIsStateAtSnapshot takes a snapshot, changes the state in
+// one way (before the copy of the keys starts, or after its first chunk),
+// and checks that Persist writes exactly the image of the state at
+// Snapshot: byte for byte the image copied under the lock then.
+func TestSnapshotImageIsStateAtSnapshot(t *testing.T) {
+	defer func(n int) { snapshotChunk = n }(snapshotChunk)
+	snapshotChunk = 4
+	const then = 1000
+	long := strings.Repeat("L", 40) // held outside the record (see store.long)
+	fill := func(t *testing.T) *FSM {
+		f := New(Config{})
+		var cmds []Command
+		for i := range 30 {
+			cmds = append(cmds, acq(fmt.Sprintf("short%02d", i), 100, 5)) // expire at 1100
+			cmds = append(cmds, acq(fmt.Sprintf("day%02d", i), 86_400_000, 5))
+			cmds = append(cmds, Acquire{Key: fmt.Sprintf("wide%02d", i), Interval: 1000, Max: 10, Cost: 3}) // span 2
+			cmds = append(cmds, CellThrottle{Key: fmt.Sprintf("cell%02d", i), MaxBurst: 2, Count: 5, Period: 1000, Quantity: 1})
+		}
+		cmds = append(cmds, acq(long, 86_400_000, 5))
+		apply(t, f, then, cmds...)
+		return f
+	}
+	each := func(format string, n int, cmd func(key string) Command) []Command {
+		var cmds []Command
+		for i := range n {
+			cmds = append(cmds, cmd(fmt.Sprintf(format, i)))
+		}
+		return cmds
+	}
+	keys := func(format string, n int) []string {
+		var keys []string
+		for i := range n {
+			keys = append(keys, fmt.Sprintf(format, i))
+		}
+		return keys
+	}
+	type change struct {
+		now  int64
+		cmds []Command
+	}
+	tests := []struct {
+		name    string
+		changes []change
+	}{
+		{"writes", []change{{then + 1, append(each("day%02d", 30, func(k string) Command { return acq(k, 86_400_000, 5) }), acq(long, 86_400_000, 5))}}},
+		{"new keys", []change{{then + 1, each("new%02d", 40, func(k string) Command { return acq(k, 1000, 5) })}}},
+		{"deletes", []change{{then + 1, []Command{Reset{Keys: []string{"day00", "day07", "day29", "cell03", "wide11", "short04", long}}}}}},
+		{"every key deleted", []change{{then + 1, []Command{Reset{Keys: slices.Concat(
+			keys("short%02d", 30), keys("day%02d", 30), keys("wide%02d", 30), keys("cell%02d", 30), []string{long})}}}}},
+		{"expiry", []change{{then + 10_000, []Command{acq("late", 1000, 5)}}}},
+		{"spans given back", []change{{then + 1, each("wide%02d", 30, func(k string) Command { return Cancel{Key: k, ValidAt: then + 2000} })}}},
+		{"cells", []change{{then + 1, append(each("cell%02d", 30, func(k string) Command {
+			return CellThrottle{Key: k, MaxBurst: 2, Count: 5, Period: 1000, Quantity: 1}
+		}), CellThrottle{Key: "newcell", MaxBurst: 2, Count: 5, Period: 1000, Quantity: 1})}}},
+		{"deleted and made again", []change{
+			{then + 1, []Command{Reset{Keys: []string{"day01", "day02", "short03", "cell04", long}}}},
+			{then + 2, []Command{acq("day01", 7, 1), acq("short03", 9, 1), acq(long, 11, 1), CellThrottle{Key: "day02", MaxBurst: 1, Count: 1, Period: 1, Quantity: 1}}},
+		}},
+		{"flushall", []change{{then + 1, []Command{FlushAll{}}}, {then + 2, []Command{acq("day05", 3, 1)}}}},
+	}
+	for _, tc := range tests {
+		for _, started := range []bool{false, true} {
+			name := tc.name + "/before the copy"
+			if started {
+				name = tc.name + "/during the copy"
+			}
+			t.Run(name, func(t *testing.T) {
+				f := fill(t)
+				want := stopTheWorld(t, f)
+				snap, err := f.Snapshot()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if started && f.copyChunk(snap.(*image).pending) {
+					t.Fatal("the copy ended in one chunk: the test does not change keys behind it")
+				}
+				for _, c := range tc.changes {
+					apply(t, f, c.now, c.cmds...)
+				}
+				sink := &failSink{failAfter: -1}
+				if err := snap.Persist(sink); err != nil {
+					t.Fatal(err)
+				}
+				snap.Release()
+				if got := sink.Bytes(); !bytes.Equal(got, want) {
+					t.Fatalf("persisted image (%d bytes) differs from the state's at Snapshot (%d bytes)\n%s", len(got), len(want), describeDiff(got, want))
+				}
+				if bytes.Equal(stopTheWorld(t, f), want) {
+					t.Fatal("the change left the state's image as it was: the test checks nothing")
+				}
+			})
+		}
+	}
 }
