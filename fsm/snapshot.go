@@ -168,13 +168,21 @@ type cellKey struct {
 var _ raft.FSMSnapshot = (*image)(nil)
 
 // Persist implements raft.FSMSnapshot.
-// The copy of the keys is dropped once written, and the memory it took
-// handed back to the system: Raft keeps the image until Release.
+// The copy of the keys is dropped once written (Raft keeps the image until
+// Release), its mappings unmapped, and the Go heap's free memory handed
+// back (see returnMemory): the garbage a load left there would otherwise
+// stay resident for minutes, and the collection walks only the small Go
+// heap.
 func (img *image) Persist(sink raft.SnapshotSink) error {
 	img.collect()
 	err := img.writeTo(sink)
+	n := 0
+	if img.enc != nil {
+		n = img.enc.nkeys + img.enc.ncells
+	}
 	img.tokView = nil
 	img.dropCopy()
+	returnMemory(n)
 	if err != nil {
 		sink.Cancel()
 		return err
