@@ -44,3 +44,6 @@ for s in $(seq "$snaps"); do
   echo "snapshot $s: $(echo "$t1 - $t0" | bc | cut -c1-5) s, resident before $(show "$before"), peak $(show "$(kib VmHWM)"), after $(show "$(kib VmRSS)") ($out)"
   sleep 1
 done
+kill -TERM "$pid"
+wait "$pid" 2>/dev/null || true
+pid=
