@@ -176,10 +176,13 @@ func (p *proposer) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal,
 }
 
 // enqueueProposal is enqueue for a proposal made by the caller (a pooled
-// one: newProposal).
+// one: newProposal), stamped queued now unless the caller has (one clock
+// reading for a forwarding request's proposals: queueProposals).
 func (p *proposer) enqueueProposal(ctx context.Context, pr *proposal) (*proposal, error) {
 	cmds := pr.cmds
-	pr.queued = time.Now()
+	if pr.queued.IsZero() {
+		pr.queued = time.Now()
+	}
 	from, _ := ctx.Value(originKey{}).(*origin)
 	pr.from = from // not pr.from below: once sent, pr may be answered and released
 	p.flight.add(cmds)

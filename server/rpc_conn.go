@@ -105,6 +105,9 @@ func (s *Server) queueProposals(props [][]fsm.Command, early []bool) ([]*proposa
 	outs := make([]rpcOutcome, len(props))
 	failed := false
 	var now int64 // the clock for early decisions, read at the first (see denyForwarded)
+	// The request's proposals are queued within microseconds of each other:
+	// one clock reading stamps them all (INFO latency's queue time).
+	var queuedAt time.Time
 	for i, cmds := range props {
 		if failed {
 			outs[i].err = ErrNotLeader
@@ -119,8 +122,13 @@ func (s *Server) queueProposals(props [][]fsm.Command, early []bool) ([]*proposa
 				continue
 			}
 		}
+		if queuedAt.IsZero() {
+			queuedAt = time.Now()
+		}
+		pr := newProposal(cmds)
+		pr.queued = queuedAt
 		var err error
-		if queued[i], err = s.prop.enqueueProposal(ctx, newProposal(cmds)); err != nil {
+		if queued[i], err = s.prop.enqueueProposal(ctx, pr); err != nil {
 			outs[i].err = fmt.Errorf("%w: %w", ErrNotLeader, err)
 			failed = true
 		}
