@@ -122,6 +122,9 @@ type proposer struct {
 	// entry, recorded before its in-flight token is given back, and its
 	// time is Raft's commit.
 	returnWait
+	// requests tells run of forwarding requests being queued, so that an
+	// entry takes a request's proposals whole (see requestGate).
+	requests requestGate
 }
 
 func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() int64) *proposer {
@@ -135,6 +138,7 @@ func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() in
 		stopped:    make(chan struct{}),
 		lat:        &proposerLatency{},
 		returnWait: returnWait{returns: make(chan struct{}, 1)},
+		requests:   requestGate{done: make(chan struct{}, 1)},
 	}
 }
 
@@ -261,6 +265,7 @@ func (p *proposer) run() {
 			}
 			var n int
 			batch, n = p.take(append(batch[:0], first), len(first.cmds))
+			batch, n = p.takeRequests(batch, n)
 			if p.batchWait {
 				batch, n = p.waitReturns(batch, n)
 			}
