@@ -201,9 +201,10 @@ func (w *rpcWriter) run() {
 // (queueProposals), and on an idle leader the proposer, running on the
 // other core, takes the first of them at once and proposes what has
 // arrived so far, the rest making a second entry. Measured (README
-// "Through a follower"), a third of a follower's requests became two
-// entries, and an entry's cost (each node's log write and fsync, the
-// AppendEntries round trips, each follower's apply) is mostly per entry.
+// "Through a follower"), a quarter to a third of a follower's requests
+// became two entries, and an entry's cost (each node's log write and
+// fsync, the AppendEntries round trips, each follower's apply) is mostly
+// per entry.
 // So while a request is being queued, a batch that has room takes its
 // proposals as they come and is proposed once the request is queued.
 
