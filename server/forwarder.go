@@ -530,6 +530,13 @@ func newForwardSession() *forwardSession {
 // request to the state machine; so is a number given before, so that
 // numbering a proposal again can never turn a resend into a new command.
 func (s *forwardSession) number(cmds []fsm.Command, window int64) []fsm.Command {
+	return s.numberInto(make([]fsm.Command, len(cmds)), cmds, window)
+}
+
+// numberInto is number writing into out, of len(cmds), which may be cmds
+// itself (the router's ticket numbers its one command in place). A command
+// that gets no number is copied as it is, not boxed again.
+func (s *forwardSession) numberInto(out, cmds []fsm.Command, window int64) []fsm.Command {
 	var n uint64
 	for _, c := range cmds {
 		switch c := c.(type) {
@@ -543,7 +550,6 @@ func (s *forwardSession) number(cmds []fsm.Command, window int64) []fsm.Command 
 			}
 		}
 	}
-	out := make([]fsm.Command, len(cmds))
 	next := s.last.Add(n) - n + 1
 	for i, c := range cmds {
 		switch c := c.(type) {
@@ -551,17 +557,18 @@ func (s *forwardSession) number(cmds []fsm.Command, window int64) []fsm.Command 
 			if c.Token == "" && c.Session == 0 {
 				c.Session, c.Seq, c.TokenWindow = s.id, next, window
 				next++
+				out[i] = c
+				continue
 			}
-			out[i] = c
 		case fsm.Cancel:
 			if c.Token == "" && c.Session == 0 {
 				c.Session, c.Seq, c.TokenWindow = s.id, next, window
 				next++
+				out[i] = c
+				continue
 			}
-			out[i] = c
-		default:
-			out[i] = c
 		}
+		out[i] = cmds[i]
 	}
 	return out
 }

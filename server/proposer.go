@@ -122,6 +122,9 @@ type proposer struct {
 	// entry, recorded before its in-flight token is given back, and its
 	// time is Raft's commit.
 	returnWait
+	// requests tells run of forwarding requests being queued, so that an
+	// entry takes a request's proposals whole (see requestGate).
+	requests requestGate
 }
 
 func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() int64) *proposer {
@@ -135,6 +138,7 @@ func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() in
 		stopped:    make(chan struct{}),
 		lat:        &proposerLatency{},
 		returnWait: returnWait{returns: make(chan struct{}, 1)},
+		requests:   requestGate{done: make(chan struct{}, 1)},
 	}
 }
 
@@ -176,10 +180,13 @@ func (p *proposer) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal,
 }
 
 // enqueueProposal is enqueue for a proposal made by the caller (a pooled
-// one: newProposal).
+// one: newProposal), stamped queued now unless the caller has (one clock
+// reading for a forwarding request's proposals: queueProposals).
 func (p *proposer) enqueueProposal(ctx context.Context, pr *proposal) (*proposal, error) {
 	cmds := pr.cmds
-	pr.queued = time.Now()
+	if pr.queued.IsZero() {
+		pr.queued = time.Now()
+	}
 	from, _ := ctx.Value(originKey{}).(*origin)
 	pr.from = from // not pr.from below: once sent, pr may be answered and released
 	p.flight.add(cmds)
@@ -258,6 +265,7 @@ func (p *proposer) run() {
 			}
 			var n int
 			batch, n = p.take(append(batch[:0], first), len(first.cmds))
+			batch, n = p.takeRequests(batch, n)
 			if p.batchWait {
 				batch, n = p.waitReturns(batch, n)
 			}

@@ -487,3 +487,60 @@ func TestProposerBatchWaitSingleClient(t *testing.T) {
 		}
 	}
 }
+
+// TestProposerTakesARequestWhole: the proposals of a forwarding request,
+// queued one by one while the proposer is idle, share one log entry (up to
+// maxBatch commands), however the proposer's goroutine interleaves with
+// the queueing.
+func TestProposerTakesARequestWhole(t *testing.T) {
+	tests := []struct {
+		name      string
+		maxBatch  int
+		proposals int
+		want      []int // commands of each entry
+	}{
+		{name: "one entry", maxBatch: 8, proposals: 5, want: []int{5}},
+		{name: "full batch", maxBatch: 4, proposals: 4, want: []int{4}},
+		{name: "split at maxBatch", maxBatch: 4, proposals: 6, want: []int{4, 2}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &fakeRaft{fsm: fsm.New(fsm.Config{})}
+			p := newProposer(r, tc.maxBatch, time.Second, func() int64 { return 5000 })
+			go p.run()
+			defer p.close()
+			ctx := context.Background()
+			p.requests.begin()
+			var prs []*proposal
+			for i := 0; i < tc.proposals; i++ {
+				pr, err := p.enqueue(ctx, fsm.Acquire{Key: fmt.Sprintf("k%d", i), Interval: 10, Max: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				prs = append(prs, pr)
+				// The proposer has taken it before the next is queued:
+				// without the gate it would propose what it has found.
+				for deadline := time.Now().Add(30 * time.Second); len(p.ch) != 0; time.Sleep(100 * time.Microsecond) {
+					if time.Now().After(deadline) {
+						t.Fatal("the proposer did not take the proposal")
+					}
+				}
+			}
+			p.requests.end()
+			for _, pr := range prs {
+				if _, err := p.await(pr); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			var got []int
+			for _, e := range r.entries {
+				got = append(got, len(e.Commands))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("entries of %v commands, want %v", got, tc.want)
+			}
+		})
+	}
+}

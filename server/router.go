@@ -54,7 +54,16 @@ type router struct {
 // route runs a request on the leader; see router.
 func (r *router) route(ctx context.Context, forwarded bool,
 	local func(context.Context) error, remote func(ctx context.Context, addr string) error) error {
-	wait := &lazyDeadline{parent: ctx, deadline: time.Now().Add(r.wait)}
+	return r.routeIn(&lazyDeadline{}, ctx, forwarded, local, remote)
+}
+
+// routeIn is route with its context's storage given by the caller: a
+// ticket's own (see enqueue), so that routing a queued command allocates
+// no context of its own.
+func (r *router) routeIn(wait *lazyDeadline, ctx context.Context, forwarded bool,
+	local func(context.Context) error, remote func(ctx context.Context, addr string) error) error {
+	wait.parent, wait.start = ctx, time.Now()
+	wait.deadline = wait.start.Add(r.wait)
 	defer wait.stop()
 	ctx = wait
 	for {
@@ -93,6 +102,7 @@ func (r *router) route(ctx context.Context, forwarded bool,
 // node's CPU.
 type lazyDeadline struct {
 	parent   context.Context
+	start    time.Time // when routing began
 	deadline time.Time
 	once     sync.Once
 	ctx      context.Context
@@ -140,15 +150,17 @@ type ticket struct {
 	pr        *proposal
 	cmds      []fsm.Command
 	forwarded bool
-	remote    bool      // queued to the forwarder: cmds carry session numbers
-	sent      time.Time // when cmds were first queued to the forwarder
+	remote    bool           // queued to the forwarder: cmds carry session numbers
+	sent      time.Time      // when routing began for cmds' first forward (enqueue)
+	one       [1]fsm.Command // cmds' array (enqueue)
+	wait      lazyDeadline   // routing's context (enqueue)
 }
 
-// enqueue queues cmds, one proposal, to the submitter for where it is
+// enqueue queues cmd, one proposal, to the submitter for where it is
 // decided now (the proposer on the ready leader, the forwarder to the
 // leader on a follower) without waiting for its outcome; await has it.
 // This and decide are the only ways commands reach the log on a client's
-// behalf. settle, if not nil, is called with the submitter before cmds are
+// behalf. settle, if not nil, is called with the submitter before cmd is
 // queued to it, so that a caller can first wait for what it queued
 // elsewhere (proposals reach the log in order only through one submitter).
 // A proposal sent to the leader carries session numbers (see decide).
@@ -157,8 +169,15 @@ type ticket struct {
 // only here, to a proposal's first forward: a proposal routed again by
 // await goes through the log, so a resend after an unknown outcome is
 // never decided early while its first attempt may still be in flight.
-func (r *router) enqueue(ctx context.Context, forwarded, early bool, settle func(submitter), cmds ...fsm.Command) (*ticket, error) {
-	t := &ticket{cmds: cmds, forwarded: forwarded}
+//
+// The ticket holds everything routing cmd needs (its proposal's slice, the
+// routing context), and cmd is numbered in that slice, so that a command
+// a follower forwards costs one allocation here, the ticket, besides its
+// numbered copy: this runs for every command a client sends.
+func (r *router) enqueue(ctx context.Context, forwarded, early bool, settle func(submitter), cmd fsm.Command) (*ticket, error) {
+	t := &ticket{forwarded: forwarded}
+	t.one[0] = cmd
+	t.cmds = t.one[:]
 	queue := func(ctx context.Context, sub submitter, use []fsm.Command, early bool) (err error) {
 		if settle != nil {
 			settle(sub)
@@ -171,13 +190,19 @@ func (r *router) enqueue(ctx context.Context, forwarded, early bool, settle func
 		t.pr, err = sub.enqueue(ctx, use...)
 		return err
 	}
-	err := r.route(ctx, forwarded,
+	err := r.routeIn(&t.wait, ctx, forwarded,
 		func(ctx context.Context) error { t.remote = false; return queue(ctx, r.local, t.cmds, false) },
 		func(ctx context.Context, addr string) error {
 			if !t.remote {
-				t.remote, t.sent = true, time.Now()
+				// Routing began no later than the first forward, so the
+				// resend horizon counted from it (see await) ends no
+				// later than one counted from the send: a clock reading
+				// less per forwarded command.
+				t.remote, t.sent = true, t.wait.start
 			}
-			return queue(ctx, r.remote(addr), r.seqs.number(t.cmds, r.window), early)
+			// t.cmds is t.one (numbered in place: a number given before
+			// is kept, see number), until a submitter has it.
+			return queue(ctx, r.remote(addr), r.seqs.numberInto(t.cmds, t.cmds, r.window), early)
 		})
 	if err != nil {
 		return nil, err

@@ -530,19 +530,30 @@ func TestRouterResendAppliedOnce(t *testing.T) {
 			}
 			leader.lost = 2
 			var res []fsm.Result
+			wantSent := 4 // the first, then the transaction sent three times
 			if viaDecide {
 				res, err = r.decide(context.Background(), false, cmds...)
 			} else {
-				var tk *ticket
-				if tk, err = r.enqueue(context.Background(), false, false, nil, cmds...); err == nil {
-					res, err = r.await(tk)
+				// A pipeline's commands are a proposal each; the first
+				// one's replies are lost.
+				wantSent = 6
+				for _, cmd := range cmds {
+					var tk *ticket
+					var one []fsm.Result
+					if tk, err = r.enqueue(context.Background(), false, false, nil, cmd); err == nil {
+						one, err = r.await(tk)
+					}
+					if err != nil {
+						break
+					}
+					res = append(res, one...)
 				}
 			}
 			if err != nil {
 				t.Fatalf("resent proposal: %v", err)
 			}
-			if leader.sent != 4 {
-				t.Fatalf("the leader saw %d proposals, want 4 (one, then one sent three times)", leader.sent)
+			if leader.sent != wantSent {
+				t.Fatalf("the leader saw %d proposals, want %d", leader.sent, wantSent)
 			}
 			if !res[0].Permit.Granted || res[0].Permit.ValidAt != first[0].Permit.ValidAt+1000 || res[1].Count != 1 || !res[2].Permit.Granted {
 				t.Fatalf("results %+v", res)
