@@ -12,7 +12,6 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	wal "github.com/hashicorp/raft-wal"
-	walfs "github.com/hashicorp/raft-wal/fs"
 	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/hashicorp/raft-wal/segment"
 	"github.com/hashicorp/raft-wal/types"
@@ -154,6 +153,7 @@ func openBolt(dir string, noSync bool, keep func(*fsm.Image, uint64)) (logStore,
 // walStore is raft-wal holding the lock on its directory until closed.
 type walStore struct {
 	*wal.WAL
+	segs   *segmentFS
 	unlock func()
 }
 
@@ -162,6 +162,7 @@ type walStore struct {
 // it.
 func (w *walStore) Close() error {
 	err := w.WAL.Close()
+	w.segs.close()
 	w.unlock()
 	return err
 }
@@ -172,8 +173,9 @@ func (w *walStore) Close() error {
 // would otherwise hang on it instead of failing with ErrDataDirInUse.
 //
 // keep, if not nil, receives the newest snapshot's image (see
-// checkSnapshots).
-func openWAL(dir string, hlog hclog.Logger, keep func(*fsm.Image, uint64)) (logStore, error) {
+// checkSnapshots). segmentSize is the size of a segment file; 0 is
+// raft-wal's default (64 MiB), which nodes use (tests rotate sooner).
+func openWAL(dir string, hlog hclog.Logger, keep func(*fsm.Image, uint64), segmentSize int) (logStore, error) {
 	wdir := filepath.Join(dir, walDir)
 	if err := os.Mkdir(wdir, dirMode); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, err
@@ -205,12 +207,15 @@ func openWAL(dir string, hlog hclog.Logger, keep func(*fsm.Image, uint64)) (logS
 		hlog.Warn("recorded the seal of the tail segment raft-wal had sealed and not recorded (a crash between the two)", "dir", wdir)
 	}
 	meta := &metadb.BoltMetaDB{}
+	segs := newSegmentFS(wdir)
 	w, err := wal.Open(wdir,
 		wal.WithMetaStore(meta),
 		wal.WithLogger(hlog.Named("wal")),
-		wal.WithSegmentFiler(segment.NewFiler(wdir, privateVFS{walfs.New()})))
+		wal.WithSegmentFiler(segment.NewFiler(wdir, segs)),
+		wal.WithSegmentSize(segmentSize))
 	if err != nil {
 		meta.Close()
+		segs.close()
 		// checkWAL passed, so this is not damage it knows; raft-wal's own
 		// ErrCorrupt still is.
 		if errors.Is(err, types.ErrCorrupt) {
@@ -218,7 +223,7 @@ func openWAL(dir string, hlog hclog.Logger, keep func(*fsm.Image, uint64)) (logS
 		}
 		return fail(fmt.Errorf("open raft log: %w", err))
 	}
-	store := &walStore{WAL: w, unlock: unlock}
+	store := &walStore{WAL: w, segs: segs, unlock: unlock}
 	// raft-wal creates its bbolt file 0644; the directory is 0700, so it
 	// was never reachable by others, but a copy of it should be private too.
 	if err := tighten(filepath.Join(wdir, metadb.FileName), fileMode); err != nil {
@@ -278,21 +283,4 @@ func (c *snapshotCheck) finish(logErr error, keep func(*fsm.Image, uint64)) erro
 		keep(c.img, c.sum)
 	}
 	return nil
-}
-
-// privateVFS is raft-wal's file system with segment files created 0600
-// (raft-wal creates them 0644 and offers no option).
-type privateVFS struct{ *walfs.FS }
-
-// Create implements types.VFS.
-func (v privateVFS) Create(dir, name string, size uint64) (types.WritableFile, error) {
-	f, err := v.FS.Create(dir, name, size)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(filepath.Join(dir, name), fileMode); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
 }

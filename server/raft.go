@@ -157,7 +157,7 @@ func openStores(dir, kind string, noSync bool, hlog hclog.Logger, keep func(*fsm
 	start := time.Now()
 	var store logStore
 	if kind == LogStoreWAL {
-		store, err = openWAL(dir, hlog, keep)
+		store, err = openWAL(dir, hlog, keep, 0)
 	} else {
 		store, err = openBolt(dir, noSync, keep)
 	}

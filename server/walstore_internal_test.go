@@ -93,7 +93,7 @@ func TestWALTruncationsReopen(t *testing.T) {
 // checks.
 func openTestWAL(t *testing.T, dir string) logStore {
 	t.Helper()
-	s, err := openWAL(dir, hclog.NewNullLogger(), nil)
+	s, err := openWAL(dir, hclog.NewNullLogger(), nil, 0)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
