@@ -54,7 +54,14 @@ type router struct {
 // route runs a request on the leader; see router.
 func (r *router) route(ctx context.Context, forwarded bool,
 	local func(context.Context) error, remote func(ctx context.Context, addr string) error) error {
-	wait := &lazyDeadline{parent: ctx, deadline: time.Now().Add(r.wait)}
+	return r.routeWith(new(lazyDeadline), ctx, forwarded, local, remote)
+}
+
+// routeWith is route with the memory for its context given by the caller
+// (a ticket's, see enqueueInto), so that routing a command allocates none.
+func (r *router) routeWith(wait *lazyDeadline, ctx context.Context, forwarded bool,
+	local func(context.Context) error, remote func(ctx context.Context, addr string) error) error {
+	*wait = lazyDeadline{parent: ctx, deadline: time.Now().Add(r.wait)}
 	defer wait.stop()
 	ctx = wait
 	for {
@@ -135,6 +142,10 @@ var canceled = func() context.Context {
 
 // ticket is a proposal the router has queued: where, so that its outcome
 // can be awaited, and what, so that it can be routed again.
+//
+// A client connection keeps its tickets from batch to batch (serveBatch),
+// with the memory a command's routing needs (its one command, its wait's
+// context), so that queuing a command allocates none of them.
 type ticket struct {
 	sub       submitter
 	pr        *proposal
@@ -142,6 +153,8 @@ type ticket struct {
 	forwarded bool
 	remote    bool      // queued to the forwarder: cmds carry session numbers
 	sent      time.Time // when cmds were first queued to the forwarder
+	one       [1]fsm.Command
+	wait      lazyDeadline // route's context (see routeWith)
 }
 
 // enqueue queues cmds, one proposal, to the submitter for where it is
@@ -158,7 +171,28 @@ type ticket struct {
 // await goes through the log, so a resend after an unknown outcome is
 // never decided early while its first attempt may still be in flight.
 func (r *router) enqueue(ctx context.Context, forwarded, early bool, settle func(submitter), cmds ...fsm.Command) (*ticket, error) {
-	t := &ticket{cmds: cmds, forwarded: forwarded}
+	t := &ticket{forwarded: forwarded}
+	if err := r.queueTicket(t, ctx, early, settle, cmds); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// enqueueInto is enqueue of one command into a ticket the caller provides,
+// which it must not reuse before await has returned. The command is kept
+// in the ticket: on this node's proposer, its proposal's commands are the
+// ticket's (a proposal is done with them once answered); one forwarded to
+// the leader is a numbered copy (forwardSession.number).
+func (r *router) enqueueInto(t *ticket, ctx context.Context, forwarded, early bool, settle func(submitter), cmd fsm.Command) error {
+	*t = ticket{forwarded: forwarded}
+	t.one[0] = cmd
+	return r.queueTicket(t, ctx, early, settle, t.one[:])
+}
+
+// queueTicket is enqueue's work, for t, which holds only forwarded yet.
+func (r *router) queueTicket(t *ticket, ctx context.Context, early bool, settle func(submitter), cmds []fsm.Command) error {
+	t.cmds = cmds
+	forwarded := t.forwarded
 	queue := func(ctx context.Context, sub submitter, use []fsm.Command, early bool) (err error) {
 		if settle != nil {
 			settle(sub)
@@ -171,7 +205,7 @@ func (r *router) enqueue(ctx context.Context, forwarded, early bool, settle func
 		t.pr, err = sub.enqueue(ctx, use...)
 		return err
 	}
-	err := r.route(ctx, forwarded,
+	return r.routeWith(&t.wait, ctx, forwarded,
 		func(ctx context.Context) error { t.remote = false; return queue(ctx, r.local, t.cmds, false) },
 		func(ctx context.Context, addr string) error {
 			if !t.remote {
@@ -179,10 +213,6 @@ func (r *router) enqueue(ctx context.Context, forwarded, early bool, settle func
 			}
 			return queue(ctx, r.remote(addr), r.seqs.number(t.cmds, r.window), early)
 		})
-	if err != nil {
-		return nil, err
-	}
-	return t, nil
 }
 
 // await waits for the outcome of a proposal enqueue queued. One that
