@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -306,6 +307,33 @@ func TestCommandReaderKeptArguments(t *testing.T) {
 				}
 				if !slices.Equal(s, want[i]) {
 					t.Errorf("command %d is now %q, was %q", i, s, want[i])
+				}
+			}
+		})
+	}
+}
+
+// repeat hands out the same pipeline on every Read.
+type repeat struct{ p []byte }
+
+func (r repeat) Read(b []byte) (int, error) { return copy(b, r.p), nil }
+
+// BenchmarkCommandReader reads pipelines of depth THROTTLE.ACQUIREs, as
+// redis-benchmark -P sends them; an op is one command.
+//
+//	go test ./internal/resp -run x -bench CommandReader -benchmem
+func BenchmarkCommandReader(b *testing.B) {
+	cmd := "*4\r\n$16\r\nTHROTTLE.ACQUIRE\r\n$21\r\nkey12345:000000001234\r\n$4\r\n1000\r\n$1\r\n5\r\n"
+	for _, depth := range []int{1, 16} {
+		b.Run("P"+strconv.Itoa(depth), func(b *testing.B) {
+			rd := NewCommandReader(repeat{[]byte(strings.Repeat(cmd, depth))}, CommandLimits{})
+			rd.Authenticated = true
+			var batch [][][]byte
+			b.ReportAllocs()
+			for n := 0; n < b.N; n += len(batch) {
+				var err error
+				if batch, err = rd.ReadCommands(batch[:0]); err != nil || len(batch) != depth {
+					b.Fatalf("%d commands, %v", len(batch), err)
 				}
 			}
 		})
