@@ -17,8 +17,8 @@ import (
 // collector leaves above them (as much again, which the runtime keeps
 // resident) is a good part of a full node's memory: nodeGCPercent halves
 // it (README "At scale: a million keys"). But on a node with few keys,
-// 50 means a cycle every couple of megabytes allocated: some twenty a
-// second on a node serving 50-70k requests a second, each with its fixed
+// 50 means a cycle every couple of megabytes allocated: 15-20 a second
+// on a node serving 50-70k requests a second, each with its fixed
 // costs (the phase changes, scanning every goroutine's stack, the
 // background worker taking a core's turn). Since the live heap is about
 // the same either way, it cannot tell the two apart; the state's size
