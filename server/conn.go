@@ -54,6 +54,7 @@ type clientConn struct {
 	ctx     context.Context // carries the connection's origin (proposer.go)
 	waiting []pendingReply  // serveBatch's, kept to reuse its memory
 	calls   []call          // serveBatch's, likewise
+	tickets []ticket        // serveBatch's, likewise
 	closed  bool            // QUIT: close once the replies so far are written
 
 	// For CLIENT LIST (clients.go): set at accept, then read-only.

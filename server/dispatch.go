@@ -56,6 +56,11 @@ func (s *Server) serveBatch(conn *clientConn, batch [][][]byte, rd *resp.Command
 		calls = make([]call, len(batch))
 	}
 	calls = calls[:len(batch)]
+	tickets := conn.tickets // likewise, for the commands queued
+	if cap(tickets) < len(batch) {
+		tickets = make([]ticket, len(batch))
+	}
+	tickets = tickets[:len(batch)]
 	var last submitter // where the waiting proposals were queued
 	flush := func() {
 		s.writeReplies(waiting)
@@ -85,7 +90,7 @@ func (s *Server) serveBatch(conn *clientConn, batch [][][]byte, rd *resp.Command
 			// On a follower, a command the leader may decide without the
 			// log is marked so when forwarded (see decidable).
 			early := !c.fwd && decidable(p.cmd, waiting)
-			s.queue(&p, early, func(sub submitter) {
+			s.queue(&p, &tickets[i], early, func(sub submitter) {
 				if last != nil && sub != last {
 					flush()
 				}
@@ -100,6 +105,8 @@ func (s *Server) serveBatch(conn *clientConn, batch [][][]byte, rd *resp.Command
 	conn.waiting = waiting
 	clear(calls) // their arguments: the reader's buffers they point into can go
 	conn.calls = calls
+	clear(tickets) // their commands and proposals, every one answered
+	conn.tickets = tickets
 }
 
 // serveAlone serves one command on its own and returns its reply: the
@@ -107,7 +114,7 @@ func (s *Server) serveBatch(conn *clientConn, batch [][][]byte, rd *resp.Command
 func (s *Server) serveAlone(c *call) (any, error) {
 	p := s.prepare(c)
 	if p.cmd != nil {
-		s.queue(&p, false, nil)
+		s.queue(&p, new(ticket), false, nil)
 	}
 	return s.outcome(&p)
 }
@@ -210,19 +217,20 @@ func (s *Server) denyNow(p *pendingReply, mine []pendingReply) bool {
 	return ok
 }
 
-// queue hands p's command to the router without waiting for its outcome;
-// settle, if not nil, is told the submitter first, and early says the
-// leader may decide it without the log if it is forwarded (see
-// router.enqueue).
-func (s *Server) queue(p *pendingReply, early bool, settle func(submitter)) {
+// queue hands p's command to the router, in t, without waiting for its
+// outcome; settle, if not nil, is told the submitter first, and early says
+// the leader may decide it without the log if it is forwarded (see
+// router.enqueue). t must not be reused before p's outcome is written.
+func (s *Server) queue(p *pendingReply, t *ticket, early bool, settle func(submitter)) {
 	ctx := context.Background()
 	if !p.c.fwd && p.c.conn != nil && p.c.conn.ctx != nil {
 		ctx = p.c.conn.ctx // its origin: see proposer.waitReturns
 	}
-	p.t, p.err = s.router.enqueue(ctx, p.c.fwd, early, settle, p.cmd)
-	if p.err != nil {
+	if p.err = s.router.enqueueInto(t, ctx, p.c.fwd, early, settle, p.cmd); p.err != nil {
 		p.cmd = nil
+		return
 	}
+	p.t = t
 }
 
 // writeReplies writes the replies of ps in order, each once it is decided.

@@ -174,9 +174,15 @@ func (p *proposer) proposeAll(ctx context.Context, cmds ...fsm.Command) ([]fsm.R
 // without waiting for their outcome (see await). Proposals one goroutine
 // enqueues are applied in the order it enqueued them: run takes them in
 // channel order and Raft applies entries in log order. ctx bounds only the
-// wait for room in the queue.
+// wait for room in the queue. The proposal comes from the pool: await gives
+// it back once its outcome is received.
 func (p *proposer) enqueue(ctx context.Context, cmds ...fsm.Command) (*proposal, error) {
-	return p.enqueueProposal(ctx, &proposal{cmds: cmds, done: make(chan outcome, 1)})
+	pr := newProposal(cmds)
+	if _, err := p.enqueueProposal(ctx, pr); err != nil {
+		pr.release() // never queued
+		return nil, err
+	}
+	return pr, nil
 }
 
 // enqueueProposal is enqueue for a proposal made by the caller (a pooled
@@ -212,9 +218,15 @@ func (p *proposer) enqueueProposal(ctx context.Context, pr *proposal) (*proposal
 }
 
 // await waits for the outcome of an enqueued proposal, as propose does:
-// one result per command.
+// one result per command, and gives the proposal back to the pool once its
+// outcome is received (see release): the caller must not use pr
+// afterwards. Pooling matters on the leader's own path, where a proposal
+// and its reply channel were two of a command's allocations.
 func (p *proposer) await(pr *proposal) ([]fsm.Result, error) {
-	res, err, _ := p.awaitOutcome(pr)
+	res, err, received := p.awaitOutcome(pr)
+	if received {
+		pr.release()
+	}
 	return res, err
 }
 

@@ -54,16 +54,15 @@ type router struct {
 // route runs a request on the leader; see router.
 func (r *router) route(ctx context.Context, forwarded bool,
 	local func(context.Context) error, remote func(ctx context.Context, addr string) error) error {
-	return r.routeIn(&lazyDeadline{}, ctx, forwarded, local, remote)
+	return r.routeWith(new(lazyDeadline), ctx, forwarded, local, remote)
 }
 
-// routeIn is route with its context's storage given by the caller: a
-// ticket's own (see enqueue), so that routing a queued command allocates
-// no context of its own.
-func (r *router) routeIn(wait *lazyDeadline, ctx context.Context, forwarded bool,
+// routeWith is route with the memory for its context given by the caller
+// (a ticket's, see enqueueInto), so that routing a command allocates none.
+func (r *router) routeWith(wait *lazyDeadline, ctx context.Context, forwarded bool,
 	local func(context.Context) error, remote func(ctx context.Context, addr string) error) error {
-	wait.parent, wait.start = ctx, time.Now()
-	wait.deadline = wait.start.Add(r.wait)
+	now := time.Now()
+	*wait = lazyDeadline{parent: ctx, start: now, deadline: now.Add(r.wait)}
 	defer wait.stop()
 	ctx = wait
 	for {
@@ -145,15 +144,19 @@ var canceled = func() context.Context {
 
 // ticket is a proposal the router has queued: where, so that its outcome
 // can be awaited, and what, so that it can be routed again.
+//
+// A client connection keeps its tickets from batch to batch (serveBatch),
+// with the memory a command's routing needs (its one command, its wait's
+// context), so that queuing a command allocates none of them.
 type ticket struct {
 	sub       submitter
 	pr        *proposal
 	cmds      []fsm.Command
 	forwarded bool
 	remote    bool           // queued to the forwarder: cmds carry session numbers
-	sent      time.Time      // when routing began for cmds' first forward (enqueue)
-	one       [1]fsm.Command // cmds' array (enqueue)
-	wait      lazyDeadline   // routing's context (enqueue)
+	sent      time.Time      // when routing began for cmds' first forward
+	one       [1]fsm.Command // cmds' array (enqueueInto)
+	wait      lazyDeadline   // route's context (see routeWith)
 }
 
 // enqueue queues cmd, one proposal, to the submitter for where it is
@@ -169,15 +172,32 @@ type ticket struct {
 // only here, to a proposal's first forward: a proposal routed again by
 // await goes through the log, so a resend after an unknown outcome is
 // never decided early while its first attempt may still be in flight.
-//
-// The ticket holds everything routing cmd needs (its proposal's slice, the
-// routing context), and cmd is numbered in that slice, so that a command
-// a follower forwards costs one allocation here, the ticket, besides its
-// numbered copy: this runs for every command a client sends.
-func (r *router) enqueue(ctx context.Context, forwarded, early bool, settle func(submitter), cmd fsm.Command) (*ticket, error) {
+func (r *router) enqueue(ctx context.Context, forwarded, early bool, settle func(submitter), cmds ...fsm.Command) (*ticket, error) {
 	t := &ticket{forwarded: forwarded}
+	// The ticket's own copy: a forwarded proposal is numbered in place.
+	if err := r.queueTicket(t, ctx, early, settle, append([]fsm.Command(nil), cmds...)); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// enqueueInto is enqueue of one command into a ticket the caller provides,
+// which it must not reuse before await has returned. The command is kept
+// in the ticket (its proposal's commands are the ticket's, and one
+// forwarded to the leader is numbered there), so that a command costs no
+// allocation here: this runs for every command a client sends. No
+// submitter holds a proposal's commands once it has answered it.
+func (r *router) enqueueInto(t *ticket, ctx context.Context, forwarded, early bool, settle func(submitter), cmd fsm.Command) error {
+	*t = ticket{forwarded: forwarded}
 	t.one[0] = cmd
-	t.cmds = t.one[:]
+	return r.queueTicket(t, ctx, early, settle, t.one[:])
+}
+
+// queueTicket is enqueue's work, for t, which holds only forwarded yet;
+// cmds are t's own.
+func (r *router) queueTicket(t *ticket, ctx context.Context, early bool, settle func(submitter), cmds []fsm.Command) error {
+	t.cmds = cmds
+	forwarded := t.forwarded
 	queue := func(ctx context.Context, sub submitter, use []fsm.Command, early bool) (err error) {
 		if settle != nil {
 			settle(sub)
@@ -190,7 +210,7 @@ func (r *router) enqueue(ctx context.Context, forwarded, early bool, settle func
 		t.pr, err = sub.enqueue(ctx, use...)
 		return err
 	}
-	err := r.routeIn(&t.wait, ctx, forwarded,
+	return r.routeWith(&t.wait, ctx, forwarded,
 		func(ctx context.Context) error { t.remote = false; return queue(ctx, r.local, t.cmds, false) },
 		func(ctx context.Context, addr string) error {
 			if !t.remote {
@@ -200,14 +220,10 @@ func (r *router) enqueue(ctx context.Context, forwarded, early bool, settle func
 				// less per forwarded command.
 				t.remote, t.sent = true, t.wait.start
 			}
-			// t.cmds is t.one (numbered in place: a number given before
-			// is kept, see number), until a submitter has it.
+			// t.cmds are t's own, numbered in place (a number given
+			// before is kept, see number).
 			return queue(ctx, r.remote(addr), r.seqs.numberInto(t.cmds, t.cmds, r.window), early)
 		})
-	if err != nil {
-		return nil, err
-	}
-	return t, nil
 }
 
 // await waits for the outcome of a proposal enqueue queued. One that

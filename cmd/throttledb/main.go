@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -94,7 +93,7 @@ func runNode(args []string) error {
 		// A mistyped subcommand must not start a node on the default ports.
 		return fmt.Errorf("unknown command %q (subcommands: %s; run a node with flags only, see -h)", fs.Arg(0), subcommandNames())
 	}
-	setGCPercent()
+	gc := setGCPercent()
 
 	if *secretFile != "" {
 		if cfg.ClusterSecret != "" {
@@ -141,6 +140,7 @@ func runNode(args []string) error {
 	if err != nil {
 		return err
 	}
+	gc.watchState(func() int64 { return srv.FSM().MemoryUsage(0) })
 	go reloadOnHangup(ctx, srv, cfg.Logger)
 	<-ctx.Done()
 	cfg.Logger.Info("shutting down")
@@ -181,20 +181,3 @@ func subcommandNames() string {
 type quietLogger struct{}
 
 func (quietLogger) Printf(context.Context, string, ...any) {}
-
-// nodeGCPercent is the collector's GOGC for a node unless the GOGC
-// environment variable sets one. The keys live outside the Go heap
-// (fsm/store.go), so at a million keys the heap holds a few megabytes of
-// buffers, results and log entries, and with Go's default of 100 the
-// headroom the collector leaves above them (up to as much again, which
-// the runtime keeps resident) is most of the heap. 50 halves that
-// headroom; a cycle still marks only those few megabytes, so collecting
-// twice as often costs little CPU (README "At scale: a million keys").
-const nodeGCPercent = 50
-
-// setGCPercent applies nodeGCPercent unless GOGC is set.
-func setGCPercent() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(nodeGCPercent)
-	}
-}

@@ -108,6 +108,34 @@ type CommandReader struct {
 	want    int   // arguments announced (0: header not read yet)
 	bulkLen int   // length of the argument being read (-1: header not read)
 	marks   []int // start and end offsets (from start) of arguments read
+
+	// slab holds argument slices not handed out yet (see argSlots).
+	slab [][]byte
+}
+
+// Sizing of the argument slabs (argSlots): one slot per slabArgBytes of
+// the commands still buffered, up to slabMax slots.
+const (
+	slabArgBytes = 16 // a small argument with its "$N\r\n" header and CRLF
+	slabMax      = 512
+)
+
+// argSlots returns room for a command's n arguments. The commands of one
+// pipeline share a slab (one allocation rather than one per command: the
+// largest number of a node's allocations per command left at
+// redis-benchmark -P 16), sized from the bytes still buffered behind the
+// command, so that a lone command gets exactly its own. Slots are handed
+// out once and never written again, so a caller may keep a command's
+// arguments as long as it likes (a transaction's queue), at the cost of
+// keeping its slab.
+func (rd *CommandReader) argSlots(n int) [][]byte {
+	if cap(rd.slab)-len(rd.slab) < n {
+		more := min((rd.end-rd.scan)/slabArgBytes, slabMax)
+		rd.slab = make([][]byte, 0, n+more)
+	}
+	k := len(rd.slab)
+	rd.slab = rd.slab[:k+n]
+	return rd.slab[k : k+n : k+n]
 }
 
 // minBuffer is the smallest buffer the reader reads into: a slab of this
@@ -325,7 +353,7 @@ func (rd *CommandReader) multibulk() (args [][]byte, done bool, err error) {
 		rd.marks = append(rd.marks, rd.scan-rd.start, e-rd.start)
 		rd.scan, rd.bulkLen = e+2, -1
 	}
-	args = make([][]byte, rd.want)
+	args = rd.argSlots(rd.want)
 	base := rd.buf[rd.start:]
 	for i := range args {
 		args[i] = base[rd.marks[2*i]:rd.marks[2*i+1]:rd.marks[2*i+1]]

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -232,4 +234,108 @@ func FuzzCommandReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// chunks hands out one chunk of its input per Read.
+type chunks struct{ c []string }
+
+func (r *chunks) Read(p []byte) (int, error) {
+	if len(r.c) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.c[0])
+	r.c[0] = r.c[0][n:]
+	if r.c[0] == "" {
+		r.c = r.c[1:]
+	}
+	return n, nil
+}
+
+// TestCommandReaderKeptArguments: the commands of a pipeline share memory
+// for their argument lists (argSlots), yet a caller may keep and extend
+// any of them: what it holds never changes when it appends to another
+// command's arguments or reads the next pipelines.
+func TestCommandReaderKeptArguments(t *testing.T) {
+	acquire := func(key string) string {
+		return "*3\r\n$3\r\nGET\r\n$" + string(rune('0'+len(key))) + "\r\n" + key + "\r\n$1\r\n5\r\n"
+	}
+	tests := []struct {
+		name   string
+		chunks []string
+	}{
+		{name: "one pipeline", chunks: []string{acquire("a") + acquire("b") + acquire("c")}},
+		{name: "pipelines", chunks: []string{acquire("a") + acquire("b"), acquire("c"), "PING x\r\n" + acquire("d")}},
+		{name: "split command", chunks: []string{acquire("a") + acquire("b")[:7], acquire("b")[7:] + acquire("c")}},
+		{name: "lone commands", chunks: []string{acquire("a"), acquire("b"), acquire("c")}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rd := NewCommandReader(&chunks{c: slices.Clone(tc.chunks)}, CommandLimits{})
+			rd.Authenticated = true
+			var kept [][][]byte
+			var want [][]string
+			for {
+				cmds, err := rd.ReadCommands(nil)
+				for _, c := range cmds {
+					if len(c) != cap(c) {
+						t.Fatalf("%q: capacity %d for %d arguments: an append would write into another command's", c, cap(c), len(c))
+					}
+					var s []string
+					for _, a := range c {
+						s = append(s, string(a))
+					}
+					want = append(want, s)
+					kept = append(kept, c)
+				}
+				for i := range cmds {
+					cmds[i] = append(cmds[i], []byte("appended"))
+				}
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						t.Fatal(err)
+					}
+					break
+				}
+			}
+			if len(kept) < 3 {
+				t.Fatalf("%d commands read", len(kept))
+			}
+			for i, c := range kept {
+				var s []string
+				for _, a := range c {
+					s = append(s, string(a))
+				}
+				if !slices.Equal(s, want[i]) {
+					t.Errorf("command %d is now %q, was %q", i, s, want[i])
+				}
+			}
+		})
+	}
+}
+
+// repeat hands out the same pipeline on every Read.
+type repeat struct{ p []byte }
+
+func (r repeat) Read(b []byte) (int, error) { return copy(b, r.p), nil }
+
+// BenchmarkCommandReader reads pipelines of depth THROTTLE.ACQUIREs, as
+// redis-benchmark -P sends them; an op is one command.
+//
+//	go test ./internal/resp -run x -bench CommandReader -benchmem
+func BenchmarkCommandReader(b *testing.B) {
+	cmd := "*4\r\n$16\r\nTHROTTLE.ACQUIRE\r\n$21\r\nkey12345:000000001234\r\n$4\r\n1000\r\n$1\r\n5\r\n"
+	for _, depth := range []int{1, 16} {
+		b.Run("P"+strconv.Itoa(depth), func(b *testing.B) {
+			rd := NewCommandReader(repeat{[]byte(strings.Repeat(cmd, depth))}, CommandLimits{})
+			rd.Authenticated = true
+			var batch [][][]byte
+			b.ReportAllocs()
+			for n := 0; n < b.N; n += len(batch) {
+				var err error
+				if batch, err = rd.ReadCommands(batch[:0]); err != nil || len(batch) != depth {
+					b.Fatalf("%d commands, %v", len(batch), err)
+				}
+			}
+		})
+	}
 }
