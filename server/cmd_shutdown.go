@@ -22,11 +22,11 @@ import (
 //     keeps running and the reply is Redis's "Errors trying to SHUTDOWN".
 //   - NOW: skip the waits Redis's NOW skips (Redis waits for lagging
 //     replicas): no leadership transfer, and no wait for followers to stop
-//     forwarding. The other nodes elect a leader after an election timeout;
-//     their clients' commands wait for it (up to --leader-wait), and a
-//     forwarded command that was in flight may be answered TRYAGAIN.
-//     Commands already running still get their replies, and nothing
-//     acknowledged is lost.
+//     forwarding. The other nodes elect a leader after an election timeout,
+//     and until then their clients may see errors (CLUSTERDOWN, or TRYAGAIN
+//     for a forwarded command that was in flight). Commands already
+//     running on this node still get their replies, and nothing
+//     acknowledged is lost: a grant is committed before it is answered.
 //   - FORCE: a failed SAVE snapshot does not stop the shutdown (a failed
 //     leadership transfer never does).
 //   - ABORT: cancel a SHUTDOWN that is still taking its snapshot or
@@ -120,6 +120,7 @@ type shutdownCtl struct {
 // meanwhile share its outcome, as Redis's do.
 type shutdownAttempt struct {
 	aborted bool          // under shutdownCtl.mu
+	waiters int           // SHUTDOWNs sharing its outcome, under shutdownCtl.mu
 	done    chan struct{} // closed once err is set
 	err     error         // nil: the node stops
 }
@@ -175,6 +176,7 @@ func (s *Server) requestStop(o shutdownOpts) error {
 		return nil
 	}
 	if a := st.attempt; a != nil {
+		a.waiters++
 		st.mu.Unlock()
 		<-a.done
 		return a.err
