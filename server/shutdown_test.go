@@ -270,10 +270,11 @@ func TestShutdownSave(t *testing.T) {
 	})
 }
 
-// acquireLoad runs clients that acquire through c, each on its own key
-// with room for every request, until stop is called; stop returns how many
-// were granted and every error.
+// acquireLoad runs clients that acquire through c (node's client), each on
+// its own key with room for every request, until stop is called; stop
+// returns every error.
 type acquireLoad struct {
+	node    string
 	mu      sync.Mutex
 	granted int
 	errs    []error
@@ -281,8 +282,8 @@ type acquireLoad struct {
 	wg      sync.WaitGroup
 }
 
-func startAcquireLoad(c *redis.Client, clients int) *acquireLoad {
-	l := &acquireLoad{quit: make(chan struct{})}
+func startAcquireLoad(c *redis.Client, clients int, node string) *acquireLoad {
+	l := &acquireLoad{node: node, quit: make(chan struct{})}
 	for i := 0; i < clients; i++ {
 		l.wg.Add(1)
 		go func(key string) {
@@ -297,7 +298,7 @@ func startAcquireLoad(c *redis.Client, clients int) *acquireLoad {
 				l.mu.Lock()
 				switch {
 				case err != nil:
-					l.errs = append(l.errs, err)
+					l.errs = append(l.errs, fmt.Errorf("through %s: %w", node, err))
 				case v.([]any)[0].(int64) == 1:
 					l.granted++
 				default:
@@ -305,7 +306,7 @@ func startAcquireLoad(c *redis.Client, clients int) *acquireLoad {
 				}
 				l.mu.Unlock()
 			}
-		}(fmt.Sprintf("load-%d", i))
+		}(fmt.Sprintf("load-%s-%d", node, i))
 	}
 	return l
 }
@@ -346,13 +347,30 @@ func TestShutdownLeaderFailsNoRequest(t *testing.T) {
 	var logs syncBuffer
 	c := testcluster.Start(t, 3, testcluster.Options{Configure: captureLogs(&logs)})
 	leader := c.WaitForLeader(10 * time.Second)
-	via := c.Followers()[0]
-	load := startAcquireLoad(via.Client(), 4)
-	testcluster.WaitFor(t, 10*time.Second, "grants before SHUTDOWN", func() bool { return load.grants() >= 20 })
+	// Clients of both followers: one of them becomes the leader, the
+	// other forwards to it.
+	var loads []*acquireLoad
+	for _, f := range c.Followers() {
+		loads = append(loads, startAcquireLoad(f.Client(), 2, f.ID()))
+	}
+	grants := func() int {
+		n := 0
+		for _, l := range loads {
+			n += l.grants()
+		}
+		return n
+	}
+	stopLoads := func() (errs []error) {
+		for _, l := range loads {
+			errs = append(errs, l.stop()...)
+		}
+		return errs
+	}
+	testcluster.WaitFor(t, 10*time.Second, "grants before SHUTDOWN", func() bool { return grants() >= 20 })
 
 	stopped := stopLikeMain(t, leader)
 	if err := leader.Client().Shutdown(context.Background()).Err(); err != nil {
-		load.stop()
+		stopLoads()
 		t.Fatalf("SHUTDOWN of the leader: %v", err)
 	}
 	awaitStopped(t, leader, stopped)
@@ -360,19 +378,30 @@ func TestShutdownLeaderFailsNoRequest(t *testing.T) {
 		t.Error("the leader stopped without handing over leadership")
 	}
 	nl := c.WaitForLeader(10 * time.Second)
-	after := load.grants()
-	testcluster.WaitFor(t, 10*time.Second, "grants after SHUTDOWN", func() bool { return load.grants() >= after+20 })
-	errs := load.stop()
+	// Grants through each remaining node, the forwarding one included.
+	after := make([]int, len(loads))
+	for i, l := range loads {
+		after[i] = l.grants()
+	}
+	testcluster.WaitFor(t, 10*time.Second, "grants through each node after SHUTDOWN", func() bool {
+		for i, l := range loads {
+			if l.grants() < after[i]+20 {
+				return false
+			}
+		}
+		return true
+	})
+	errs := stopLoads()
 	for i, err := range errs {
 		if i == 10 {
 			break
 		}
-		t.Errorf("request through %s failed: %v", via.ID(), err)
+		t.Errorf("request failed: %v", err)
 	}
 	if len(errs) > 0 {
 		t.Fatalf("%d requests failed (new leader %s)", len(errs), nl.ID())
 	}
-	t.Logf("leader %s -> %s; %d grants through %s, none failed", leader.ID(), nl.ID(), load.grants(), via.ID())
+	t.Logf("leader %s -> %s; %d grants through %s and %s, none failed", leader.ID(), nl.ID(), grants(), loads[0].node, loads[1].node)
 }
 
 // TestShutdownNowSkipsTransfer: SHUTDOWN NOW stops the leader without
