@@ -155,11 +155,12 @@ func (s *Server) abortShutdown() (any, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	switch {
+	case st.stopping:
+		// SIGTERM's stop, or a SHUTDOWN's past cancelling.
+		return nil, ErrShuttingDown
 	case st.attempt != nil:
 		st.attempt.aborted = true
 		return ok, nil
-	case st.stopping:
-		return nil, ErrShuttingDown
 	}
 	return nil, errNoShutdown
 }
@@ -189,6 +190,11 @@ func (s *Server) requestStop(o shutdownOpts) error {
 	a.err = s.prepareStop(o, a)
 	st.mu.Lock()
 	st.attempt = nil
+	if a.err == nil && a.aborted {
+		// Checked under the lock ABORT takes: an ABORT answered OK
+		// always keeps the node running.
+		a.err = fmt.Errorf("%w: %w", errShutdownFailed, errShutdownAborted)
+	}
 	if a.err == nil {
 		st.stopping, st.transferred, st.now = true, true, o.now
 		st.reqOnce.Do(func() { close(st.req) })
@@ -202,8 +208,9 @@ func (s *Server) requestStop(o shutdownOpts) error {
 }
 
 // prepareStop runs SHUTDOWN's steps before the stop: the SAVE snapshot and,
-// unless NOW, the leadership transfer. It returns nil when the node may
-// stop.
+// unless NOW, the leadership transfer (skipped if ABORT came first). It
+// returns nil when the node may stop, ABORT permitting (requestStop checks
+// that last).
 func (s *Server) prepareStop(o shutdownOpts, a *shutdownAttempt) error {
 	if o.save {
 		if err := s.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
@@ -224,9 +231,6 @@ func (s *Server) prepareStop(o shutdownOpts, a *shutdownAttempt) error {
 	s.shut.mu.Unlock()
 	if hook != nil {
 		hook()
-	}
-	if s.aborted(a) {
-		return fmt.Errorf("%w: %w", errShutdownFailed, errShutdownAborted)
 	}
 	return nil
 }

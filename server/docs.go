@@ -472,7 +472,7 @@ func infoFlags(cmd *command, doc *cmdDoc) []string {
 		set["write"] = cmd.flags&flagWrite != 0
 		set["readonly"] = cmd.flags&flagReadonly != 0
 		set["no_auth"] = cmd.flags&flagNoAuth != 0
-		set["no_multi"] = set["no_multi"] || cmd.flags&flagNoMulti != 0
+		set["no_multi"] = cmd.flags&flagNoMulti != 0
 		set["module"] = doc.group == "module"
 	}
 	var out []string

@@ -255,8 +255,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Warn("shutdown deadline passed with commands in flight")
 	}
 	if !now {
-		// Still the leader: followers keep forwarding to it until it
-		// stops, so waiting for them to go quiet would only use up ctx.
+		// Skipped for NOW: a node that did not hand over leadership is
+		// still forwarded to until it stops, so the wait would only use
+		// up ctx.
 		s.awaitForwardersQuiet(ctx)
 	}
 	return s.Close()

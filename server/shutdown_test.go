@@ -429,3 +429,21 @@ func TestShutdownNowSkipsTransfer(t *testing.T) {
 		return err == nil && v.([]any)[0].(int64) == 1
 	})
 }
+
+// TestShutdownPastCancelling: once a SHUTDOWN has requested the stop,
+// ABORT can no longer cancel it, and another SHUTDOWN just hangs up.
+func TestShutdownPastCancelling(t *testing.T) {
+	n := testcluster.StartNode(t, testcluster.Options{})
+	hangsUp(t, n.Client(), "SHUTDOWN")
+	if !stopRequested(n) {
+		t.Fatal("SHUTDOWN did not request the stop")
+	}
+	// Nothing runs Shutdown here, so the node still answers.
+	c := n.Client()
+	if _, e := do(t, c, "SHUTDOWN", "ABORT"); e != "CLUSTERDOWN node is shutting down" {
+		t.Fatalf("SHUTDOWN ABORT after the stop was requested: %q", e)
+	}
+	hangsUp(t, c, "SHUTDOWN", "SAVE")
+	stopped := stopLikeMain(t, n)
+	awaitStopped(t, n, stopped)
+}
