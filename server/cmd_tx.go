@@ -37,6 +37,9 @@ func (sess *session) abortTx() {
 func queueTx(c *call, cmd *command) (any, error) {
 	tx := c.sess.tx
 	switch {
+	case cmd.flags&flagNoMulti != 0:
+		tx.dirty = true
+		return nil, redisError("ERR Command not allowed inside a transaction")
 	case cmd.flags&flagTxable == 0:
 		tx.dirty = true
 		return nil, redisError("ERR command '" + cmd.name + "' is not allowed in a transaction: only THROTTLE.ACQUIRE and THROTTLE.RESET can be queued")

@@ -382,6 +382,20 @@ var commandDocs = map[string]*cmdDoc{
 		summary: "Returns the replication role", since: "2.8.12", group: "server", complexity: "O(1)",
 		flags: []string{"noscript", "loading", "stale", "fast"}, acl: []string{"@admin", "@fast", "@dangerous"},
 	},
+	"shutdown": {
+		summary: "Stops this node: a leader hands over leadership first (see cluster.md)", since: "1.0.0", group: "server",
+		complexity: "O(N) with SAVE, where N is the number of keys, otherwise O(1)",
+		flags:      []string{"admin", "noscript", "loading", "stale", "allow_busy"}, acl: []string{"@admin", "@slow", "@dangerous"},
+		args: []docArg{
+			{name: "save-selector", typ: "oneof", flags: []string{"optional"}, args: []docArg{
+				{name: "nosave", typ: "pure-token", token: "NOSAVE"},
+				{name: "save", typ: "pure-token", token: "SAVE"},
+			}},
+			{name: "now", typ: "pure-token", token: "NOW", flags: []string{"optional"}},
+			{name: "force", typ: "pure-token", token: "FORCE", flags: []string{"optional"}},
+			{name: "abort", typ: "pure-token", token: "ABORT", flags: []string{"optional"}},
+		},
+	},
 
 	"raft.join": {
 		summary: "Adds a node to the cluster (sent by the joining node)", since: "0.1.0", group: "module", complexity: "O(N) where N is the number of members",
@@ -458,6 +472,7 @@ func infoFlags(cmd *command, doc *cmdDoc) []string {
 		set["write"] = cmd.flags&flagWrite != 0
 		set["readonly"] = cmd.flags&flagReadonly != 0
 		set["no_auth"] = cmd.flags&flagNoAuth != 0
+		set["no_multi"] = cmd.flags&flagNoMulti != 0
 		set["module"] = doc.group == "module"
 	}
 	var out []string

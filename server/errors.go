@@ -99,6 +99,8 @@ func errorText(err error) string {
 		return msgNotLeader
 	case errors.Is(err, ErrOutcomeUnknown):
 		return msgUnknownFate
+	case errors.Is(err, errShutdownFailed):
+		return msgShutdownFailed
 	case errors.Is(err, ErrShuttingDown):
 		return "CLUSTERDOWN node is shutting down"
 	case errors.Is(err, ErrOOM):

@@ -16,3 +16,23 @@ func ServeConn(s *Server, nc net.Conn) {
 		s.serveConn(nc)
 	}
 }
+
+// SetShutdownHook makes every SHUTDOWN on s call hook just before it
+// commits to stopping (the last moment SHUTDOWN ABORT can cancel it), for
+// tests.
+func SetShutdownHook(s *Server, hook func()) {
+	s.shut.mu.Lock()
+	s.shut.beforeCommit = hook
+	s.shut.mu.Unlock()
+}
+
+// ShutdownWaiters returns how many SHUTDOWNs wait for the outcome of the
+// one preparing s's stop, for tests.
+func ShutdownWaiters(s *Server) int {
+	s.shut.mu.Lock()
+	defer s.shut.mu.Unlock()
+	if s.shut.attempt == nil {
+		return 0
+	}
+	return s.shut.attempt.waiters
+}

@@ -24,6 +24,7 @@ import (
 //	fsm.Permit      THROTTLE.ACQUIRE's five integers
 //	error           an error element (inside an array, e.g. EXEC's)
 //	rawReply        RESP already encoded (a relayed reply), written as is
+//	hangUp          nothing: the handler closed the connection (SHUTDOWN)
 //
 // Handlers never write to the connection themselves, so a reply can be
 // queued, forwarded or counted without knowing how it was produced.
@@ -149,6 +150,8 @@ func (c *call) writeValue(r any) {
 		w.WriteRaw(v)
 	case error:
 		w.WriteError(errorText(v))
+	case hangUp:
+		// No reply: the connection closes after the replies before.
 	default:
 		// A handler returned a type this writer does not know: a bug, and
 		// the client must still get an answer in order.

@@ -88,6 +88,9 @@ type Server struct {
 	// metrics serves --metrics-addr (metrics.go); nil when off.
 	metrics *metricsHTTP
 
+	// shut coordinates SHUTDOWN with Shutdown (cmd_shutdown.go).
+	shut shutdownCtl
+
 	stop      chan struct{}
 	bg        sync.WaitGroup
 	closeOnce sync.Once
@@ -125,6 +128,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		stop:        make(chan struct{}),
 		register:    make(chan struct{}, 1),
 		release:     make(chan struct{}, 1),
+		shut:        shutdownCtl{req: make(chan struct{})},
 	}
 	s.passDigest = sha256.Sum256([]byte(cfg.RequirePass))
 	if s.advert, err = advertised(ln.Addr(), cfg.AdvertiseAddr, "--advertise-addr"); err != nil {
@@ -232,13 +236,12 @@ func (s *Server) FSM() *fsm.FSM { return s.fsm }
 // Shutdown stops the node gracefully: a leader first hands leadership to
 // another voter (so a planned restart causes no election timeout), then the
 // node stops accepting connections, lets commands in flight finish (until
-// ctx ends), and closes Raft and its log cleanly.
+// ctx ends), and closes Raft and its log cleanly. After a client's SHUTDOWN
+// (StopRequested) it skips what that SHUTDOWN did or, with NOW, skipped.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.raft.State() == raft.Leader && s.voters() > 1 {
-		s.log.Info("transferring leadership before shutdown")
-		if err := s.raft.LeadershipTransfer().Error(); err != nil {
-			s.log.Warn("leadership transfer failed", "err", err)
-		}
+	transferred, now := s.beginStop()
+	if !transferred {
+		s.transferLeadership()
 	}
 	s.ln.Close() // stop accepting; open connections finish below
 	s.drainMu.Lock()
@@ -251,7 +254,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.log.Warn("shutdown deadline passed with commands in flight")
 	}
-	s.awaitForwardersQuiet(ctx)
+	if !now {
+		// Skipped for NOW: a node that did not hand over leadership is
+		// still forwarded to until it stops, so the wait would only use
+		// up ctx.
+		s.awaitForwardersQuiet(ctx)
+	}
 	return s.Close()
 }
 

@@ -15,6 +15,7 @@ const (
 	flagNoAuth                         // allowed before AUTH
 	flagTxable                         // may be queued inside MULTI
 	flagTxControl                      // runs at once even inside MULTI
+	flagNoMulti                        // refused inside MULTI in Redis's words
 )
 
 // command is one row of the command table.
@@ -76,6 +77,7 @@ func init() {
 		{name: "dbsize", arity: 1, flags: flagReadonly, run: cmdDBSize},
 		{name: "time", arity: 1, flags: flagReadonly, run: cmdTime},
 		{name: "role", arity: 1, flags: flagReadonly, run: cmdRole},
+		{name: "shutdown", arity: -1, flags: flagNoMulti, run: cmdShutdown},
 
 		{name: "raft.join", arity: 4, flags: flagWrite, run: cmdRaftJoin},
 		{name: "raft.remove", arity: 2, flags: flagWrite, run: cmdRaftRemove},

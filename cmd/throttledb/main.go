@@ -38,7 +38,8 @@ func main() {
 	}
 }
 
-// runNode runs one throttledb node until SIGINT or SIGTERM.
+// runNode runs one throttledb node until SIGINT, SIGTERM or a client's
+// SHUTDOWN.
 func runNode(args []string) error {
 	var (
 		cfg  server.Config
@@ -142,7 +143,13 @@ func runNode(args []string) error {
 	}
 	gc.watchState(func() int64 { return srv.FSM().MemoryUsage(0) })
 	go reloadOnHangup(ctx, srv, cfg.Logger)
-	<-ctx.Done()
+	// A client's SHUTDOWN stops the node as SIGTERM does (the server
+	// prepared it: see server.Server.StopRequested).
+	select {
+	case <-ctx.Done():
+	case <-srv.StopRequested():
+		cfg.Logger.Info("SHUTDOWN by a client")
+	}
 	cfg.Logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
