@@ -173,6 +173,20 @@ func errorsOf(outs []outcome) []outcome {
 
 var errNoGrant = errors.New("no grant")
 
+// grantsResume reports whether, within 10 s, h sees a grant through one of
+// targets for a request sent more than half a second after t0: the cluster
+// serves again after a change made at t0.
+func grantsResume(h *hammer, t0 time.Time, targets []*testcluster.Proc) bool {
+	nodes := map[string]bool{}
+	for _, p := range targets {
+		nodes[p.ID()] = true
+	}
+	return testcluster.Poll(10*time.Second, func() bool {
+		_, err := firstGrantAfter(h.snapshot(), t0.Add(500*time.Millisecond), nodes)
+		return err == nil
+	})
+}
+
 // firstGrantAfter returns the earliest reply time of a grant through one of
 // nodes for a request sent after t0.
 func firstGrantAfter(outs []outcome, t0 time.Time, nodes map[string]bool) (time.Time, error) {

@@ -60,14 +60,7 @@ func TestShutdownCommandStopsProcess(t *testing.T) {
 		t.Errorf("leader %s did not transfer leadership on SHUTDOWN", old.ID())
 	}
 	nl := c.WaitForLeader(10 * time.Second)
-	nodes := map[string]bool{}
-	for _, p := range targets {
-		nodes[p.ID()] = true
-	}
-	if !testcluster.Poll(10*time.Second, func() bool {
-		_, err := firstGrantAfter(h.snapshot(), changedAt.Add(500*time.Millisecond), nodes)
-		return err == nil
-	}) {
+	if !grantsResume(h, changedAt, targets) {
 		t.Errorf("no grants after SHUTDOWN")
 	}
 	outs := h.stop()

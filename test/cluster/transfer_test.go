@@ -45,14 +45,7 @@ func TestPlannedLeaderChangesFailNoRequest(t *testing.T) {
 		if nl == old || (want != nil && nl != want) {
 			t.Errorf("%s: leader is %s after the change (was %s, wanted %v)", name, nl.ID(), old.ID(), want)
 		}
-		nodes := map[string]bool{}
-		for _, p := range targets {
-			nodes[p.ID()] = true
-		}
-		if !testcluster.Poll(10*time.Second, func() bool {
-			_, err := firstGrantAfter(h.snapshot(), changedAt.Add(500*time.Millisecond), nodes)
-			return err == nil
-		}) {
+		if !grantsResume(h, changedAt, targets) {
 			t.Errorf("%s: no grants after the change", name)
 		}
 		outs := h.stop()
