@@ -230,7 +230,8 @@ type store struct {
 }
 
 // segment is one part of the hash table: linear probing over a power of
-// two slots of record ids, 0 for empty, at most three quarters full.
+// two slots, each a record id and its key's tag (slotOf), 0 for empty, at
+// most three quarters full.
 type segment struct {
 	slots []uint32
 	n     int
