@@ -48,6 +48,12 @@ var (
 	// nanoseconds. It is wrapped together with a cause that names the
 	// argument.
 	ErrInvalidCell = errors.New("invalid CL.THROTTLE argument")
+	// ErrKeyLimit is returned when a command would create a key while the
+	// node holds as many keys as its hash table's ids can address
+	// (134,217,727: see README "Memory"). Nothing is changed; commands on
+	// keys already held still work. Every replica holds the same keys, so
+	// every replica refuses alike.
+	ErrKeyLimit = errors.New("key limit reached")
 	// ErrInvalidNode is returned when a member ID or address is empty, too
 	// long, or not host:port (see ValidateNode).
 	ErrInvalidNode = errors.New("invalid member")

@@ -164,6 +164,9 @@ func (f *FSM) apply(c Command) Result {
 		if err != nil {
 			return Result{Err: err}
 		}
+		if d.permit.Granted && kid == 0 && f.full(f.now) {
+			return Result{Err: keyLimit(c.Key)}
+		}
 		switch {
 		case !d.permit.Granted:
 			f.stats.Denials++
@@ -335,7 +338,23 @@ func (f *FSM) Peek(c Acquire, now int64) (Permit, error) {
 		return Permit{}, fmt.Errorf("%w: %s was made by CL.THROTTLE", ErrWrongType, quoteName(c.Key))
 	}
 	d, err := decide(st, c, now)
+	if err == nil && d.permit.Granted && st == nil && f.full(now) {
+		return Permit{}, keyLimit(c.Key)
+	}
 	return d.permit, err
+}
+
+// full reports whether the keys unexpired at cluster time now fill the
+// store (maxKeys), so that creating one more must be refused; f.mu is
+// held. The count is replicated state, so every replica agrees.
+func (f *FSM) full(now int64) bool {
+	n := f.ks.len()
+	return n >= maxKeys && n-f.ks.countExpired(now) >= maxKeys
+}
+
+// keyLimit is the error refusing to create key in a full store.
+func keyLimit(key string) error {
+	return fmt.Errorf("%w: %d keys held, %s would be one more", ErrKeyLimit, maxKeys, quoteName(key))
 }
 
 // DBSize returns the number of keys unexpired at cluster time max(now, clock).

@@ -73,6 +73,9 @@ func (f *FSM) applyCell(c CellThrottle) Result {
 	if err != nil {
 		return Result{Err: err}
 	}
+	if d.store && kid == 0 && f.full(f.now) {
+		return Result{Err: keyLimit(c.Key)}
+	}
 	if c.Quantity > 0 {
 		if d.res.Limited {
 			f.stats.Denials++
@@ -111,6 +114,9 @@ func (f *FSM) PeekCell(c CellThrottle, now int64) (CellResult, error) {
 		tat = st.last
 	}
 	d, err := decideCell(c, tat, st != nil, now)
+	if err == nil && d.store && st == nil && f.full(now) {
+		return CellResult{}, keyLimit(c.Key)
+	}
 	return d.res, err
 }
 

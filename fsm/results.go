@@ -30,6 +30,7 @@ var resultErrors = []error{
 	ErrInvalidCell,     // 7
 	ErrInvalidCost,     // 8
 	ErrInvalidToken,    // 9
+	ErrKeyLimit,        // 10
 }
 
 // AppendResults appends the wire form of rs to dst:

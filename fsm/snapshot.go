@@ -589,6 +589,9 @@ func (img *image) validate() error {
 			return invalidImage("%s counter %d is negative", c.name, c.v)
 		}
 	}
+	if n := len(img.keys) + len(img.cells); n > maxKeys {
+		return invalidImage("%d keys, more than the %d a node holds", n, maxKeys)
+	}
 	// Keys are unique when they are in strictly increasing scan index
 	// order, as Persist writes them (hash set by readImage); only an image
 	// in another order needs a set to find a key listed twice.

@@ -10,7 +10,7 @@ import (
 
 // checkStore checks every invariant of s against want, the keys it must
 // hold: each is found by get with its state, the table's counts are
-// right, every id is in exactly one slot, the heap is a heap whose
+// right, every id is in exactly one slot with its key's tag, the heap is a heap whose
 // records know their positions, and the index lists every key once in
 // (hash, key) order.
 func checkStore(t *testing.T, s *store, want map[string]keyState) {
@@ -41,9 +41,13 @@ func checkStore(t *testing.T, s *store, want map[string]keyState) {
 	total := 0
 	for i := range s.segs {
 		n := 0
-		for _, id := range s.segs[i].slots {
-			if id == 0 {
+		for _, v := range s.segs[i].slots {
+			if v == 0 {
 				continue
+			}
+			id := v & idMask
+			if v != slotOf(id, s.tableHash(id)) {
+				t.Fatalf("segment %d: slot %#x holds id %d with the wrong tag", i, v, id)
 			}
 			if seen[id] {
 				t.Fatalf("id %d in two slots", id)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -46,6 +47,10 @@ func TestWriteResult(t *testing.T) {
 		{"denied", fsm.Acquire{Key: "k"}, fsm.Result{Permit: fsm.Permit{WaitMs: 7}}, "*5\r\n:0\r\n:7\r\n:0\r\n:0\r\n:0\r\n"},
 		{"error", fsm.Acquire{Key: "k"}, fsm.Result{Err: fsm.ErrInvalidKey}, "-" + errorText(fsm.ErrInvalidKey) + "\r\n"},
 		{"count", fsm.Reset{Keys: []string{"k"}}, fsm.Result{Count: 3}, ":3\r\n"},
+		// What Apply answers to a new key past the table's cap, as it
+		// wraps it and as it arrives decoded from the leader.
+		{"key limit", fsm.Acquire{Key: "k"}, fsm.Result{Err: fmt.Errorf("%w: 134217727 keys held", fsm.ErrKeyLimit)}, "-ERR max number of keys reached\r\n"},
+		{"key limit, CL.THROTTLE", fsm.CellThrottle{Key: "k"}, fsm.Result{Err: fsm.ErrKeyLimit}, "-ERR max number of keys reached\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -60,6 +60,8 @@ const (
 	msgNoProto     = "NOPROTO unsupported protocol version"
 	msgWrongType   = "WRONGTYPE Operation against a key holding the wrong kind of value"
 	msgUnknownFate = "TRYAGAIN outcome unknown: leadership changed before the write was committed; it may or may not have been applied"
+	// msgKeyLimit follows Redis's "ERR max number of clients reached".
+	msgKeyLimit = "ERR max number of keys reached"
 )
 
 func wrongArity(name string) string {
@@ -93,6 +95,8 @@ func errorText(err error) string {
 		return fmt.Sprintf("ERR ID must be 1 to %d bytes", fsm.MaxTokenLen)
 	case errors.Is(err, fsm.ErrOverflow):
 		return "ERR interval, max, SLOP or COST too large: the slot time would overflow int64 milliseconds"
+	case errors.Is(err, fsm.ErrKeyLimit):
+		return msgKeyLimit
 	case errors.Is(err, ErrNoLeader):
 		return msgNoLeader
 	case errors.Is(err, ErrNotLeader):
