@@ -46,14 +46,7 @@ func TestDigest(t *testing.T) {
 
 	t.Run("snapshot and restore keep the digest", func(t *testing.T) {
 		f := base(t)
-		snap, err := f.Snapshot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		sink := &memSink{}
-		if err := snap.Persist(sink); err != nil {
-			t.Fatal(err)
-		}
+		sink := persisted(t, f)
 		g := New(Config{})
 		applyAt(t, g, 1, 1, acq("stale", 1<<30, 1))
 		if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {

@@ -244,14 +244,7 @@ func TestSnapshotRestore(t *testing.T) {
 	f := New(Config{})
 	apply(t, f, 1000, acq("a", 100, 3), acq("a", 100, 3), acq("b", 5000, 1), SetNode{ID: "n1", RESPAddr: "x:1"})
 	apply(t, f, 1001, acq("a", 100, 0))
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := &memSink{}
-	if err := snap.Persist(sink); err != nil {
-		t.Fatal(err)
-	}
+	sink := persisted(t, f)
 	// Changes after the snapshot must not leak into it.
 	apply(t, f, 1002, acq("c", 1, 1))
 
@@ -313,6 +306,22 @@ func TestApplyPanicsOnCorruptEntry(t *testing.T) {
 }
 
 type memSink struct{ bytes.Buffer }
+
+// persisted snapshots f and persists the snapshot into memory, as Raft
+// does (Persist, then Release).
+func persisted(t *testing.T, f *FSM) *memSink {
+	t.Helper()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	return sink
+}
 
 func (*memSink) ID() string    { return "mem" }
 func (*memSink) Cancel() error { return nil }

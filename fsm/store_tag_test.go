@@ -217,15 +217,7 @@ func TestKeyLimit(t *testing.T) {
 		t.Fatalf("decoded: %v, %v", dec, err)
 	}
 
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := &memSink{}
-	if err := snap.Persist(sink); err != nil {
-		t.Fatal(err)
-	}
-	snap.Release()
+	sink := persisted(t, f)
 
 	// RESET makes room; expiry (a's reservation ends at 3000) too.
 	if res := apply(t, f, 1001, Reset{Keys: []string{"b"}}, acq("d", 1000, 5), acq("x", 1000, 5)); res[1].Err != nil || !errors.Is(res[2].Err, ErrKeyLimit) {
