@@ -207,6 +207,15 @@ func (img *image) writeTo(dst io.Writer) error {
 		b = b[:0]
 		return err
 	}
+	// copied writes a count and the copy's encoded records after it (see
+	// keyCopy).
+	copied := func(n int, l *byteLog) error {
+		b = binary.AppendUvarint(b, uint64(n))
+		if err := flush(); err != nil {
+			return err
+		}
+		return l.writeTo(w)
+	}
 	b = append(b, snapshotMagic...)
 	b = append(b, snapshotVersion)
 	for _, v := range []int64{img.now, img.stats.Grants, img.stats.Reservations, img.stats.Denials} {
@@ -214,11 +223,7 @@ func (img *image) writeTo(dst io.Writer) error {
 	}
 	enc := img.enc
 	if enc != nil {
-		b = binary.AppendUvarint(b, uint64(enc.nkeys))
-		if err := flush(); err != nil {
-			return err
-		}
-		if err := enc.keys.writeTo(w); err != nil {
+		if err := copied(enc.nkeys, &enc.keys); err != nil {
 			return err
 		}
 	} else {
@@ -239,11 +244,7 @@ func (img *image) writeTo(dst io.Writer) error {
 	}
 	if enc != nil && enc.ncells > 0 {
 		b = binary.AppendUvarint(b, uint64(sectionCellKeys))
-		b = binary.AppendUvarint(b, uint64(enc.ncells))
-		if err := flush(); err != nil {
-			return err
-		}
-		if err := enc.cells.writeTo(w); err != nil {
+		if err := copied(enc.ncells, &enc.cells); err != nil {
 			return err
 		}
 	} else if len(img.cells) > 0 {
@@ -307,11 +308,7 @@ func (img *image) writeTo(dst io.Writer) error {
 	}
 	if enc != nil && enc.nspans > 0 {
 		b = binary.AppendUvarint(b, uint64(sectionSpans))
-		b = binary.AppendUvarint(b, uint64(enc.nspans))
-		if err := flush(); err != nil {
-			return err
-		}
-		if err := enc.spans.writeTo(w); err != nil {
+		if err := copied(enc.nspans, &enc.spans); err != nil {
 			return err
 		}
 	} else if spans > 0 {
