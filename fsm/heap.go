@@ -7,13 +7,20 @@ package fsm
 // knowing its position; the algorithm is container/heap's, without the
 // interface (which would box every id it moves).
 
-// heapLess orders by deadline, then by key: a total order keeps pruning
-// deterministic.
+// heapLess orders by deadline, then by the key's hash, then by the key: a
+// total order, the same on every replica. Only pruning reads the order, and
+// it removes every key due, so the tie-breaks change nothing a replica
+// holds; the hash comes before the key because the keys of one log entry
+// share a deadline, and a key longer than a record holds is read from a
+// map.
 func (s *store) heapLess(i, j int) bool {
 	a, b := s.heap[i], s.heap[j]
 	ra, rb := s.rec(a), s.rec(b)
 	if da, db := ra.deadline(), rb.deadline(); da != db {
 		return da < db
+	}
+	if ra.hash != rb.hash {
+		return ra.hash < rb.hash
 	}
 	return s.keyView(a, ra) < s.keyView(b, rb)
 }

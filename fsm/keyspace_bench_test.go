@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"fmt"
+	"math/rand"
 	"strconv"
 	"testing"
 
@@ -62,5 +64,36 @@ func BenchmarkScan1M(b *testing.B) {
 	var cursor uint64
 	for range b.N {
 		cursor, _ = f.Scan(cursor, 10, 0, nil)
+	}
+}
+
+// BenchmarkApplyChurn measures Apply, per command, of the load
+// bench/compare.sh drives: 64-command entries of THROTTLE.ACQUIRE key 1000 5
+// on 10k random 20-byte keys (rN:key:%012d, longer than a record holds),
+// the prefix changing every 20,000 commands and cluster time moving 5 ms a
+// entry, so that keys are created and expire as fast as they are used.
+func BenchmarkApplyChurn(b *testing.B) {
+	rng := rand.New(rand.NewSource(1))
+	entries := make([][]byte, 2048)
+	for i := range entries {
+		e := Entry{Now: int64(1_000_000 + 5*i)}
+		for j := range 64 {
+			prefix := 10 + (i*64+j)/20_000
+			key := fmt.Sprintf("r%d:key:%012d", prefix, rng.Intn(10_000))
+			e.Commands = append(e.Commands, Acquire{Key: key, Interval: 1000, Max: 5})
+		}
+		entries[i] = e.Encode()
+	}
+	f := New(Config{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 64 {
+		n := i / 64
+		if n > 0 && n%len(entries) == 0 {
+			b.StopTimer()
+			f = New(Config{}) // cluster time starts over with a new state
+			b.StartTimer()
+		}
+		f.Apply(&raft.Log{Index: uint64(n + 1), Data: entries[n%len(entries)]})
 	}
 }

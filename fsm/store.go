@@ -507,22 +507,30 @@ func (s *store) tableDelete(id uint32, key string) {
 	sg.n--
 }
 
-// indexLess is the scan index's order on ids: by hash, then by key.
+// indexLess is the scan index's order on ids: by hash, then by key. The
+// keys are looked at only when the hashes are equal, which is almost never:
+// a key longer than a record holds is in a map, and reading it for every
+// comparison was a third of an insert's or removal's cost.
 func (s *store) indexLess(a, b uint32) bool {
-	ha, ka := s.indexKey(a)
-	hb, kb := s.indexKey(b)
+	ha, hb := s.indexHash(a), s.indexHash(b)
 	if ha != hb {
 		return ha < hb
 	}
-	return ka < kb
+	return s.indexKey(a) < s.indexKey(b)
 }
 
-func (s *store) indexKey(id uint32) (uint64, string) {
+func (s *store) indexHash(id uint32) uint64 {
 	if id == 0 {
-		return s.probeHash, s.probeKey
+		return s.probeHash
 	}
-	r := s.rec(id)
-	return r.hash, s.keyView(id, r)
+	return s.rec(id).hash
+}
+
+func (s *store) indexKey(id uint32) string {
+	if id == 0 {
+		return s.probeKey
+	}
+	return s.keyView(id, s.rec(id))
 }
 
 // ascend calls fn with the ids in index order from the first at or after
