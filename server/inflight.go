@@ -1,6 +1,7 @@
 package server
 
 import (
+	"hash/maphash"
 	"sync"
 
 	"github.com/throttledb/throttledb/fsm"
@@ -16,21 +17,43 @@ import (
 // A command is counted from before it is queued until after its entry is
 // applied or refused, so a view read under the FSM's read lock never
 // misses one that is not yet in the state.
+//
+// Keys are counted in a fixed table of flightSlots slots chosen by a hash
+// of the key, not in a map: a map of strings cost two inserts and a delete
+// per command, 8% of the leader's CPU at -P 16. Keys that share a slot
+// only add up, and every test in unsafe is true for a sum when it is true
+// for any one of its parts, so sharing can only send a denial through the
+// log that the key alone would have answered at once, never the reverse.
 type inFlight struct {
-	mu   sync.Mutex
-	keys map[string]keyFlight
-	all  int
+	mu    sync.Mutex
+	seed  maphash.Seed
+	slots []keyFlight // flightSlots of them
+	all   int
 }
 
-// keyFlight is what is in flight on one key: acq ACQUIREs, diffIv of them
-// with another interval than iv (the interval of the ACQUIRE that was
-// counted when none was), and other commands.
+// flightSlots is the size of inFlight's table: much larger than the
+// commands a leader has in flight at once (about 1,000 at -P 16 with 50
+// clients), so that two keys rarely share a slot. 512 KiB.
+const flightSlots = 1 << 14
+
+// keyFlight is what is in flight on one slot's keys: acq ACQUIREs, diffIv
+// of them with another interval than iv (the interval of the ACQUIRE that
+// was counted when none was), and other commands.
 type keyFlight struct {
 	acq, diffIv, other int
 	iv                 int64
 }
 
-func newInFlight() *inFlight { return &inFlight{keys: make(map[string]keyFlight)} }
+func newInFlight() *inFlight { return newInFlightSlots(flightSlots) }
+
+// newInFlightSlots makes an inFlight of n slots, a power of two.
+func newInFlightSlots(n int) *inFlight {
+	return &inFlight{seed: maphash.MakeSeed(), slots: make([]keyFlight, n)}
+}
+
+func (v *inFlight) slot(key string) *keyFlight {
+	return &v.slots[maphash.String(v.seed, key)&uint64(len(v.slots)-1)]
+}
 
 // add counts cmds in flight; done (with the same cmds) uncounts them. A
 // nil *inFlight counts nothing.
@@ -46,7 +69,7 @@ func (v *inFlight) count(cmds []fsm.Command, d int) {
 	for _, c := range cmds {
 		a, isAcq := c.(fsm.Acquire)
 		all := forKeys(c, func(k string) {
-			kf := v.keys[k]
+			kf := v.slot(k)
 			switch {
 			case !isAcq:
 				kf.other += d
@@ -57,11 +80,6 @@ func (v *inFlight) count(cmds []fsm.Command, d int) {
 				if a.Interval != kf.iv {
 					kf.diffIv += d
 				}
-			}
-			if kf.acq == 0 && kf.other == 0 {
-				delete(v.keys, k)
-			} else {
-				v.keys[k] = kf
 			}
 		})
 		if all {
@@ -75,7 +93,7 @@ func (v *inFlight) count(cmds []fsm.Command, d int) {
 func (v *inFlight) unsafe(key string, interval int64) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	kf := v.keys[key]
+	kf := v.slot(key)
 	return v.all > 0 || kf.other > 0 || kf.diffIv > 0 || (kf.acq > 0 && kf.iv != interval)
 }
 
