@@ -386,7 +386,7 @@ func (s *Server) infoSection(name string) []string {
 		}
 	case "Latency":
 		// Where a write's time goes (see latency.go and README.md's
-		// Performance section).
+		// "Where a commit's time goes").
 		return s.latencyInfo()
 	case "Keyspace":
 		if n := s.fsm.DBSize(s.nowMs()); n > 0 {

@@ -266,7 +266,7 @@ func (f *forwarder) run() {
 // have not sent again yet. At one request in flight, then, clients that
 // send again as soon as they are answered settle into two halves, one in
 // each request, and every request takes a log entry of its own: measured
-// (README "Through a follower"), a follower's entries carried a third
+// (docs/performance.md, "Through a follower"), a follower's entries carried a third
 // fewer commands than the leader's own, and every node's per-entry cost
 // (log write, fsync, replication, apply) went up by half. So, as the
 // leader's proposer does for its own clients (proposer.waitReturns), the

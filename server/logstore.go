@@ -34,7 +34,7 @@ const (
 // DefaultLogStore is the log store a new data directory gets when
 // Config.LogStore is empty: raft-wal. It commits faster than raft-boltdb
 // (through a 3-node leader about 1.5x without pipelining; its write and
-// fsync bound a cluster's throughput: see "Performance" in README.md), and
+// fsync bound a cluster's throughput: see docs/performance.md), and
 // passes the same durability tests: kill -9 under load, restart, recover,
 // the fault-injection suite, damage detection at start. A data directory
 // keeps the store it was created with, so existing bolt directories stay

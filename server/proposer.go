@@ -34,7 +34,7 @@ type proposal struct {
 // proposals recycles the proposals of the forwarding path (a follower's
 // forwarder, the leader's RAFT.PROPOSE), each with its reply channel: two
 // allocations per forwarded command on each side, a measurable share of
-// both nodes' CPU at high load (README "Through a follower").
+// both nodes' CPU at high load (docs/performance.md, "Through a follower").
 var proposals = sync.Pool{New: func() any { return &proposal{done: make(chan outcome, 1)} }}
 
 // newProposal returns a proposal of cmds from the pool. Whoever receives

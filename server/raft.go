@@ -62,7 +62,7 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 	// gathering several Apply calls per store) and MaxAppendEntries
 	// (entries per AppendEntries, default 64) have nothing to gather:
 	// measured with 1, 2 and 4 entries in flight, one gave the most
-	// commands per entry and the best throughput (README "Group commit").
+	// commands per entry and the best throughput (docs/performance.md, "Group commit").
 	// The heartbeat and election timeouts come from Config (500 ms); the
 	// lease is half the heartbeat, so that a leader cut off from a quorum
 	// steps down before the others can elect a new one.
@@ -86,7 +86,7 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 	// Why a log cache: without one, Raft reads every entry back from the
 	// store right after writing it: the leader once per follower to send
 	// it, and every node once more to apply it at commit: with raft-wal
-	// each a 64 KiB pread of the segment and a decode (README "Where it
+	// each a 64 KiB pread of the segment and a decode (docs/performance.md, "Where it
 	// stands": the bytes each node read and wrote to disk per request fell
 	// thirtyfold and more). The cache keeps the newest entries it stored;
 	// older ones are read from the store as before.

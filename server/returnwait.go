@@ -13,7 +13,7 @@ import (
 // so every entry carries half of them. An entry's cost to the cluster
 // (each node's log write and fsync, the AppendEntries round trips, Raft's
 // bookkeeping, each follower's apply) is mostly per entry, so on CPU that
-// is saturated, half-size entries spend that cost twice: measured (README
+// is saturated, half-size entries spend that cost twice: measured (docs/performance.md,
 // "Larger entries at -P 1" and "Through a follower"), waiting made a
 // quarter fewer entries and took 5-20% off each node's CPU per request.
 // The wait is bounded by the last answer's time (and waitMaxLinger), ends

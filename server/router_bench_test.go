@@ -35,7 +35,7 @@ func (s *answeringSubmitter) await(pr *proposal) ([]fsm.Result, error) {
 // BenchmarkRouterForward measures what a follower's router spends on one
 // client command it forwards: enqueue (routing, the ticket, numbering) and
 // await, with a submitter that answers at once. Run with -benchmem: the
-// allocations per command are the point (README "Through a follower").
+// allocations per command are the point (docs/performance.md, "Through a follower").
 func BenchmarkRouterForward(b *testing.B) {
 	sub := &answeringSubmitter{res: make([]fsm.Result, 1)}
 	r := &router{

@@ -200,7 +200,7 @@ func (w *rpcWriter) run() {
 // connection's goroutine queues a request's proposals one by one
 // (queueProposals), and on an idle leader the proposer, running on the
 // other core, takes the first of them at once and proposes what has
-// arrived so far, the rest making a second entry. Measured (README
+// arrived so far, the rest making a second entry. Measured (docs/performance.md,
 // "Through a follower"), a quarter to a third of a follower's requests
 // became two entries, and an entry's cost (each node's log write and
 // fsync, the AppendEntries round trips, each follower's apply) is mostly

@@ -43,8 +43,7 @@ const (
 // this project's machine an append of 3,000 bytes plus fsync took 270 µs
 // in a zero-filled file against 350-450 µs in a fallocated one (600 against
 // 870-1,400 µs with the machine busy); the leader and then a follower each
-// make one such write per log entry before it commits (README
-// "Performance").
+// make one such write per log entry before it commits (docs/performance.md).
 //
 // The spare is prepared once the segment being written is half full, so a
 // node that writes little never writes one (a new node's first segment is

@@ -16,7 +16,7 @@ import (
 // as with a hundred, and with Go's default of 100 the headroom the
 // collector leaves above them (as much again, which the runtime keeps
 // resident) is a good part of a full node's memory: nodeGCPercent halves
-// it (README "At scale: a million keys"). But on a node with few keys,
+// it (docs/performance.md, "At scale: a million keys"). But on a node with few keys,
 // 50 means a cycle every couple of megabytes allocated: 15-20 a second
 // on a node serving 50-70k requests a second, each with its fixed
 // costs (the phase changes, scanning every goroutine's stack, the
