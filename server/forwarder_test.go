@@ -287,3 +287,120 @@ func TestForwarderWaitsForReturningClients(t *testing.T) {
 		})
 	}
 }
+
+// TestRoundComplete: a held batch goes before the reply only when clients
+// send again as soon as answered, the newest reply's round has not gone,
+// and enough of its connections have sent again.
+func TestRoundComplete(t *testing.T) {
+	tests := []struct {
+		name                          string
+		loop                          float64
+		answered, sent, want, returns int64
+		ok                            bool
+	}{
+		{name: "round in", loop: 1, answered: 5, sent: 4, want: 9, returns: 9, ok: true},
+		{name: "more than want", loop: 0.6, answered: 5, sent: 0, want: 9, returns: 12, ok: true},
+		{name: "round not in yet", loop: 1, answered: 5, sent: 4, want: 9, returns: 8},
+		{name: "round already sent", loop: 1, answered: 5, sent: 5, want: 9, returns: 9},
+		{name: "not a closed loop", loop: 0.4, answered: 5, sent: 4, want: 9, returns: 9},
+		{name: "reply answered no connection", loop: 1, answered: 5, sent: 4, want: 0, returns: 0},
+		{name: "no reply yet", loop: 1, answered: 0, sent: 0, want: 0, returns: 0},
+	}
+	for _, tt := range tests {
+		if got := roundComplete(tt.loop, tt.answered, tt.sent, tt.want, tt.returns); got != tt.ok {
+			t.Errorf("%s: roundComplete = %v, want %v", tt.name, got, tt.ok)
+		}
+	}
+}
+
+// TestForwarderSendsCompleteRound: while a request is unanswered, a batch
+// gathering the connections the newest reply answered is sent as soon as
+// they have all sent again, without waiting for that request's reply;
+// what comes after it (a straggler) waits for the reply again. With the
+// wait off (--batch-wait no) the round waits for the reply, as any batch.
+func TestForwarderSendsCompleteRound(t *testing.T) {
+	acquire := func(key string) fsm.Command { return fsm.Acquire{Key: key, Interval: 1000, Max: 1} }
+	keys := func(props [][]fsm.Command) string {
+		var k []string
+		for _, cmds := range props {
+			k = append(k, cmds[0].(fsm.Acquire).Key)
+		}
+		return fmt.Sprint(k)
+	}
+	tests := []struct {
+		name      string
+		batchWait bool
+		// the requests after a's, in order; [b] alone means it went
+		// before a's reply
+		want []string
+	}{
+		{name: "round in: sent before the reply", batchWait: true, want: []string{"[b]", "[s1 s2]"}},
+		{name: "wait off: sent after the reply", batchWait: false, want: []string{"[b s1 s2]"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			leader := startFakeLeader(t, false)
+			pools := resp.NewPools("", time.Second)
+			defer pools.Close()
+			f := newForwarder(pools, 512, time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			f.batchWait = tc.batchWait
+			f.hold = time.Hour // the promise, not a race against the clock
+			f.loop = 1         // clients that send again as soon as answered
+			connA, connB := withOrigin(context.Background()), withOrigin(context.Background())
+			// The last reply answered connection B only, and took no
+			// time: a batch with nothing in flight does not wait for B.
+			f.seq = 1
+			f.replied([]*proposal{{from: connB.Value(originKey{}).(*origin)}}, 1, time.Now())
+			go f.run()
+			defer f.close()
+			sub := f.to(leader.addr)
+			taken := func(what string) {
+				t.Helper()
+				for deadline := time.Now().Add(10 * time.Second); len(f.queue) > 0; {
+					if time.Now().After(deadline) {
+						t.Fatalf("the forwarder never took %s from its queue", what)
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+
+			a, _ := sub.enqueue(connA, acquire("a"))
+			if got := keys(<-leader.reqs); got != "[a]" {
+				t.Fatalf("first request holds %s, want [a]", got)
+			}
+			<-leader.marks
+			// a's request is unanswered. B, the newest reply's round,
+			// sends again: with the wait on, it goes now.
+			b, _ := sub.enqueue(connB, acquire("b"))
+			var got []string
+			if tc.batchWait {
+				select {
+				case props := <-leader.reqs:
+					got = append(got, keys(props))
+				case <-time.After(10 * time.Second):
+					t.Fatal("b's round waited for a's reply")
+				}
+				<-leader.marks
+			}
+			// A straggler: the round has gone (or, wait off, nothing
+			// goes), so it waits for the replies and gathers s2 with it.
+			s1, _ := sub.enqueue(context.Background(), acquire("s1"))
+			taken("s1")
+			s2, _ := sub.enqueue(context.Background(), acquire("s2"))
+			for range len(got) + 1 { // a's request, and b's if sent
+				leader.release <- struct{}{}
+			}
+			got = append(got, keys(<-leader.reqs))
+			<-leader.marks
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("requests after a's hold %v, want %v", got, tc.want)
+			}
+			leader.release <- struct{}{}
+			for _, pr := range []*proposal{a, b, s1, s2} {
+				if res, err := sub.await(pr); err != nil || len(res) != 1 || !res[0].Permit.Granted {
+					t.Fatalf("outcome of %v: %v, %v", pr.cmds, res, err)
+				}
+			}
+		})
+	}
+}
