@@ -21,8 +21,7 @@ import (
 // sender takes everything queued for the leader and sends it as one
 // RAFT.PROPOSE on a persistent connection (resp.Pipe): a full batch at
 // once, one that is not full once the leader has answered the requests
-// before it or once the round of clients it gathers is in (see run and
-// roundIn). So a follower's writes cost one round trip per
+// before it (see run). So a follower's writes cost one round trip per
 // batch rather than one per command, and batches reach the leader in the
 // order they were queued, on one connection, so a client's pipelined
 // commands apply in the order it sent them.
@@ -53,9 +52,6 @@ type forwarder struct {
 	seq uint64
 	returnWait
 
-	// roundSent is the answeredSeq of the newest reply whose round a
-	// request has carried (run's own): see roundIn.
-	roundSent int64
 	// lat times the forwarder's requests (INFO latency).
 	lat forwardLatency
 
@@ -236,9 +232,8 @@ func (f *forwarder) run() {
 		// trickle in, a round of them would reach the leader as several
 		// small requests and take several entries (several fsyncs);
 		// gathered until the reply, they take one. A lone command never
-		// waits (nothing is unanswered), a complete round waits no
-		// longer (roundIn), and none waits more than f.hold, so a
-		// stalled leader delays the next batch by no more.
+		// waits (nothing is unanswered), and none waits more than
+		// f.hold, so a stalled leader delays the next batch by no more.
 		var hold *time.Timer
 		waited := false // for returning clients: see waitReturns
 	more:
@@ -257,9 +252,6 @@ func (f *forwarder) run() {
 					}
 					continue // take what came meanwhile
 				}
-				if f.roundIn() {
-					break more
-				}
 				if hold == nil {
 					hold = time.NewTimer(f.hold)
 				}
@@ -267,8 +259,6 @@ func (f *forwarder) run() {
 				case pr = <-f.queue:
 				case <-f.answered:
 					continue // look again
-				case <-f.returns:
-					continue // perhaps the round is in: look again
 				case <-hold.C:
 					break more
 				case <-f.stop:
@@ -286,46 +276,8 @@ func (f *forwarder) run() {
 			hold.Stop()
 		}
 		f.lat.gather.Since(began)
-		// The newest reply's round has gone if it is in this batch (or
-		// none is coming); if not, it may go without waiting for this
-		// batch's reply. (A reply arriving meanwhile can only make the
-		// next batch wait for its own reply, or go early, as before.)
-		if seq := f.answeredSeq.Load(); f.returned.Load() >= f.want.Load() {
-			f.roundSent = seq
-		}
 		f.send(first.addr, batch)
 	}
-}
-
-// Why a batch that is not full need not wait for the reply once its round
-// is in: the clients whose proposals it gathers are those the newest
-// reply answered, sending again; once nine tenths of them have (as
-// waitReturns counts them), nothing more would join it before the next
-// reply. Held until then, it reaches the leader only after that reply's
-// entry has committed and been answered, and the leader's log waits idle
-// for the trip from the leader to this node, the clients, and back;
-// measured (INFO latency, GOMAXPROCS=1 per node, -P 16), the leader's
-// Raft was busy 0.45-0.56 of the time through a follower against
-// 0.73-0.81 through the leader. Sent now, it waits at the leader for the
-// entry in flight and joins the next entry, which the leader proposes as
-// soon as that one commits: clients that pipeline settle into two rounds
-// that take turns in the log, as they do on the leader. A batch of
-// proposals from connections that are not answered in rounds (loop), or
-// of the stragglers of a round already sent (roundSent), still waits for
-// the reply.
-
-// roundIn reports whether a batch held while a request is unanswered may
-// go: its round is in (see above).
-func (f *forwarder) roundIn() bool {
-	return f.batchWait && roundComplete(f.loop, f.answeredSeq.Load(), f.roundSent, f.want.Load(), f.returned.Load())
-}
-
-// roundComplete is roundIn's rule: clients send again as soon as they are
-// answered (loop), no request has been sent since the newest reply
-// (answered, sent: the replies' sequence numbers), and at least want > 0
-// of the connections it answered have sent again (returned).
-func roundComplete(loop float64, answered, sent, want, returned int64) bool {
-	return loop >= waitLoopShare && answered > sent && want > 0 && returned >= want
 }
 
 // Why a batch waits for returning clients when nothing is in flight: the
