@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/throttledb/throttledb/fsm"
+	"github.com/throttledb/throttledb/internal/latency"
 	"github.com/throttledb/throttledb/internal/resp"
 )
 
@@ -51,6 +52,9 @@ type forwarder struct {
 	seq uint64
 	returnWait
 
+	// lat times the forwarder's requests (INFO latency).
+	lat forwardLatency
+
 	last  atomic.Pointer[forwardTo] // see to
 	pipes map[string]*leaderPipe    // by leader address; run's own
 	req   []byte                    // the request being written; run's own, reused
@@ -62,6 +66,20 @@ type leaderPipe struct {
 	*resp.Pipe
 	version    byte
 	unanswered atomic.Int32
+}
+
+// forwardLatency times a follower's forwarding requests (INFO latency):
+// a few atomic adds per request.
+type forwardLatency struct {
+	// gather: from run taking a batch's first proposal until the request
+	// is written (the Nagle hold and the wait for returning clients).
+	gather latency.Histogram
+	// request: written until its reply arrived (the leader's queueing and
+	// commit, and the round trip).
+	request latency.Histogram
+	// batch: commands per request; inflight: requests unanswered when one
+	// is written, itself included.
+	batch, inflight latency.Counter
 }
 
 // maxKeptRequest bounds the request buffer a forwarder keeps for the next
@@ -204,6 +222,7 @@ func (f *forwarder) run() {
 			case first = <-f.queue:
 			}
 		}
+		began := time.Now()
 		batch := []*proposal{first}
 		n := len(first.cmds)
 		// Why a batch that is not full waits while a request to the
@@ -256,6 +275,7 @@ func (f *forwarder) run() {
 		if hold != nil {
 			hold.Stop()
 		}
+		f.lat.gather.Since(began)
 		f.send(first.addr, batch)
 	}
 }
@@ -313,8 +333,10 @@ func (f *forwarder) send(addr string, batch []*proposal) {
 	}
 	props := make([][]fsm.Command, len(batch))
 	var early []bool
+	n := 0
 	for i, pr := range batch {
 		props[i] = pr.cmds
+		n += len(pr.cmds)
 		if pr.early && pipe.version == rpcVersionEarly {
 			if early == nil {
 				early = make([]bool, len(batch))
@@ -343,7 +365,8 @@ func (f *forwarder) send(addr string, batch []*proposal) {
 	}
 	f.seq++
 	seq, sent := f.seq, time.Now()
-	pipe.unanswered.Add(1)
+	f.lat.batch.Add(uint64(n))
+	f.lat.inflight.Add(uint64(pipe.unanswered.Add(1)))
 	go func() {
 		defer cancel()
 		defer func() {
@@ -356,6 +379,7 @@ func (f *forwarder) send(addr string, batch []*proposal) {
 		var r resp.PipeReply
 		select {
 		case r = <-ch:
+			f.lat.request.Since(sent)
 		case <-ctx.Done():
 			// The leader has the request and did not answer in time: it
 			// may have run it. A connection that stalls is not reused.

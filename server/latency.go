@@ -103,5 +103,9 @@ func (s *Server) latencyInfo() []string {
 		"latency_fsm_apply", r.fsmApply.Stats().String(),
 		"latency_command", p.command.Stats().String(),
 		"batch_commands", p.batch.String(),
+		"latency_forward_gather", s.fwd.lat.gather.Stats().String(),
+		"latency_forward_request", s.fwd.lat.request.Stats().String(),
+		"forward_batch_commands", s.fwd.lat.batch.String(),
+		"forward_requests_in_flight", s.fwd.lat.inflight.String(),
 	}
 }

@@ -23,6 +23,53 @@ func TestInfoLatency(t *testing.T) {
 		}
 	}
 	info := c.Info(ctx, "latency").Val()
+	checkLatencyFields(t, info, []latencyField{
+		{"latency_proposer_queue", writes},
+		{"latency_raft_apply", 1},
+		{"latency_log_store", 1},
+		{"latency_fsm_apply", writes / 20},
+		{"latency_command", writes},
+		{"batch_commands", 1},
+		{"latency_forward_gather", 0},
+		{"latency_forward_request", 0},
+		{"forward_batch_commands", 0},
+		{"forward_requests_in_flight", 0},
+	})
+	if all := c.Info(ctx).Val(); !strings.Contains(all, "# Latency\r\n") {
+		t.Errorf("INFO without arguments has no Latency section")
+	}
+}
+
+// TestInfoLatencyForwarded checks that a follower's INFO latency reports
+// the forwarding requests its writes went in.
+func TestInfoLatencyForwarded(t *testing.T) {
+	c := testcluster.Start(t, 3, testcluster.Options{})
+	fc := c.Followers()[0].Client()
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		if err := fc.Do(ctx, "THROTTLE.ACQUIRE", "k", 1000, 100).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkLatencyFields(t, fc.Info(ctx, "latency").Val(), []latencyField{
+		{"latency_forward_gather", 1},
+		{"latency_forward_request", 1},
+		{"forward_batch_commands", 1},
+		{"forward_requests_in_flight", 1},
+	})
+}
+
+// latencyField is an INFO latency field and the count it must reach.
+type latencyField struct {
+	field    string
+	minCount int // at least
+}
+
+// checkLatencyFields checks that the INFO latency section info has each
+// field, in Redis's INFO format, with at least its count, and for a
+// latency_ field, percentiles in order.
+func checkLatencyFields(t *testing.T, info string, tests []latencyField) {
+	t.Helper()
 	if !strings.HasPrefix(info, "# Latency\r\n") {
 		t.Fatalf("INFO latency:\n%s", info)
 	}
@@ -37,17 +84,6 @@ func TestInfoLatency(t *testing.T) {
 			k, v, _ := strings.Cut(kv, "=")
 			fields[name][k] = v
 		}
-	}
-	tests := []struct {
-		field    string
-		minCount int // at least
-	}{
-		{"latency_proposer_queue", writes},
-		{"latency_raft_apply", 1},
-		{"latency_log_store", 1},
-		{"latency_fsm_apply", writes / 20},
-		{"latency_command", writes},
-		{"batch_commands", 1},
 	}
 	for _, tt := range tests {
 		f, ok := fields[tt.field]
@@ -66,8 +102,5 @@ func TestInfoLatency(t *testing.T) {
 				t.Errorf("%s: p50 %q p99 %q max %q, want numbers in order", tt.field, f["p50_usec"], f["p99_usec"], f["max_usec"])
 			}
 		}
-	}
-	if all := c.Info(ctx).Val(); !strings.Contains(all, "# Latency\r\n") {
-		t.Errorf("INFO without arguments has no Latency section")
 	}
 }
