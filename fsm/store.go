@@ -242,7 +242,7 @@ func newStore() *store {
 	for i := range s.segs {
 		s.segs[i].slots = make([]uint32, minSegSlots)
 	}
-	s.index = newScanIndex(s.indexLess, s.mem)
+	s.index = newScanIndex(s.indexHash, s.indexKeyLess, s.mem)
 	runtime.AddCleanup(s, func(m *offMem) { m.release() }, s.mem)
 	return s
 }
@@ -516,6 +516,11 @@ func (s *store) indexLess(a, b uint32) bool {
 	if ha != hb {
 		return ha < hb
 	}
+	return s.indexKey(a) < s.indexKey(b)
+}
+
+// indexKeyLess is indexLess's tie-break, for ids of equal hashes.
+func (s *store) indexKeyLess(a, b uint32) bool {
 	return s.indexKey(a) < s.indexKey(b)
 }
 
