@@ -351,7 +351,11 @@ func (f *FSM) prune() {
 		if st.deadline() > f.now {
 			return
 		}
-		f.preserve(f.ks.keyView(id, st), st.hash, id)
+		if len(f.copies) > 0 {
+			// Only a snapshot copy reads the key (a map lookup for a
+			// long one).
+			f.preserve(f.ks.keyView(id, st), st.hash, id)
+		}
 		f.mem -= keyCostLen(f.ks.keyLen(id, st))
 		f.ks.remove(id)
 	}

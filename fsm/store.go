@@ -42,6 +42,31 @@ var (
 	_ [unsafe.Sizeof(record{}) - 48]byte
 )
 
+// A record of a key longer than inlineKey holds, in its key bytes, the
+// key's table hash (8 bytes) and length (4): the table reads them when it
+// moves or removes the key, and pruning to account for its size, instead
+// of looking the key up in store.long and hashing it again, which was a
+// map lookup for every table slot moved and a third of a removal's cost.
+// The table hash is local to this process (see tableSeed), like the rest
+// of the record's layout.
+const (
+	longHashAt = 0
+	longLenAt  = 8
+)
+
+func (r *record) longHash() uint64 {
+	return *(*uint64)(unsafe.Pointer(&r.key[longHashAt]))
+}
+
+func (r *record) longLen() int {
+	return int(*(*uint32)(unsafe.Pointer(&r.key[longLenAt])))
+}
+
+func (r *record) setLong(th uint64, n int) {
+	*(*uint64)(unsafe.Pointer(&r.key[longHashAt])) = th
+	*(*uint32)(unsafe.Pointer(&r.key[longLenAt])) = uint32(n)
+}
+
 const (
 	metaLen  = 1<<5 - 1 // inline key length, or metaLong
 	metaLong = metaLen  // the key is longer than inlineKey: see store.long
@@ -277,7 +302,7 @@ func (s *store) keyLen(id uint32, r *record) int {
 	if n := int(r.meta & metaLen); n != metaLong {
 		return n
 	}
-	return len(s.long[id])
+	return r.longLen()
 }
 
 // keyOf returns a copy of id's key that may be kept.
@@ -325,7 +350,7 @@ func (s *store) get(key string) (uint32, *record) {
 			if n == len(key) && unsafe.String(&r.key[0], n) == key {
 				return id, r
 			}
-		} else if len(key) > inlineKey && s.long[id] == key {
+		} else if r.longHash() == h && r.longLen() == len(key) && s.long[id] == key {
 			return id, r
 		}
 	}
@@ -365,17 +390,19 @@ func (s *store) add(key string, hash uint64, last, interval, span int64, cell bo
 	r := s.rec(id)
 	*r = record{hash: hash, last: last, meta: metaLive}
 	s.setTimes(id, r, interval, span, cell)
+	th := maphash.String(tableSeed, key)
 	if len(key) > inlineKey {
 		if s.long == nil {
 			s.long = make(map[uint32]string)
 		}
 		s.long[id] = key
 		r.meta |= metaLong
+		r.setLong(th, len(key))
 	} else {
 		r.meta |= uint8(len(key))
 		copy(r.key[:], key)
 	}
-	s.tableInsert(id, key)
+	s.tableInsert(id, th)
 	s.n++
 	return id
 }
@@ -384,7 +411,7 @@ func (s *store) add(key string, hash uint64, last, interval, span int64, cell bo
 func (s *store) remove(id uint32) {
 	r := s.rec(id)
 	s.heapRemove(int(r.pos))
-	s.tableDelete(id, s.keyView(id, r))
+	s.tableDelete(id, s.tableHash(id))
 	s.index.Delete(id)
 	if r.meta&metaLen == metaLong {
 		delete(s.long, id)
@@ -445,8 +472,8 @@ func (s *store) states() []keyState {
 
 func (s *store) segOf(h uint64) *segment { return &s.segs[h>>(64-segBits)] }
 
-func (s *store) tableInsert(id uint32, key string) {
-	h := maphash.String(tableSeed, key)
+// tableInsert puts id, whose key's table hash is h, in the table.
+func (s *store) tableInsert(id uint32, h uint64) {
 	sg := s.segOf(h)
 	if (sg.n+1)*4 > len(sg.slots)*3 {
 		s.grow(int(h >> (64 - segBits)))
@@ -480,14 +507,19 @@ func (s *store) grow(i int) {
 	sg.slots, s.mem.segs[i] = slots, raw
 }
 
+// tableHash is the table hash of id's key: kept in the record for a long
+// key, computed from the record's bytes for an inline one.
 func (s *store) tableHash(id uint32) uint64 {
-	return maphash.String(tableSeed, s.keyView(id, s.rec(id)))
+	r := s.rec(id)
+	if n := int(r.meta & metaLen); n != metaLong {
+		return maphash.String(tableSeed, unsafe.String(&r.key[0], n))
+	}
+	return r.longHash()
 }
 
-// tableDelete takes id, whose key is key, out of the table, moving back
-// the entries after it that probing would no longer reach.
-func (s *store) tableDelete(id uint32, key string) {
-	h := maphash.String(tableSeed, key)
+// tableDelete takes id, whose key's table hash is h, out of the table,
+// moving back the entries after it that probing would no longer reach.
+func (s *store) tableDelete(id uint32, h uint64) {
 	sg := s.segOf(h)
 	mask := uint64(len(sg.slots) - 1)
 	i := h & mask

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"hash/maphash"
 	"math/rand"
 	"slices"
 	"strconv"
@@ -27,6 +28,16 @@ func checkStore(t *testing.T, s *store, want map[string]keyState) {
 		if got := s.state(id); got != w {
 			t.Fatalf("key %q: state %+v, want %+v", k, got, w)
 		}
+		if th := maphash.String(tableSeed, k); s.tableHash(id) != th || s.keyLen(id, r) != len(k) {
+			t.Fatalf("key %q: table hash %#x length %d, want %#x %d", k, s.tableHash(id), s.keyLen(id, r), th, len(k))
+		}
+		for _, other := range []string{k + "x", k[:len(k)-1], "x" + k[1:]} {
+			if _, ok := want[other]; !ok {
+				if _, r := s.get(other); r != nil {
+					t.Fatalf("absent key %q found", other)
+				}
+			}
+		}
 		if len(k) > inlineKey {
 			long++
 		}
@@ -46,7 +57,7 @@ func checkStore(t *testing.T, s *store, want map[string]keyState) {
 				continue
 			}
 			id := v & idMask
-			if v != slotOf(id, s.tableHash(id)) {
+			if v != slotOf(id, maphash.String(tableSeed, s.keyOf(id))) {
 				t.Fatalf("segment %d: slot %#x holds id %d with the wrong tag", i, v, id)
 			}
 			if seen[id] {
