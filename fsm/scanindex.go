@@ -66,11 +66,13 @@ func (x *scanIndex) less(a, b uint32) bool {
 }
 
 // notBefore reports whether id is not less than t, whose hash is th.
+// Finding an id to delete meets the id itself: it is not less than
+// itself, which needs no look at its key (a map lookup for a long one).
 func (x *scanIndex) notBefore(id, t uint32, th uint64) bool {
 	if h := x.hash(id); h != th {
 		return h > th
 	}
-	return !x.keyLess(id, t)
+	return id == t || !x.keyLess(id, t)
 }
 
 // setFirst records the hash of block dir[di]'s first id, after a change
@@ -126,7 +128,7 @@ func (x *scanIndex) find(t uint32) (di, pos int) {
 	lo, hi := 0, len(x.dir)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if h := x.first[m]; h > th || (h == th && !x.keyLess(x.block(x.dir[m])[0], t)) {
+		if h := x.first[m]; h > th || (h == th && x.notBefore(x.block(x.dir[m])[0], t, th)) {
 			hi = m
 		} else {
 			lo = m + 1
