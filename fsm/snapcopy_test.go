@@ -274,7 +274,7 @@ func TestSnapshotImageIsStateAtSnapshot(t *testing.T) {
 	defer func(n int) { snapshotChunk = n }(snapshotChunk)
 	snapshotChunk = 4
 	const then = 1000
-	long := strings.Repeat("L", 40) // held outside the record (see store.long)
+	long := strings.Repeat("L", 40) // held outside the record (see longKeys)
 	fill := func(t *testing.T) *FSM {
 		f := New(Config{})
 		var cmds []Command

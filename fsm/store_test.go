@@ -45,8 +45,16 @@ func checkStore(t *testing.T, s *store, want map[string]keyState) {
 			wide++
 		}
 	}
-	if len(s.long) != long || len(s.wide) != wide {
-		t.Fatalf("%d long keys and %d wide spans kept, want %d and %d", len(s.long), len(s.wide), long, wide)
+	if s.long.n != long || len(s.wide) != wide {
+		t.Fatalf("%d long keys and %d wide spans kept, want %d and %d", s.long.n, len(s.wide), long, wide)
+	}
+	if len(s.long.free)+s.long.n != int(s.long.next) {
+		t.Fatalf("%d long key slots handed out, %d free and %d held", s.long.next, len(s.long.free), s.long.n)
+	}
+	for _, slot := range s.long.free {
+		if s.long.get(slot) != "" {
+			t.Fatalf("free long key slot %d still holds a key", slot)
+		}
 	}
 	seen := map[uint32]bool{}
 	total := 0
@@ -155,6 +163,9 @@ func TestStoreRandom(t *testing.T) {
 			}
 			if int(maxID) > 3000*3 {
 				t.Fatalf("ids up to %d for at most %d keys: records are not reused", maxID, 3000*3)
+			}
+			if int(s.long.next) > 3000*3 {
+				t.Fatalf("%d long key slots for at most %d long keys: slots are not reused", s.long.next, 3000*3)
 			}
 		})
 	}
