@@ -143,3 +143,28 @@ func TestApplyDoesNotBoxAcquires(t *testing.T) {
 		t.Fatalf("%.1f allocations to apply 64 acquires; want at most %d", allocs, 64+4)
 	}
 }
+
+// TestEntrySumTellsEntriesApart checks that EntrySum, by which ResultsAt
+// tells a node's own entry from another committed at its index, differs
+// for entries that differ in any one bit or in length, and is the same
+// for the same bytes.
+func TestEntrySumTellsEntriesApart(t *testing.T) {
+	for i, data := range churnEntries(4) {
+		sum := EntrySum(data)
+		if EntrySum(bytes.Clone(data)) != sum {
+			t.Fatalf("entry %d: the same bytes sum differently", i)
+		}
+		if EntrySum(data[:len(data)-1]) == sum || EntrySum(append(bytes.Clone(data), 0)) == sum {
+			t.Fatalf("entry %d: a shorter or longer entry sums the same", i)
+		}
+		for _, at := range []int{0, 1, len(data) / 2, len(data) - 1} {
+			for bit := range 8 {
+				other := bytes.Clone(data)
+				other[at] ^= 1 << bit
+				if EntrySum(other) == sum {
+					t.Fatalf("entry %d: flipping bit %d of byte %d keeps the sum", i, bit, at)
+				}
+			}
+		}
+	}
+}
