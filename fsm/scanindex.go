@@ -1,6 +1,9 @@
 package fsm
 
-import "unsafe"
+import (
+	"math"
+	"unsafe"
+)
 
 const (
 	// indexBlock is how many ids a block of the scan index holds (1 KiB).
@@ -14,6 +17,10 @@ const (
 	indexMerge = indexBlock / 4
 	// indexPoolBlocks is how many blocks one mapping holds (64 KiB).
 	indexPoolBlocks = 64
+	// interpolateProbes bounds the interpolation probes of find before
+	// it searches by halves, so that hashes bunched by chance (or by
+	// someone grinding keys) cost no more than a few extra probes.
+	interpolateProbes = 3
 )
 
 // scanIndex orders the store's ids by (hash, key), for SCAN's cursor, KEYS
@@ -141,6 +148,27 @@ func (x *scanIndex) find(t uint32) (di, pos int) {
 	b := x.dir[di]
 	blk, n := x.block(b), int(x.cnt[b])
 	lo, hi = 0, n
+	// Keys' hashes are SHA-256, spread evenly, so where t's hash falls
+	// between the hashes bounding the range says where to look: a few
+	// such probes narrow a block to a handful of ids where a binary search
+	// takes eight, each reading a record. The answer is the same either
+	// way; only the probes differ.
+	loH, hiH := x.first[di], uint64(math.MaxUint64)
+	if di+1 < len(x.dir) {
+		hiH = x.first[di+1]
+	}
+	for range interpolateProbes {
+		if hi-lo <= 4 || th < loH || th >= hiH || hiH-loH < uint64(hi-lo) {
+			break
+		}
+		m := lo + int(float64(th-loH)/float64(hiH-loH)*float64(hi-lo))
+		m = min(max(m, lo), hi-1)
+		if h := x.hash(blk[m]); h > th || (h == th && x.notBefore(blk[m], t, th)) {
+			hi, hiH = m, h
+		} else {
+			lo, loH = m+1, h
+		}
+	}
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
 		if x.notBefore(blk[m], t, th) {
