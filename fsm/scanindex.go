@@ -27,7 +27,7 @@ const (
 // and the snapshot walk: a sorted sequence of ids cut into blocks of up to
 // indexBlock, the blocks in memory outside the Go heap (see allocOff),
 // and a directory of blocks in order on it. Finding a position is a binary
-// search over the blocks' first ids, then within a block; inserting or
+// search over the blocks' first hashes, then a search within a block; inserting or
 // removing moves at most one block's ids, and a full block is split in
 // two.
 //
@@ -42,8 +42,8 @@ const (
 // The directory keeps each block's first hash beside its number (first),
 // so that the search over the blocks reads no record: a record is 48
 // bytes somewhere in the chunks, and reading one for every step of that
-// search was a cache miss each, a sixth of an applied command's cost under
-// key churn. It costs 8 bytes a block, a few hundredths of a byte a key.
+// search was a cache miss each. It costs 8 bytes a block, a few
+// hundredths of a byte a key.
 type scanIndex struct {
 	// hash and keyLess order ids: by hash, then, for equal hashes, by
 	// keyLess (see store.indexHash and store.indexKeyLess; id 0 is the
