@@ -119,15 +119,16 @@ func New(cfg Config) *FSM {
 func (f *FSM) Apply(l *raft.Log) any {
 	f.decMu.Lock()
 	defer f.decMu.Unlock()
+	f.decSlab = f.decSlab[:0]
 	e, err := decodeEntryInto(f.decCmds[:0], l.Data, false, "", &f.decSlab)
 	if err != nil {
 		panic(fmt.Sprintf("fsm: log entry %d (term %d): %v", l.Index, l.Term, err))
 	}
+	defer func() { f.decCmds, f.decSlab = reuseDecoded(e.Commands, f.decSlab) }()
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	results := f.applyEntry(l.Index, e)
 	f.recent.add(l.Index, l.Data, results)
-	f.mu.Unlock()
-	f.decCmds, f.decSlab = reuseDecoded(e.Commands, f.decSlab)
 	return results
 }
 
