@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"runtime"
 	"runtime/debug"
@@ -55,22 +56,25 @@ const (
 	longSlotAt = 12
 )
 
+// The fields sit at odd offsets in the record: encoding/binary reads and
+// writes them whatever the platform's alignment rules (one load or store
+// where unaligned access is allowed).
 func (r *record) longHash() uint64 {
-	return *(*uint64)(unsafe.Pointer(&r.key[longHashAt]))
+	return binary.LittleEndian.Uint64(r.key[longHashAt:])
 }
 
 func (r *record) longLen() int {
-	return int(*(*uint32)(unsafe.Pointer(&r.key[longLenAt])))
+	return int(binary.LittleEndian.Uint32(r.key[longLenAt:]))
 }
 
 func (r *record) longSlot() uint32 {
-	return *(*uint32)(unsafe.Pointer(&r.key[longSlotAt]))
+	return binary.LittleEndian.Uint32(r.key[longSlotAt:])
 }
 
 func (r *record) setLong(th uint64, n int, slot uint32) {
-	*(*uint64)(unsafe.Pointer(&r.key[longHashAt])) = th
-	*(*uint32)(unsafe.Pointer(&r.key[longLenAt])) = uint32(n)
-	*(*uint32)(unsafe.Pointer(&r.key[longSlotAt])) = slot
+	binary.LittleEndian.PutUint64(r.key[longHashAt:], th)
+	binary.LittleEndian.PutUint32(r.key[longLenAt:], uint32(n))
+	binary.LittleEndian.PutUint32(r.key[longSlotAt:], slot)
 }
 
 // longChunk is how many keys a chunk of longKeys holds (64 KiB).
