@@ -386,7 +386,7 @@ func CheckEntry(data []byte) error {
 // unchanged.
 func DecodeEntryIn(dst []Command, data string) (Entry, []Command, error) {
 	start := len(dst)
-	e, err := decodeEntryInto(dst, unsafe.Slice(unsafe.StringData(data), len(data)), false, data)
+	e, err := decodeEntryInto(dst, unsafe.Slice(unsafe.StringData(data), len(data)), false, data, nil)
 	if err != nil {
 		return Entry{}, dst[:start], err
 	}
@@ -398,13 +398,16 @@ func DecodeEntryIn(dst []Command, data string) (Entry, []Command, error) {
 }
 
 func decodeEntry(data []byte, skip bool) (Entry, error) {
-	return decodeEntryInto(nil, data, skip, "")
+	return decodeEntryInto(nil, data, skip, "", nil)
 }
 
 // decodeEntryInto decodes data, appending its commands to dst (the
 // returned entry's Commands are all of dst); src, if not empty, holds the
-// same bytes as data, and strings are taken from it.
-func decodeEntryInto(dst []Command, data []byte, skip bool, src string) (Entry, error) {
+// same bytes as data, and strings are taken from it. With slab, every
+// Acquire is appended to *slab and the command is a pointer to it
+// (*Acquire), which Apply alone reads: boxing each Acquire into the
+// Command interface was an allocation per command.
+func decodeEntryInto(dst []Command, data []byte, skip bool, src string, slab *[]Acquire) (Entry, error) {
 	if len(data) < 2 {
 		return Entry{}, fmt.Errorf("entry of %d bytes: %w", len(data), ErrCorrupt)
 	}
@@ -414,7 +417,7 @@ func decodeEntryInto(dst []Command, data []byte, skip bool, src string) (Entry, 
 	if data[1] != entryBatchVersion {
 		return Entry{}, fmt.Errorf("batch version %d: %w", data[1], ErrUnknownType)
 	}
-	d := decoder{buf: data[2:], skip: skip}
+	d := decoder{buf: data[2:], skip: skip, slab: slab}
 	if src != "" {
 		d.src = src[2:]
 	}
@@ -453,6 +456,9 @@ type decoder struct {
 	skip bool   // read, keep nothing (CheckEntry): strings are "", commands nil
 	src  string // if set, the bytes buf started as: strings are taken from it (DecodeEntryIn)
 	run  seqRun // the entry's latest sequenced command (OpAcquireNext)
+	// slab, if set, receives the Acquires, which are kept as pointers to
+	// it (see decodeEntryInto).
+	slab *[]Acquire
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -539,6 +545,12 @@ func (d *decoder) byte() byte {
 func (d *decoder) keep(a Acquire) Command {
 	if d.skip {
 		return nil
+	}
+	if d.slab != nil {
+		// Were the slab to grow, the pointers already handed out would
+		// still point to the old array, whose values stay as they are.
+		*d.slab = append(*d.slab, a)
+		return &(*d.slab)[len(*d.slab)-1]
 	}
 	return a
 }

@@ -91,6 +91,14 @@ type FSM struct {
 	// copies are the snapshots whose keys are still being copied (see
 	// keyCopy).
 	copies []*keyCopy
+
+	// decMu guards decCmds and decSlab, the decoding space Apply reuses
+	// from one entry to the next (see decodeEntryInto). Raft calls Apply
+	// on one goroutine; the lock makes a concurrent caller safe, not
+	// fast.
+	decMu   sync.Mutex
+	decCmds []Command
+	decSlab []Acquire
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -109,15 +117,39 @@ func New(cfg Config) *FSM {
 // this replica cannot read means its state would silently diverge from the
 // other replicas', and stopping is the only safe answer.
 func (f *FSM) Apply(l *raft.Log) any {
-	e, err := DecodeEntry(l.Data)
+	f.decMu.Lock()
+	defer f.decMu.Unlock()
+	f.decSlab = f.decSlab[:0]
+	e, err := decodeEntryInto(f.decCmds[:0], l.Data, false, "", &f.decSlab)
 	if err != nil {
 		panic(fmt.Sprintf("fsm: log entry %d (term %d): %v", l.Index, l.Term, err))
 	}
+	defer func() { f.decCmds, f.decSlab = reuseDecoded(e.Commands, f.decSlab) }()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	results := f.applyEntry(l.Index, e)
 	f.recent.add(l.Index, l.Data, results)
 	return results
+}
+
+// decodeReuse is the most commands whose decoding space Apply keeps for
+// the next entry: a full batch (server.Config.MaxBatch's default), so
+// that one huge entry does not hold its space for good.
+const decodeReuse = 512
+
+// reuseDecoded empties an applied entry's commands and Acquires for the
+// next Apply: cleared, so that they keep no key or command alive, and
+// dropped when larger than decodeReuse.
+func reuseDecoded(cmds []Command, slab []Acquire) ([]Command, []Acquire) {
+	clear(cmds)
+	clear(slab)
+	if cap(cmds) > decodeReuse {
+		cmds = nil
+	}
+	if cap(slab) > decodeReuse {
+		slab = nil
+	}
+	return cmds[:0], slab[:0]
 }
 
 // applyEntry applies e, the entry at index; f.mu is held.
@@ -138,52 +170,10 @@ func (f *FSM) applyEntry(index uint64, e Entry) []Result {
 
 func (f *FSM) apply(c Command) Result {
 	switch c := c.(type) {
+	case *Acquire:
+		return f.acquire(c)
 	case Acquire:
-		if err := c.Validate(); err != nil {
-			return Result{Err: err}
-		}
-		id := tokenID{kind: tokenAcquire, key: c.Key, token: c.Token}
-		if c.Token != "" {
-			if p, ok := f.tokens.get(id); ok {
-				// A retry of a grant already made: the same answer, and
-				// nothing taken again.
-				return Result{Permit: p}
-			}
-		}
-		seq := sequenced(c.Token, c.Session)
-		if seq {
-			if r, ok := f.seqSeen(seqID{c.Session, c.Seq}, tokenAcquire, c.Key); ok {
-				return r // a follower's resend of a grant already made
-			}
-		}
-		kid, st := f.held(c.Key)
-		if st != nil && st.cell() {
-			return Result{Err: fmt.Errorf("%w: %s was made by CL.THROTTLE", ErrWrongType, quoteName(c.Key))}
-		}
-		d, err := decide(st, c, f.now)
-		if err != nil {
-			return Result{Err: err}
-		}
-		if d.permit.Granted && kid == 0 && f.full(f.now) {
-			return Result{Err: keyLimit(c.Key)}
-		}
-		switch {
-		case !d.permit.Granted:
-			f.stats.Denials++
-		case d.reserved:
-			f.stats.Reservations++
-		default:
-			f.stats.Grants++
-		}
-		if d.permit.Granted {
-			f.setKey(c.Key, kid, d.newLast, c.Interval, c.slots()-1, false)
-			if c.Token != "" {
-				f.tokens.add(id, f.now, c.TokenWindow, d.permit)
-			} else if seq {
-				f.rememberSeq(seqID{c.Session, c.Seq}, tokenAcquire, c.Key, c.TokenWindow, d.permit)
-			}
-		}
-		return Result{Permit: d.permit}
+		return f.acquire(&c)
 	case Cancel:
 		return f.cancel(c)
 	case Reset:
@@ -212,6 +202,55 @@ func (f *FSM) apply(c Command) Result {
 		// DecodeEntry only produces the types above.
 		panic(fmt.Sprintf("fsm: unhandled command %T", c))
 	}
+}
+
+// acquire applies c, which it does not keep.
+func (f *FSM) acquire(c *Acquire) Result {
+	if err := c.Validate(); err != nil {
+		return Result{Err: err}
+	}
+	id := tokenID{kind: tokenAcquire, key: c.Key, token: c.Token}
+	if c.Token != "" {
+		if p, ok := f.tokens.get(id); ok {
+			// A retry of a grant already made: the same answer, and
+			// nothing taken again.
+			return Result{Permit: p}
+		}
+	}
+	seq := sequenced(c.Token, c.Session)
+	if seq {
+		if r, ok := f.seqSeen(seqID{c.Session, c.Seq}, tokenAcquire, c.Key); ok {
+			return r // a follower's resend of a grant already made
+		}
+	}
+	kid, st := f.held(c.Key)
+	if st != nil && st.cell() {
+		return Result{Err: fmt.Errorf("%w: %s was made by CL.THROTTLE", ErrWrongType, quoteName(c.Key))}
+	}
+	d, err := decide(st, *c, f.now)
+	if err != nil {
+		return Result{Err: err}
+	}
+	if d.permit.Granted && kid == 0 && f.full(f.now) {
+		return Result{Err: keyLimit(c.Key)}
+	}
+	switch {
+	case !d.permit.Granted:
+		f.stats.Denials++
+	case d.reserved:
+		f.stats.Reservations++
+	default:
+		f.stats.Grants++
+	}
+	if d.permit.Granted {
+		f.setKey(c.Key, kid, d.newLast, c.Interval, c.slots()-1, false)
+		if c.Token != "" {
+			f.tokens.add(id, f.now, c.TokenWindow, d.permit)
+		} else if seq {
+			f.rememberSeq(seqID{c.Session, c.Seq}, tokenAcquire, c.Key, c.TokenWindow, d.permit)
+		}
+	}
+	return Result{Permit: d.permit}
 }
 
 // live returns key's id and record, or 0 and nil when it is absent or
@@ -313,7 +352,11 @@ func (f *FSM) prune() {
 		if st.deadline() > f.now {
 			return
 		}
-		f.preserve(f.ks.keyView(id, st), st.hash, id)
+		if len(f.copies) > 0 {
+			// Only a snapshot copy reads the key (a map lookup for a
+			// long one).
+			f.preserve(f.ks.keyView(id, st), st.hash, id)
+		}
 		f.mem -= keyCostLen(f.ks.keyLen(id, st))
 		f.ks.remove(id)
 	}

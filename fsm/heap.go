@@ -86,19 +86,47 @@ func (s *store) heapPush(id uint32) {
 
 func (s *store) heapRemove(i int) {
 	n := len(s.heap) - 1
-	if n != i {
-		s.heapSwap(i, n)
-		if !s.heapDown(i, n) {
-			s.heapUp(i)
-		}
-	}
+	last := s.heap[n]
 	s.heap = s.heap[:n]
+	if n != i {
+		s.heapSettle(i, last)
+	}
 }
 
+// heapFix moves the id at i to its place after its deadline changed.
 func (s *store) heapFix(i int) {
-	if !s.heapDown(i, len(s.heap)) {
+	if i > 0 && s.heapLess(i, (i-1)/2) {
 		s.heapUp(i)
+		return
 	}
+	s.heapSettle(i, s.heap[i])
+}
+
+// heapSettle puts id, which belongs no higher than i, in the heap with a
+// hole at i: the hole goes down to a leaf, the smaller child moving up at
+// each level, and id then rises from there (Floyd's way). A pruned key's
+// place is taken by the last, and a granted key's deadline moves past
+// almost every other: either way it belongs near the bottom, and going
+// down this way compares once a level instead of twice, each comparison
+// reading records scattered in memory.
+func (s *store) heapSettle(i int, id uint32) {
+	h := s.heap
+	n := len(h)
+	for {
+		j := 2*i + 1
+		if j >= n || j < 0 {
+			break
+		}
+		if j2 := j + 1; j2 < n && s.heapLess(j2, j) {
+			j = j2
+		}
+		h[i] = h[j]
+		s.rec(h[i]).pos = uint32(i)
+		i = j
+	}
+	h[i] = id
+	s.rec(id).pos = uint32(i)
+	s.heapUp(i)
 }
 
 func (s *store) heapInit() {

@@ -19,7 +19,7 @@ package fsm
 const KeyOverhead = 60
 
 // LongKeyOverhead is what a key longer than 19 bytes costs beyond
-// KeyOverhead and its bytes: its entry in the map of long keys and the
+// KeyOverhead and its bytes: its slot among the long keys and the
 // allocator's rounding of its bytes (see KeyOverhead).
 const LongKeyOverhead = 64
 

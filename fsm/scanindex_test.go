@@ -11,36 +11,61 @@ import (
 // TestScanIndexRandom checks the scan index against a sorted slice
 // through random inserts and removals (splitting and merging blocks), a
 // load in order, full walks and walks from random places, and that the
-// blocks stay a sixteenth full or more on average whatever is removed.
+// blocks stay a sixteenth full or more on average whatever is removed,
+// and that the directory's cached first hashes stay those of the blocks'
+// first ids throughout. With ties, hashes are drawn from a few values, so
+// that most comparisons fall to the tie-break (the key, in the store) and
+// runs of equal hashes span blocks.
 func TestScanIndexRandom(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		ids, rounds int
 		load        bool // start from a load in order, as a restore does
 		removeBias  int  // out of 10: how often an operation removes
+		ties        bool // hashes from 0 to 7, ordered then by tie
+		bunched     bool // hashes in a few narrow bunches, not spread evenly
 	}{
-		{"small", 40, 200, false, 5},
-		{"grow", 20_000, 40, false, 2},
-		{"loaded then shrunk", 20_000, 40, true, 8},
-		{"churn", 5_000, 60, false, 5},
+		{"small", 40, 200, false, 5, false, false},
+		{"grow", 20_000, 40, false, 2, false, false},
+		{"loaded then shrunk", 20_000, 40, true, 8, false, false},
+		{"churn", 5_000, 60, false, 5, false, false},
+		{"ties churn", 5_000, 60, false, 5, true, false},
+		{"ties loaded then shrunk", 5_000, 30, true, 8, true, false},
+		{"bunched churn", 5_000, 60, false, 5, false, true},
+		{"bunched grow", 20_000, 40, false, 2, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewSource(int64(tc.ids)))
-			vals := make([]uint64, tc.ids+1) // vals[0] is the probe
+			vals := make([]uint64, tc.ids+1) // vals[0] and tie[0] are the probe
+			tie := make([]uint64, tc.ids+1)
 			for i := 1; i <= tc.ids; i++ {
 				vals[i] = rng.Uint64() >> 1 // unique with overwhelming odds
+				tie[i] = rng.Uint64() >> 1
+				if tc.ties {
+					vals[i] %= 8
+				}
+				if tc.bunched {
+					// Interpolating between a block's bounds guesses
+					// badly here: a find must still be exact.
+					vals[i] = uint64(rng.Intn(5))<<60 | uint64(rng.Intn(3))<<40 | vals[i]>>(24+rng.Intn(36))
+				}
 			}
-			less := func(a, b uint32) bool { return vals[a] < vals[b] }
+			order := func(a, b uint32) int {
+				if c := cmp.Compare(vals[a], vals[b]); c != 0 {
+					return c
+				}
+				return cmp.Compare(tie[a], tie[b])
+			}
 			m := &offMem{}
 			defer m.release()
-			x := newScanIndex(less, m)
+			x := newScanIndex(func(id uint32) uint64 { return vals[id] }, func(a, b uint32) bool { return tie[a] < tie[b] }, m)
 			held := map[uint32]bool{}
 			if tc.load {
 				all := make([]uint32, 0, tc.ids)
 				for i := 1; i <= tc.ids; i++ {
 					all = append(all, uint32(i))
 				}
-				slices.SortFunc(all, func(a, b uint32) int { return cmp.Compare(vals[a], vals[b]) })
+				slices.SortFunc(all, order)
 				for _, id := range all {
 					x.Load(id)
 					held[id] = true
@@ -52,9 +77,17 @@ func TestScanIndexRandom(t *testing.T) {
 				for id := range held {
 					want = append(want, id)
 				}
-				slices.SortFunc(want, func(a, b uint32) int { return cmp.Compare(vals[a], vals[b]) })
+				slices.SortFunc(want, order)
 				if x.Len() != len(want) {
 					t.Fatalf("Len %d, want %d", x.Len(), len(want))
+				}
+				if len(x.first) != len(x.dir) {
+					t.Fatalf("%d first hashes for %d blocks", len(x.first), len(x.dir))
+				}
+				for i, b := range x.dir {
+					if x.cnt[b] == 0 || x.first[i] != vals[x.block(b)[0]] {
+						t.Fatalf("block %d of %d: %d ids, cached first hash %d, first id's %d", i, len(x.dir), x.cnt[b], x.first[i], vals[x.block(b)[0]])
+					}
 				}
 				var got []uint32
 				x.Scan(func(id uint32) bool { got = append(got, id); return true })
@@ -62,11 +95,18 @@ func TestScanIndexRandom(t *testing.T) {
 					t.Fatalf("walk of %d ids differs from the %d held", len(got), len(want))
 				}
 				for range 20 {
-					vals[0] = rng.Uint64() >> 1
-					if rng.Intn(4) == 0 && len(want) > 0 {
-						vals[0] = vals[want[rng.Intn(len(want))]] // exactly at a held id
+					vals[0], tie[0] = rng.Uint64()>>1, rng.Uint64()>>1
+					if tc.ties {
+						vals[0] %= 9 // 8: after every id
 					}
-					i, _ := slices.BinarySearchFunc(want, vals[0], func(id uint32, v uint64) int { return cmp.Compare(vals[id], v) })
+					if tc.bunched && rng.Intn(2) == 0 {
+						vals[0] = uint64(rng.Intn(6))<<60 | uint64(rng.Intn(3))<<40 | vals[0]>>(24+rng.Intn(36))
+					}
+					if rng.Intn(4) == 0 && len(want) > 0 {
+						w := want[rng.Intn(len(want))] // exactly at a held id
+						vals[0], tie[0] = vals[w], tie[w]
+					}
+					i, _ := slices.BinarySearchFunc(want, uint32(0), order)
 					stop := i + rng.Intn(300)
 					var from []uint32
 					x.Ascend(0, func(id uint32) bool {

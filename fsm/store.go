@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"runtime"
 	"runtime/debug"
@@ -11,7 +12,7 @@ import (
 )
 
 // inlineKey is how many bytes of key a record holds itself; a longer key
-// is kept on the Go heap (store.long). 19 makes a record 48 bytes and
+// is kept on the Go heap (see longKeys). 19 makes a record 48 bytes and
 // holds redis-benchmark's key:__rand_int__ (16 bytes), a short prefix and
 // a 12-digit ID, or a user ID with a route.
 const inlineKey = 19
@@ -42,9 +43,87 @@ var (
 	_ [unsafe.Sizeof(record{}) - 48]byte
 )
 
+// A record of a key longer than inlineKey holds, in its key bytes, the
+// key's table hash (8 bytes), length (4) and slot in store.long (4): the
+// table reads the hash when it moves or removes the key, and pruning the
+// length to account for its size, instead of looking the key up and
+// hashing it again, which was a map lookup for every table slot moved
+// and a third of a removal's cost. The table hash is local to this
+// process (see tableSeed), like the rest of the record's layout.
+const (
+	longHashAt = 0
+	longLenAt  = 8
+	longSlotAt = 12
+)
+
+// The fields sit at odd offsets in the record: encoding/binary reads and
+// writes them whatever the platform's alignment rules (one load or store
+// where unaligned access is allowed).
+func (r *record) longHash() uint64 {
+	return binary.LittleEndian.Uint64(r.key[longHashAt:])
+}
+
+func (r *record) longLen() int {
+	return int(binary.LittleEndian.Uint32(r.key[longLenAt:]))
+}
+
+func (r *record) longSlot() uint32 {
+	return binary.LittleEndian.Uint32(r.key[longSlotAt:])
+}
+
+func (r *record) setLong(th uint64, n int, slot uint32) {
+	binary.LittleEndian.PutUint64(r.key[longHashAt:], th)
+	binary.LittleEndian.PutUint32(r.key[longLenAt:], uint32(n))
+	binary.LittleEndian.PutUint32(r.key[longSlotAt:], slot)
+}
+
+// longChunk is how many keys a chunk of longKeys holds (64 KiB).
+const longChunk = 4096
+
+// longKeys holds the keys longer than inlineKey, each in a slot that its
+// record names (record.longSlot): reading one is an index, not the map
+// lookup of a map from id to key, and a slot takes 16 bytes where a map
+// entry took about twice that. Chunks never move, so the store never
+// copies them all at once as it grows.
+type longKeys struct {
+	chunks [][]string
+	next   uint32   // slots below next have been handed out
+	free   []uint32 // slots given back, reused first
+	n      int      // keys held
+}
+
+func (l *longKeys) get(slot uint32) string {
+	return l.chunks[slot/longChunk][slot%longChunk]
+}
+
+// add keeps key and returns its slot.
+func (l *longKeys) add(key string) uint32 {
+	var slot uint32
+	if n := len(l.free); n > 0 {
+		slot = l.free[n-1]
+		l.free = l.free[:n-1]
+	} else {
+		slot = l.next
+		l.next++
+		if int(slot/longChunk) == len(l.chunks) {
+			l.chunks = append(l.chunks, make([]string, longChunk))
+		}
+	}
+	l.chunks[slot/longChunk][slot%longChunk] = key
+	l.n++
+	return slot
+}
+
+// remove forgets the key in slot.
+func (l *longKeys) remove(slot uint32) {
+	l.chunks[slot/longChunk][slot%longChunk] = ""
+	l.free = append(l.free, slot)
+	l.n--
+}
+
 const (
 	metaLen  = 1<<5 - 1 // inline key length, or metaLong
-	metaLong = metaLen  // the key is longer than inlineKey: see store.long
+	metaLong = metaLen  // the key is longer than inlineKey: see longKeys
 	metaWide = 1 << 5   // interval and span do not fit 32 bits each
 	metaCell = 1 << 6   // a CL.THROTTLE key
 	metaLive = 1 << 7   // the record holds a key (not on the free list)
@@ -212,12 +291,12 @@ func (m *offMem) release() {
 // copy still walking the old one (see keyCopy) keeps it alive until done.
 type store struct {
 	mem  *offMem
-	recs [][]record        // views of mem.chunks
-	next uint32            // ids below next have been handed out
-	free []uint32          // ids of records given back, reused first
-	n    int               // live records
-	long map[uint32]string // keys longer than inlineKey, by id
-	wide map[uint32]int64  // spans of wide records (metaWide), by id
+	recs [][]record       // views of mem.chunks
+	next uint32           // ids below next have been handed out
+	free []uint32         // ids of records given back, reused first
+	n    int              // live records
+	long longKeys         // keys longer than inlineKey
+	wide map[uint32]int64 // spans of wide records (metaWide), by id
 	segs [nsegs]segment
 	heap []uint32 // the expiry heap: a view of mem.heap, or a Go slice
 	// index orders the ids by (hash, key) for SCAN's cursor and the
@@ -242,7 +321,7 @@ func newStore() *store {
 	for i := range s.segs {
 		s.segs[i].slots = make([]uint32, minSegSlots)
 	}
-	s.index = newScanIndex(s.indexLess, s.mem)
+	s.index = newScanIndex(s.indexHash, s.indexKeyLess, s.mem)
 	runtime.AddCleanup(s, func(m *offMem) { m.release() }, s.mem)
 	return s
 }
@@ -267,7 +346,7 @@ func (s *store) rec(id uint32) *record {
 func (s *store) keyView(id uint32, r *record) string {
 	n := int(r.meta & metaLen)
 	if n == metaLong {
-		return s.long[id]
+		return s.long.get(r.longSlot())
 	}
 	return unsafe.String(&r.key[0], n)
 }
@@ -277,14 +356,14 @@ func (s *store) keyLen(id uint32, r *record) int {
 	if n := int(r.meta & metaLen); n != metaLong {
 		return n
 	}
-	return len(s.long[id])
+	return r.longLen()
 }
 
 // keyOf returns a copy of id's key that may be kept.
 func (s *store) keyOf(id uint32) string {
 	r := s.rec(id)
 	if r.meta&metaLen == metaLong {
-		return s.long[id] // a Go string already
+		return s.long.get(r.longSlot()) // a Go string already
 	}
 	return strings.Clone(s.keyView(id, r))
 }
@@ -325,7 +404,7 @@ func (s *store) get(key string) (uint32, *record) {
 			if n == len(key) && unsafe.String(&r.key[0], n) == key {
 				return id, r
 			}
-		} else if len(key) > inlineKey && s.long[id] == key {
+		} else if r.longHash() == h && r.longLen() == len(key) && s.long.get(r.longSlot()) == key {
 			return id, r
 		}
 	}
@@ -365,17 +444,15 @@ func (s *store) add(key string, hash uint64, last, interval, span int64, cell bo
 	r := s.rec(id)
 	*r = record{hash: hash, last: last, meta: metaLive}
 	s.setTimes(id, r, interval, span, cell)
+	th := maphash.String(tableSeed, key)
 	if len(key) > inlineKey {
-		if s.long == nil {
-			s.long = make(map[uint32]string)
-		}
-		s.long[id] = key
 		r.meta |= metaLong
+		r.setLong(th, len(key), s.long.add(key))
 	} else {
 		r.meta |= uint8(len(key))
 		copy(r.key[:], key)
 	}
-	s.tableInsert(id, key)
+	s.tableInsert(id, th)
 	s.n++
 	return id
 }
@@ -384,10 +461,10 @@ func (s *store) add(key string, hash uint64, last, interval, span int64, cell bo
 func (s *store) remove(id uint32) {
 	r := s.rec(id)
 	s.heapRemove(int(r.pos))
-	s.tableDelete(id, s.keyView(id, r))
+	s.tableDelete(id, s.tableHash(id))
 	s.index.Delete(id)
 	if r.meta&metaLen == metaLong {
-		delete(s.long, id)
+		s.long.remove(r.longSlot())
 	}
 	if r.meta&metaWide != 0 {
 		delete(s.wide, id)
@@ -445,8 +522,8 @@ func (s *store) states() []keyState {
 
 func (s *store) segOf(h uint64) *segment { return &s.segs[h>>(64-segBits)] }
 
-func (s *store) tableInsert(id uint32, key string) {
-	h := maphash.String(tableSeed, key)
+// tableInsert puts id, whose key's table hash is h, in the table.
+func (s *store) tableInsert(id uint32, h uint64) {
 	sg := s.segOf(h)
 	if (sg.n+1)*4 > len(sg.slots)*3 {
 		s.grow(int(h >> (64 - segBits)))
@@ -480,14 +557,19 @@ func (s *store) grow(i int) {
 	sg.slots, s.mem.segs[i] = slots, raw
 }
 
+// tableHash is the table hash of id's key: kept in the record for a long
+// key, computed from the record's bytes for an inline one.
 func (s *store) tableHash(id uint32) uint64 {
-	return maphash.String(tableSeed, s.keyView(id, s.rec(id)))
+	r := s.rec(id)
+	if n := int(r.meta & metaLen); n != metaLong {
+		return maphash.String(tableSeed, unsafe.String(&r.key[0], n))
+	}
+	return r.longHash()
 }
 
-// tableDelete takes id, whose key is key, out of the table, moving back
-// the entries after it that probing would no longer reach.
-func (s *store) tableDelete(id uint32, key string) {
-	h := maphash.String(tableSeed, key)
+// tableDelete takes id, whose key's table hash is h, out of the table,
+// moving back the entries after it that probing would no longer reach.
+func (s *store) tableDelete(id uint32, h uint64) {
 	sg := s.segOf(h)
 	mask := uint64(len(sg.slots) - 1)
 	i := h & mask
@@ -516,6 +598,11 @@ func (s *store) indexLess(a, b uint32) bool {
 	if ha != hb {
 		return ha < hb
 	}
+	return s.indexKey(a) < s.indexKey(b)
+}
+
+// indexKeyLess is indexLess's tie-break, for ids of equal hashes.
+func (s *store) indexKeyLess(a, b uint32) bool {
 	return s.indexKey(a) < s.indexKey(b)
 }
 

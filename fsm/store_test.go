@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"hash/maphash"
 	"math/rand"
 	"slices"
 	"strconv"
@@ -27,6 +28,16 @@ func checkStore(t *testing.T, s *store, want map[string]keyState) {
 		if got := s.state(id); got != w {
 			t.Fatalf("key %q: state %+v, want %+v", k, got, w)
 		}
+		if th := maphash.String(tableSeed, k); s.tableHash(id) != th || s.keyLen(id, r) != len(k) {
+			t.Fatalf("key %q: table hash %#x length %d, want %#x %d", k, s.tableHash(id), s.keyLen(id, r), th, len(k))
+		}
+		for _, other := range []string{k + "x", k[:len(k)-1], "x" + k[1:]} {
+			if _, ok := want[other]; !ok {
+				if _, r := s.get(other); r != nil {
+					t.Fatalf("absent key %q found", other)
+				}
+			}
+		}
 		if len(k) > inlineKey {
 			long++
 		}
@@ -34,8 +45,16 @@ func checkStore(t *testing.T, s *store, want map[string]keyState) {
 			wide++
 		}
 	}
-	if len(s.long) != long || len(s.wide) != wide {
-		t.Fatalf("%d long keys and %d wide spans kept, want %d and %d", len(s.long), len(s.wide), long, wide)
+	if s.long.n != long || len(s.wide) != wide {
+		t.Fatalf("%d long keys and %d wide spans kept, want %d and %d", s.long.n, len(s.wide), long, wide)
+	}
+	if len(s.long.free)+s.long.n != int(s.long.next) {
+		t.Fatalf("%d long key slots handed out, %d free and %d held", s.long.next, len(s.long.free), s.long.n)
+	}
+	for _, slot := range s.long.free {
+		if s.long.get(slot) != "" {
+			t.Fatalf("free long key slot %d still holds a key", slot)
+		}
 	}
 	seen := map[uint32]bool{}
 	total := 0
@@ -46,7 +65,7 @@ func checkStore(t *testing.T, s *store, want map[string]keyState) {
 				continue
 			}
 			id := v & idMask
-			if v != slotOf(id, s.tableHash(id)) {
+			if v != slotOf(id, maphash.String(tableSeed, s.keyOf(id))) {
 				t.Fatalf("segment %d: slot %#x holds id %d with the wrong tag", i, v, id)
 			}
 			if seen[id] {
@@ -144,6 +163,9 @@ func TestStoreRandom(t *testing.T) {
 			}
 			if int(maxID) > 3000*3 {
 				t.Fatalf("ids up to %d for at most %d keys: records are not reused", maxID, 3000*3)
+			}
+			if int(s.long.next) > 3000*3 {
+				t.Fatalf("%d long key slots for at most %d long keys: slots are not reused", s.long.next, 3000*3)
 			}
 		})
 	}
