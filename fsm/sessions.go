@@ -14,17 +14,16 @@ import (
 var ErrSequenceReused = errors.New("forwarding sequence number reused for another command")
 
 // SeqOverhead is what one remembered forwarding sequence number costs in
-// memory beyond the bytes of its key: its slot in a block (the key's
-// header, the kind, the permit, the time and window), the block's share
-// of its map entry and list links, and the key's rounding to an
-// allocation size. Measured like TokenOverhead, with blocks fully used:
-// with Go 1.26 on amd64, TestSeqCostMatchesHeap finds 73-74 bytes at
-// 100,000 numbers. A block only partly used (numbers denied, never
-// applied, or a session that stopped) costs more than its numbers are
-// charged, up to a whole block for one number; only a node's router
-// picks numbers, consecutively, never a client, so that is bounded by
-// the blocks a window's forwarded load spans.
-const SeqOverhead = 74
+// memory beyond the bytes of its key: its slot in a block (the kind, the
+// permit, the time and window, where its key is), and the block's share
+// of its map entry and list links. Measured like TokenOverhead, with
+// blocks fully used: with Go 1.26 on amd64, TestSeqCostMatchesHeap finds
+// 64-65 bytes at 100,000 numbers. A block only partly used (numbers
+// denied, never applied, or a session that stopped) costs more than its
+// numbers are charged, up to a whole block for one number; only a node's
+// router picks numbers, consecutively, never a client, so that is bounded
+// by the blocks a window's forwarded load spans.
+const SeqOverhead = 65
 
 // SeqCost is the memory one remembered sequence number is accounted for:
 // SeqOverhead plus the bytes of its key. Like TokenCost it is a function
@@ -58,11 +57,17 @@ func blockOf(id seqID) (blockID, int) {
 
 // seqSlot is one number's place in a block: empty (kind 0) until a
 // command that took effect is remembered under it. An ACQUIRE's permit
-// is kept without its Granted flag: only grants are remembered.
+// is kept without its Granted flag: only grants are remembered. The key
+// is kept in its block's keys, not as a string: a slot holds no pointer,
+// so the garbage collector never scans the slots (see seqBlock).
+//
+// Its 56 bytes make a block fit Go's 16 KiB allocation size class: 64
+// bytes a number (TestSeqBlockFitsSizeClass).
 type seqSlot struct {
-	key                               string
-	at, window                        int64
-	wait, validAt, expiresAt, pending int64 // the permit, for tokenAcquire
+	at                                int64
+	wait, validAt, expiresAt, pending int64  // the permit, for tokenAcquire
+	window                            uint32 // at most TokenWindow
+	keyOff, keyLen                    uint32 // the key: the block's keys[keyOff:keyOff+keyLen]
 	kind                              tokenKind
 }
 
@@ -74,9 +79,23 @@ func (s *seqSlot) permit() Permit {
 }
 
 // seqBlock remembers the numbers of one blockID that took effect.
+//
+// Why the keys are bytes in one slice rather than a string per slot: at
+// a million numbers (a window of forwarded load) the table is most of a
+// node's heap, and a string per slot made every block a run of pointers
+// that each garbage collection cycle had to scan, on every node: the
+// mark phase was 9-15% of a node's CPU through a follower at -P 16
+// (docs/performance.md, "Session numbers the collector does not scan").
+// The pointers come first, so that the collector stops reading a block
+// after them.
 type seqBlock struct {
-	id         blockID
 	prev, next *seqBlock // in seqTable's expiry list
+	// keys holds the slots' keys back to back, in the order they were
+	// added. It is this block's alone: thaw copies it, so that a block a
+	// snapshot holds never shares bytes that a live block may overwrite
+	// once recycled.
+	keys []byte
+	id   blockID
 	// epoch is the table's epoch when the block was made: one below the
 	// table's means a snapshot may hold it (see seqTable.freeze), so its
 	// slots and counts are never changed again (add changes a copy) and
@@ -89,10 +108,17 @@ type seqBlock struct {
 	slots [seqBlockSize]seqSlot
 }
 
+// key returns the key of slot s of b, a view of b's bytes: valid while
+// b is not changed.
+func (b *seqBlock) key(s *seqSlot) []byte { return b.keys[s.keyOff : s.keyOff+s.keyLen] }
+
 // seqFreeBlocks is how many emptied blocks a table keeps for reuse: in
 // steady load a block is emptied for about every one made, so a few
 // spare ones make the table allocate (and page-fault) nothing.
 const seqFreeBlocks = 4
+
+// seqKeepKeys bounds the key bytes a recycled block keeps for reuse.
+const seqKeepKeys = 64 << 10
 
 // seqTable remembers the forwarded commands that took effect (the same
 // rule as tokenTable: an ACQUIRE's grant with its permit, a CANCEL that
@@ -155,7 +181,7 @@ func (t *seqTable) get(id seqID) (seqResult, bool) {
 		return seqResult{}, false
 	}
 	s := &b.slots[i]
-	return seqResult{key: s.key, kind: s.kind, permit: s.permit()}, true
+	return seqResult{key: string(b.key(s)), kind: s.kind, permit: s.permit()}, true
 }
 
 // has reports whether id is remembered. Unlike get it changes nothing
@@ -194,8 +220,15 @@ func (t *seqTable) add(id seqID, at, window int64, r seqResult) int64 {
 			t.push(b)
 		}
 	}
+	if b.keys == nil {
+		// Sized for a block of keys like this one: most forwarded load
+		// has keys of similar lengths.
+		b.keys = make([]byte, 0, seqBlockSize*len(r.key))
+	}
+	off := len(b.keys)
+	b.keys = append(b.keys, r.key...)
 	p := r.permit
-	b.slots[i] = seqSlot{key: r.key, at: at, window: window, wait: p.WaitMs, validAt: p.ValidAt, expiresAt: p.ExpiresAt, pending: p.Pending, kind: r.kind}
+	b.slots[i] = seqSlot{keyOff: uint32(off), keyLen: uint32(len(r.key)), at: at, window: uint32(window), wait: p.WaitMs, validAt: p.ValidAt, expiresAt: p.ExpiresAt, pending: p.Pending, kind: r.kind}
 	b.until = max(b.until, at+window)
 	b.n++
 	c := SeqCost(r.key)
@@ -230,7 +263,9 @@ func (t *seqTable) thaw(b *seqBlock) *seqBlock {
 	} else {
 		c = new(seqBlock)
 	}
+	keys := c.keys[:0] // a recycled block's own bytes, reused
 	*c = *b
+	c.keys = append(keys, b.keys...)
 	c.epoch = t.epoch
 	if c.prev != nil {
 		c.prev.next = c
@@ -289,8 +324,13 @@ func (t *seqTable) prune(now int64) (freed int64) {
 			t.last = nil
 		}
 		if len(t.free) < seqFreeBlocks && b.epoch == t.epoch {
-			// Clear the slots so that their keys are released.
-			*b = seqBlock{}
+			// Cleared (an empty slot has kind 0); its key bytes are kept
+			// for the next block, unless a rare long key made them large.
+			keys := b.keys[:0]
+			if cap(keys) > seqKeepKeys {
+				keys = nil
+			}
+			*b = seqBlock{keys: keys}
 			t.free = append(t.free, b)
 		}
 	}
@@ -340,7 +380,7 @@ func seqRecordsOf(blocks []*seqBlock, n int) []seqRecord {
 			if s.kind == 0 {
 				continue
 			}
-			out = append(out, seqRecord{session: b.id.session, seq: b.id.n*seqBlockSize + uint64(i), kind: s.kind, key: s.key, at: s.at, window: s.window, permit: s.permit()})
+			out = append(out, seqRecord{session: b.id.session, seq: b.id.n*seqBlockSize + uint64(i), kind: s.kind, key: string(b.key(s)), at: s.at, window: int64(s.window), permit: s.permit()})
 		}
 	}
 	return out

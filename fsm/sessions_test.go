@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // sq gives a the forwarding identity (session, seq) kept for window ms.
@@ -438,6 +439,89 @@ func TestSeqTableMatchesModel(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSeqSlotsHoldNoPointers checks the layout that keeps the garbage
+// collector out of the table (see seqBlock): no field of a slot holds a
+// pointer, every field of a block that does comes before its slots, and
+// a block fits the 16 KiB allocation size class.
+func TestSeqSlotsHoldNoPointers(t *testing.T) {
+	if p := pointerField(reflect.TypeOf(seqSlot{})); p != "" {
+		t.Errorf("seqSlot.%s holds a pointer", p)
+	}
+	bt := reflect.TypeOf(seqBlock{})
+	slots, _ := bt.FieldByName("slots")
+	for i := range bt.NumField() {
+		f := bt.Field(i)
+		if pointerField(f.Type) != "" || isPointerKind(f.Type.Kind()) {
+			if f.Offset > slots.Offset {
+				t.Errorf("seqBlock.%s holds a pointer and comes after the slots", f.Name)
+			}
+		}
+	}
+	if got := unsafe.Sizeof(seqSlot{}); got != 56 {
+		t.Errorf("a slot takes %d bytes, want 56", got)
+	}
+	if got := unsafe.Sizeof(seqBlock{}); got > 16<<10 {
+		t.Errorf("a block takes %d bytes, over the 16 KiB size class", got)
+	}
+}
+
+func isPointerKind(k reflect.Kind) bool {
+	switch k {
+	case reflect.Pointer, reflect.String, reflect.Slice, reflect.Map, reflect.Interface, reflect.Chan, reflect.Func, reflect.UnsafePointer:
+		return true
+	}
+	return false
+}
+
+// pointerField returns the name of a field of struct type t (or of an
+// array's element) that holds a pointer, or "".
+func pointerField(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Array:
+		return pointerField(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if isPointerKind(f.Type.Kind()) {
+				return f.Name
+			}
+			if p := pointerField(f.Type); p != "" {
+				return f.Name + "." + p
+			}
+		}
+	}
+	return ""
+}
+
+// TestSeqFrozenBlockKeysSurvive checks that a block a snapshot holds keeps
+// its keys while the table goes on: the live copy that takes the next
+// number, expires and is recycled for other keys must not write into the
+// frozen block's key bytes.
+func TestSeqFrozenBlockKeysSurvive(t *testing.T) {
+	tab := newTokenTable()
+	for i := range uint64(10) {
+		tab.mem += tab.seqs.add(seqID{7, i}, 1000, 100, seqResult{key: "key" + strconv.Itoa(int(i)), kind: tokenCancel})
+	}
+	want := seqRecordsOf(tab.seqs.freeze(), 10)
+	frozen := tab.seqs.blocks[blockID{7, 0}]
+	// The next number thaws the block: the table changes a copy.
+	tab.mem += tab.seqs.add(seqID{7, 10}, 1001, 100, seqResult{key: "other", kind: tokenCancel})
+	if tab.seqs.blocks[blockID{7, 0}] == frozen {
+		t.Fatal("a frozen block was changed in place")
+	}
+	// The copy expires, is recycled, and takes other keys from offset 0.
+	tab.prune(1101)
+	if len(tab.seqs.free) != 1 {
+		t.Fatalf("%d free blocks, want the thawed copy", len(tab.seqs.free))
+	}
+	for i := range uint64(20) {
+		tab.mem += tab.seqs.add(seqID{8, i}, 2000, 100, seqResult{key: "XXXXXXXX", kind: tokenCancel})
+	}
+	if got := seqRecordsOf([]*seqBlock{frozen}, 10); !reflect.DeepEqual(got, want) {
+		t.Fatalf("the frozen block's records changed:\n got %+v\nwant %+v", got, want)
 	}
 }
 
