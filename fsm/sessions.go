@@ -84,7 +84,7 @@ func (s *seqSlot) permit() Permit {
 // a million numbers (a window of forwarded load) the table is most of a
 // node's heap, and a string per slot made every block a run of pointers
 // that each garbage collection cycle had to scan, on every node: the
-// mark phase was 9-15% of a node's CPU through a follower at -P 16
+// mark phase was 9-13% of a node's CPU through a follower at -P 16
 // (docs/performance.md, "Session numbers the collector does not scan").
 // The pointers come first, so that the collector stops reading a block
 // after them.
