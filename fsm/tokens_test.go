@@ -91,8 +91,8 @@ func TestTokenTableMatchesModel(t *testing.T) {
 			if plain := tab.records(); !slices.Equal(plain, got) {
 				t.Fatalf("seed %d step %d: records and a view's records differ", seed, step)
 			}
-			if len(got) != len(want) || len(tab.byID) != len(want) {
-				t.Fatalf("seed %d step %d: %d live (%d by id), want %d", seed, step, len(got), len(tab.byID), len(want))
+			if len(got) != len(want) || tab.indexed() != len(want) {
+				t.Fatalf("seed %d step %d: %d live (%d by id), want %d", seed, step, len(got), tab.indexed(), len(want))
 			}
 			var mem int64
 			for i := range want {
