@@ -18,11 +18,12 @@ const TokenWindow int64 = 60_000
 
 // TokenOverhead is what one remembered token costs in memory beyond the
 // bytes of its key and token: its entry in a chunk (56 bytes), its slot
-// in the lookup map averaged over the map's growth steps, and its share of
-// the slack a chunk's bytes are made with. Measured like KeyOverhead: with
-// Go 1.26 on amd64, TestTokenCostMatchesHeap finds 82-87 bytes (82 with
-// 16-byte tokens, 87 with 64-byte ones: the slack grows with the bytes).
-const TokenOverhead = 84
+// in the lookup map averaged over the map's growth steps, its share of
+// its chunk, and the slack a chunk's segments are made with. Measured like
+// KeyOverhead: with Go 1.26 on amd64, TestTokenCostMatchesHeap finds
+// 84-89 bytes (84 with 16-byte tokens, 89 with 64-byte ones: the slack
+// grows with the bytes).
+const TokenOverhead = 85
 
 // TokenCost is the memory one remembered token is accounted for:
 // TokenOverhead plus the bytes of its key and token. Like KeyCost it is a
@@ -83,8 +84,8 @@ func (s tokenStamp) before(o tokenStamp) bool {
 }
 
 // tokenEntry is a remembered token with what it answers with, in a
-// tokenChunk: its key and token are bytes of the chunk (keyLen bytes from
-// off, then tokLen), so that an entry holds no pointer and the garbage
+// tokenChunk: its key and token are bytes of one of the chunk's segments
+// (keyLen bytes from off in segment seg, then tokLen), so that an entry holds no pointer and the garbage
 // collector never scans the entries (see tokenTable). It is never changed
 // once added, so that a snapshot may read it while Apply goes on (see
 // tokenView).
@@ -97,6 +98,7 @@ type tokenEntry struct {
 	window                            uint32 // 0: TokenWindow
 	off, keyLen                       uint32
 	tokLen                            uint8 // at most MaxTokenLen
+	seg                               uint8
 	kind                              tokenKind
 	granted                           bool
 }
@@ -108,42 +110,69 @@ type tokenEntry struct {
 // below 1<<refSlotBits.
 var tokenChunkLen = 256
 
-// tokenChunkBytes bounds the bytes a chunk is made with for its keys and
-// tokens, unless one key and token need more: a chunk of rare 64 KiB keys
-// holds fewer tokens rather than growing to megabytes.
-const tokenChunkBytes = 1 << 20
+// tokenFirstSeg bounds the first segment a chunk makes for its keys and
+// tokens, and tokenChunkBytes the others, unless one key and token need
+// more.
+const (
+	tokenFirstSeg   = 32 << 10
+	tokenChunkBytes = 1 << 20
+)
+
+// tokenSegs is how many segments of bytes a chunk may make: enough for
+// tokenChunkLen tokens of the longest keys from a small first segment,
+// doubling.
+const tokenSegs = 16
+
+// tokenSegLimit is how many of its tokenSegs segments a chunk makes: a
+// variable so that tests can make chunks close early.
+var tokenSegLimit = tokenSegs
 
 // tokenChunk is a run of entries, either consecutive places in the queue
 // (linked to the next run once there is one) or tokens kept for a window
-// of their own (see tokenTable.pool). Its bytes hold the entries' keys
-// and tokens back to back; they are allocated at their full length when
-// the chunk is made and each byte is written once, when its entry is
-// added, so a reader of an entry added before it looked never sees a
-// write. A chunk is never reused: a snapshot holding it keeps its bytes.
+// of their own (see tokenTable.pool). Its segments hold the entries' keys
+// and tokens back to back. A segment is made at its full length, before
+// the first entry in it, and each of its bytes is written once, when its
+// entry is added, so a reader of an entry added before it looked never
+// sees a write. A chunk is never reused: a snapshot holding it keeps its
+// bytes.
+//
+// Why segments: the first is sized for a chunk of tokens like the last
+// chunk's (tokenTable.perToken), and when the tokens turn out longer each
+// next one doubles, so that the bytes a chunk makes but does not use stay
+// below what it uses, whatever the lengths of keys: a client cannot make
+// the table hold much more than it accounts (TestTokenChunkSlack).
 //
 // The pointers come first, so that the collector stops reading the
-// struct after them; the entries and bytes it points to hold none.
+// struct after them; the entries and bytes they point to hold none.
 type tokenChunk struct {
-	next  *tokenChunk // set once, when the next chunk is made
-	bytes []byte
-	e     []tokenEntry
+	next *tokenChunk // set once, when the next chunk is made
+	e    []tokenEntry
+	segs [tokenSegs][]byte
 	// end is how many places are used, set (before next) when the next
 	// chunk is made: a chunk is closed before its places run out when its
-	// bytes do.
+	// segments do, which only keys of many KiB make happen.
 	end int
 	// live counts the tokens of a pool chunk still in the heap; only the
 	// table reads it.
 	live int
 }
 
-// key and token return e's strings: views of c's bytes, which are never
+// tokenFill is how far the table has written the chunk it fills.
+type tokenFill struct {
+	n     int // places
+	seg   int // the segment being filled
+	used  int // its bytes
+	bytes int // the bytes of all n tokens
+}
+
+// key and token return e's strings: views of c's segment, which are never
 // written again, so they may be kept as long as c is.
 func (c *tokenChunk) key(e *tokenEntry) string {
-	return unsafe.String(unsafe.SliceData(c.bytes[e.off:]), int(e.keyLen))
+	return unsafe.String(unsafe.SliceData(c.segs[e.seg][e.off:]), int(e.keyLen))
 }
 
 func (c *tokenChunk) token(e *tokenEntry) string {
-	return unsafe.String(unsafe.SliceData(c.bytes[e.off+e.keyLen:]), int(e.tokLen))
+	return unsafe.String(unsafe.SliceData(c.segs[e.seg][e.off+e.keyLen:]), int(e.tokLen))
 }
 
 func (c *tokenChunk) id(e *tokenEntry) tokenID {
@@ -243,25 +272,25 @@ type tokenTable struct {
 	byHash map[uint64]tokenRef
 	more   map[uint64][]tokenRef
 	// first to last hold the queue: its n tokens, oldest first, from
-	// place head of first on; fill places and used bytes of last are
-	// written. chunks are first to last again, for finding a ref:
-	// chunks[0]'s sequence number is base.
+	// place head of first on; qf tells how far last is written. chunks
+	// are first to last again, for finding a ref: chunks[0]'s sequence
+	// number is base.
 	first, last *tokenChunk
-	head, fill  int
-	used        int
+	head        int
+	qf          tokenFill
 	n           int
 	chunks      []*tokenChunk
 	base        uint64
-	// pool holds the chunks of the tokens in the heap, the one filled
-	// last at the end (pfill places and pused bytes written); a chunk
-	// none of whose tokens is in the heap is nil, and dropped from the
-	// front. pool[0]'s sequence number is pbase.
-	pool         []*tokenChunk
-	pbase        uint64
-	pfill, pused int
-	timed        tokenHeap // min-heap by before
+	// pool holds the chunks of the tokens in the heap, the one being
+	// filled (as pf tells) at the end; a chunk none of whose tokens is in
+	// the heap is nil, and dropped from the front. pool[0]'s sequence
+	// number is pbase.
+	pool  []*tokenChunk
+	pbase uint64
+	pf    tokenFill
+	timed tokenHeap // min-heap by before
 	// perToken is the bytes per token of the chunk closed last: the next
-	// chunk's bytes are sized for tokenChunkLen such tokens.
+	// chunk's first segment is sized for tokenChunkLen such tokens.
 	perToken int
 	// seqs are the forwarded commands remembered by forwarding session
 	// and sequence number instead of a token (see seqTable).
@@ -349,35 +378,67 @@ func (t *tokenTable) indexed() int {
 	return n
 }
 
-// newChunk makes a chunk for tokens like one of need bytes.
-func (t *tokenTable) newChunk(need int) *tokenChunk {
-	size := min(tokenChunkLen*max(need, t.perToken)*17/16, tokenChunkBytes)
-	// The allocation is rounded up to a size class anyway: use it all.
-	b := slices.Grow([]byte(nil), max(size, need))
-	return &tokenChunk{bytes: b[:cap(b)], e: make([]tokenEntry, tokenChunkLen)}
+// put writes id's entry at the next place of c, which f tells how far
+// is written, and reports whether it could: not when c's places are all
+// written, nor when its segments are and the last has no room left.
+func (t *tokenTable) put(c *tokenChunk, f *tokenFill, id tokenID, at, window int64, p Permit) bool {
+	if f.n == len(c.e) {
+		return false
+	}
+	need := len(id.key) + len(id.token)
+	s := c.segs[f.seg]
+	if f.used+need > len(s) {
+		var size int
+		switch {
+		case s == nil:
+			// The first: for tokens like the last chunk's (only the first
+			// chunk goes by its first token), with some room for longer
+			// ones, but small enough that a chunk of short tokens after
+			// long ones wastes little of it.
+			per := t.perToken
+			if per == 0 {
+				per = need
+			}
+			size = min(len(c.e)*per*17/16, tokenFirstSeg)
+		case f.seg+1 == tokenSegLimit:
+			return false
+		default:
+			// Double, but not past what the places left need at this
+			// chunk's bytes per token so far.
+			f.seg++
+			size = min(2*len(s), (len(c.e)-f.n)*((f.bytes+f.n-1)/f.n)*17/16, tokenChunkBytes)
+		}
+		// The allocation is rounded up to a size class anyway: use it.
+		b := slices.Grow([]byte(nil), max(size, need))
+		s = b[:cap(b)]
+		c.segs[f.seg], f.used = s, 0
+	}
+	off := f.used
+	copy(s[off:], id.key)
+	copy(s[off+len(id.key):], id.token)
+	c.e[f.n] = tokenEntry{at: at, window: uint32(window), seg: uint8(f.seg), off: uint32(off), keyLen: uint32(len(id.key)), tokLen: uint8(len(id.token)), kind: id.kind,
+		granted: p.Granted, wait: p.WaitMs, validAt: p.ValidAt, expiresAt: p.ExpiresAt, pending: p.Pending}
+	f.used += need
+	f.bytes += need
+	f.n++
+	return true
 }
 
-// put writes id's entry at place i of c, its strings at used, and
-// returns the bytes used after them.
-func (t *tokenTable) put(c *tokenChunk, i, used int, id tokenID, at, window int64, p Permit) int {
-	off := used
-	used += copy(c.bytes[used:], id.key)
-	used += copy(c.bytes[used:], id.token)
-	c.e[i] = tokenEntry{at: at, window: uint32(window), off: uint32(off), keyLen: uint32(len(id.key)), tokLen: uint8(len(id.token)), kind: id.kind,
-		granted: p.Granted, wait: p.WaitMs, validAt: p.ValidAt, expiresAt: p.ExpiresAt, pending: p.Pending}
-	return used
+// closed notes the bytes per token of a chunk filled as f tells, for
+// sizing the next.
+func (t *tokenTable) closed(f *tokenFill) {
+	t.perToken = (f.bytes + f.n - 1) / f.n
 }
 
 // add remembers id, applied at cluster time at, for window ms (0 or
 // TokenWindow: TokenWindow); id must not be present.
 func (t *tokenTable) add(id tokenID, at, window int64, p Permit) {
 	t.mem += TokenCost(id.key, id.token)
-	need := len(id.key) + len(id.token)
 	h := tokenHash(id)
 	if window == 0 || window == TokenWindow {
-		if t.last == nil || t.fill == len(t.last.e) || t.used+need > len(t.last.bytes) {
+		if t.last == nil || !t.put(t.last, &t.qf, id, at, 0, p) {
 			if t.last != nil {
-				t.perToken = (t.used + t.fill - 1) / t.fill
+				t.closed(&t.qf)
 			}
 			if t.n == 0 && t.last != nil {
 				// All popped: drop the chunk rather than link past it.
@@ -386,39 +447,36 @@ func (t *tokenTable) add(id tokenID, at, window int64, p Permit) {
 				t.chunks = t.chunks[:0]
 				t.first, t.last = nil, nil
 			}
-			c := t.newChunk(need)
+			c := &tokenChunk{e: make([]tokenEntry, tokenChunkLen)}
 			if t.last == nil {
 				t.first, t.head = c, 0
 			} else {
-				t.last.end = t.fill
+				t.last.end = t.qf.n
 				t.last.next = c
 			}
-			t.last, t.fill, t.used = c, 0, 0
+			t.last, t.qf = c, tokenFill{}
 			t.chunks = append(t.chunks, c)
+			t.put(c, &t.qf, id, at, 0, p) // a new chunk has room
 		}
-		t.used = t.put(t.last, t.fill, t.used, id, at, 0, p)
-		t.index(h, makeRef(t.base+uint64(len(t.chunks)-1), t.fill))
-		t.fill++
+		t.index(h, makeRef(t.base+uint64(len(t.chunks)-1), t.qf.n-1))
 		t.n++
 		return
 	}
-	if len(t.pool) == 0 || t.pfill == tokenChunkLen || t.pused+need > len(t.pool[len(t.pool)-1].bytes) {
+	if len(t.pool) == 0 || !t.put(t.pool[len(t.pool)-1], &t.pf, id, at, window, p) {
 		if len(t.pool) > 0 {
-			c := t.pool[len(t.pool)-1]
-			t.perToken = (t.pused + t.pfill - 1) / t.pfill
-			if c.live == 0 {
+			t.closed(&t.pf)
+			if t.pool[len(t.pool)-1].live == 0 {
 				t.pool[len(t.pool)-1] = nil
 				t.trimPool()
 			}
 		}
-		t.pool = append(t.pool, t.newChunk(need))
-		t.pfill, t.pused = 0, 0
+		c := &tokenChunk{e: make([]tokenEntry, tokenChunkLen)}
+		t.pool, t.pf = append(t.pool, c), tokenFill{}
+		t.put(c, &t.pf, id, at, window, p) // a new chunk has room
 	}
 	c := t.pool[len(t.pool)-1]
-	t.pused = t.put(c, t.pfill, t.pused, id, at, window, p)
 	c.live++
-	r := refPool | makeRef(t.pbase+uint64(len(t.pool)-1), t.pfill)
-	t.pfill++
+	r := refPool | makeRef(t.pbase+uint64(len(t.pool)-1), t.pf.n-1)
 	t.index(h, r)
 	t.timed.push(r)
 	t.up(t.timed.n - 1)
@@ -566,7 +624,7 @@ func (t *tokenTable) prune(now int64) {
 		switch {
 		case c == t.last && t.head == len(c.e):
 			// Every place of the only chunk was written and popped.
-			t.first, t.last, t.fill, t.used = nil, nil, 0, 0
+			t.first, t.last, t.qf = nil, nil, tokenFill{}
 		case c != t.last && t.head == c.end:
 			t.first = c.next
 		default:
