@@ -488,10 +488,7 @@ func (t *tokenTable) trimPool() {
 	for i < len(t.pool) && t.pool[i] == nil {
 		i++
 	}
-	if i > 0 {
-		t.pool = slices.Delete(t.pool, 0, i)
-		t.pbase += uint64(i)
-	}
+	t.pool, t.pbase = t.pool[i:], t.pbase+uint64(i)
 }
 
 // before reports whether the token at a is forgotten before the one at b
