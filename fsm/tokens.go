@@ -259,10 +259,10 @@ func tokenHash(id tokenID) uint64 {
 // (see tokenHeap).
 //
 // Why nothing here holds a pointer per token: at 10,000 grants a second a
-// window is 600,000 tokens, most of a node's heap, and a map of string
-// pairs to entries holding strings made the garbage collector mark it
-// all on every cycle, on every node (about 90 ms of marking a cycle,
-// BenchmarkGCWithState/tokens-600k). Entries, the lookup map (whose key
+// window is 600,000 tokens, most of a node's heap, and a map keyed by the
+// tokens' strings to entries holding them again made the garbage
+// collector mark it all on every cycle, on every node (65-90 ms of
+// marking a cycle on a 2-core machine, BenchmarkGCWithState/tokens-600k). Entries, the lookup map (whose key
 // and value hold no pointer, so the collector skips it) and the heap are
 // pointer-free; what is left is a few pointers a chunk.
 type tokenTable struct {
