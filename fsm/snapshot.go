@@ -338,8 +338,8 @@ func (img *image) tokenList(timed bool) (int, iter.Seq[tokenRecord]) {
 	if v := img.tokView; v != nil {
 		if !timed {
 			return v.n, func(yield func(tokenRecord) bool) {
-				for e := range v.queue {
-					if !yield(e.record()) {
+				for c, e := range v.queue {
+					if !yield(c.record(e)) {
 						return
 					}
 				}
@@ -347,8 +347,8 @@ func (img *image) tokenList(timed bool) (int, iter.Seq[tokenRecord]) {
 		}
 		list := v.ordered()
 		return len(list), func(yield func(tokenRecord) bool) {
-			for _, e := range list {
-				if !yield(e.record()) {
+			for _, r := range list {
+				if !yield(v.record(r)) {
 					return
 				}
 			}

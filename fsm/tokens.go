@@ -1,9 +1,12 @@
 package fsm
 
 import (
+	"hash/maphash"
 	"iter"
+	"math/bits"
 	"slices"
 	"sort"
+	"unsafe"
 )
 
 // TokenWindow is how long, in milliseconds of cluster time, a command's
@@ -14,12 +17,13 @@ import (
 const TokenWindow int64 = 60_000
 
 // TokenOverhead is what one remembered token costs in memory beyond the
-// bytes of its key and token: its map entry, its place in the expiry
-// queue and the rounding of its strings to allocation sizes, averaged over
-// the map's and the queue's growth steps. Measured like KeyOverhead: with
-// Go 1.26 on amd64, TestTokenCostMatchesHeap finds 179-191 bytes with the
-// queue in chunks (181-193 with the queue as one slice, in the same run).
-const TokenOverhead = 176
+// bytes of its key and token: its entry in a chunk (56 bytes), its slot
+// in the lookup map averaged over the map's growth steps, its share of
+// its chunk, and the slack a chunk's segments are made with. Measured like
+// KeyOverhead: with Go 1.26 on amd64, TestTokenCostMatchesHeap finds
+// 84-89 bytes (84 with 16-byte tokens, 89 with 64-byte ones: the slack
+// grows with the bytes).
+const TokenOverhead = 85
 
 // TokenCost is the memory one remembered token is accounted for:
 // TokenOverhead plus the bytes of its key and token. Like KeyCost it is a
@@ -79,31 +83,152 @@ func (s tokenStamp) before(o tokenStamp) bool {
 	return s.id.token < o.id.token
 }
 
-// tokenEntry is a remembered token with what it answers with. It is
-// never changed once added, so that a snapshot may read it while Apply
-// goes on (see tokenView).
+// tokenEntry is a remembered token with what it answers with, in a
+// tokenChunk: its key and token are bytes of one of the chunk's segments
+// (keyLen bytes from off in segment seg, then tokLen), so that an entry holds no pointer and the garbage
+// collector never scans the entries (see tokenTable). It is never changed
+// once added, so that a snapshot may read it while Apply goes on (see
+// tokenView).
+//
+// Its 56 bytes make a chunk of 256 entries fit Go's 14,336-byte
+// allocation size class (TestTokenEntriesHoldNoPointers).
 type tokenEntry struct {
-	tokenStamp
-	permit Permit
+	at                                int64
+	wait, validAt, expiresAt, pending int64  // the permit
+	window                            uint32 // 0: TokenWindow
+	off, keyLen                       uint32
+	tokLen                            uint8 // at most MaxTokenLen
+	seg                               uint8
+	kind                              tokenKind
+	granted                           bool
 }
 
-// record is e as an image holds it.
-func (e *tokenEntry) record() tokenRecord {
-	return tokenRecord{kind: e.id.kind, key: e.id.key, token: e.id.token, at: e.at, window: e.window, permit: e.permit}
-}
-
-// tokenChunkLen is how many tokens a chunk of the queue holds: small
-// against the memory a window's tokens take (a chunk is 24 KB), large
-// enough that allocating chunks costs little per token. A variable so
-// that tests can make chunks of a few tokens; it must not change while a
-// table exists.
+// tokenChunkLen is how many tokens a chunk holds at most: small against
+// the memory a window's tokens take, large enough that allocating chunks
+// costs little per token. A variable so that tests can make chunks of a
+// few tokens; it must not change while a table exists, and must stay
+// below 1<<refSlotBits.
 var tokenChunkLen = 256
 
-// tokenChunk is a run of tokenChunkLen consecutive places in the queue,
-// linked to the next run once there is one.
+// tokenFirstSeg bounds the first segment a chunk makes for its keys and
+// tokens, and tokenChunkBytes the others, unless one key and token need
+// more.
+const (
+	tokenFirstSeg   = 32 << 10
+	tokenChunkBytes = 1 << 20
+)
+
+// tokenSegs is how many segments of bytes a chunk may make: enough for
+// tokenChunkLen tokens of the longest keys from a small first segment,
+// doubling.
+const tokenSegs = 16
+
+// tokenSegLimit is how many of its tokenSegs segments a chunk makes: a
+// variable so that tests can make chunks close early.
+var tokenSegLimit = tokenSegs
+
+// tokenChunk is a run of entries, either consecutive places in the queue
+// (linked to the next run once there is one) or tokens kept for a window
+// of their own (see tokenTable.pool). Its segments hold the entries' keys
+// and tokens back to back. A segment is made at its full length, before
+// the first entry in it, and each of its bytes is written once, when its
+// entry is added, so a reader of an entry added before it looked never
+// sees a write. A chunk is never reused: a snapshot holding it keeps its
+// bytes.
+//
+// Why segments: the first is sized for a chunk of tokens like the last
+// chunk's (tokenTable.perToken), and when the tokens turn out longer each
+// next one doubles, so that the bytes a chunk makes but does not use stay
+// below what it uses, whatever the lengths of keys: a client cannot make
+// the table hold much more than it accounts (TestTokenChunkSlack).
+//
+// The pointers come first, so that the collector stops reading the
+// struct after them; the entries and bytes they point to hold none.
 type tokenChunk struct {
-	e    []tokenEntry
 	next *tokenChunk // set once, when the next chunk is made
+	e    []tokenEntry
+	segs [tokenSegs][]byte
+	// end is how many places are used, set (before next) when the next
+	// chunk is made: a chunk is closed before its places run out when its
+	// segments do, which only keys of many KiB make happen.
+	end int
+	// live counts the tokens of a pool chunk still in the heap; only the
+	// table reads it.
+	live int
+}
+
+// tokenFill is how far the table has written the chunk it fills.
+type tokenFill struct {
+	n     int // places
+	seg   int // the segment being filled
+	used  int // its bytes
+	bytes int // the bytes of all n tokens
+}
+
+// key and token return e's strings: views of c's segment, which are never
+// written again, so they may be kept as long as c is.
+func (c *tokenChunk) key(e *tokenEntry) string {
+	return unsafe.String(unsafe.SliceData(c.segs[e.seg][e.off:]), int(e.keyLen))
+}
+
+func (c *tokenChunk) token(e *tokenEntry) string {
+	return unsafe.String(unsafe.SliceData(c.segs[e.seg][e.off+e.keyLen:]), int(e.tokLen))
+}
+
+func (c *tokenChunk) id(e *tokenEntry) tokenID {
+	return tokenID{kind: e.kind, key: c.key(e), token: c.token(e)}
+}
+
+func (c *tokenChunk) stamp(e *tokenEntry) tokenStamp {
+	return tokenStamp{id: c.id(e), at: e.at, window: int64(e.window)}
+}
+
+func (c *tokenChunk) permit(e *tokenEntry) Permit {
+	return Permit{Granted: e.granted, WaitMs: e.wait, ValidAt: e.validAt, ExpiresAt: e.expiresAt, Pending: e.pending}
+}
+
+// record is e as an image holds it. Its strings are views of c's bytes.
+func (c *tokenChunk) record(e *tokenEntry) tokenRecord {
+	return tokenRecord{kind: e.kind, key: c.key(e), token: c.token(e), at: e.at, window: int64(e.window), permit: c.permit(e)}
+}
+
+// cost is e's TokenCost.
+func (e *tokenEntry) cost() int64 {
+	return TokenOverhead + int64(e.keyLen) + int64(e.tokLen)
+}
+
+// tokenRef is where a token's entry is: the sequence number of its chunk
+// (counted from the table's first, separately for the queue's and the
+// pool's) and its place in it; refPool marks a chunk of the pool.
+type tokenRef uint64
+
+const (
+	refSlotBits          = 20
+	refPool     tokenRef = 1 << 63
+)
+
+func makeRef(seq uint64, slot int) tokenRef {
+	return tokenRef(seq<<refSlotBits | uint64(slot))
+}
+
+func (r tokenRef) seq() uint64 { return uint64(r&^refPool) >> refSlotBits }
+func (r tokenRef) slot() int   { return int(r & (1<<refSlotBits - 1)) }
+
+// tokenHashMask is ANDed into every tokenHash: all ones, but tests narrow
+// it to make different tokens' hashes equal.
+var tokenHashMask = ^uint64(0)
+
+// tokenHash is the hash by which the table finds id. It is seeded at
+// random per process (tableSeed, whose comment says why that is safe and
+// wanted): nothing replicated depends on it, since the table never
+// iterates its lookup map; the queue's and the heap's orders are all
+// anything sees. Its seed keeps a client from choosing tokens that
+// collide; collisions are handled anyway (tokenTable.more).
+func tokenHash(id tokenID) uint64 {
+	k := maphash.String(tableSeed, id.key)
+	v := maphash.String(tableSeed, id.token)
+	h := (k ^ bits.RotateLeft64(v, 29)) * 0x9e3779b97f4a7c15
+	return (h ^ h>>32 ^ uint64(id.kind)) & tokenHashMask
 }
 
 // tokenTable remembers the tokens of the commands that took effect in the
@@ -118,25 +243,55 @@ type tokenChunk struct {
 // and snapshots keep it. A token kept for a shorter window of its own (a
 // follower's, kept only as long as the follower may resend: see
 // Acquire.TokenWindow) is in a min-heap by the time it is forgotten
-// instead, since windows differ.
+// instead, since windows differ; its entry is in a chunk of the pool,
+// which holds such tokens in the order they were added and is dropped
+// once the heap holds none of its tokens.
 //
 // The queue is a linked list of chunks in which every place, and every
 // link, is written once: appending writes the place after the last (or
 // links a new chunk), popping only moves the head (a chunk is dropped
 // whole once its last place is popped, which is what releases its
-// strings). So a snapshot takes the queue by its first chunk and bounds
-// (view) rather than by a copy of its tokens, and reads it while Apply
-// goes on: Apply never writes a place or link the snapshot reads. The heap
-// holds pointers to entries that never change, in chunks that a snapshot
-// takes whole and the heap then copies before changing (see tokenHeap).
+// bytes). So a snapshot takes the queue by its first and last chunks and
+// bounds (view) rather than by a copy of its tokens, and reads it while
+// Apply goes on: Apply never writes a place or link the snapshot reads.
+// The heap holds references to pool entries that never change, in chunks
+// that a snapshot takes whole and the heap then copies before changing
+// (see tokenHeap).
+//
+// Why nothing here holds a pointer per token: at 10,000 grants a second a
+// window is 600,000 tokens, most of a node's heap, and a map keyed by the
+// tokens' strings to entries holding them again made the garbage
+// collector mark it all on every cycle, on every node (65-90 ms of
+// marking a cycle on a 2-core machine, BenchmarkGCWithState/tokens-600k). Entries, the lookup map (whose key
+// and value hold no pointer, so the collector skips it) and the heap are
+// pointer-free; what is left is a few pointers a chunk.
 type tokenTable struct {
-	byID map[tokenID]*tokenEntry
+	// byHash finds a token by its tokenHash; more holds the further
+	// tokens of a hash that byHash already gives to another (a collision:
+	// almost never).
+	byHash map[uint64]tokenRef
+	more   map[uint64][]tokenRef
 	// first to last hold the queue: its n tokens, oldest first, from
-	// place head of first on; fill places of last are written.
+	// place head of first on; qf tells how far last is written. chunks
+	// are first to last again, for finding a ref: chunks[0]'s sequence
+	// number is base.
 	first, last *tokenChunk
-	head, fill  int
+	head        int
+	qf          tokenFill
 	n           int
-	timed       tokenHeap // min-heap by before
+	chunks      []*tokenChunk
+	base        uint64
+	// pool holds the chunks of the tokens in the heap, the one being
+	// filled (as pf tells) at the end; a chunk none of whose tokens is in
+	// the heap is nil, and dropped from the front. pool[0]'s sequence
+	// number is pbase.
+	pool  []*tokenChunk
+	pbase uint64
+	pf    tokenFill
+	timed tokenHeap // min-heap by before
+	// perToken is the bytes per token of the chunk closed last: the next
+	// chunk's first segment is sized for tokenChunkLen such tokens.
+	perToken int
 	// seqs are the forwarded commands remembered by forwarding session
 	// and sequence number instead of a token (see seqTable).
 	seqs seqTable
@@ -144,42 +299,204 @@ type tokenTable struct {
 }
 
 func newTokenTable() *tokenTable {
-	return &tokenTable{byID: make(map[tokenID]*tokenEntry), seqs: newSeqTable()}
+	return &tokenTable{byHash: make(map[uint64]tokenRef), more: make(map[uint64][]tokenRef), seqs: newSeqTable()}
+}
+
+// entry returns the chunk and entry r refers to.
+func (t *tokenTable) entry(r tokenRef) (*tokenChunk, *tokenEntry) {
+	var c *tokenChunk
+	if r&refPool != 0 {
+		c = t.pool[r.seq()-t.pbase]
+	} else {
+		c = t.chunks[r.seq()-t.base]
+	}
+	return c, &c.e[r.slot()]
+}
+
+// is reports whether r refers to id.
+func (t *tokenTable) is(r tokenRef, id tokenID) bool {
+	c, e := t.entry(r)
+	return e.kind == id.kind && c.key(e) == id.key && c.token(e) == id.token
 }
 
 func (t *tokenTable) get(id tokenID) (Permit, bool) {
-	e, ok := t.byID[id]
+	h := tokenHash(id)
+	r, ok := t.byHash[h]
 	if !ok {
 		return Permit{}, false
 	}
-	return e.permit, true
+	if !t.is(r, id) {
+		ok = false
+		for _, m := range t.more[h] {
+			if t.is(m, id) {
+				r, ok = m, true
+				break
+			}
+		}
+		if !ok {
+			return Permit{}, false
+		}
+	}
+	c, e := t.entry(r)
+	return c.permit(e), true
+}
+
+// index makes id, whose hash is h, found at r.
+func (t *tokenTable) index(h uint64, r tokenRef) {
+	if _, taken := t.byHash[h]; taken {
+		t.more[h] = append(t.more[h], r)
+		return
+	}
+	t.byHash[h] = r
+}
+
+// unindex forgets that the token of hash h is at r.
+func (t *tokenTable) unindex(h uint64, r tokenRef) {
+	m := t.more[h]
+	if t.byHash[h] == r {
+		if len(m) == 0 {
+			delete(t.byHash, h)
+			return
+		}
+		t.byHash[h], m = m[len(m)-1], m[:len(m)-1]
+	} else if i := slices.Index(m, r); i >= 0 {
+		m = slices.Delete(m, i, i+1)
+	}
+	if len(m) == 0 {
+		delete(t.more, h)
+	} else {
+		t.more[h] = m
+	}
+}
+
+// indexed is how many tokens the lookup finds.
+func (t *tokenTable) indexed() int {
+	n := len(t.byHash)
+	for _, m := range t.more {
+		n += len(m)
+	}
+	return n
+}
+
+// put writes id's entry at the next place of c, which f tells how far
+// is written, and reports whether it could: not when c's places are all
+// written, nor when its segments are and the last has no room left.
+func (t *tokenTable) put(c *tokenChunk, f *tokenFill, id tokenID, at, window int64, p Permit) bool {
+	if f.n == len(c.e) {
+		return false
+	}
+	need := len(id.key) + len(id.token)
+	s := c.segs[f.seg]
+	if f.used+need > len(s) {
+		var size int
+		switch {
+		case s == nil:
+			// The first: for tokens like the last chunk's (only the first
+			// chunk goes by its first token), with some room for longer
+			// ones, but small enough that a chunk of short tokens after
+			// long ones wastes little of it.
+			per := t.perToken
+			if per == 0 {
+				per = need
+			}
+			size = min(len(c.e)*per*17/16, tokenFirstSeg)
+		case f.seg+1 == tokenSegLimit:
+			return false
+		default:
+			// Double, but not past what the places left need at this
+			// chunk's bytes per token so far.
+			f.seg++
+			size = min(2*len(s), (len(c.e)-f.n)*((f.bytes+f.n-1)/f.n)*17/16, tokenChunkBytes)
+		}
+		// The allocation is rounded up to a size class anyway: use it.
+		b := slices.Grow([]byte(nil), max(size, need))
+		s = b[:cap(b)]
+		c.segs[f.seg], f.used = s, 0
+	}
+	off := f.used
+	copy(s[off:], id.key)
+	copy(s[off+len(id.key):], id.token)
+	c.e[f.n] = tokenEntry{at: at, window: uint32(window), seg: uint8(f.seg), off: uint32(off), keyLen: uint32(len(id.key)), tokLen: uint8(len(id.token)), kind: id.kind,
+		granted: p.Granted, wait: p.WaitMs, validAt: p.ValidAt, expiresAt: p.ExpiresAt, pending: p.Pending}
+	f.used += need
+	f.bytes += need
+	f.n++
+	return true
+}
+
+// closed notes the bytes per token of a chunk filled as f tells, for
+// sizing the next.
+func (t *tokenTable) closed(f *tokenFill) {
+	t.perToken = (f.bytes + f.n - 1) / f.n
 }
 
 // add remembers id, applied at cluster time at, for window ms (0 or
 // TokenWindow: TokenWindow); id must not be present.
 func (t *tokenTable) add(id tokenID, at, window int64, p Permit) {
 	t.mem += TokenCost(id.key, id.token)
+	h := tokenHash(id)
 	if window == 0 || window == TokenWindow {
-		if t.last == nil || t.fill == len(t.last.e) {
+		if t.last == nil || !t.put(t.last, &t.qf, id, at, 0, p) {
+			if t.last != nil {
+				t.closed(&t.qf)
+			}
+			if t.n == 0 && t.last != nil {
+				// All popped: drop the chunk rather than link past it.
+				t.base += uint64(len(t.chunks))
+				clear(t.chunks)
+				t.chunks = t.chunks[:0]
+				t.first, t.last = nil, nil
+			}
 			c := &tokenChunk{e: make([]tokenEntry, tokenChunkLen)}
 			if t.last == nil {
 				t.first, t.head = c, 0
 			} else {
+				t.last.end = t.qf.n
 				t.last.next = c
 			}
-			t.last, t.fill = c, 0
+			t.last, t.qf = c, tokenFill{}
+			t.chunks = append(t.chunks, c)
+			t.put(c, &t.qf, id, at, 0, p) // a new chunk has room
 		}
-		e := &t.last.e[t.fill]
-		*e = tokenEntry{tokenStamp: tokenStamp{id: id, at: at}, permit: p}
-		t.fill++
+		t.index(h, makeRef(t.base+uint64(len(t.chunks)-1), t.qf.n-1))
 		t.n++
-		t.byID[id] = e
 		return
 	}
-	e := &tokenEntry{tokenStamp: tokenStamp{id: id, at: at, window: window}, permit: p}
-	t.byID[id] = e
-	t.timed.push(e)
+	if len(t.pool) == 0 || !t.put(t.pool[len(t.pool)-1], &t.pf, id, at, window, p) {
+		if len(t.pool) > 0 {
+			t.closed(&t.pf)
+			if t.pool[len(t.pool)-1].live == 0 {
+				t.pool[len(t.pool)-1] = nil
+				t.trimPool()
+			}
+		}
+		c := &tokenChunk{e: make([]tokenEntry, tokenChunkLen)}
+		t.pool, t.pf = append(t.pool, c), tokenFill{}
+		t.put(c, &t.pf, id, at, window, p) // a new chunk has room
+	}
+	c := t.pool[len(t.pool)-1]
+	c.live++
+	r := refPool | makeRef(t.pbase+uint64(len(t.pool)-1), t.pf.n-1)
+	t.index(h, r)
+	t.timed.push(r)
 	t.up(t.timed.n - 1)
+}
+
+// trimPool drops the pool's leading nil chunks.
+func (t *tokenTable) trimPool() {
+	i := 0
+	for i < len(t.pool) && t.pool[i] == nil {
+		i++
+	}
+	t.pool, t.pbase = t.pool[i:], t.pbase+uint64(i)
+}
+
+// before reports whether the token at a is forgotten before the one at b
+// (tokenStamp.before).
+func (t *tokenTable) before(a, b tokenRef) bool {
+	ca, ea := t.entry(a)
+	cb, eb := t.entry(b)
+	return ca.stamp(ea).before(cb.stamp(eb))
 }
 
 // up and down restore the heap property of timed after the element at i
@@ -188,7 +505,7 @@ func (t *tokenTable) up(i int) {
 	h := &t.timed
 	for i > 0 {
 		p := (i - 1) / 2
-		if !h.get(i).before(h.get(p).tokenStamp) {
+		if !t.before(h.get(i), h.get(p)) {
 			return
 		}
 		h.swap(i, p)
@@ -205,10 +522,10 @@ func (t *tokenTable) down(i int) {
 			return
 		}
 		m := l
-		if r := l + 1; r < n && h.get(r).before(h.get(l).tokenStamp) {
+		if r := l + 1; r < n && t.before(h.get(r), h.get(l)) {
 			m = r
 		}
-		if !h.get(m).before(h.get(i).tokenStamp) {
+		if !t.before(h.get(m), h.get(i)) {
 			return
 		}
 		h.swap(i, m)
@@ -232,7 +549,7 @@ type heapChunk struct {
 	// heap's means a snapshot may hold it, so it is never changed again
 	// (set changes a copy).
 	epoch uint64
-	e     []*tokenEntry
+	e     []tokenRef
 }
 
 // tokenHeap is the array behind the heap of tokens kept for a window of
@@ -245,16 +562,16 @@ type tokenHeap struct {
 	epoch  uint64 // freezes so far
 }
 
-func (h *tokenHeap) get(i int) *tokenEntry { return h.chunks[i/heapChunkLen].e[i%heapChunkLen] }
+func (h *tokenHeap) get(i int) tokenRef { return h.chunks[i/heapChunkLen].e[i%heapChunkLen] }
 
 // set writes place i, copying its chunk first if a snapshot may hold it.
-func (h *tokenHeap) set(i int, e *tokenEntry) {
+func (h *tokenHeap) set(i int, r tokenRef) {
 	c := h.chunks[i/heapChunkLen]
 	if c.epoch != h.epoch {
 		c = &heapChunk{epoch: h.epoch, e: slices.Clone(c.e)}
 		h.chunks[i/heapChunkLen] = c
 	}
-	c.e[i%heapChunkLen] = e
+	c.e[i%heapChunkLen] = r
 }
 
 func (h *tokenHeap) swap(i, j int) {
@@ -263,12 +580,12 @@ func (h *tokenHeap) swap(i, j int) {
 	h.set(j, a)
 }
 
-// push adds e at the end.
-func (h *tokenHeap) push(e *tokenEntry) {
+// push adds r at the end.
+func (h *tokenHeap) push(r tokenRef) {
 	if h.n == len(h.chunks)*heapChunkLen {
-		h.chunks = append(h.chunks, &heapChunk{epoch: h.epoch, e: make([]*tokenEntry, heapChunkLen)})
+		h.chunks = append(h.chunks, &heapChunk{epoch: h.epoch, e: make([]tokenRef, heapChunkLen)})
 	}
-	h.set(h.n, e)
+	h.set(h.n, r)
 	h.n++
 }
 
@@ -278,9 +595,7 @@ func (h *tokenHeap) pop() {
 	if h.n%heapChunkLen == 0 {
 		h.chunks[len(h.chunks)-1] = nil
 		h.chunks = h.chunks[:len(h.chunks)-1]
-		return
 	}
-	h.set(h.n, nil) // so that the entry is released
 }
 
 // freeze returns the heap's chunks, which it will not change from now on.
@@ -294,29 +609,41 @@ func (h *tokenHeap) freeze() []*heapChunk {
 func (t *tokenTable) prune(now int64) {
 	t.mem -= t.seqs.prune(now)
 	for t.n > 0 {
-		e := &t.first.e[t.head]
+		c := t.first
+		e := &c.e[t.head]
 		if e.at+TokenWindow > now {
 			break
 		}
-		delete(t.byID, e.id)
-		t.mem -= TokenCost(e.id.key, e.id.token)
+		t.unindex(tokenHash(c.id(e)), makeRef(t.base, t.head))
+		t.mem -= e.cost()
 		t.head++
 		t.n--
-		if t.head == len(t.first.e) {
-			// Every place of the first chunk was written and popped: drop
-			// it (a snapshot may still hold it).
-			if t.first == t.last {
-				t.first, t.last, t.fill = nil, nil, 0
-			} else {
-				t.first = t.first.next
-			}
-			t.head = 0
+		switch {
+		case c == t.last && t.head == len(c.e):
+			// Every place of the only chunk was written and popped.
+			t.first, t.last, t.qf = nil, nil, tokenFill{}
+		case c != t.last && t.head == c.end:
+			t.first = c.next
+		default:
+			continue
 		}
+		// The first chunk is done with: drop it (a snapshot may still
+		// hold it).
+		t.chunks[0] = nil
+		t.chunks, t.base, t.head = t.chunks[1:], t.base+1, 0
 	}
-	for h := &t.timed; h.n > 0 && h.get(0).until() <= now; {
-		e := h.get(0)
-		delete(t.byID, e.id)
-		t.mem -= TokenCost(e.id.key, e.id.token)
+	for h := &t.timed; h.n > 0; {
+		r := h.get(0)
+		c, e := t.entry(r)
+		if c.stamp(e).until() > now {
+			break
+		}
+		t.unindex(tokenHash(c.id(e)), r)
+		t.mem -= e.cost()
+		if c.live--; c.live == 0 && c != t.pool[len(t.pool)-1] {
+			t.pool[r.seq()-t.pbase] = nil
+			t.trimPool()
+		}
 		h.set(0, h.get(h.n-1))
 		h.pop()
 		t.down(0)
@@ -328,21 +655,24 @@ func (t *tokenTable) prune(now int64) {
 // entry has pruned yet.
 func (t *tokenTable) expiredCost(now int64) int64 {
 	n := t.seqs.expiredCost(now)
-	for e := range t.queue() {
+	for _, e := range t.queue() {
 		if e.at+TokenWindow > now {
 			break
 		}
-		n += TokenCost(e.id.key, e.id.token)
+		n += e.cost()
 	}
 	// In the heap, a token forgotten later than now has only such tokens
 	// below it: walk the part forgotten by now.
 	var walk func(i int)
 	walk = func(i int) {
-		if i >= t.timed.n || t.timed.get(i).until() > now {
+		if i >= t.timed.n {
 			return
 		}
-		e := t.timed.get(i)
-		n += TokenCost(e.id.key, e.id.token)
+		c, e := t.entry(t.timed.get(i))
+		if c.stamp(e).until() > now {
+			return
+		}
+		n += e.cost()
 		walk(2*i + 1)
 		walk(2*i + 2)
 	}
@@ -352,77 +682,100 @@ func (t *tokenTable) expiredCost(now int64) int64 {
 
 // tokenView is the tokens of a tokenTable as they were when view was
 // called, readable from another goroutine while the table goes on
-// changing: the queue's first chunk and bounds, whose places and links
-// the table never writes again, and the heap's chunks, which it copies
-// before changing.
+// changing: the queue's first and last chunks and bounds, whose places
+// and links (up to last) the table never writes again, the heap's chunks,
+// which it copies before changing, and the pool's chunks that the heap
+// refers to, whose entries never change.
 type tokenView struct {
-	first *tokenChunk
-	head  int
-	n     int
-	heap  []*heapChunk
-	heapN int
-	timed []*tokenEntry // the heap's entries in order, once ordered ran
+	first, last *tokenChunk
+	head        int
+	n           int
+	heap        []*heapChunk
+	heapN       int
+	pool        []*tokenChunk
+	pbase       uint64
+	timed       []tokenRef // the heap's tokens in order, once ordered ran
 }
 
 // view returns the table's tokens as they are now; it copies a pointer
-// per chunk of the heap (a few thousand at a million tokens in it), never
-// a token (1.2 million tokens took 0.6 to 2.8 s to copy, on the goroutine
-// every commit waits for).
+// per chunk of the heap and of the pool (a few thousand each at a million
+// tokens in the heap), never a token (1.2 million tokens took 0.6 to
+// 2.8 s to copy, on the goroutine every commit waits for).
 func (t *tokenTable) view() *tokenView {
-	return &tokenView{first: t.first, head: t.head, n: t.n, heap: t.timed.freeze(), heapN: t.timed.n}
+	v := &tokenView{first: t.first, last: t.last, head: t.head, n: t.n, heap: t.timed.freeze(), heapN: t.timed.n, pbase: t.pbase}
+	if t.timed.n > 0 {
+		v.pool = slices.Clone(t.pool)
+	}
+	return v
 }
 
 // queue yields the tokens kept for TokenWindow, oldest first.
-func (t *tokenTable) queue() iter.Seq[*tokenEntry] {
-	v := tokenView{first: t.first, head: t.head, n: t.n}
+func (t *tokenTable) queue() iter.Seq2[*tokenChunk, *tokenEntry] {
+	v := tokenView{first: t.first, last: t.last, head: t.head, n: t.n}
 	return v.queue
 }
 
 // records copies the tokens in image order (see tokenView.records),
 // without freezing anything: for a reader holding the lock throughout.
 func (t *tokenTable) records() []tokenRecord {
-	v := tokenView{first: t.first, head: t.head, n: t.n, heap: t.timed.chunks, heapN: t.timed.n}
+	v := tokenView{first: t.first, last: t.last, head: t.head, n: t.n, heap: t.timed.chunks, heapN: t.timed.n, pool: t.pool, pbase: t.pbase}
 	return v.records()
 }
 
-// queue yields the tokens kept for TokenWindow, oldest first.
-// It follows a chunk's link only to read a place that was written when
-// the view was taken, so never a link written since.
-func (v *tokenView) queue(yield func(*tokenEntry) bool) {
+// queue yields the tokens kept for TokenWindow, oldest first, with their
+// chunks. It follows a chunk's link, and reads its end, only before last,
+// so never one written since the view was taken.
+func (v *tokenView) queue(yield func(*tokenChunk, *tokenEntry) bool) {
 	c, i := v.first, v.head
 	for range v.n {
-		if i == len(c.e) {
+		if c != v.last && i == c.end {
 			c, i = c.next, 0
 		}
-		if !yield(&c.e[i]) {
+		if !yield(c, &c.e[i]) {
 			return
 		}
 		i++
 	}
 }
 
+// entry returns the chunk and entry of r, a ref of the view's heap.
+func (v *tokenView) entry(r tokenRef) (*tokenChunk, *tokenEntry) {
+	c := v.pool[r.seq()-v.pbase]
+	return c, &c.e[r.slot()]
+}
+
+// record returns the token at r, a ref of the view's heap.
+func (v *tokenView) record(r tokenRef) tokenRecord {
+	return v.pool[r.seq()-v.pbase].record(&v.pool[r.seq()-v.pbase].e[r.slot()])
+}
+
 // ordered returns the tokens kept for a window of their own, in the order
 // they are forgotten (see before): the same order on every replica.
-func (v *tokenView) ordered() []*tokenEntry {
+func (v *tokenView) ordered() []tokenRef {
 	if v.timed == nil && v.heapN > 0 {
-		v.timed = make([]*tokenEntry, 0, v.heapN)
+		v.timed = make([]tokenRef, 0, v.heapN)
 		for _, c := range v.heap {
 			v.timed = append(v.timed, c.e[:min(len(c.e), v.heapN-len(v.timed))]...)
 		}
 		v.heap = nil
-		sort.Slice(v.timed, func(i, j int) bool { return v.timed[i].before(v.timed[j].tokenStamp) })
+		sort.Slice(v.timed, func(i, j int) bool {
+			ca, a := v.entry(v.timed[i])
+			cb, b := v.entry(v.timed[j])
+			return ca.stamp(a).before(cb.stamp(b))
+		})
 	}
 	return v.timed
 }
 
-// records copies the tokens: the queue's, then the heap's in order.
+// records copies the tokens: the queue's, then the heap's in order. The
+// records' strings are views of the chunks' bytes.
 func (v *tokenView) records() []tokenRecord {
 	out := make([]tokenRecord, 0, v.n+v.heapN)
-	for e := range v.queue {
-		out = append(out, e.record())
+	for c, e := range v.queue {
+		out = append(out, c.record(e))
 	}
-	for _, e := range v.ordered() {
-		out = append(out, e.record())
+	for _, r := range v.ordered() {
+		out = append(out, v.record(r))
 	}
 	return out
 }
@@ -443,5 +796,5 @@ type tokenRecord struct {
 func (f *FSM) Tokens() int {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return len(f.tokens.byID)
+	return f.tokens.n + f.tokens.timed.n
 }
