@@ -62,7 +62,7 @@ func blockOf(id seqID) (blockID, int) {
 // so the garbage collector never scans the slots (see seqBlock).
 //
 // Its 56 bytes make a block fit Go's 16 KiB allocation size class: 64
-// bytes a number (TestSeqBlockFitsSizeClass).
+// bytes a number (TestSeqSlotsHoldNoPointers).
 type seqSlot struct {
 	at                                int64
 	wait, validAt, expiresAt, pending int64  // the permit, for tokenAcquire
@@ -117,8 +117,12 @@ func (b *seqBlock) key(s *seqSlot) []byte { return b.keys[s.keyOff : s.keyOff+s.
 // spare ones make the table allocate (and page-fault) nothing.
 const seqFreeBlocks = 4
 
-// seqKeepKeys bounds the key bytes a recycled block keeps for reuse.
-const seqKeepKeys = 64 << 10
+// seqFirstKeys bounds the key bytes a block makes room for at its first
+// number, and seqKeepKeys those a recycled block keeps for reuse.
+const (
+	seqFirstKeys = 16 << 10
+	seqKeepKeys  = 64 << 10
+)
 
 // seqTable remembers the forwarded commands that took effect (the same
 // rule as tokenTable: an ACQUIRE's grant with its permit, a CANCEL that
@@ -221,9 +225,12 @@ func (t *seqTable) add(id seqID, at, window int64, r seqResult) int64 {
 		}
 	}
 	if b.keys == nil {
-		// Sized for a block of keys like this one: most forwarded load
-		// has keys of similar lengths.
-		b.keys = make([]byte, 0, seqBlockSize*len(r.key))
+		// Sized for a block of keys like this one (most forwarded load
+		// has keys of similar lengths), but never more than
+		// seqFirstKeys: a long first key must not make the block hold
+		// far more than its numbers are accounted for. Appending then
+		// at most doubles what the keys use.
+		b.keys = make([]byte, 0, min(seqBlockSize*len(r.key), seqFirstKeys))
 	}
 	off := len(b.keys)
 	b.keys = append(b.keys, r.key...)

@@ -496,6 +496,42 @@ func pointerField(t reflect.Type) string {
 	return ""
 }
 
+// TestSeqKeysSlack checks that a block's key bytes stay within a bound
+// of what its numbers are accounted for, whatever the lengths of the keys
+// a client sends through a follower: a long first key does not make room
+// for a block of long keys.
+func TestSeqKeysSlack(t *testing.T) {
+	long := strings.Repeat("k", MaxKeyLen)
+	for _, c := range []struct {
+		name string
+		key  func(i int) string
+	}{
+		{"long first", func(i int) string {
+			if i == 0 {
+				return long
+			}
+			return "k"
+		}},
+		{"all long", func(int) string { return long }},
+		{"all short", func(int) string { return "key:0123456789" }},
+		{"growing", func(i int) string { return strings.Repeat("k", 1+i*i) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tab := newTokenTable()
+			used := 0
+			for i := range seqBlockSize {
+				k := c.key(i)
+				used += len(k)
+				tab.mem += tab.seqs.add(seqID{7, uint64(i)}, 1000, 100, seqResult{key: k, kind: tokenCancel})
+			}
+			b := tab.seqs.blocks[blockID{7, 0}]
+			if limit := 2*used + seqFirstKeys; cap(b.keys) > limit {
+				t.Fatalf("a block of %d key bytes holds %d, over %d", used, cap(b.keys), limit)
+			}
+		})
+	}
+}
+
 // TestSeqFrozenBlockKeysSurvive checks that a block a snapshot holds keeps
 // its keys while the table goes on: the live copy that takes the next
 // number, expires and is recycled for other keys must not write into the
