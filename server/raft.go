@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -24,6 +25,9 @@ type raftNode struct {
 	// lat times this node's log writes and state-machine applies (INFO
 	// latency).
 	lat *raftLatency
+	// down is closed once Raft has shut down (see raftwait.go).
+	down     chan struct{}
+	downOnce sync.Once
 }
 
 // openRaft opens (or creates) the node's Raft state in cfg.DataDir and starts
@@ -121,7 +125,7 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 	if electAlone(r, rc.LocalID) {
 		cfg.Logger.Debug("the only voter: election started at once", "id", id)
 	}
-	return &raftNode{Raft: r, trans: trans, store: store, logStore: kind, snaps: snaps, existing: existing, lat: lat}, nil
+	return &raftNode{Raft: r, trans: trans, store: store, logStore: kind, snaps: snaps, existing: existing, lat: lat, down: make(chan struct{})}, nil
 }
 
 // logCacheEntries is how many of the newest log entries Raft keeps in
@@ -280,7 +284,7 @@ func (t *tcpStreamLayer) Close() error   { return t.ln.Close() }
 func (t *tcpStreamLayer) Addr() net.Addr { return t.advertise }
 
 func (n *raftNode) close() error {
-	err := n.Shutdown().Error()
+	err := n.shutdown()
 	n.trans.Close()
 	if cerr := n.store.Close(); err == nil {
 		err = cerr
