@@ -52,6 +52,7 @@ type clientConn struct {
 	addr    string
 	sess    *session
 	ctx     context.Context // carries the connection's origin (proposer.go)
+	origin  *origin         // the one ctx carries
 	waiting []pendingReply  // serveBatch's, kept to reuse its memory
 	calls   []call          // serveBatch's, likewise
 	tickets []ticket        // serveBatch's, likewise
@@ -202,9 +203,10 @@ func (s *Server) serveConn(nc net.Conn) {
 		nc:     nc,
 		addr:   nc.RemoteAddr().String(),
 		sess:   &session{id: s.nextClientID.Add(1), authed: s.cfg.RequirePass == ""},
-		ctx:    withOrigin(context.Background()),
 		stats:  s.stats,
 	}
+	c.ctx = withOrigin(context.Background())
+	c.origin = c.ctx.Value(originKey{}).(*origin)
 	rd := resp.NewCommandReader(nc, resp.CommandLimits{
 		MaxBulkLen:       s.cfg.ProtoMaxBulkLen,
 		QueryBufferLimit: s.cfg.ClientQueryBufferLimit,
@@ -263,6 +265,9 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 		if err := c.Flush(); err != nil || c.closed {
 			return
+		}
+		if at := c.origin.answeredAt.Swap(0); at != 0 {
+			s.replyLat.Record(time.Duration(monoNow() - at))
 		}
 	}
 }

@@ -394,6 +394,12 @@ func (f *forwarder) send(addr string, batch []*proposal) {
 		if f.batchWait {
 			f.replied(batch, seq, sent)
 		}
+		at := monoNow()
+		for _, pr := range batch {
+			if pr.from != nil {
+				pr.from.answeredAt.Store(at)
+			}
+		}
 		for i, pr := range batch {
 			pr.done <- outcome{res: outs[i].res, err: outs[i].err}
 		}

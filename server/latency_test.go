@@ -27,8 +27,12 @@ func TestInfoLatency(t *testing.T) {
 		{"latency_proposer_queue", writes},
 		{"latency_raft_apply", 1},
 		{"latency_log_store", 1},
+		{"latency_log_store", writes / 20},
+		{"latency_commit_wait", writes / 20},
 		{"latency_fsm_apply", writes / 20},
 		{"latency_command", writes},
+		// Recorded once a reply is written: the last may not be yet.
+		{"latency_reply", writes - 1},
 		{"batch_commands", 1},
 		{"latency_forward_gather", 0},
 		{"latency_forward_request", 0},
@@ -56,6 +60,11 @@ func TestInfoLatencyForwarded(t *testing.T) {
 		{"latency_forward_request", 1},
 		{"forward_batch_commands", 1},
 		{"forward_requests_in_flight", 1},
+		// A follower writes and applies the entries too, and its clients'
+		// replies are timed from the leader's answer.
+		{"latency_log_store", 1},
+		{"latency_commit_wait", 1},
+		{"latency_reply", 4},
 	})
 }
 

@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/throttledb/throttledb/internal/latency"
 )
 
 // ErrMetricsAddr is returned by Start when Config.MetricsAddr cannot be
@@ -185,7 +184,7 @@ var (
 	descLastContact = prometheus.NewDesc("throttledb_raft_last_contact_seconds",
 		"Seconds since a follower last heard from the leader (0 on the leader; absent if never).", nil, nil)
 	descLatency = prometheus.NewDesc("throttledb_latency_seconds",
-		"INFO latency's breakdown of a write: proposer_queue, raft_apply, log_store, fsm_apply, command. Quantiles are bucket upper bounds (under 3% above the true value).",
+		"INFO latency's breakdown of a write: forward_gather, forward_request, proposer_queue, raft_apply, log_store, commit_wait, fsm_apply, command, reply. Quantiles are bucket upper bounds (under 3% above the true value).",
 		[]string{"stage"}, nil)
 	descLatencyMax = prometheus.NewDesc("throttledb_latency_max_seconds",
 		"Largest duration recorded per stage of INFO latency.", []string{"stage"}, nil)
@@ -262,21 +261,14 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descLastContact, d.Seconds())
 	}
 
-	p, r := s.prop.lat, s.raft.lat
-	for _, h := range []struct {
-		stage string
-		st    func() latency.Stats
-	}{
-		{"proposer_queue", p.queue.Stats}, {"raft_apply", p.raft.Stats}, {"log_store", r.logStore.Stats},
-		{"fsm_apply", r.fsmApply.Stats}, {"command", p.command.Stats},
-	} {
-		st := h.st()
+	for _, h := range s.latencyStages() {
+		st := h.h.Stats()
 		// The histogram keeps the mean, not the sum: count*mean is the
 		// sum to within a nanosecond per observation.
 		sum := st.Mean.Seconds() * float64(st.Count)
 		ch <- prometheus.MustNewConstSummary(descLatency, st.Count, sum, map[float64]float64{
 			0.5: st.P50.Seconds(), 0.99: st.P99.Seconds(), 0.999: st.P999.Seconds(),
-		}, h.stage)
-		gauge(descLatencyMax, st.Max.Seconds(), h.stage)
+		}, h.name)
+		gauge(descLatencyMax, st.Max.Seconds(), h.name)
 	}
 }

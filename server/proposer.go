@@ -65,6 +65,10 @@ type origin struct {
 	// request that last answered it, and returned that of the last such
 	// request after which it sent again (see forwarder.waitReturns).
 	forwarded, returned atomic.Uint64
+	// answeredAt is when an outcome was last handed to the connection
+	// (monoNow), set before the outcome is sent; the connection reads and
+	// clears it once it has written its replies (INFO latency_reply).
+	answeredAt atomic.Int64
 }
 
 // originKey is the context key under which a connection's *origin rides
@@ -389,8 +393,12 @@ func (p *proposer) submit(batch []*proposal, n int, seq uint64) {
 		// Recorded before any outcome is sent: a proposal whose outcome
 		// is received may be released and reused at once (see release).
 		now := time.Now() // one clock reading for the whole batch
+		at := monoAt(now)
 		for _, pr := range batch {
 			p.lat.command.Record(now.Sub(pr.queued))
+			if pr.from != nil {
+				pr.from.answeredAt.Store(at)
+			}
 		}
 		for _, pr := range batch {
 			// Applied, or never will be by this leader (a new leader's

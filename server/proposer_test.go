@@ -10,7 +10,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/throttledb/throttledb/fsm"
-	"github.com/throttledb/throttledb/internal/latency"
 )
 
 type fakeFuture struct {
@@ -53,7 +52,7 @@ func (r *fakeRaft) Apply(data []byte, _ time.Duration) raft.ApplyFuture {
 // applyAsRaft applies data as Raft does on a node (timedFSM), so that the
 // response is what the proposer gets from a real future.
 func applyAsRaft(f *fsm.FSM, data []byte) any {
-	return timedFSM{f, new(latency.Histogram)}.Apply(&raft.Log{Data: data})
+	return timedFSM{f, new(raftLatency)}.Apply(&raft.Log{Data: data})
 }
 
 // TestProposerReleasesResults checks that the proposer empties each

@@ -94,14 +94,14 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 	// stands": the bytes each node read and wrote to disk per request fell
 	// thirtyfold and more). The cache keeps the newest entries it stored;
 	// older ones are read from the store as before.
-	cached, err := raft.NewLogCache(logCacheEntries, timedLogStore{store, &lat.logStore})
+	cached, err := raft.NewLogCache(logCacheEntries, timedLogStore{store, lat})
 	if err != nil {
 		f.Preload(nil, 0)
 		trans.Close()
 		store.Close()
 		return nil, err
 	}
-	r, err := raft.NewRaft(rc, timedFSM{f, &lat.fsmApply}, cached, store, snaps, trans)
+	r, err := raft.NewRaft(rc, timedFSM{f, lat}, cached, store, snaps, trans)
 	// NewRaft restored the newest snapshot, if any, and with it took the
 	// preloaded image; drop it in case it did not (it chose another).
 	f.Preload(nil, 0)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/throttledb/throttledb/fsm"
+	"github.com/throttledb/throttledb/internal/latency"
 	"github.com/throttledb/throttledb/internal/resp"
 )
 
@@ -72,6 +73,10 @@ type Server struct {
 	connsTotal     atomic.Int64
 	cmdsTotal      atomic.Int64
 	pipelinedTotal atomic.Int64 // proposals queued while others of their batch were (serveBatch)
+
+	// replyLat times a connection's replies from their outcome to their
+	// write (INFO latency_reply; serveConn).
+	replyLat latency.Histogram
 
 	// register wakes keepRegistered at once (buffered, 1): a new leader
 	// records its RESP address right away instead of at the next tick, so
