@@ -177,8 +177,12 @@ func (s *Server) memoryReleaser() {
 }
 
 // refuse answers a connection that will not be served, then closes it.
+// The deadline covers reads too: over TLS the first Write runs the
+// server's side of the handshake, which reads the client's hello, and a
+// client that never sends one must not hold the connection open (it is
+// no longer counted against --maxclients).
 func refuse(nc net.Conn, msg string) {
-	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	nc.SetDeadline(time.Now().Add(time.Second))
 	nc.Write([]byte("-" + msg + "\r\n"))
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/throttledb/throttledb/internal/resp"
+	"github.com/throttledb/throttledb/internal/testcerts"
 	"github.com/throttledb/throttledb/internal/testcluster"
 	"github.com/throttledb/throttledb/server"
 )
@@ -158,6 +159,38 @@ func TestHostileInput(t *testing.T) {
 				t.Fatalf("DBSIZE %v %v: state changed", v, err)
 			}
 		})
+	}
+}
+
+// TestRefusedSilentTLSClientIsClosed: with TLS, a connection over
+// --maxclients that never starts its handshake is still closed, rather than
+// held open (a goroutine and a descriptor each, beyond --maxclients) while
+// the refusal waits for a ClientHello that never comes.
+func TestRefusedSilentTLSClientIsClosed(t *testing.T) {
+	n := testcluster.StartNode(t, testcluster.Options{
+		TLS:       testcerts.New(t),
+		Configure: func(c *server.Config) { c.MaxClients = 1; c.TLSAuthClients = "no" },
+	})
+	// A silent connection takes the one slot (a connection counts from
+	// accept, before its handshake) ...
+	first, err := net.Dial("tcp", n.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	waitFor(t, "the first connection to be counted", func() bool { return server.Clients(n.Server) == 1 })
+	// ... so the next silent ones are refused, and each must be closed.
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp", n.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, err = io.Copy(io.Discard, c) // until the server closes it
+		c.Close()
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("refused connection %d still open after 30 s", i)
+		}
 	}
 }
 
