@@ -151,6 +151,8 @@ func runNode(args []string) error {
 		cfg.Logger.Info("SHUTDOWN by a client")
 	}
 	cfg.Logger.Info("shutting down")
+	notifyWhileStopping(cfg.Logger)
+	stop()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
