@@ -158,6 +158,17 @@ func (s *Server) awaitProposals(queued []*proposal, outs []rpcOutcome) []byte {
 	return redcon.AppendBulk(nil, reply)
 }
 
+// decided reports whether every queued proposal already has its outcome
+// (a waiter never blocks: the channel holds one).
+func decided(queued []*proposal) bool {
+	for _, pr := range queued {
+		if pr != nil && len(pr.done) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // drain waits until every reply handed to the writer is written, so that
 // the connection may write a reply of its own.
 func (w *rpcWriter) drain() { w.wg.Wait() }
@@ -175,6 +186,18 @@ func (w *rpcWriter) run() {
 	for p := range w.pending {
 		reply := p.reply
 		if reply == nil {
+			// Replies already written to bw go out before this request's
+			// wait, not after it: the follower is waiting for them, and
+			// this request may wait for a commit or more (a leadership
+			// change: up to --leader-wait and --apply-timeout), long
+			// enough for the follower to give a committed request up as
+			// unknown.
+			if !failed && bw.Buffered() > 0 && !decided(p.queued) {
+				if err := bw.Flush(); err != nil {
+					failed = true
+					w.c.nc.Close()
+				}
+			}
 			reply = w.s.awaitProposals(p.queued, p.outs)
 		}
 		if !failed {
