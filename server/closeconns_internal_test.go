@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -297,8 +299,30 @@ func TestCloseWithLeaderStalledInSnapshot(t *testing.T) {
 		var resp raft.InstallSnapshotResponse
 		sent <- leader.InstallSnapshot(raft.ServerID(s.cfg.ID), raft.ServerAddress(s.RaftAddr()), req, &resp, stallReader{release})
 	}()
-	// raft takes the newer term just before it creates the snapshot and
-	// starts reading its data.
-	pollUntil(t, "the node to take the stalled leader's snapshot", func() bool { return s.raft.CurrentTerm() == term })
+	// raft creates the snapshot (a .tmp directory) just before it reads
+	// the snapshot's data.
+	snaps := filepath.Join(s.cfg.DataDir, snapshotsDir)
+	pollUntil(t, "the node to start receiving the stalled leader's snapshot", func() bool { return partialSnapshots(t, snaps) == 1 })
 	closeReturns(t, s, unstall)
+	// The failed transfer is cancelled, not installed.
+	if n := partialSnapshots(t, snaps); n != 0 {
+		t.Fatalf("%d partial snapshots left in %s after Close", n, snaps)
+	}
+}
+
+// partialSnapshots counts the snapshots being written in dir, a raft
+// FileSnapshotStore's directory.
+func partialSnapshots(t *testing.T, dir string) int {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			n++
+		}
+	}
+	return n
 }
