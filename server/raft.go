@@ -280,9 +280,8 @@ type tcpStreamLayer struct {
 // Dial dials address, unless closeConns has run: then it returns an error
 // wrapping net.ErrClosed.
 func (t *tcpStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	errShut := fmt.Errorf("raft connection to %s: %w", address, net.ErrClosed)
 	if t.isShut() {
-		return nil, errShut
+		return nil, fmt.Errorf("raft connection to %s: %w", address, net.ErrClosed)
 	}
 	conn, err := t.sec.dial(string(address), timeout)
 	if err != nil {
@@ -291,7 +290,7 @@ func (t *tcpStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 	// closeConns may have run during the dial.
 	tc := t.track(conn)
 	if tc == nil {
-		return nil, errShut
+		return nil, fmt.Errorf("raft connection to %s: %w", address, net.ErrClosed)
 	}
 	return tc, nil
 }
@@ -398,6 +397,7 @@ type trackedConn struct {
 	layer    *tcpStreamLayer
 }
 
+// Close removes c from its layer's set and closes it.
 func (c *trackedConn) Close() error {
 	c.layer.mu.Lock()
 	delete(c.layer.conns, c)
