@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +19,7 @@ import (
 type raftNode struct {
 	*raft.Raft
 	trans    *raft.NetworkTransport
+	stream   *tcpStreamLayer // trans's; nil in tests that build a raftNode by hand
 	store    logStore
 	logStore string // LogStoreBolt or LogStoreWAL
 	snaps    raft.SnapshotStore
@@ -47,7 +49,7 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	trans, err := newTransport(cfg, sec, hlog)
+	trans, stream, err := newTransport(cfg, sec, hlog)
 	if err != nil {
 		store.Close()
 		if errors.Is(err, ErrProtectedMode) {
@@ -125,7 +127,7 @@ func openRaft(cfg Config, f *fsm.FSM, sec nodeSecurity) (*raftNode, error) {
 	if electAlone(r, rc.LocalID) {
 		cfg.Logger.Debug("the only voter: election started at once", "id", id)
 	}
-	return &raftNode{Raft: r, trans: trans, store: store, logStore: kind, snaps: snaps, existing: existing, lat: lat, down: make(chan struct{})}, nil
+	return &raftNode{Raft: r, trans: trans, stream: stream, store: store, logStore: kind, snaps: snaps, existing: existing, lat: lat, down: make(chan struct{})}, nil
 }
 
 // logCacheEntries is how many of the newest log entries Raft keeps in
@@ -185,27 +187,28 @@ func openStores(dir, kind string, noSync bool, hlog hclog.Logger, keep func(*fsm
 // retainSnapshots is how many snapshots a data directory keeps.
 const retainSnapshots = 2
 
-func newTransport(cfg Config, sec nodeSecurity, hlog hclog.Logger) (*raft.NetworkTransport, error) {
+// newTransport returns Raft's transport and the stream layer under it.
+func newTransport(cfg Config, sec nodeSecurity, hlog hclog.Logger) (*raft.NetworkTransport, *tcpStreamLayer, error) {
 	bind, advertise := cfg.RaftAddr, cfg.RaftAdvertise
 	// Listen first, so that a port of 0 is resolved before it is
 	// advertised: peers must be able to dial the address we give them.
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	adv, err := advertised(ln.Addr(), advertise, "--raft-advertise")
 	if err != nil {
 		ln.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checkProtectedRaft(cfg, sec.tls != nil, ln.Addr(), adv); err != nil {
 		ln.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	addr, err := net.ResolveTCPAddr("tcp", adv)
 	if err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("raft advertise address %q: %w", adv, err)
+		return nil, nil, fmt.Errorf("raft advertise address %q: %w", adv, err)
 	}
 	stream := &tcpStreamLayer{ln: ln, advertise: addr, sec: sec}
 	tc := &raft.NetworkTransportConfig{Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog}
@@ -223,7 +226,7 @@ func newTransport(cfg Config, sec nodeSecurity, hlog hclog.Logger) (*raft.Networ
 		}
 		tc.ServerAddressProvider = m
 	}
-	return raft.NewNetworkTransportWithConfig(tc), nil
+	return raft.NewNetworkTransportWithConfig(tc), stream, nil
 }
 
 // peerAddrs is a raft.ServerAddressProvider over a fixed map of member IDs
@@ -261,27 +264,157 @@ func advertised(bound net.Addr, explicit, flagName string) (string, error) {
 // connection, dialed or accepted, passes the node handshake (mutual TLS
 // against the CA, then the secret) before raft reads or writes a byte of
 // it, so a peer that fails it cannot complete any Raft RPC.
+//
+// It also keeps every connection it dialed or accepted until it is closed,
+// so that shutdown can close them (see closeConns).
 type tcpStreamLayer struct {
 	ln        net.Listener
 	advertise net.Addr
 	sec       nodeSecurity
+
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{} // open connections
+	shut  bool                      // closeConns ran: no new connections
 }
 
+// Dial dials address, unless closeConns has run: then it returns an error
+// wrapping net.ErrClosed.
 func (t *tcpStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return t.sec.dial(string(address), timeout)
+	if t.isShut() {
+		return nil, fmt.Errorf("raft connection to %s: %w", address, net.ErrClosed)
+	}
+	conn, err := t.sec.dial(string(address), timeout)
+	if err != nil {
+		return nil, err
+	}
+	// closeConns may have run during the dial.
+	tc := t.track(conn)
+	if tc == nil {
+		return nil, fmt.Errorf("raft connection to %s: %w", address, net.ErrClosed)
+	}
+	return tc, nil
+}
+
+func (t *tcpStreamLayer) isShut() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.shut
 }
 
 // Accept returns the next connection at once; its handshake runs on its
-// first Read or Write (see acceptedConn).
+// first Read or Write (see acceptedConn). After closeConns it closes what
+// it accepts and waits for the next, rather than report an error: raft's
+// accept loop logs every error until the transport is closed, which
+// happens only once Raft has shut down.
 func (t *tcpStreamLayer) Accept() (net.Conn, error) {
-	conn, err := t.ln.Accept()
-	if err != nil || !t.sec.enabled() {
-		return conn, err
+	for {
+		conn, err := t.ln.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if t.sec.enabled() {
+			conn = &acceptedConn{Conn: conn, sec: t.sec}
+		}
+		if tc := t.track(conn); tc != nil {
+			return tc, nil
+		}
 	}
-	return &acceptedConn{Conn: conn, sec: t.sec}, nil
 }
 func (t *tcpStreamLayer) Close() error   { return t.ln.Close() }
 func (t *tcpStreamLayer) Addr() net.Addr { return t.advertise }
+
+// track wraps conn so that closing it forgets it, and keeps it; after
+// closeConns it closes conn instead and returns nil.
+func (t *tcpStreamLayer) track(conn net.Conn) *trackedConn {
+	tc := &trackedConn{Conn: conn, raw: rawConn(conn), layer: t}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.shut {
+		tc.raw.Close()
+		return nil
+	}
+	if t.conns == nil {
+		t.conns = map[*trackedConn]struct{}{}
+	}
+	t.conns[tc] = struct{}{}
+	return tc
+}
+
+// closeConns closes every connection the layer dialed or accepted and
+// refuses new ones, failing any Raft RPC in flight at once.
+//
+// Why: hashicorp/raft (v1.7.3) bounds an RPC only by a deadline on its
+// connection, and nothing else ends it. Raft.Shutdown waits for all of
+// Raft's goroutines, among them a leader's replication goroutine sending a
+// snapshot (NetworkTransport.InstallSnapshot: deadline 10 s per 256 KiB
+// of snapshot, minutes for a few megabytes) or an AppendEntries (10 s),
+// and a follower's main loop reading a snapshot from its leader (no
+// deadline at all on an accepted connection). A peer that stops reading or
+// sending mid-RPC, while its connection stays up, holds Shutdown that long,
+// and NetworkTransport.Close, which would not close these connections
+// anyway (only the listener; pooled ones need CloseStreams), runs after it.
+// Failing the RPCs loses nothing: once Shutdown has begun, raft's leader
+// loop stops replication without a final send (it closes each
+// replication's stopCh, which hands replicate no last index to send); a
+// replication or heartbeat goroutine whose RPC fails returns to its loop,
+// which ends on that stopCh (a new Dial fails at once); a candidate's vote
+// requests answer into a buffered channel; and a follower's failed
+// snapshot is cancelled (the sink discarded, nothing installed) and
+// answered with an error. Closing twice is harmless: raft's
+// netConn.Release and handleConn close their connections again, which only
+// returns an error, and NetworkTransport.Close afterwards closes only the
+// listener.
+//
+// The raw TCP connection is closed, not a TLS one: tls.Conn.Close first
+// sends a close_notify alert, which can wait up to 5 s on a peer that is
+// not reading.
+func (t *tcpStreamLayer) closeConns() {
+	t.mu.Lock()
+	t.shut = true
+	open := make([]*trackedConn, 0, len(t.conns))
+	for tc := range t.conns {
+		open = append(open, tc)
+	}
+	t.mu.Unlock()
+	for _, tc := range open {
+		tc.raw.Close()
+	}
+}
+
+// openConns is how many connections the layer holds open.
+func (t *tcpStreamLayer) openConns() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.conns)
+}
+
+// trackedConn is a connection of a tcpStreamLayer: closing it removes it
+// from the layer's set, so the set holds only open connections however
+// many a long-lived node makes.
+type trackedConn struct {
+	net.Conn          // what raft reads and writes: TLS, handshaking or plain
+	raw      net.Conn // the TCP connection under it
+	layer    *tcpStreamLayer
+}
+
+// Close removes c from its layer's set and closes it.
+func (c *trackedConn) Close() error {
+	c.layer.mu.Lock()
+	delete(c.layer.conns, c)
+	c.layer.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// rawConn returns the TCP connection under conn.
+func rawConn(conn net.Conn) net.Conn {
+	switch c := conn.(type) {
+	case *tls.Conn:
+		return c.NetConn()
+	case *acceptedConn:
+		return c.Conn
+	}
+	return conn
+}
 
 func (n *raftNode) close() error {
 	err := n.shutdown()

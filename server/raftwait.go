@@ -61,9 +61,16 @@ func (n *raftNode) Snapshot() raft.SnapshotFuture {
 }
 
 // shutdown shuts Raft down and then marks it down, ending every bounded
-// wait that Raft left unanswered.
+// wait that Raft left unanswered. Between starting the shutdown and
+// waiting for it, it closes the Raft connections, so that a peer stalled
+// mid-RPC cannot hold the wait (see tcpStreamLayer.closeConns); after the
+// start, so that nothing Raft does from then on needs them.
 func (n *raftNode) shutdown() error {
-	err := n.Raft.Shutdown().Error()
+	f := n.Raft.Shutdown()
+	if n.stream != nil {
+		n.stream.closeConns()
+	}
+	err := f.Error()
 	n.downOnce.Do(func() { close(n.down) })
 	return err
 }
