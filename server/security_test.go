@@ -293,9 +293,10 @@ func attack(t *testing.T, trans raft.Transport, target *testcluster.Node) []erro
 // hashicorp/raft's own TCP transport (and, against TLS, one presenting a
 // certificate from another CA) sends a higher-term heartbeat, a RESET
 // entry, a RequestVote and a TimeoutNow to the leader and to a follower.
-// With TLS or a cluster secret every RPC fails, and no node's term,
-// membership, state or leader changes. Without either (the control), the
-// same heartbeat moves the target's term: the attack is real.
+// With TLS or a cluster secret every RPC fails, no node takes the
+// stranger's term, and membership and state do not change. Without either
+// (the control), the same heartbeat moves the target's term: the attack is
+// real.
 func TestRaftPortRefusesStrangers(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -377,12 +378,16 @@ func TestRaftPortRefusesStrangers(t *testing.T) {
 					}
 				}
 			}
-			if l := c.WaitForLeader(10 * time.Second); l != leader {
-				t.Errorf("leader changed from %s to %s", leader, l)
-			}
+			// The nodes may hold an election of their own meanwhile (a
+			// busy machine, under -race, can miss heartbeats), so what is
+			// checked is that nothing the stranger sent took effect: every
+			// RPC failed (above), no term reached the stranger's (attack:
+			// 1000 above the target's), and the RESET entry did not apply.
+			c.WaitForLeader(10 * time.Second)
 			for _, n := range c.Nodes {
-				if got := server.RaftStats(n.Server)["term"]; got != terms[n.ID()] {
-					t.Errorf("%s: term %s, was %s", n, got, terms[n.ID()])
+				was, _ := strconv.ParseUint(terms[n.ID()], 10, 64)
+				if got, _ := strconv.ParseUint(server.RaftStats(n.Server)["term"], 10, 64); got >= was+1000 {
+					t.Errorf("%s: term %d, was %d: the stranger's term was taken", n, got, was)
 				}
 				if got := server.RaftServers(n.Server); !slices.Equal(got, members[n.ID()]) {
 					t.Errorf("%s: members %v, were %v", n, got, members[n.ID()])
