@@ -1,0 +1,178 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/throttledb/throttledb/fsm"
+)
+
+// stalledFuture is a Raft future answered only once release is closed: an
+// entry a leader keeps while a majority's log writes stall.
+type stalledFuture struct {
+	release chan struct{}
+	err     error
+	data    []byte
+	fsm     *fsm.FSM
+	once    sync.Once
+	resp    any
+}
+
+func (f *stalledFuture) Error() error {
+	<-f.release
+	if f.err == nil {
+		f.once.Do(func() { f.resp = applyAsRaft(f.fsm, f.data) })
+	}
+	return f.err
+}
+func (f *stalledFuture) Index() uint64 { return 1 }
+func (f *stalledFuture) Response() any { return f.resp }
+
+// holdingRaft hands out held futures: the first entry's is answered when
+// the test closes release (with err), later ones at once.
+type holdingRaft struct {
+	fsm     *fsm.FSM
+	release chan struct{}
+	err     error
+	mu      sync.Mutex
+	n       int
+}
+
+func (r *holdingRaft) Apply(data []byte, _ time.Duration) raft.ApplyFuture {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n++
+	if r.n == 1 {
+		return &stalledFuture{release: r.release, err: r.err, data: data, fsm: r.fsm}
+	}
+	open := make(chan struct{})
+	close(open)
+	return &stalledFuture{release: open, data: data, fsm: r.fsm}
+}
+
+// proposeWithin proposes cmd and fails the test if no outcome comes
+// within a deadline far beyond any bound the proposer is given.
+func proposeWithin(t *testing.T, p *proposer, cmd fsm.Command) (fsm.Result, error) {
+	t.Helper()
+	type result struct {
+		res fsm.Result
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		res, err := p.propose(context.Background(), cmd)
+		ch <- result{res, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.res, r.err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%v: no outcome: the proposal waits for its commit without bound", cmd)
+		return fsm.Result{}, nil
+	}
+}
+
+// TestProposerCommitTimeout: an entry Raft keeps without answering (a
+// stalled majority: the leader keeps its lease) is answered "outcome
+// unknown" once the proposer's timeout passes, never a grant, and a
+// proposal queued behind it is refused with CLUSTERDOWN (it never reached
+// the log) rather than waiting too. What the entry holds (its in-flight
+// token, its keys in flight) is held until Raft answers, whatever it
+// answers; a leadership loss answered within the bound is still resolved.
+func TestProposerCommitTimeout(t *testing.T) {
+	acq := func(key string) fsm.Command { return fsm.Acquire{Key: key, Interval: 10, Max: 1, Slop: 1} }
+	for _, tc := range []struct {
+		name    string
+		raftErr error // the held entry's final answer
+	}{
+		{name: "committed after the bound"},
+		{name: "leadership lost after the bound", raftErr: raft.ErrLeadershipLost},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &holdingRaft{fsm: fsm.New(fsm.Config{}), release: make(chan struct{}), err: tc.raftErr}
+			p := newProposer(r, 8, 20*time.Millisecond, func() int64 { return 1000 })
+			p.inflight = make(chan struct{}, 1)
+			p.flight = newInFlight()
+			p.queueWait = 20 * time.Millisecond
+			var resolved atomic.Bool
+			p.resolve = func(uint64, []byte) ([]fsm.Result, error) {
+				resolved.Store(true)
+				return nil, ErrOutcomeUnknown
+			}
+			go p.run()
+			defer p.close()
+
+			res, err := proposeWithin(t, p, acq("held"))
+			if !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, ErrCommitTimeout) || res.Permit.Granted {
+				t.Fatalf("held entry: %+v, %v; want outcome unknown (commit timed out)", res, err)
+			}
+			// The held entry keeps the one in-flight token: the next is
+			// never handed to Raft, and says so.
+			res, err = proposeWithin(t, p, acq("queued"))
+			if !errors.Is(err, ErrNoLeader) || !errors.Is(err, ErrCommitTimeout) || res.Permit.Granted {
+				t.Fatalf("queued behind it: %+v, %v; want CLUSTERDOWN (not handed to Raft)", res, err)
+			}
+			p.flight.mu.Lock()
+			held := p.flight.slot("held").acq
+			p.flight.mu.Unlock()
+			if held != 1 {
+				t.Fatalf("the held entry's key counts %d in flight before Raft answered, want 1", held)
+			}
+
+			close(r.release)
+			// The token comes back once Raft answers, and a new proposal
+			// is committed (a key no earlier entry touched: granted).
+			waitUntil(t, "the in-flight token to come back", func() bool { return len(p.inflight) == 0 })
+			res, err = proposeWithin(t, p, acq("after"))
+			if err != nil || !res.Permit.Granted {
+				t.Fatalf("after Raft answered: %+v, %v; want a grant", res, err)
+			}
+			p.flight.mu.Lock()
+			held, queued := p.flight.slot("held").acq, p.flight.slot("queued").acq
+			p.flight.mu.Unlock()
+			if held != 0 || queued != 0 {
+				t.Fatalf("keys still in flight after Raft answered: held %d, queued %d", held, queued)
+			}
+			if resolved.Load() {
+				t.Fatal("an entry already answered unknown was resolved again")
+			}
+		})
+	}
+}
+
+// TestProposerResolvesWithinBound: a leadership loss Raft reports before
+// the proposer's timeout is resolved (Server.resolveLost), and its result
+// answered, however long resolving takes past the timeout.
+func TestProposerResolvesWithinBound(t *testing.T) {
+	committed := fsm.Result{Permit: fsm.Permit{Granted: true, ValidAt: 1000, ExpiresAt: 1001}}
+	r := &fakeRaft{fsm: fsm.New(fsm.Config{}), err: raft.ErrLeadershipLost}
+	timeout := 10 * time.Millisecond
+	p := newProposer(r, 8, timeout, func() int64 { return 1000 })
+	p.resolve = func(uint64, []byte) ([]fsm.Result, error) {
+		<-time.After(20 * timeout) // well past the bound
+		return []fsm.Result{committed}, nil
+	}
+	go p.run()
+	defer p.close()
+	res, err := proposeWithin(t, p, fsm.Acquire{Key: "k", Interval: 10, Max: 1, Slop: 1})
+	if err != nil || res != committed {
+		t.Fatalf("%+v, %v; want the resolved result %+v", res, err, committed)
+	}
+}
+
+// waitUntil polls cond until it holds or a generous deadline passes.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
