@@ -3,12 +3,18 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/redis/go-redis/v9"
 	"github.com/throttledb/throttledb/fsm"
 )
 
@@ -174,5 +180,133 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// stuckVoter is a Raft voter whose main loop is stuck, as on a stalled
+// disk: its transport answers heartbeats (hashicorp/raft's fast path, apart
+// from the main loop), so the leader keeps its lease, and nothing else.
+type stuckVoter struct {
+	ln    net.Listener
+	trans *raft.NetworkTransport
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newStuckVoter(t *testing.T) *stuckVoter {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &stuckVoter{ln: ln}
+	v.trans = raft.NewNetworkTransport(v, 3, 10*time.Second, io.Discard)
+	v.trans.SetHeartbeatHandler(func(rpc raft.RPC) {
+		cmd := rpc.Command.(*raft.AppendEntriesRequest)
+		rpc.Respond(&raft.AppendEntriesResponse{Term: cmd.Term, Success: true}, nil)
+	})
+	go func() {
+		for range v.trans.Consumer() { // never answered: the loop is stuck
+		}
+	}()
+	return v
+}
+
+// Accept, Close, Addr and Dial make stuckVoter the transport's stream
+// layer, so that close can break the connections the leader holds.
+func (v *stuckVoter) Accept() (net.Conn, error) {
+	c, err := v.ln.Accept()
+	if err == nil {
+		v.mu.Lock()
+		v.conns = append(v.conns, c)
+		v.mu.Unlock()
+	}
+	return c, err
+}
+func (v *stuckVoter) Close() error   { return v.ln.Close() }
+func (v *stuckVoter) Addr() net.Addr { return v.ln.Addr() }
+func (v *stuckVoter) Dial(a raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", string(a), timeout)
+}
+
+func (v *stuckVoter) close() {
+	v.trans.Close()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, c := range v.conns {
+		c.Close()
+	}
+}
+
+// TestStalledMajorityAnswersUnknown: with a majority of voters stuck
+// (the leader keeps its lease and stays ready, its entries never commit),
+// a client's ACQUIRE, on the leader or through a follower, is answered
+// TRYAGAIN outcome unknown once the commit timeout passes: never a grant,
+// never no reply. So is one sent after it, while the first entry is still
+// held (CLUSTERDOWN, never reached the log, would do as well).
+func TestStalledMajorityAnswersUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		viaFollower bool
+	}{
+		{name: "on the leader"},
+		{name: "through a follower", viaFollower: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := func() Config {
+				return Config{
+					Addr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DataDir: t.TempDir(),
+					Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NoSync: true,
+					ApplyTimeout: time.Second, LeaderWait: time.Second,
+				}
+			}
+			leader, err := Start(context.Background(), cfg())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { leader.Close() })
+			waitUntil(t, "the leader to be ready", leader.isReady)
+			client := leader
+			stuck := 1 // of 2 voters: a majority
+			if tc.viaFollower {
+				fc := cfg()
+				fc.Join = []string{leader.Addr()}
+				follower, err := Start(context.Background(), fc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { follower.Close() })
+				waitUntil(t, "the follower to join", func() bool {
+					addr, ok := follower.leaderAddr()
+					return ok && addr == leader.Addr() && len(leader.raft.Raft.Stats()) > 0 &&
+						leader.raft.Raft.Stats()["num_peers"] == "1"
+				})
+				client = follower
+				stuck = 2 // of 4 voters: with the leader, the follower is not a majority
+			}
+			for i := range stuck {
+				v := newStuckVoter(t)
+				t.Cleanup(v.close) // before the nodes close: it holds their connections
+				// Not awaited: the last change needs the stuck voter's log.
+				leader.raft.Raft.AddVoter(raft.ServerID(fmt.Sprint("stuck", i)), raft.ServerAddress(v.ln.Addr().String()), 0, 0)
+			}
+			rc := redis.NewClient(&redis.Options{Addr: client.Addr(), MaxRetries: -1, ReadTimeout: -1, DialTimeout: 5 * time.Second})
+			t.Cleanup(func() { rc.Close() })
+			for i, key := range []string{"first", "second"} {
+				reply := make(chan error, 1)
+				go func() { reply <- rc.Do(context.Background(), "THROTTLE.ACQUIRE", key, 1000, 1).Err() }()
+				select {
+				case err := <-reply:
+					t.Logf("ACQUIRE %s: %v", key, err)
+					if err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN outcome unknown") && !(i > 0 && strings.HasPrefix(err.Error(), "CLUSTERDOWN")) {
+						t.Fatalf("ACQUIRE %s: %v; want TRYAGAIN outcome unknown", key, err)
+					}
+				case <-time.After(60 * time.Second):
+					t.Fatalf("ACQUIRE %s: no reply; leader %v, ready %v", key, leader.raft.State(), leader.isReady())
+				}
+			}
+			if !leader.isReady() {
+				t.Fatal("the leader lost its lease: the test did not stall a majority")
+			}
+		})
 	}
 }
