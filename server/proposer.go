@@ -159,8 +159,10 @@ func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() in
 }
 
 // propose submits cmd and waits for its result. It returns ErrNotLeader
-// (wrapped) when the entry certainly never entered the log, and
-// ErrOutcomeUnknown when Raft cannot tell whether it was committed. Once
+// (wrapped) when the entry certainly never entered the log, ErrNoLeader
+// when it waited too long to be handed to Raft (see takeToken), and
+// ErrOutcomeUnknown when Raft cannot tell whether it was committed, or has
+// not committed it within p.timeout (see entryWait). Once
 // submitted, it waits for the outcome even if ctx ends: abandoning it would
 // leave the caller not knowing whether a slot was granted.
 func (p *proposer) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
@@ -411,7 +413,8 @@ func (p *proposer) admit(pr *proposal) bool {
 }
 
 // submit proposes the n commands of batch as one log entry, the seq'th,
-// and, once Raft answers, hands each proposal its results.
+// and, once Raft answers, hands each proposal its results; or, when Raft
+// has not answered within p.timeout, ErrOutcomeUnknown (see entryWait).
 func (p *proposer) submit(batch []*proposal, n int, seq uint64) {
 	e := fsm.Entry{Now: p.clock(), Commands: make([]fsm.Command, 0, n)}
 	start := time.Now()
