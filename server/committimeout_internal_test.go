@@ -310,3 +310,48 @@ func TestStalledMajorityAnswersUnknown(t *testing.T) {
 		})
 	}
 }
+
+// TestProposerRefusesTheRestOfALateRequest: when a forwarding request's
+// proposal is refused for waiting too long behind a held entry, the rest
+// of that request (queued with the same clock reading, see
+// queueProposals) is refused too, even if the held entry has been answered
+// meanwhile: the follower routes the first again, and it must not be
+// applied after the proposals sent after it.
+func TestProposerRefusesTheRestOfALateRequest(t *testing.T) {
+	r := &holdingRaft{fsm: fsm.New(fsm.Config{}), release: make(chan struct{})}
+	p := newProposer(r, 8, 20*time.Millisecond, func() int64 { return 1000 })
+	p.inflight = make(chan struct{}, 1)
+	p.queueWait = 20 * time.Millisecond
+	go p.run()
+	defer p.close()
+	acq := func(key string) []fsm.Command {
+		return []fsm.Command{fsm.Acquire{Key: key, Interval: 10, Max: 1, Slop: 1}}
+	}
+	if _, err := proposeWithin(t, p, acq("held")[0]); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("held entry: %v; want outcome unknown", err)
+	}
+	queued := time.Now() // the request's one clock reading
+	enqueue := func(key string) (fsm.Result, error) {
+		pr := newProposal(acq(key))
+		pr.queued = queued
+		if _, err := p.enqueueProposal(context.Background(), pr); err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.await(pr)
+		if err != nil {
+			return fsm.Result{}, err
+		}
+		return res[0], nil
+	}
+	if res, err := enqueue("first"); !errors.Is(err, ErrNoLeader) || res.Permit.Granted {
+		t.Fatalf("the request's first proposal: %+v, %v; want CLUSTERDOWN", res, err)
+	}
+	close(r.release)
+	waitUntil(t, "the in-flight token to come back", func() bool { return len(p.inflight) == 0 })
+	if res, err := enqueue("second"); !errors.Is(err, ErrNoLeader) || res.Permit.Granted {
+		t.Fatalf("the request's second proposal: %+v, %v; want CLUSTERDOWN like the first", res, err)
+	}
+	if res, err := proposeWithin(t, p, acq("later")[0]); err != nil || !res.Permit.Granted {
+		t.Fatalf("a proposal queued later: %+v, %v; want a grant", res, err)
+	}
+}
