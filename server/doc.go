@@ -58,9 +58,9 @@
 // within Config.ApplyTimeout of being handed to Raft (a stalled majority
 // keeps the leader's lease) is answered unknown too, and a proposal that
 // waits longer than Config.LeaderWait to be handed to Raft is refused
-// (CLUSTERDOWN), so no write waits for ever and a resend is never stamped
-// after its first attempt's identity is forgotten (proposer.takeToken,
-// entryWait). Reads
+// (CLUSTERDOWN), so no write waits for ever and a follower's resend is
+// stamped within the window its first attempt's identity is remembered
+// for (proposer.takeToken, entryWait). Reads
 // that must not be stale (THROTTLE.PEEK) are answered by the leader after
 // it confirms its leadership with a quorum. A new leader serves nothing
 // until a Barrier has applied everything its predecessors committed.
