@@ -22,7 +22,8 @@ var (
 	ErrClusterDown = errors.New("throttledb: cluster down")
 	// ErrOutcomeUnknown is returned by Acquire when the server answered
 	// TRYAGAIN: leadership changed while the reservation was being
-	// committed, so it may or may not have been granted. Treat it as not
+	// committed, or it was not committed within the server's commit
+	// timeout, so it may or may not have been granted. Treat it as not
 	// granted. Wait retries it on its own, with the same token, so that a
 	// grant made after all is answered rather than taken twice.
 	ErrOutcomeUnknown = errors.New("throttledb: outcome unknown")

@@ -43,7 +43,12 @@ type Config struct {
 	// LeaderWait bounds how long a command waits for a leader before it
 	// fails with CLUSTERDOWN. Default 2 s.
 	LeaderWait time.Duration
-	// ApplyTimeout bounds how long a write waits to be committed. Default 5 s.
+	// ApplyTimeout bounds how long a write waits to be committed once the
+	// leader has handed it to Raft (and, before that, Raft's own wait for
+	// room in its queue): a write not committed by then is answered
+	// TRYAGAIN (ErrOutcomeUnknown), as it may still be committed later.
+	// A write waits for its turn to be handed to Raft at most LeaderWait,
+	// then gets CLUSTERDOWN. Default 5 s.
 	ApplyTimeout time.Duration
 	// SnapshotThreshold is how many log entries since the last snapshot
 	// trigger a new one; SnapshotInterval is how often that is checked.

@@ -54,7 +54,13 @@
 // the identity it forwarded it with (the client's token, or the router's
 // forwarding session and a number: forwardSession, router.decide), which
 // the FSM applies at most once, within the resend horizon for which the
-// FSM remembers that identity (resendWindow). Reads
+// FSM remembers that identity (resendWindow). An entry not committed
+// within Config.ApplyTimeout of being handed to Raft (a stalled majority
+// keeps the leader's lease) is answered unknown too, and a proposal that
+// waits longer than Config.LeaderWait to be handed to Raft is refused
+// (CLUSTERDOWN), so no write waits for ever and a follower's resend is
+// stamped within the window its first attempt's identity is remembered
+// for (proposer.takeToken, entryWait). Reads
 // that must not be stale (THROTTLE.PEEK) are answered by the leader after
 // it confirms its leadership with a quorum. A new leader serves nothing
 // until a Barrier has applied everything its predecessors committed.

@@ -18,9 +18,16 @@ var (
 	// safe to send it to the leader instead.
 	ErrNotLeader = errors.New("not the leader")
 	// ErrOutcomeUnknown is returned when Raft cannot say whether a write was
-	// committed (leadership was lost after the entry was appended). The
-	// client is told so; it is never told it got a grant it may not have.
+	// committed (leadership was lost after the entry was appended, or it
+	// was not committed within Config.ApplyTimeout). The client is told
+	// so; it is never told it got a grant it may not have.
 	ErrOutcomeUnknown = errors.New("outcome unknown")
+	// ErrCommitTimeout is wrapped with ErrOutcomeUnknown when a write was
+	// handed to Raft but not committed within Config.ApplyTimeout (a
+	// majority's log writes stalled: the leader keeps its lease and its
+	// entries wait), and with ErrNoLeader when a write waited that long
+	// behind such entries without being handed to Raft at all.
+	ErrCommitTimeout = errors.New("commit timed out")
 	// ErrShuttingDown is returned when the node is stopping.
 	ErrShuttingDown = errors.New("node is shutting down")
 	// ErrDataDirInUse is returned by Start when another process holds the
@@ -59,7 +66,7 @@ const (
 	msgDBIndex     = "ERR DB index is out of range"
 	msgNoProto     = "NOPROTO unsupported protocol version"
 	msgWrongType   = "WRONGTYPE Operation against a key holding the wrong kind of value"
-	msgUnknownFate = "TRYAGAIN outcome unknown: leadership changed before the write was committed; it may or may not have been applied"
+	msgUnknownFate = "TRYAGAIN outcome unknown: leadership changed or the commit timed out before the write was confirmed; it may or may not have been applied"
 	// msgKeyLimit follows Redis's "ERR max number of clients reached".
 	msgKeyLimit = "ERR max number of keys reached"
 )

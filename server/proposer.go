@@ -115,6 +115,18 @@ type proposer struct {
 	// their entry is applied or refused (see inFlight). Set before run
 	// starts.
 	flight *inFlight
+	// queueWait, if positive (Config.LeaderWait), bounds how long a
+	// proposal waits, from when it was queued, for an in-flight token:
+	// one still waiting then is answered ErrNoLeader (see takeToken). Set
+	// before run starts.
+	queueWait time.Duration
+	// tokenTimer is run's timer for takeToken, made once and reused.
+	tokenTimer *time.Timer
+	// lateQueued is when the last proposal takeToken refused was queued
+	// (run's own): admit refuses the proposals queued with it, the rest
+	// of its forwarding request (one clock reading: queueProposals), so
+	// that none of them is applied before it.
+	lateQueued time.Time
 
 	// batchWait (not Config.NoBatchWait) lets a batch wait for the
 	// clients the previous entry answered: see waitReturns. Set before run
@@ -147,8 +159,10 @@ func newProposer(r applier, maxBatch int, timeout time.Duration, clock func() in
 }
 
 // propose submits cmd and waits for its result. It returns ErrNotLeader
-// (wrapped) when the entry certainly never entered the log, and
-// ErrOutcomeUnknown when Raft cannot tell whether it was committed. Once
+// (wrapped) when the entry certainly never entered the log, ErrNoLeader
+// when it waited too long to be handed to Raft (see takeToken), and
+// ErrOutcomeUnknown when Raft cannot tell whether it was committed, or has
+// not committed it within p.timeout (see entryWait). Once
 // submitted, it waits for the outcome even if ctx ends: abandoning it would
 // leave the caller not knowing whether a slot was granted.
 func (p *proposer) propose(ctx context.Context, cmd fsm.Command) (fsm.Result, error) {
@@ -273,10 +287,11 @@ func (p *proposer) run() {
 			// entry over the write time. Waiting while the bound is
 			// reached lets the next batch fill meanwhile.
 			if p.inflight != nil {
-				select {
-				case p.inflight <- struct{}{}:
-				case <-p.stop:
+				switch p.takeToken(first) {
+				case tokenStopped:
 					return // first was never submitted: await says so
+				case tokenLate:
+					continue
 				}
 			}
 			var n int
@@ -289,6 +304,63 @@ func (p *proposer) run() {
 			p.submit(append([]*proposal(nil), batch...), n, p.seq)
 		}
 	}
+}
+
+// takeToken's outcomes.
+const (
+	tokenTaken   = iota
+	tokenLate    // first was refused: no token within queueWait
+	tokenStopped // the proposer is closing
+)
+
+// takeToken takes an in-flight token for the entry first will start,
+// waiting for one until queueWait after first was queued. A proposal that
+// waited longer is refused rather than submitted late, with ErrNoLeader
+// (it never reached the log): an entry Raft cannot commit (a stalled
+// majority, see submit) keeps its token until Raft answers, and without
+// this bound the proposals queued behind it would wait as long, with no
+// reply at all. The bound also keeps a forwarded proposal's cluster time,
+// stamped when it is submitted, within its resend window: a follower's
+// resend of a proposal whose first attempt is still pending must find that
+// attempt's session numbers remembered (resendWindow), which it cannot if
+// it is stamped after the stall. The proposals queued after first have
+// their own bound, checked when each comes first.
+func (p *proposer) takeToken(first *proposal) int {
+	select {
+	case p.inflight <- struct{}{}:
+		return tokenTaken
+	default:
+	}
+	var late <-chan time.Time
+	if p.queueWait > 0 {
+		d := time.Until(first.queued.Add(p.queueWait))
+		if p.tokenTimer == nil {
+			p.tokenTimer = time.NewTimer(d)
+		} else {
+			p.tokenTimer.Reset(d) // Go 1.23 timers: no stale value to drain
+		}
+		defer p.tokenTimer.Stop()
+		late = p.tokenTimer.C
+	}
+	select {
+	case p.inflight <- struct{}{}:
+		return tokenTaken
+	case <-late:
+		if p.gate != nil {
+			p.gate.release(first.newKeys)
+		}
+		p.flight.done(first.cmds)
+		p.lateQueued = first.queued
+		first.done <- outcome{err: p.errQueueTimeout()}
+		return tokenLate
+	case <-p.stop:
+		return tokenStopped
+	}
+}
+
+// errQueueTimeout is the outcome of a proposal takeToken refused.
+func (p *proposer) errQueueTimeout() error {
+	return fmt.Errorf("%w: %w: not handed to Raft within %v", ErrNoLeader, ErrCommitTimeout, p.queueWait)
 }
 
 // waitReturns lets batch wait for the clients the last entry answered to
@@ -322,6 +394,11 @@ func (p *proposer) take(batch []*proposal, n int) ([]*proposal, int) {
 // on the one goroutine every proposal passes, covers every route to the
 // log, and the gate sees proposals in log order.
 func (p *proposer) admit(pr *proposal) bool {
+	if !p.lateQueued.IsZero() && !pr.queued.After(p.lateQueued) {
+		p.flight.done(pr.cmds)
+		pr.done <- outcome{err: p.errQueueTimeout()}
+		return false
+	}
 	if p.gate == nil {
 		return true
 	}
@@ -336,7 +413,8 @@ func (p *proposer) admit(pr *proposal) bool {
 }
 
 // submit proposes the n commands of batch as one log entry, the seq'th,
-// and, once Raft answers, hands each proposal its results.
+// and, once Raft answers, hands each proposal its results; or, when Raft
+// has not answered within p.timeout, ErrOutcomeUnknown (see entryWait).
 func (p *proposer) submit(batch []*proposal, n int, seq uint64) {
 	e := fsm.Entry{Now: p.clock(), Commands: make([]fsm.Command, 0, n)}
 	start := time.Now()
@@ -348,10 +426,19 @@ func (p *proposer) submit(batch []*proposal, n int, seq uint64) {
 	p.lat.batch.Add(uint64(n))
 	data := e.Encode()
 	f := p.raft.Apply(data, p.timeout)
+	w := &entryWait{}
+	if p.timeout > 0 {
+		// Raft's own timeout bounds only the wait for room in its queue.
+		w.timer = time.AfterFunc(p.timeout, func() { p.expire(w, batch) })
+	}
 	go func() {
 		ferr := f.Error()
 		done := time.Now()
 		p.lat.raft.Record(done.Sub(start))
+		if w.settle() {
+			p.settleExpired(w, f, ferr, seq, start, done)
+			return
+		}
 		if p.batchWait {
 			var from int64
 			for _, pr := range batch {
@@ -413,6 +500,117 @@ func (p *proposer) submit(batch []*proposal, n int, seq uint64) {
 			results = results[k:]
 		}
 	}()
+}
+
+// entryWait is how a submitted entry's proposals are answered once: by the
+// goroutine awaiting its future when Raft answers within the proposer's
+// timeout (Config.ApplyTimeout), else by its timer, with ErrOutcomeUnknown.
+//
+// Why the timer: Raft's Apply timeout bounds only the wait to enter its
+// queue. A leader whose majority's log writes stall (a disk stall) keeps
+// its lease, as Raft answers heartbeats apart from its main loop, so it
+// stays leader and its entries neither commit nor fail: without a bound
+// their clients would wait as long as the stall, with no reply.
+//
+// Whoever claims the entry first answers it. Once the timer has answered,
+// a proposal may be received, released and reused at once, so the timer
+// first copies what the bookkeeping done when Raft answers still needs.
+type entryWait struct {
+	timer   *time.Timer
+	mu      sync.Mutex
+	claimed bool // answered, or being answered
+	// Set by expire, under mu, before it answers: each proposal's
+	// commands, gate keys and origin.
+	cmds    [][]fsm.Command
+	newKeys [][]string
+	from    []*origin
+}
+
+// settle claims the entry for its future's goroutine, which has Raft's
+// answer; it reports whether the timer had claimed it first (then the
+// batch's proposals are no longer the caller's: settleExpired).
+func (w *entryWait) settle() (expired bool) {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	expired = w.claimed
+	w.claimed = true
+	return expired
+}
+
+// errCommitTimeout is the outcome of an entry Raft did not answer within
+// the proposer's timeout.
+func (p *proposer) errCommitTimeout() error {
+	return fmt.Errorf("%w: %w: not committed within %v", ErrOutcomeUnknown, ErrCommitTimeout, p.timeout)
+}
+
+// expire answers batch, the proposals of entry w, with ErrOutcomeUnknown
+// unless Raft has answered it first. The entry keeps its in-flight token,
+// its keys in flight and in the memory gate until Raft answers: it may
+// still be committed.
+func (p *proposer) expire(w *entryWait, batch []*proposal) {
+	w.mu.Lock()
+	if w.claimed {
+		w.mu.Unlock()
+		return
+	}
+	w.claimed = true
+	w.cmds = make([][]fsm.Command, len(batch))
+	w.newKeys = make([][]string, len(batch))
+	w.from = make([]*origin, len(batch))
+	for i, pr := range batch {
+		w.cmds[i], w.newKeys[i], w.from[i] = pr.cmds, pr.newKeys, pr.from
+	}
+	w.mu.Unlock()
+	err := p.errCommitTimeout()
+	now := time.Now()
+	at := monoAt(now)
+	for _, pr := range batch {
+		p.lat.command.Record(now.Sub(pr.queued))
+		if pr.from != nil {
+			pr.from.answeredAt.Store(at)
+		}
+	}
+	for _, pr := range batch {
+		pr.done <- outcome{err: err}
+	}
+}
+
+// settleExpired is what remains, once Raft has answered f (ferr), of an
+// entry whose proposals expire answered: the bookkeeping that must follow
+// the entry's true fate, from the copies expire kept.
+func (p *proposer) settleExpired(w *entryWait, f raft.ApplyFuture, ferr error, seq uint64, start, done time.Time) {
+	if p.batchWait {
+		var from int64
+		for _, o := range w.from {
+			if o != nil && o.answered.Load() != seq {
+				o.answered.Store(seq)
+				from++
+			}
+		}
+		p.answeredBy(seq, from, done.Sub(start), done)
+	}
+	if p.inflight != nil {
+		<-p.inflight
+	}
+	if p.gate != nil {
+		for _, keys := range w.newKeys {
+			p.gate.release(keys)
+		}
+	}
+	if ferr == nil {
+		// Committed after all: drop the results the log cache would keep.
+		if box, ok := f.Response().(*appliedResults); ok {
+			box.take()
+		}
+	}
+	// Applied, or never will be by this leader: as in submit. A lost
+	// leadership needs no resolve: the outcome was already answered.
+	for _, cmds := range w.cmds {
+		p.flight.done(cmds)
+	}
 }
 
 func (p *proposer) close() { close(p.stop) }

@@ -161,6 +161,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.prop.gate = newMemGate(cfg.MaxMemory, s.fsm, s.prop.clock)
 	}
 	s.prop.resolve = s.resolveLost
+	s.prop.queueWait = cfg.LeaderWait
 	s.prop.batchWait = !cfg.NoBatchWait
 	if cfg.MaxInFlight > 0 {
 		s.prop.inflight = make(chan struct{}, cfg.MaxInFlight)
