@@ -77,7 +77,7 @@ func TestStreamLayerCloseConns(t *testing.T) {
 			}
 			conn.Close()
 			waitErr(t, "the accepted end of a closed connection", acceptedDone)
-			pollUntil(t, "a closed connection to leave the set", func() bool { return layer.openConns() == 0 })
+			waitUntil(t, "a closed connection to leave the set", func() bool { return layer.openConns() == 0 })
 
 			// A dialed connection whose peer never writes, so that its
 			// Read blocks; its accepted end blocks reading likewise.
@@ -90,13 +90,13 @@ func TestStreamLayerCloseConns(t *testing.T) {
 				_, err := conn.Read(make([]byte, 1))
 				dialedDone <- err
 			}()
-			pollUntil(t, "both ends to be tracked", func() bool { return layer.openConns() == 2 })
+			waitUntil(t, "both ends to be tracked", func() bool { return layer.openConns() == 2 })
 
 			layer.closeConns()
 			waitErr(t, "the blocked Read on the dialed connection", dialedDone)
 			waitErr(t, "the blocked Read on the accepted connection", acceptedDone)
 			conn.Close()
-			pollUntil(t, "closed connections to leave the set", func() bool { return layer.openConns() == 0 })
+			waitUntil(t, "closed connections to leave the set", func() bool { return layer.openConns() == 0 })
 
 			if c, err := layer.Dial(addr, 10*time.Second); !errors.Is(err, net.ErrClosed) {
 				if c != nil {
@@ -162,7 +162,7 @@ func startTestNode(t *testing.T, cfg Config) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, "the node to serve", s.isReady)
+	waitUntil(t, "the node to serve", s.isReady)
 	return s
 }
 
@@ -302,7 +302,7 @@ func TestCloseWithLeaderStalledInSnapshot(t *testing.T) {
 	// raft creates the snapshot (a .tmp directory) just before it reads
 	// the snapshot's data.
 	snaps := filepath.Join(s.cfg.DataDir, snapshotsDir)
-	pollUntil(t, "the node to start receiving the stalled leader's snapshot", func() bool { return partialSnapshots(t, snaps) == 1 })
+	waitUntil(t, "the node to start receiving the stalled leader's snapshot", func() bool { return partialSnapshots(t, snaps) == 1 })
 	closeReturns(t, s, unstall)
 	// The failed transfer is cancelled, not installed.
 	if n := partialSnapshots(t, snaps); n != 0 {

@@ -171,18 +171,6 @@ func TestProposerResolvesWithinBound(t *testing.T) {
 	}
 }
 
-// waitUntil polls cond until it holds or a generous deadline passes.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // stuckVoter is a Raft voter whose main loop is stuck, as on a stalled
 // disk: its transport answers heartbeats (hashicorp/raft's fast path, apart
 // from the main loop), so the leader keeps its lease, and nothing else.

@@ -477,16 +477,7 @@ func (p *proposer) submit(batch []*proposal, n int, seq uint64) {
 				err = fmt.Errorf("%w: unexpected apply response %T with %d results for %d commands", ErrOutcomeUnknown, f.Response(), len(results), n)
 			}
 		}
-		// Recorded before any outcome is sent: a proposal whose outcome
-		// is received may be released and reused at once (see release).
-		now := time.Now() // one clock reading for the whole batch
-		at := monoAt(now)
-		for _, pr := range batch {
-			p.lat.command.Record(now.Sub(pr.queued))
-			if pr.from != nil {
-				pr.from.answeredAt.Store(at)
-			}
-		}
+		p.recordAnswered(batch)
 		for _, pr := range batch {
 			// Applied, or never will be by this leader (a new leader's
 			// own entries are not in this view: see Server.fastDeny).
@@ -565,6 +556,17 @@ func (p *proposer) expire(w *entryWait, batch []*proposal) {
 	}
 	w.mu.Unlock()
 	err := p.errCommitTimeout()
+	p.recordAnswered(batch)
+	for _, pr := range batch {
+		pr.done <- outcome{err: err}
+	}
+}
+
+// recordAnswered times batch's commands (INFO latency_command) and marks
+// their connections answered now (latency_reply), with one clock reading.
+// It runs before any outcome is sent: a proposal whose outcome is received
+// may be released and reused at once (see release).
+func (p *proposer) recordAnswered(batch []*proposal) {
 	now := time.Now()
 	at := monoAt(now)
 	for _, pr := range batch {
@@ -572,9 +574,6 @@ func (p *proposer) expire(w *entryWait, batch []*proposal) {
 		if pr.from != nil {
 			pr.from.answeredAt.Store(at)
 		}
-	}
-	for _, pr := range batch {
-		pr.done <- outcome{err: err}
 	}
 }
 

@@ -76,18 +76,6 @@ func (g *gateFSM) was(data string) bool {
 func (g *gateFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, errors.New("no snapshots") }
 func (g *gateFSM) Restore(io.ReadCloser) error         { return errors.New("no snapshots") }
 
-// pollUntil polls cond until it holds or a generous deadline passes.
-func pollUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // TestFutureDroppedAtShutdownEnds reproduces hashicorp/raft leaving a
 // committed entry's future unanswered at shutdown (see raftwait.go): the
 // state machine is busy with one entry while the next waits, committed, in
@@ -117,17 +105,17 @@ func TestFutureDroppedAtShutdownEnds(t *testing.T) {
 			t.Fatal(err)
 		}
 		n := &raftNode{Raft: r, down: make(chan struct{})}
-		pollUntil(t, "the node to lead", func() bool { return r.State() == raft.Leader })
+		waitUntil(t, "the node to lead", func() bool { return r.State() == raft.Leader })
 
 		blocked := n.Apply([]byte("block"), 10*time.Second)
 		<-g.entered
 		queued := n.Apply([]byte("queued"), 10*time.Second)
-		pollUntil(t, "the queued entry to wait for the state machine", func() bool {
+		waitUntil(t, "the queued entry to wait for the state machine", func() bool {
 			return r.Stats()["fsm_pending"] == "1"
 		})
 		shut := make(chan error, 1)
 		go func() { shut <- n.shutdown() }()
-		pollUntil(t, "Raft to start shutting down", func() bool { return r.State() == raft.Shutdown })
+		waitUntil(t, "Raft to start shutting down", func() bool { return r.State() == raft.Shutdown })
 		close(g.release)
 		if err := <-shut; err != nil {
 			t.Fatal(err)
