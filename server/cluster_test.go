@@ -2,10 +2,12 @@ package server_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/throttledb/throttledb/internal/testcluster"
+	"github.com/throttledb/throttledb/server"
 )
 
 func TestClusterAcquireThroughEveryNode(t *testing.T) {
@@ -47,4 +49,35 @@ func TestNewLeaderKnowsItsAddressAtOnce(t *testing.T) {
 		t.Fatalf("through a node that just joined: %v", err)
 	}
 	t.Logf("first command through a new follower answered in %v", time.Since(start))
+}
+
+// TestLeaderRemovingItself: a leader that RAFT.REMOVE removes from the
+// cluster answers, shuts its own Raft down (hashicorp/raft's
+// ShutdownOnRemove), and then ends the waits on Raft's futures as a stop
+// does, since Raft may have dropped some (raftwait.go); the other two
+// elect a leader and serve.
+func TestLeaderRemovingItself(t *testing.T) {
+	ctx := context.Background()
+	c := testcluster.Start(t, 3, testcluster.Options{})
+	leader := c.WaitForLeader(10 * time.Second)
+	// OK, or, if Raft dropped the change's answer as it shut down, an
+	// unknown outcome: never no reply.
+	if err := leader.Client().Do(ctx, "RAFT.REMOVE", leader.ID()).Err(); err != nil && !strings.HasPrefix(err.Error(), "TRYAGAIN") {
+		t.Fatalf("RAFT.REMOVE of the leader itself: %v", err)
+	}
+	waitFor(t, "the removed leader's Raft to shut down", func() bool { return server.RaftStats(leader.Server)["state"] == "Shutdown" })
+	waitFor(t, "its waits on Raft to be ended", func() bool { return server.RaftDown(leader.Server) })
+	var rest *testcluster.Node
+	waitFor(t, "the other two to elect a leader", func() bool {
+		for _, n := range c.Nodes {
+			if n != leader && server.RaftStats(n.Server)["state"] == "Leader" {
+				rest = n
+				return true
+			}
+		}
+		return false
+	})
+	if err := rest.Client().Do(ctx, "THROTTLE.ACQUIRE", "k", 1000, 10).Err(); err != nil {
+		t.Fatalf("the new leader: %v", err)
+	}
 }

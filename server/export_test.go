@@ -36,3 +36,14 @@ func ShutdownWaiters(s *Server) int {
 	}
 	return s.shut.attempt.waiters
 }
+
+// RaftDown reports whether s's bounded waits on Raft have been ended
+// (raftwait.go), for tests.
+func RaftDown(s *Server) bool {
+	select {
+	case <-s.raft.down:
+		return true
+	default:
+		return false
+	}
+}

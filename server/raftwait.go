@@ -71,9 +71,13 @@ func (n *raftNode) shutdown() error {
 		n.stream.closeConns()
 	}
 	err := f.Error()
-	n.downOnce.Do(func() { close(n.down) })
+	n.markDown()
 	return err
 }
+
+// markDown ends every bounded wait that Raft left unanswered: at shutdown,
+// or once Raft has shut itself down (see Server.watchLeadership).
+func (n *raftNode) markDown() { n.downOnce.Do(func() { close(n.down) }) }
 
 type bounded struct {
 	raft.Future

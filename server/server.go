@@ -335,6 +335,13 @@ func (s *Server) watchLeadership() {
 			s.readyTerm.Store(0)
 			if !isLeader {
 				s.log.Info("lost leadership")
+				if s.raft.State() == raft.Shutdown {
+					// A leader that removed itself: hashicorp/raft
+					// (ShutdownOnRemove) shuts itself down, and may drop
+					// futures as at any shutdown (raftwait.go), so the
+					// waits on them end as they do at Close.
+					s.raft.markDown()
+				}
 				continue
 			}
 			s.awaitBarrier()
