@@ -34,6 +34,12 @@ type forwarder struct {
 	log      *slog.Logger
 	stop     chan struct{} // closed by close
 	stopped  chan struct{} // closed when run has returned
+	// ctx is the parent of every wait on the leader (the version probe, a
+	// place among the requests in flight, a reply), each bounded by
+	// timeout; close cancels it, so that a stop does not wait that out on
+	// a leader that stopped answering.
+	ctx      context.Context
+	cancel   context.CancelFunc
 	answered chan struct{} // a reply arrived (buffered, 1): see run
 	hold     time.Duration // how long a batch that is not full may wait: see run
 
@@ -93,7 +99,10 @@ const maxKeptRequest = 1 << 20
 const maxHold = 20 * time.Millisecond
 
 func newForwarder(pools *resp.Pools, maxBatch int, timeout time.Duration, log *slog.Logger) *forwarder {
+	ctx, cancel := context.WithCancel(context.Background())
 	return &forwarder{
+		ctx:        ctx,
+		cancel:     cancel,
 		pools:      pools,
 		queue:      make(chan *proposal, maxBatch),
 		maxBatch:   maxBatch,
@@ -348,7 +357,7 @@ func (f *forwarder) send(addr string, batch []*proposal) {
 	if early != nil {
 		v = rpcVersionEarly
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	ctx, cancel := context.WithTimeout(f.ctx, f.timeout)
 	// Send copies the request before it returns, so f.req is reused.
 	f.req = appendProposeRequest(f.req[:0], v, props, early)
 	ch, err := pipe.Send(ctx, []byte("RAFT.PROPOSE"), f.req)
@@ -461,7 +470,7 @@ func (f *forwarder) pipe(addr string) (*leaderPipe, error) {
 	if p := f.pipes[addr]; p != nil {
 		return p, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	ctx, cancel := context.WithTimeout(f.ctx, f.timeout)
 	defer cancel()
 	pp, err := f.pools.Get(addr).OpenPipe(ctx, f.inFlight)
 	if err != nil {
@@ -507,7 +516,10 @@ func probe(ctx context.Context, pp *resp.Pipe) (byte, error) {
 	return rpcVersion, nil
 }
 
-func (f *forwarder) close() { close(f.stop) }
+func (f *forwarder) close() {
+	f.cancel()
+	close(f.stop)
+}
 
 // bulkPayload returns the payload of a raw RESP bulk string.
 func bulkPayload(raw []byte) ([]byte, bool) {

@@ -287,3 +287,50 @@ func TestForwarderWaitsForReturningClients(t *testing.T) {
 		})
 	}
 }
+
+// TestForwarderCloseEndsWaitOnSilentLeader: a leader that accepts the
+// forwarding connection and never answers holds the forwarder's run only
+// until close, not for its timeout (an hour here), and the proposal waiting
+// on it is answered with an error, never a grant.
+func TestForwarderCloseEndsWaitOnSilentLeader(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(io.Discard, c) // reads everything, answers nothing
+		}
+	}()
+	pools := resp.NewPools("", time.Second)
+	defer pools.Close()
+	f := newForwarder(pools, 512, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	go f.run()
+	sub := f.to(ln.Addr().String())
+	pr, err := sub.enqueue(context.Background(), fsm.Acquire{Key: "k", Interval: 1000, Max: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Once the forwarder has taken the proposal, it is waiting on the
+	// silent leader.
+	for deadline := time.Now().Add(10 * time.Second); len(f.queue) > 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the forwarder never took the proposal")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	f.close()
+	select {
+	case <-f.stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the forwarder still waits on the silent leader 30 s after close")
+	}
+	if res, err := sub.await(pr); err == nil {
+		t.Fatalf("answered %v with no error by a leader that never answered", res)
+	}
+}
