@@ -25,8 +25,9 @@ var (
 	// ErrCommitTimeout is wrapped with ErrOutcomeUnknown when a write was
 	// handed to Raft but not committed within Config.ApplyTimeout (a
 	// majority's log writes stalled: the leader keeps its lease and its
-	// entries wait), and with ErrNoLeader when a write waited that long
-	// behind such entries without being handed to Raft at all.
+	// entries wait), and with ErrNoLeader when a write waited
+	// Config.LeaderWait behind such entries without being handed to Raft
+	// at all.
 	ErrCommitTimeout = errors.New("commit timed out")
 	// ErrShuttingDown is returned when the node is stopping.
 	ErrShuttingDown = errors.New("node is shutting down")
