@@ -383,6 +383,12 @@ func (s *Server) infoSection(name string) []string {
 			"raft_leader_id", lid,
 			"raft_leader_addr", laddr,
 			"raft_log_store", s.raft.logStore,
+			// Writes this node, as leader, answered unknown because Raft
+			// had not committed their entry within the commit timeout
+			// (entries), and refused because they waited the leader wait
+			// behind such an entry (commands): a stalled majority.
+			"raft_commit_timeouts", itoa(s.prop.commitTimeouts.Load()),
+			"raft_queue_timeouts", itoa(s.prop.queueTimeouts.Load()),
 		}
 	case "Latency":
 		// Where a write's time goes (see latency.go and README.md's

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -122,6 +123,9 @@ func TestProposerCommitTimeout(t *testing.T) {
 			res, err = proposeWithin(t, p, acq("queued"))
 			if !errors.Is(err, ErrNoLeader) || !errors.Is(err, ErrCommitTimeout) || res.Permit.Granted {
 				t.Fatalf("queued behind it: %+v, %v; want CLUSTERDOWN (not handed to Raft)", res, err)
+			}
+			if c, q := p.commitTimeouts.Load(), p.queueTimeouts.Load(); c != 1 || q != 1 {
+				t.Fatalf("counted %d commit timeouts and %d queue timeouts, want 1 and 1", c, q)
 			}
 			p.flight.mu.Lock()
 			held := p.flight.slot("held").acq
@@ -294,6 +298,16 @@ func TestStalledMajorityAnswersUnknown(t *testing.T) {
 			}
 			if !leader.isReady() {
 				t.Fatal("the leader lost its lease: the test did not stall a majority")
+			}
+			// Operators see the stall: INFO raft_commit_timeouts.
+			fields := leader.infoSection("Raft")
+			for i := 0; i+1 < len(fields); i += 2 {
+				if fields[i] == "raft_commit_timeouts" && (fields[i+1] == "" || fields[i+1] == "0") {
+					t.Fatalf("INFO raft_commit_timeouts:%s after a timed-out entry", fields[i+1])
+				}
+			}
+			if !slices.Contains(fields, "raft_commit_timeouts") {
+				t.Fatalf("no raft_commit_timeouts in INFO raft: %v", fields)
 			}
 		})
 	}

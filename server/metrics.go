@@ -157,6 +157,10 @@ var (
 		"Future slots reserved, cluster-wide (from the replicated state).", nil, nil)
 	descDenials = prometheus.NewDesc("throttledb_throttle_denials_total",
 		"Acquires refused, cluster-wide (from the replicated state).", nil, nil)
+	descCommitTimeouts = prometheus.NewDesc("throttledb_raft_commit_timeouts_total",
+		"Log entries this node, as leader, answered unknown (TRYAGAIN) because Raft had not committed them within the commit timeout.", nil, nil)
+	descQueueTimeouts = prometheus.NewDesc("throttledb_raft_queue_timeouts_total",
+		"Commands this node, as leader, refused (CLUSTERDOWN) because they waited the leader wait behind an entry Raft had not committed.", nil, nil)
 	descFastDenials = prometheus.NewDesc("throttledb_throttle_fast_denials_total",
 		"Acquires this node refused as leader without a log entry; not in throttledb_throttle_denials_total.", nil, nil)
 	descClients = prometheus.NewDesc("throttledb_connected_clients",
@@ -200,7 +204,7 @@ type nodeCollector struct{ s *Server }
 // Describe implements prometheus.Collector.
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCommands, descCommandSeconds, descGrants, descReservations,
-		descDenials, descFastDenials, descClients, descConns, descErrors, descRaftState, descReady, descTerm, descCommit,
+		descDenials, descFastDenials, descCommitTimeouts, descQueueTimeouts, descClients, descConns, descErrors, descRaftState, descReady, descTerm, descCommit,
 		descApplied, descLastLog, descSnapIndex, descPeers, descLastContact, descLatency, descLatencyMax} {
 		ch <- d
 	}
@@ -228,6 +232,8 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descReservations, float64(st.Reservations))
 	counter(descDenials, float64(st.Denials))
 	counter(descFastDenials, float64(s.deny.count.Load()))
+	counter(descCommitTimeouts, float64(s.prop.commitTimeouts.Load()))
+	counter(descQueueTimeouts, float64(s.prop.queueTimeouts.Load()))
 	gauge(descClients, float64(s.clients.Load()))
 	counter(descConns, float64(s.connsTotal.Load()))
 	counter(descErrors, float64(s.stats.errTotal.Load()))

@@ -117,6 +117,8 @@ func TestMetricsMove(t *testing.T) {
 		{`throttledb_latency_seconds{stage="command",quantile="0.99"}`, func(v float64) bool { return v > 0 }},
 		{`throttledb_latency_max_seconds{stage="log_store"}`, func(v float64) bool { return v > 0 }},
 		{`throttledb_latency_seconds_count{stage="commit_wait"}`, func(v float64) bool { return v >= 1 }},
+		{`throttledb_raft_commit_timeouts_total`, func(v float64) bool { return v == 0 }},
+		{`throttledb_raft_queue_timeouts_total`, func(v float64) bool { return v == 0 }},
 		{`throttledb_latency_seconds_count{stage="reply"}`, func(v float64) bool { return v >= 1 }},
 		{`throttledb_latency_seconds_count{stage="forward_request"}`, func(v float64) bool { return v == 0 }},
 		{`go_goroutines`, func(v float64) bool { return v > 0 }},

@@ -122,6 +122,11 @@ type proposer struct {
 	queueWait time.Duration
 	// tokenTimer is run's timer for takeToken, made once and reused.
 	tokenTimer *time.Timer
+	// commitTimeouts counts entries answered unknown because Raft had not
+	// committed them within timeout (expire); queueTimeouts counts
+	// proposals refused because they waited queueWait for their turn
+	// (takeToken, admit). INFO raft_commit_timeouts, raft_queue_timeouts.
+	commitTimeouts, queueTimeouts atomic.Int64
 	// lateQueued is when the last proposal takeToken refused was queued
 	// (run's own): admit refuses the proposals queued with it, the rest
 	// of its forwarding request (one clock reading: queueProposals), so
@@ -351,6 +356,7 @@ func (p *proposer) takeToken(first *proposal) int {
 		}
 		p.flight.done(first.cmds)
 		p.lateQueued = first.queued
+		p.queueTimeouts.Add(1)
 		first.done <- outcome{err: p.errQueueTimeout()}
 		return tokenLate
 	case <-p.stop:
@@ -396,6 +402,7 @@ func (p *proposer) take(batch []*proposal, n int) ([]*proposal, int) {
 func (p *proposer) admit(pr *proposal) bool {
 	if !p.lateQueued.IsZero() && !pr.queued.After(p.lateQueued) {
 		p.flight.done(pr.cmds)
+		p.queueTimeouts.Add(1)
 		pr.done <- outcome{err: p.errQueueTimeout()}
 		return false
 	}
@@ -555,6 +562,7 @@ func (p *proposer) expire(w *entryWait, batch []*proposal) {
 		w.cmds[i], w.newKeys[i], w.from[i] = pr.cmds, pr.newKeys, pr.from
 	}
 	w.mu.Unlock()
+	p.commitTimeouts.Add(1)
 	err := p.errCommitTimeout()
 	p.recordAnswered(batch)
 	for _, pr := range batch {
