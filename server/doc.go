@@ -65,6 +65,13 @@
 // it confirms its leadership with a quorum. A new leader serves nothing
 // until a Barrier has applied everything its predecessors committed.
 //
+// Every wait ends: a wait on a Raft future ends once Raft has stopped
+// (raftwait.go: hashicorp/raft can drop queued futures at shutdown), a
+// stop closes the Raft connections so a stalled peer cannot hold it
+// (tcpStreamLayer.closeConns), and the forwarder's waits on a leader end
+// when it closes. INFO latency (latency.go) times each stage of a write,
+// from the forwarder's gather to the reply's write.
+//
 // Errors from fsm and raft are translated to RESP error replies only here,
 // in errors.go.
 package server
