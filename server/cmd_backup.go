@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -57,6 +58,9 @@ func cmdRaftRestore(s *Server, c *call) (any, error) {
 		}
 		meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(img))}
 		if err := s.raft.Restore(meta, bytes.NewReader(img), s.cfg.ApplyTimeout); err != nil {
+			if errors.Is(err, ErrShuttingDown) {
+				return nil, err // refused before it began: nothing changed
+			}
 			return nil, classifyApplyErr(err)
 		}
 		s.log.Warn("state replaced from a backup", "keys", keys, "bytes", len(img))

@@ -30,6 +30,9 @@ type raftNode struct {
 	// down is closed once Raft has shut down (see raftwait.go).
 	down     chan struct{}
 	downOnce sync.Once
+	// restores holds shutdown back while a user restore runs (see
+	// raftNode.Restore).
+	restores restoreGate
 }
 
 // openRaft opens (or creates) the node's Raft state in cfg.DataDir and starts

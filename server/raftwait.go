@@ -2,6 +2,8 @@ package server
 
 import (
 	"fmt"
+	"io"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -60,12 +62,77 @@ func (n *raftNode) Snapshot() raft.SnapshotFuture {
 	return boundedSnapshot{n.Raft.Snapshot(), n.down}
 }
 
-// shutdown shuts Raft down and then marks it down, ending every bounded
-// wait that Raft left unanswered. Between starting the shutdown and
+// Restore is raft.Raft.Restore, bounded by shutdown, and never cut short by
+// this node's own shutdown: hashicorp/raft (v1.7.3) panics in its leader
+// loop when it shuts down while the state machine is loading a user
+// snapshot (restoreUserSnapshot takes the shutdown for a failed restore),
+// which would crash the process at the end of a stop. So shutdown first
+// refuses new restores (ErrShuttingDown: nothing was changed) and waits for
+// the ones running to return; a restore is bounded by its image's size and
+// by the leader's lease (Restore then commits one entry, which a leader
+// that loses its majority answers with an error).
+func (n *raftNode) Restore(meta *raft.SnapshotMeta, r io.Reader, timeout time.Duration) error {
+	if !n.restores.begin() {
+		return ErrShuttingDown
+	}
+	defer n.restores.end()
+	return awaitFuture(callFuture(func() error { return n.Raft.Restore(meta, r, timeout) }), n.down)
+}
+
+// callFuture is a blocking call seen as a future, so that awaitFuture can
+// bound it.
+type callFuture func() error
+
+func (f callFuture) Error() error { return f() }
+
+// restoreGate counts the user restores running, and once closed refuses
+// more (see raftNode.Restore).
+type restoreGate struct {
+	mu      sync.Mutex
+	closed  bool
+	running sync.WaitGroup
+}
+
+// begin counts a restore as running, or reports false once the gate is
+// closed; a true begin must be followed by end.
+func (g *restoreGate) begin() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.running.Add(1)
+	return true
+}
+
+func (g *restoreGate) end() { g.running.Done() }
+
+// close refuses restores from now on and waits for the running ones to
+// return, or for down to close (Raft shut itself down: nothing is left
+// for a restore to finish).
+func (g *restoreGate) close(down <-chan struct{}) {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		g.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-down:
+	}
+}
+
+// shutdown waits for running user restores (see Restore), shuts Raft down
+// and then marks it down, ending every bounded wait that Raft left
+// unanswered. Between starting the shutdown and
 // waiting for it, it closes the Raft connections, so that a peer stalled
 // mid-RPC cannot hold the wait (see tcpStreamLayer.closeConns); after the
 // start, so that nothing Raft does from then on needs them.
 func (n *raftNode) shutdown() error {
+	n.restores.close(n.down)
 	f := n.Raft.Shutdown()
 	if n.stream != nil {
 		n.stream.closeConns()

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"sync"
@@ -141,5 +142,85 @@ func TestFutureDroppedAtShutdownEnds(t *testing.T) {
 	// queue at shutdown, and raftwait.go's reason should be checked again.
 	if dropped < 2 {
 		t.Fatalf("Raft dropped %d queued futures at shutdown in 64 tries, expected about 32", dropped)
+	}
+}
+
+// restoreFSM is a state machine whose Restore blocks, once entered, until
+// release is closed.
+type restoreFSM struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (f *restoreFSM) Apply(*raft.Log) any                 { return nil }
+func (f *restoreFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, errors.New("no snapshots") }
+func (f *restoreFSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	close(f.entered)
+	<-f.release
+	_, err := io.Copy(io.Discard, rc)
+	return err
+}
+
+// newLoneNode starts a one-voter in-memory Raft with fsm and waits for it
+// to lead.
+func newLoneNode(t *testing.T, fsm raft.FSM) (*raftNode, *raft.InmemTransport) {
+	t.Helper()
+	conf := raft.DefaultConfig()
+	conf.LocalID = "n1"
+	conf.Logger = hclog.NewNullLogger()
+	conf.HeartbeatTimeout = 50 * time.Millisecond
+	conf.ElectionTimeout = 50 * time.Millisecond
+	conf.LeaderLeaseTimeout = 50 * time.Millisecond
+	conf.CommitTimeout = 5 * time.Millisecond
+	store, snaps := raft.NewInmemStore(), raft.NewInmemSnapshotStore()
+	addr, trans := raft.NewInmemTransport("")
+	boot := raft.Configuration{Servers: []raft.Server{{ID: conf.LocalID, Address: addr}}}
+	if err := raft.BootstrapCluster(conf, store, store, snaps, trans, boot); err != nil {
+		t.Fatal(err)
+	}
+	r, err := raft.NewRaft(conf, fsm, store, store, snaps, trans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the node to lead", func() bool { return r.State() == raft.Leader })
+	return &raftNode{Raft: r, down: make(chan struct{})}, trans
+}
+
+// TestShutdownWaitsForRestore stops a node while its state machine is
+// loading a user restore (RAFT.RESTORE). hashicorp/raft panics if it shuts
+// down at that moment (see raftNode.Restore), which crashes the whole test
+// binary; the shutdown must instead wait for the restore, which then
+// succeeds, and refuse restores asked for after it began.
+func TestShutdownWaitsForRestore(t *testing.T) {
+	f := &restoreFSM{entered: make(chan struct{}), release: make(chan struct{})}
+	n, trans := newLoneNode(t, f)
+	defer trans.Close()
+
+	restored := make(chan error, 1)
+	img := []byte("image")
+	go func() {
+		meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(img))}
+		restored <- n.Restore(meta, bytes.NewReader(img), 10*time.Second)
+	}()
+	<-f.entered // the state machine is loading the image
+
+	shut := make(chan error, 1)
+	go func() { shut <- n.shutdown() }()
+	waitUntil(t, "the shutdown to begin", func() bool {
+		n.restores.mu.Lock()
+		defer n.restores.mu.Unlock()
+		return n.restores.closed
+	})
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: int64(len(img))}
+	if err := n.Restore(meta, bytes.NewReader(img), time.Second); !errors.Is(err, ErrShuttingDown) {
+		t.Fatalf("a restore asked for during the shutdown: %v, want ErrShuttingDown", err)
+	}
+	close(f.release)
+	if err := <-restored; err != nil {
+		t.Fatalf("the restore the shutdown waited for: %v", err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("shutdown: %v", err)
 	}
 }
