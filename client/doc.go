@@ -39,7 +39,9 @@
 // same call reuses it: after a network error on another address, and in
 // Wait after ErrOutcomeUnknown. The server remembers a granted token for a
 // minute of cluster time and answers a repeat with the first reply, so a
-// retry never takes a second slot. Such a reply may have been decided when
+// retry never takes a second slot. Wait stops resending 45 seconds after
+// the first attempt (returning ErrOutcomeUnknown), so that no resend
+// reaches a server that has forgotten the token. Such a reply may have been decided when
 // the first attempt was sent, so the permit's Deadline is moved earlier by
 // the time since then.
 //

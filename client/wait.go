@@ -12,6 +12,16 @@ import (
 // step).
 const outcomeUnknownBackoff = 50 * time.Millisecond
 
+// tokenRetryLimit is how long after a call's first attempt Wait still
+// resends it with the same token after ErrOutcomeUnknown. The server
+// remembers a token for one minute of cluster time from when the first
+// attempt was applied (stamped after it was sent); a resend is stamped at
+// most the server's --leader-wait (2 s by default) plus a forwarding hop
+// after it is sent. A resend later than this could reach a server that has
+// forgotten the first attempt, which, if it was granted after all, would
+// then take a second slot: Wait returns ErrOutcomeUnknown instead.
+const tokenRetryLimit = 45 * time.Second
+
 // Wait takes a slot of key's throttle and sleeps until it opens, then
 // returns the permit: the caller may act at once (and must act before
 // Permit.Deadline).
@@ -22,14 +32,18 @@ const outcomeUnknownBackoff = 50 * time.Millisecond
 //     jitter of up to a tenth of interval, and tries again.
 //   - On ErrOutcomeUnknown it tries again after a short random pause,
 //     with the same idempotency token: if the first attempt was granted
-//     after all, the retry is answered with that grant.
+//     after all, the retry is answered with that grant. It stops, and
+//     returns ErrOutcomeUnknown, once 45 seconds have passed since the
+//     first attempt: the server remembers a token for a minute, and a
+//     later resend could take a second slot.
 //   - If it wakes after Permit.Deadline (the process stalled, or the sleep
 //     overshot by more than the slop), it does not use the permit and
 //     returns it with ErrPermitExpired. It does not try again: the caller
 //     decides.
 //
 // It returns when it has a usable permit, on ErrPermitExpired, on an error
-// other than ErrOutcomeUnknown (ErrClusterDown, ErrInvalidArgument...), or
+// other than ErrOutcomeUnknown (ErrClusterDown, ErrInvalidArgument...), on
+// ErrOutcomeUnknown 45 seconds after the first attempt, or
 // when ctx ends (then with ctx's error). When ctx ends while it sleeps
 // until a reserved slot, it gives the slot back (THROTTLE.CANCEL, see
 // Client.Cancel) before returning, so that the next caller can have it.
@@ -49,6 +63,9 @@ func (c *Client) Wait(ctx context.Context, key string, interval time.Duration, m
 		case errors.Is(err, ErrOutcomeUnknown):
 			if err := c.sleep(ctx, c.jitter(outcomeUnknownBackoff)+time.Millisecond); err != nil {
 				return p, err
+			}
+			if c.now().Sub(r.first) >= tokenRetryLimit {
+				return p, err // too late to resend with this token
 			}
 			continue
 		case err != nil:
