@@ -28,8 +28,8 @@
 # named above.
 #
 # Then redis-benchmark (the tool Redis users already trust) with Redis's
-# own numbers: -c 50, -r 10000 random keys, N requests (--requests, default
-# 20000) a run, in three workloads: random keys at -P 1, random keys at
+# own numbers: -c 50, -r 10000 random keys, runs of N requests (--requests,
+# default 20000), in three workloads: random keys at -P 1, random keys at
 # -P 16, and one hot key at -P 1 (nearly every call denied). It runs in
 # rounds (--rounds, default 3): each round runs each workload against every
 # target in turn, so that a throttledb figure and the Redis figure it is
@@ -37,13 +37,16 @@
 # the disk's fsync latency drifts over tens of seconds, and Redis+Lua
 # `appendfsync always` alone measured 16.6k/s in one run and 24.8k/s in
 # another. The order of the targets rotates from round to round, so that
-# no target always runs first. Every run on random keys uses 10,000 keys no
-# earlier run used (key prefix rN:), so that each row is the mostly
-# granting load it names. A -P 16 figure is 16 runs of N added up (requests
-# over the sum of the runs' times; p50 the median of theirs): one run of N
-# takes a fifth of a second at 60-100k/s and swings widely, while 16 x N on
-# the same 10,000 keys would be 32 calls a key, mostly denials; its 16 runs
-# are interleaved too (run 1 against every target, then run 2, ...).
+# no target always runs first. A round's figure for a target is several
+# runs added up (requests over the sum of the runs' times; p50 the median
+# of theirs), interleaved run by run with the other targets' (run 1
+# against every target, then run 2, ...): 4 runs at -P 1 and for the hot
+# key, where one run of N lasts about a second and swings with whatever
+# else the machine does, and 16 at -P 16, where one run takes a fifth of a
+# second. Every run on random keys uses 10,000 keys no earlier run used
+# (key prefix rN:), so that each figure is the mostly granting load it
+# names: 16 x N on the same 10,000 keys would be 32 calls a key, mostly
+# denials.
 #
 # The second table gives, per target and workload, the median over the
 # rounds of ops/s and of p50, and the median of the per-round ratios (that
@@ -311,6 +314,11 @@ next_key() {
   KEY="r$rb_batch:key:__rand_int__"
 }
 
+# Runs of N requests a round adds up into one figure for -P 1 and for the
+# hot key (-P 16 takes 16): one run of 20,000 lasts about a second, too
+# short to ride out the machine's swings.
+runs_p1=4 runs_hot=4
+
 # rb_run I PIPELINE KEY: one redis-benchmark run of N requests against
 # target I; prints "ops/s p50-ms", or nothing (and redis-benchmark's
 # output on stderr) if it failed.
@@ -335,37 +343,42 @@ record() {
   printf '%s\t%s\t%s\t%s\t%s\n' "$1" "${t_label[$2]}" "$3" "$ops" "$p50" >>"$tmp/rb.tsv"
 }
 
+# run_workload R WORKLOAD PIPELINE KEY RUNS ORDER...: RUNS runs of
+# WORKLOAD against every target of ORDER, interleaved (run 1 against each
+# in turn, then run 2, ...), each on keys no earlier run used unless KEY is
+# "hot"; records per target requests over the sum of its runs' times, and
+# the median of their p50s.
+run_workload() {
+  local r=$1 w=$2 pipe=$3 key=$4 runs=$5 i s
+  shift 5
+  for i in "$@"; do : >"$tmp/runs.$i"; done
+  for ((s = 1; s <= runs; s++)); do
+    for i in "$@"; do
+      KEY=$key
+      if [ "$key" != hot ]; then next_key; fi
+      rb_run "$i" "$pipe" "$KEY" >>"$tmp/runs.$i"
+    done
+  done
+  for i in "$@"; do
+    record "$r" "$i" "$w" "$(sort -k2,2g "$tmp/runs.$i" | awk -v n="$requests" -v runs="$runs" '
+      { t += n / $1; p[NR] = $2 }
+      END { if (NR == runs) printf "%.0f %s\n", NR * n / t, p[int((NR + 1) / 2)] }')"
+  done
+}
+
 # run_round R: every redis-benchmark workload against every target, one
 # target after another, starting at target (R-1) mod targets.
 run_round() {
-  local r=$1 n=${#t_label[@]} order=() i j s names=()
+  local r=$1 n=${#t_label[@]} order=() i j names=()
   for ((j = 0; j < n; j++)); do
     i=$(((j + r - 1) % n))
     order+=("$i")
     names+=("${t_label[$i]}")
   done
   log "round $r of $rounds, in the order: $(printf '%s; ' "${names[@]}")"
-  for i in "${order[@]}"; do
-    next_key
-    record "$r" "$i" "random keys, -P 1" "$(rb_run "$i" 1 "$KEY")"
-  done
-  # -P 16: run s against every target, then run s+1.
-  for i in "${order[@]}"; do : >"$tmp/p16.$r.$i"; done
-  for ((s = 1; s <= 16; s++)); do
-    for i in "${order[@]}"; do
-      next_key
-      rb_run "$i" 16 "$KEY" >>"$tmp/p16.$r.$i"
-    done
-  done
-  for i in "${order[@]}"; do
-    # Requests over the sum of the runs' times; p50 the runs' median.
-    record "$r" "$i" "random keys, -P 16" "$(sort -k2,2g "$tmp/p16.$r.$i" | awk -v n="$requests" '
-      { t += n / $1; p[NR] = $2 }
-      END { if (NR == 16) printf "%.0f %s\n", NR * n / t, p[int((NR + 1) / 2)] }')"
-  done
-  for i in "${order[@]}"; do
-    record "$r" "$i" "one hot key, -P 1" "$(rb_run "$i" 1 hot)"
-  done
+  run_workload "$r" "random keys, -P 1" 1 key:__rand_int__ "$runs_p1" "${order[@]}"
+  run_workload "$r" "random keys, -P 16" 16 key:__rand_int__ 16 "${order[@]}"
+  run_workload "$r" "one hot key, -P 1" 1 hot "$runs_hot" "${order[@]}"
 }
 
 bin="$tmp/throttledb"
@@ -408,10 +421,10 @@ printf '%s\n' "${rows[@]}"
 if [ -s "$tmp/rb.tsv" ]; then
   printf '%s\n' "${t_label[@]}" >"$tmp/targets"
   echo
-  echo "Load: redis-benchmark -c 50 -r 10000 -n $requests -P 1, and -P 16 as 16 such runs, each run on keys of its own (prefix rN:), --csv, \`THROTTLE.ACQUIRE key:__rand_int__ 1000 5\`"
+  echo "Load: redis-benchmark -c 50 -r 10000 -n $requests -P 1 ($runs_p1 runs a round), -P 16 (16 runs) and -P 1 on one hot key ($runs_hot runs), every run on random keys on keys no earlier run used (prefix rN:), --csv, \`THROTTLE.ACQUIRE key:__rand_int__ 1000 5\`"
   echo "(Redis: \`EVALSHA <cmd/throttledb/internal/bench/throttle.lua> 1 key:__rand_int__ 1000 5\`; hot key: the key \`hot\`)"
-  echo "$rounds round(s), every server up at once, each round every workload against every target in turn (order rotated each round), in ${rb_took}s;"
-  echo "ops/s and p50: median over the rounds; x Lua: median of the per-round ratios (min-max)."
+  echo "$rounds round(s) in ${rb_took}s, every server up at once; in each round every workload against every target in turn, run by run (order rotated each round);"
+  echo "a round's figure: requests over the sum of its runs' times, p50 their median. Below: ops/s and p50, the median over the rounds; x Lua, the median of the per-round ratios (min-max)."
   echo
   echo "| target | workload | ops/s | p50 ms | x Lua always | x Lua in memory |"
   echo "|---|---|---:|---:|---:|---:|"
