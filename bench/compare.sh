@@ -321,18 +321,31 @@ runs_p1=4 runs_hot=4
 
 # rb_run I PIPELINE KEY: one redis-benchmark run of N requests against
 # target I; prints "ops/s p50-ms", or nothing (and redis-benchmark's
-# output on stderr) if it failed.
+# output on stderr) if it failed. redis-benchmark waits for ever for a
+# server that is gone, so each run is bounded, and a target that no longer
+# answers PING after a failed run gets no more runs.
+t_dead=()
+rb_timeout=$((60 + requests / 500))
 rb_run() {
   local i=$1 cmd=(THROTTLE.ACQUIRE)
+  if [ -n "${t_dead[$i]:-}" ]; then return 0; fi
   if [ "${t_kind[$i]}" = lua ]; then cmd=(EVALSHA "${t_sha[$i]}" 1); fi
-  redis-benchmark -h "${t_addr[$i]%:*}" -p "${t_addr[$i]##*:}" -c 50 -r 10000 -n "$requests" -P "$2" --csv \
+  timeout "$rb_timeout" redis-benchmark -h "${t_addr[$i]%:*}" -p "${t_addr[$i]##*:}" -c 50 -r 10000 -n "$requests" -P "$2" --csv \
     "${cmd[@]}" "$3" 1000 5 >"$tmp/rb.csv" 2>&1 || true
-  if [ "$(awk 'END {print NR}' "$tmp/rb.csv")" -lt 2 ]; then
+  # The line after the header "test","rps","avg_latency_ms","min","p50",...
+  # (not what a run that could not connect prints instead).
+  local res
+  res=$(awk -F'","' 'h && $2 + 0 > 0 {print $2, $5; exit} /^"test","rps"/ {h = 1}' "$tmp/rb.csv")
+  if [ -z "$res" ]; then
+    log "redis-benchmark against ${t_label[$i]} failed:"
     sed 's/^/    /' "$tmp/rb.csv" >&2
+    if ! pong "${t_addr[$i]##*:}"; then
+      log "${t_label[$i]} does not answer PING: no more runs against it"
+      t_dead[i]=1
+    fi
     return 0
   fi
-  # The second line: "test","rps","avg","min","p50",...
-  awk -F'","' 'NR == 2 {print $2, $5}' "$tmp/rb.csv"
+  echo "$res"
 }
 
 # record ROUND I WORKLOAD "OPS P50": append one figure to $tmp/rb.tsv as
