@@ -88,25 +88,8 @@ func TestFutureDroppedAtShutdownEnds(t *testing.T) {
 	dropped := 0
 	for try := 1; try <= 64 && dropped < 2; try++ {
 		g := &gateFSM{entered: make(chan struct{}), release: make(chan struct{}), applied: map[string]bool{}}
-		conf := raft.DefaultConfig()
-		conf.LocalID = "n1"
-		conf.Logger = hclog.NewNullLogger()
-		conf.HeartbeatTimeout = 50 * time.Millisecond
-		conf.ElectionTimeout = 50 * time.Millisecond
-		conf.LeaderLeaseTimeout = 50 * time.Millisecond
-		conf.CommitTimeout = 5 * time.Millisecond
-		store, snaps := raft.NewInmemStore(), raft.NewInmemSnapshotStore()
-		addr, trans := raft.NewInmemTransport("")
-		boot := raft.Configuration{Servers: []raft.Server{{ID: conf.LocalID, Address: addr}}}
-		if err := raft.BootstrapCluster(conf, store, store, snaps, trans, boot); err != nil {
-			t.Fatal(err)
-		}
-		r, err := raft.NewRaft(conf, g, store, store, snaps, trans)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := &raftNode{Raft: r, down: make(chan struct{})}
-		waitUntil(t, "the node to lead", func() bool { return r.State() == raft.Leader })
+		n, trans := newLoneNode(t, g)
+		r := n.Raft
 
 		blocked := n.Apply([]byte("block"), 10*time.Second)
 		<-g.entered
@@ -124,7 +107,7 @@ func TestFutureDroppedAtShutdownEnds(t *testing.T) {
 		if err := blocked.Error(); err != nil {
 			t.Fatalf("try %d: the entry being applied: %v", try, err)
 		}
-		err = queued.Error()
+		err := queued.Error()
 		switch {
 		case g.was("queued"):
 			if err != nil {
