@@ -55,19 +55,10 @@ func TestStreamLayerCloseConns(t *testing.T) {
 			// handleConn does, and closed; the first Read runs the
 			// listener's handshake.
 			acceptedDone := make(chan error, 4)
-			go func() {
-				for {
-					conn, err := layer.Accept()
-					if err != nil {
-						return
-					}
-					go func() {
-						defer conn.Close()
-						_, err := io.Copy(io.Discard, conn)
-						acceptedDone <- err
-					}()
-				}
-			}()
+			serveEach(layer, acceptedDone, func(conn net.Conn) error {
+				_, err := io.Copy(io.Discard, conn)
+				return err
+			})
 			addr := raft.ServerAddress(ln.Addr().String())
 
 			// A connection closed normally leaves the set.

@@ -139,19 +139,10 @@ func streamPair(t *testing.T, sec nodeSecurity) (layer *tcpStreamLayer, errs cha
 	layer = &tcpStreamLayer{ln: ln, advertise: ln.Addr(), sec: sec}
 	errs = make(chan error, 16)
 	t.Cleanup(func() { layer.Close() })
-	go func() {
-		for {
-			conn, err := layer.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				_, err := io.Copy(conn, conn)
-				errs <- err
-			}()
-		}
-	}()
+	serveEach(layer, errs, func(conn net.Conn) error {
+		_, err := io.Copy(conn, conn)
+		return err
+	})
 	return layer, errs
 }
 
@@ -361,4 +352,22 @@ func FuzzAcceptHandshake(f *testing.F) {
 			t.Fatalf("handshake accepted %x", data)
 		}
 	})
+}
+
+// serveEach serves every connection layer accepts with serve, each in its
+// own goroutine (as raft's transport does), closes it afterwards and
+// reports serve's error on errs, until the layer is closed.
+func serveEach(layer *tcpStreamLayer, errs chan<- error, serve func(net.Conn) error) {
+	go func() {
+		for {
+			conn, err := layer.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				errs <- serve(conn)
+			}()
+		}
+	}()
 }
