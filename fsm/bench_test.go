@@ -86,3 +86,47 @@ func BenchmarkCheckEntry(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkWouldDeny measures the leader's check for a denial without the
+// log (WouldDeny) on calls it grants, over keys that each hold one slot
+// (the random-key load, where nearly every call is granted), and on one
+// full key (the hot key, where every call is denied).
+func BenchmarkWouldDeny(b *testing.B) {
+	for _, n := range []int{10_000, 1_000_000} {
+		b.Run("grant/keys="+strconv.Itoa(n), func(b *testing.B) {
+			f := New(Config{})
+			keys := make([]string, n)
+			e := Entry{Now: 1_000_000}
+			for i := range keys {
+				keys[i] = "key:" + strconv.Itoa(i)
+				e.Commands = append(e.Commands, Acquire{Key: keys[i], Interval: 1000, Max: 5, Slop: 10})
+				if len(e.Commands) == 1000 || i == n-1 {
+					f.Apply(&raft.Log{Data: e.Encode()})
+					e.Commands = e.Commands[:0]
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				// A stride through the keys, so that consecutive calls do not
+				// share cache lines, as random keys do not.
+				k := keys[(i*7919)%n]
+				if _, ok := f.WouldDeny(Acquire{Key: k, Interval: 1000, Max: 5, Slop: 10}, 1_000_100, nil); ok {
+					b.Fatal("denied a call with room")
+				}
+			}
+		})
+	}
+	b.Run("deny/hot", func(b *testing.B) {
+		f := New(Config{})
+		c := Acquire{Key: "hot", Interval: 1000, Max: 1, Slop: 10}
+		f.Apply(&raft.Log{Data: Entry{Now: 1_000_000, Commands: []Command{c, c}}.Encode()})
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, ok := f.WouldDeny(c, 1_000_100, nil); !ok {
+				b.Fatal("granted a call on a full key")
+			}
+		}
+	})
+}

@@ -1,5 +1,7 @@
 package fsm
 
+import "hash/maphash"
+
 // WouldDeny reports whether Apply would certainly deny c if it were applied
 // now, at cluster time max(now, clock), and if so the Permit it would
 // answer: the leader's way to answer a denial without a log entry. It
@@ -40,7 +42,11 @@ func (f *FSM) WouldDeny(c Acquire, now int64, unsafe func(key string, interval i
 		return Permit{}, false
 	}
 	now = max(now, f.now)
-	_, st := f.liveAt(c.Key, now)
+	h := maphash.String(tableSeed, c.Key)
+	if bound, ok := denyBound(c, now); ok && f.ks.horizon.within(h, bound) {
+		return Permit{}, false // no key of h's slot is that full (horizon)
+	}
+	_, st := f.liveAtHashed(c.Key, h, now)
 	if st == nil || st.cell() {
 		// An absent key always grants; a CL.THROTTLE key is WRONGTYPE.
 		return Permit{}, false

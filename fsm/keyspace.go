@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 )
 
 // KeyType is the kind of value a key holds, as TYPE names it.
@@ -92,7 +93,12 @@ func (f *FSM) applyCell(c CellThrottle) Result {
 // liveAt returns key's id and record if it is unexpired at cluster time
 // now, else 0 and nil; f.mu is held.
 func (f *FSM) liveAt(key string, now int64) (uint32, *record) {
-	id, st := f.ks.get(key)
+	return f.liveAtHashed(key, maphash.String(tableSeed, key), now)
+}
+
+// liveAtHashed is liveAt for a key whose table hash h the caller has.
+func (f *FSM) liveAtHashed(key string, h uint64, now int64) (uint32, *record) {
+	id, st := f.ks.getHashed(key, h)
 	if st == nil || now >= st.deadline() {
 		return 0, nil
 	}

@@ -306,6 +306,8 @@ type store struct {
 	probeMu   sync.Mutex
 	probeHash uint64
 	probeKey  string
+	// horizon summarizes the ACQUIRE keys' last slots by table hash.
+	horizon horizon
 }
 
 // segment is one part of the hash table: linear probing over a power of
@@ -386,7 +388,11 @@ func (s *store) len() int { return s.n }
 
 // get returns key's id and record, or 0 and nil when it is not held.
 func (s *store) get(key string) (uint32, *record) {
-	h := maphash.String(tableSeed, key)
+	return s.getHashed(key, maphash.String(tableSeed, key))
+}
+
+// getHashed is get for a key whose table hash h the caller has.
+func (s *store) getHashed(key string, h uint64) (uint32, *record) {
 	sg := &s.segs[h>>(64-segBits)]
 	mask := uint64(len(sg.slots) - 1)
 	tag := slotTag(h)
@@ -445,6 +451,9 @@ func (s *store) add(key string, hash uint64, last, interval, span int64, cell bo
 	*r = record{hash: hash, last: last, meta: metaLive}
 	s.setTimes(id, r, interval, span, cell)
 	th := maphash.String(tableSeed, key)
+	if !cell {
+		s.horizon.note(th, last)
+	}
 	if len(key) > inlineKey {
 		r.meta |= metaLong
 		r.setLong(th, len(key), s.long.add(key))
@@ -478,6 +487,9 @@ func (s *store) remove(id uint32) {
 func (s *store) update(id uint32, last, interval, span int64, cell bool) {
 	r := s.rec(id)
 	r.last = last
+	if !cell {
+		s.horizon.note(s.tableHash(id), last)
+	}
 	s.setTimes(id, r, interval, span, cell)
 	s.heapFix(int(r.pos))
 }
