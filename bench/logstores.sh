@@ -35,21 +35,8 @@ log() { echo "logstores: $*" >&2; }
 
 go build -o "$tmp/throttledb" ./cmd/throttledb
 
-# free_port prints a free loopback port with 3 free ports after it.
-free_port() {
-  python3 -c '
-import socket
-while True:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
-    try:
-        for q in range(p, p + 3):
-            t = socket.socket(); t.bind(("127.0.0.1", q)); t.close()
-    except OSError:
-        continue
-    print(p); break'
-}
-
-info() { redis-cli -p "$1" INFO raft 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 declare -A results # "store case" -> space-separated figures
 
@@ -61,18 +48,7 @@ run_store() {
     --data "$tmp/$store-$round" --log-store "$store" --log-level error >"$tmp/$store-$round.log" 2>&1 &
   pid=$!
   leader="" follower=""
-  for _ in $(seq 300); do
-    leader="" follower=""
-    local ready=0
-    for p in "$base" $((base + 1)) $((base + 2)); do
-      case "$(info "$p" raft_state)" in
-        leader) [ "$(info "$p" raft_ready)" = true ] && leader=$p ;;
-        follower) [ "$(info "$p" raft_leader_id)" != "" ] && follower=$p && ready=$((ready + 1)) ;;
-      esac
-    done
-    [ -n "$leader" ] && [ "$ready" = 2 ] && break
-    sleep 0.1
-  done
+  if await_cluster "$base"; then leader=$LEADER follower=$FOLLOWER; fi
   if [ -z "$leader" ] || [ -z "$follower" ]; then
     log "cluster ($store, round $round) did not come up; its log:"
     cat "$tmp/$store-$round.log" >&2
