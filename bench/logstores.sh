@@ -47,13 +47,12 @@ run_store() {
   "$tmp/throttledb" cluster --nodes 3 --base-port "$base" --raft-base-port "$raft" \
     --data "$tmp/$store-$round" --log-store "$store" --log-level error >"$tmp/$store-$round.log" 2>&1 &
   pid=$!
-  leader="" follower=""
-  if await_cluster "$base"; then leader=$LEADER follower=$FOLLOWER; fi
-  if [ -z "$leader" ] || [ -z "$follower" ]; then
+  if ! await_cluster "$base"; then
     log "cluster ($store, round $round) did not come up; its log:"
     cat "$tmp/$store-$round.log" >&2
     exit 1
   fi
+  leader=$LEADER follower=$FOLLOWER
   [ "$(info "$leader" raft_log_store)" = "$store" ] || { log "leader runs $(info "$leader" raft_log_store), not $store"; exit 1; }
   for P in 1 16; do
     for p in "$leader" "$follower"; do
