@@ -51,6 +51,7 @@ type ProtocolError struct {
 	qbuf   bool
 }
 
+// Error implements error: Redis's "Protocol error: ..." wording.
 func (e *ProtocolError) Error() string { return "Protocol error: " + e.Reason }
 
 // Unwrap lets errors.Is find ErrProtocol, and ErrLimit or
