@@ -107,9 +107,11 @@ for c in $counts; do
   t_ops=() t_p50=() r_ops=() r_p50=()
   for _ in $(seq "$rounds"); do
     n=$((n + 1))
-    read -r o p < <(run "$leader" "$c" THROTTLE.ACQUIRE "t$n:key:__rand_int__" 1000 5)
+    read -r o p < <(run "$leader" "$c" THROTTLE.ACQUIRE "t$n:key:__rand_int__" 1000 5) || true
+    [ -n "${p:-}" ] || { echo "clients: redis-benchmark -c $c against throttledb's leader failed" >&2; exit 1; }
     t_ops+=("$o") t_p50+=("$p")
-    read -r o p < <(run "$rport" "$c" EVALSHA "$sha" 1 "r$n:key:__rand_int__" 1000 5)
+    read -r o p < <(run "$rport" "$c" EVALSHA "$sha" 1 "r$n:key:__rand_int__" 1000 5) || true
+    [ -n "${p:-}" ] || { echo "clients: redis-benchmark -c $c against Redis+Lua failed" >&2; exit 1; }
     r_ops+=("$o") r_p50+=("$p")
   done
   to=$(median "${t_ops[@]}") tp=$(median "${t_p50[@]}")
