@@ -42,30 +42,14 @@ names=(base new)
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/throttledb-abcpu.XXXXXX")
-launchers=()
-cleanup() {
-  for p in "${launchers[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${launchers[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+scratch abcpu
 
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 declare -a target pids
 for i in 0 1; do
-  base=$(free_port)
-  raft=$(free_port)
-  "${bins[$i]}" cluster --nodes 3 --base-port "$base" --raft-base-port "$raft" \
-    --data "$tmp/${names[$i]}" --log-level error >"$tmp/${names[$i]}.log" 2>&1 &
-  launchers+=($!)
-  if ! await_cluster "$base"; then
-    echo "abcpu: the ${names[$i]} cluster did not come up; its log:" >&2
-    cat "$tmp/${names[$i]}.log" >&2
-    exit 1
-  fi
+  start_cluster "${bins[$i]}" "$SCRATCH/${names[$i]}"
+  base=$BASE
   if [ "$via" = leader ]; then target[i]=$LEADER; else target[i]=$FOLLOWER; fi
   # The target's node first, then the other two.
   list=$(info "${target[$i]}" process_id)

@@ -47,39 +47,22 @@ done
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/throttledb-clients.XXXXXX")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+scratch clients
 
 bin=${1:-}
 if [ -z "$bin" ]; then
-  bin=$tmp/throttledb
+  bin=$SCRATCH/throttledb
   go build -o "$bin" ./cmd/throttledb
 fi
 
-base=$(free_port)
-raft=$(free_port)
-"$bin" cluster --nodes 3 --base-port "$base" --raft-base-port "$raft" \
-  --data "$tmp/cluster" --log-level error >"$tmp/cluster.log" 2>&1 &
-pids+=($!)
-if ! await_cluster "$base"; then
-  echo "clients: the cluster did not come up; its log:" >&2
-  cat "$tmp/cluster.log" >&2
-  exit 1
-fi
+start_cluster "$bin" "$SCRATCH/cluster"
 leader=$LEADER
 
 rport=$(free_port)
-mkdir -p "$tmp/redis"
-redis-server --port "$rport" --bind 127.0.0.1 --dir "$tmp/redis" --daemonize no \
-  --appendonly yes --appendfsync always --save "" --logfile "$tmp/redis.log" &
-pids+=($!)
+mkdir -p "$SCRATCH/redis"
+redis-server --port "$rport" --bind 127.0.0.1 --dir "$SCRATCH/redis" --daemonize no \
+  --appendonly yes --appendfsync always --save "" --logfile "$SCRATCH/redis.log" &
+SERVERS+=($!)
 for _ in $(seq 100); do
   [ "$(redis-cli -p "$rport" PING 2>/dev/null)" = PONG ] && break
   sleep 0.1

@@ -34,7 +34,7 @@ io() {
     END {print r + 0, w + 0, c + 0, b + 0}' "/proc/$1/io" 2>/dev/null || echo 0 0 0 0
 }
 declare -a before iobefore
-for i in "${!pids[@]}"; do before[$i]=$(cpu "${pids[$i]}"); iobefore[$i]=$(io "${pids[$i]}"); done
+for i in "${!pids[@]}"; do before[i]=$(cpu "${pids[$i]}"); iobefore[i]=$(io "${pids[$i]}"); done
 times=$(mktemp)
 trap 'rm -f "$times"' EXIT
 /usr/bin/time -f "%U %S" -o "$times" \

@@ -11,7 +11,7 @@
 #
 #   bash bench/hotkey.sh [ROUNDS [BASELINE_BINARY]]
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 rounds=${1:-3}
 base=${2:-}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/throttledb-hotkey.XXXXXX")

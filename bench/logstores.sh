@@ -18,40 +18,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-4}
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/throttledb-logstores.XXXXXX")
-pid=""
-stop() {
-  if [ -n "$pid" ]; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    pid=""
-  fi
-}
-trap 'stop; rm -rf "$tmp"' EXIT
-trap 'exit 130' INT TERM
 log() { echo "logstores: $*" >&2; }
-
-go build -o "$tmp/throttledb" ./cmd/throttledb
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+scratch logstores
+
+go build -o "$SCRATCH/throttledb" ./cmd/throttledb
 
 declare -A results # "store case" -> space-separated figures
 
 run_store() {
-  local store=$1 round=$2 base raft leader follower p P rps
-  base=$(free_port)
-  raft=$(free_port)
-  "$tmp/throttledb" cluster --nodes 3 --base-port "$base" --raft-base-port "$raft" \
-    --data "$tmp/$store-$round" --log-store "$store" --log-level error >"$tmp/$store-$round.log" 2>&1 &
-  pid=$!
-  if ! await_cluster "$base"; then
-    log "cluster ($store, round $round) did not come up; its log:"
-    cat "$tmp/$store-$round.log" >&2
-    exit 1
-  fi
+  local store=$1 round=$2 leader follower p P rps
+  start_cluster "$SCRATCH/throttledb" "$SCRATCH/$store-$round" --log-store "$store"
   leader=$LEADER follower=$FOLLOWER
   [ "$(info "$leader" raft_log_store)" = "$store" ] || { log "leader runs $(info "$leader" raft_log_store), not $store"; exit 1; }
   for P in 1 16; do
@@ -65,7 +44,7 @@ run_store() {
       log "round $round $store $role -P $P: $rps requests/s"
     done
   done
-  stop
+  stop_servers
 }
 
 for round in $(seq "$rounds"); do
@@ -79,5 +58,6 @@ echo "|---|---|---:|---|---:|---:|"
 for c in "leader -P 1" "follower -P 1" "leader -P 16" "follower -P 16"; do
   b=${results["bolt $c"]} w=${results["wal $c"]}
   mb=$(echo "$b" | median) mw=$(echo "$w" | median)
-  printf '| %s | %s | %s | %s | %s | %.2f |\n' "$c" "$(echo $b | sed 's/ / · /g')" "$mb" "$(echo $w | sed 's/ / · /g')" "$mw" "$(awk -v w="$mw" -v b="$mb" 'BEGIN {print w / b}')"
+  b=${b% } w=${w% } # each figure is followed by a space
+  printf '| %s | %s | %s | %s | %s | %.2f |\n' "$c" "${b// / · }" "$mb" "${w// / · }" "$mw" "$(awk -v w="$mw" -v b="$mb" 'BEGIN {print w / b}')"
 done
