@@ -50,6 +50,12 @@ func BenchmarkGCWithState(b *testing.B) {
 				return Acquire{Key: "key:" + strconv.Itoa(i), Interval: 1000, Max: 5}
 			})
 		}},
+		// 1M keys of 28 bytes, longer than a record holds.
+		{"long-keys-1M", func() *FSM {
+			return fill(1_000_000, func(i int) Command {
+				return Acquire{Key: "tenant-0001:api:" + strconv.Itoa(100_000_000_000+i), Interval: 1000, Max: 5}
+			})
+		}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			f := c.state()

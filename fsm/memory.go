@@ -6,21 +6,25 @@ package fsm
 // 19 bytes (inlineKey) sits in the record itself, which holds 19 bytes
 // whatever its length; it is still counted by its length, so that a
 // longer key never costs less (the error is at most 18 bytes a key). A
-// key longer than 19 bytes is kept on the Go heap and costs its bytes
-// plus LongKeyOverhead. These were measured, not
+// key longer than 19 bytes is kept in a slab of its size (see longKeys)
+// and costs its bytes plus LongKeyOverhead. These were measured, not
 // guessed: TestKeyCostMatchesHeap inserts 100,000 keys of 16, 100 and
 // 1,000 bytes through Apply and reads the Go heap plus the store's memory
 // outside it, and fails if the figure drifts from the measured one by more
 // than a quarter (as it could if a Go release changed its map
-// layout). With Go 1.26 on amd64 a 16-byte key measured 76 bytes in all,
-// a 100-byte key 223 and a 1,000-byte key 1,134. Both kinds of key
+// layout). With Go 1.26 on amd64 a 16-byte key measured 75 bytes in all,
+// a 100-byte key 187 and a 1,000-byte key 1,099 (223 and 1,134 when long
+// keys were Go strings, for which LongKeyOverhead was measured; it is
+// kept, since every replica of a cluster must count alike, whatever its
+// version, and it errs on the side of more). Both kinds of key
 // (THROTTLE.ACQUIRE's and CL.THROTTLE's) hold the same record and cost the
 // same.
 const KeyOverhead = 60
 
-// LongKeyOverhead is what a key longer than 19 bytes costs beyond
-// KeyOverhead and its bytes: its slot among the long keys and the
-// allocator's rounding of its bytes (see KeyOverhead).
+// LongKeyOverhead is what a key longer than 19 bytes is accounted beyond
+// KeyOverhead and its bytes: its slot's rounding and its share of the
+// slab's chunks and free list (see KeyOverhead for why it is more than
+// they take).
 const LongKeyOverhead = 64
 
 // KeyCost is the memory one key is accounted for: KeyOverhead plus the

@@ -12,7 +12,7 @@ import (
 )
 
 // inlineKey is how many bytes of key a record holds itself; a longer key
-// is kept on the Go heap (see longKeys). 19 makes a record 48 bytes and
+// is kept in a slab of its size (see longKeys). 19 makes a record 48 bytes and
 // holds redis-benchmark's key:__rand_int__ (16 bytes), a short prefix and
 // a 12-digit ID, or a user ID with a route.
 const inlineKey = 19
@@ -75,50 +75,6 @@ func (r *record) setLong(th uint64, n int, slot uint32) {
 	binary.LittleEndian.PutUint64(r.key[longHashAt:], th)
 	binary.LittleEndian.PutUint32(r.key[longLenAt:], uint32(n))
 	binary.LittleEndian.PutUint32(r.key[longSlotAt:], slot)
-}
-
-// longChunk is how many keys a chunk of longKeys holds (64 KiB).
-const longChunk = 4096
-
-// longKeys holds the keys longer than inlineKey, each in a slot that its
-// record names (record.longSlot): reading one is an index, not the map
-// lookup of a map from id to key, and a slot takes 16 bytes where a map
-// entry took about twice that. Chunks never move, so the store never
-// copies them all at once as it grows.
-type longKeys struct {
-	chunks [][]string
-	next   uint32   // slots below next have been handed out
-	free   []uint32 // slots given back, reused first
-	n      int      // keys held
-}
-
-func (l *longKeys) get(slot uint32) string {
-	return l.chunks[slot/longChunk][slot%longChunk]
-}
-
-// add keeps key and returns its slot.
-func (l *longKeys) add(key string) uint32 {
-	var slot uint32
-	if n := len(l.free); n > 0 {
-		slot = l.free[n-1]
-		l.free = l.free[:n-1]
-	} else {
-		slot = l.next
-		l.next++
-		if int(slot/longChunk) == len(l.chunks) {
-			l.chunks = append(l.chunks, make([]string, longChunk))
-		}
-	}
-	l.chunks[slot/longChunk][slot%longChunk] = key
-	l.n++
-	return slot
-}
-
-// remove forgets the key in slot.
-func (l *longKeys) remove(slot uint32) {
-	l.chunks[slot/longChunk][slot%longChunk] = ""
-	l.free = append(l.free, slot)
-	l.n--
 }
 
 const (
@@ -348,7 +304,7 @@ func (s *store) rec(id uint32) *record {
 func (s *store) keyView(id uint32, r *record) string {
 	n := int(r.meta & metaLen)
 	if n == metaLong {
-		return s.long.get(r.longSlot())
+		return s.long.get(r.longSlot(), r.longLen())
 	}
 	return unsafe.String(&r.key[0], n)
 }
@@ -363,11 +319,7 @@ func (s *store) keyLen(id uint32, r *record) int {
 
 // keyOf returns a copy of id's key that may be kept.
 func (s *store) keyOf(id uint32) string {
-	r := s.rec(id)
-	if r.meta&metaLen == metaLong {
-		return s.long.get(r.longSlot()) // a Go string already
-	}
-	return strings.Clone(s.keyView(id, r))
+	return strings.Clone(s.keyView(id, s.rec(id)))
 }
 
 // span is record r's (id's) span (see keyState.span).
@@ -410,7 +362,7 @@ func (s *store) getHashed(key string, h uint64) (uint32, *record) {
 			if n == len(key) && unsafe.String(&r.key[0], n) == key {
 				return id, r
 			}
-		} else if r.longHash() == h && r.longLen() == len(key) && s.long.get(r.longSlot()) == key {
+		} else if r.longHash() == h && r.longLen() == len(key) && s.long.get(r.longSlot(), len(key)) == key {
 			return id, r
 		}
 	}
@@ -473,7 +425,7 @@ func (s *store) remove(id uint32) {
 	s.tableDelete(id, s.tableHash(id))
 	s.index.Delete(id)
 	if r.meta&metaLen == metaLong {
-		s.long.remove(r.longSlot())
+		s.long.remove(r.longSlot(), r.longLen())
 	}
 	if r.meta&metaWide != 0 {
 		delete(s.wide, id)

@@ -48,13 +48,8 @@ func checkStore(t *testing.T, s *store, want map[string]keyState) {
 	if s.long.n != long || len(s.wide) != wide {
 		t.Fatalf("%d long keys and %d wide spans kept, want %d and %d", s.long.n, len(s.wide), long, wide)
 	}
-	if len(s.long.free)+s.long.n != int(s.long.next) {
-		t.Fatalf("%d long key slots handed out, %d free and %d held", s.long.next, len(s.long.free), s.long.n)
-	}
-	for _, slot := range s.long.free {
-		if s.long.get(slot) != "" {
-			t.Fatalf("free long key slot %d still holds a key", slot)
-		}
+	if out, free := s.long.slots(); free+s.long.n != out {
+		t.Fatalf("%d long key slots handed out, %d free and %d held", out, free, s.long.n)
 	}
 	seen := map[uint32]bool{}
 	total := 0
@@ -111,16 +106,25 @@ func TestStoreRandom(t *testing.T) {
 			s := newStore()
 			want := map[string]keyState{}
 			key := func() string {
-				k := strconv.Itoa(rng.Intn(3000))
-				switch rng.Intn(6) {
+				n := rng.Intn(3000)
+				k := strconv.Itoa(n)
+				switch rng.Intn(7) {
 				case 0:
-					k += strings.Repeat("L", inlineKey) // long: on the Go heap
+					k += strings.Repeat("L", inlineKey) // long: in a slab
 				case 1:
 					k += strings.Repeat("s", inlineKey-len(k)) // exactly inline
 				case 2:
 					k += strings.Repeat("o", inlineKey+1-len(k)) // one over
 				case 3:
 					k += strings.Repeat("m", metaLong-len(k)) // the length metaLong stands for
+				case 4:
+					// Lengths across the slab sizes, and a few keys too
+					// long for a slab.
+					if n%97 == 0 {
+						k += strings.Repeat("B", longBig+n%50)
+					} else {
+						k += strings.Repeat("v", 40+n*37%2000)
+					}
 				}
 				return k
 			}
@@ -164,8 +168,8 @@ func TestStoreRandom(t *testing.T) {
 			if int(maxID) > 3000*3 {
 				t.Fatalf("ids up to %d for at most %d keys: records are not reused", maxID, 3000*3)
 			}
-			if int(s.long.next) > 3000*3 {
-				t.Fatalf("%d long key slots for at most %d long keys: slots are not reused", s.long.next, 3000*3)
+			if out, _ := s.long.slots(); out > 3000*3 {
+				t.Fatalf("%d long key slots for at most %d long keys: slots are not reused", out, 3000*3)
 			}
 		})
 	}
