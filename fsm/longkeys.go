@@ -47,20 +47,26 @@ func longSlotSize(n int) int {
 	return (n + step - 1) &^ (step - 1)
 }
 
-// slab returns the slab keys of n bytes live in.
+// slab returns the slab keys of n bytes live in, nil if there is none
+// yet. It only reads, so readers holding the FSM's read lock may call it.
 func (l *longKeys) slab(n int) *longSlab {
 	if n > longBig {
 		return &l.big
 	}
-	size := longSlotSize(n)
-	s := l.slabs[size]
-	if s == nil {
-		if l.slabs == nil {
-			l.slabs = make(map[int]*longSlab)
-		}
-		s = &longSlab{size: size, per: longChunk / size}
-		l.slabs[size] = s
+	return l.slabs[longSlotSize(n)]
+}
+
+// slabForAdd is slab, making the slab if there is none yet.
+func (l *longKeys) slabForAdd(n int) *longSlab {
+	if s := l.slab(n); s != nil {
+		return s
 	}
+	if l.slabs == nil {
+		l.slabs = make(map[int]*longSlab)
+	}
+	size := longSlotSize(n)
+	s := &longSlab{size: size, per: longChunk / size}
+	l.slabs[size] = s
 	return s
 }
 
@@ -82,7 +88,7 @@ func (l *longKeys) get(slot uint32, n int) string {
 
 // add keeps key and returns its slot.
 func (l *longKeys) add(key string) uint32 {
-	s := l.slab(len(key))
+	s := l.slabForAdd(len(key))
 	var slot uint32
 	if n := len(s.free); n > 0 {
 		slot = s.free[n-1]
