@@ -17,8 +17,8 @@ const longBig = longChunk / 2
 // key's length (record.longLen) gives. A slab is chunks of bytes cut into
 // slots of one size: reading a key is an index and a string over its
 // bytes, and the chunks hold no pointers, so the collector neither scans
-// the keys nor counts them as objects (a million keys of 28 bytes kept as
-// Go strings made a full collection take 47 ms instead of 6: see
+// the keys nor counts them as objects (with a million keys of 28 bytes a
+// full collection took 18 ms when they were Go strings, and takes 1 ms:
 // BenchmarkGCWithState). Chunks never move, so the store never copies the
 // keys as it grows. A key longer than longBig has a slice of its own.
 type longKeys struct {
@@ -28,7 +28,8 @@ type longKeys struct {
 }
 
 // longSlab is the slots of one size: slot i is at byte (i % per) * size
-// of chunk i / per, where per is how many a chunk holds.
+// of chunk i / per, where per is how many a chunk holds; in longKeys.big,
+// whose per is 0, slot i is chunk i, a key's own slice.
 type longSlab struct {
 	size, per int
 	chunks    [][]byte
