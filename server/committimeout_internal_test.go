@@ -250,13 +250,8 @@ func TestStalledMajorityAnswersUnknown(t *testing.T) {
 					Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NoSync: true,
 					ApplyTimeout: time.Second, LeaderWait: time.Second,
 					// A long lease (half the heartbeat timeout): the leader
-					// must stay ready while its entries cannot commit. With
-					// the default (250 ms) the first call was answered
-					// CLUSTERDOWN no leader in 2 runs of 15 with three
-					// spinning loops on the machine, which is what a node
-					// answers once a lapsed lease has deposed it (a right
-					// answer to another situation); the failure message
-					// names the leader's state, should it come back.
+					// must stay ready while its entries cannot commit, and
+					// on a busy machine heartbeats are answered late.
 					HeartbeatTimeout: 5 * time.Second, ElectionTimeout: 5 * time.Second,
 				}
 			}
@@ -266,6 +261,16 @@ func TestStalledMajorityAnswersUnknown(t *testing.T) {
 			}
 			t.Cleanup(func() { leader.Close() })
 			waitUntil(t, "the leader to be ready", leader.isReady)
+			// Once ready, the leader records its own RESP address through
+			// the log (keepRegistered). Stalled behind the stuck voters,
+			// that entry would hold the one entry in flight for the commit
+			// timeout, and the first ACQUIRE could then wait longer than
+			// LeaderWait to be handed to Raft: CLUSTERDOWN no leader (never
+			// reached the log), not the outcome this test is about.
+			waitUntil(t, "the leader to record its address", func() bool {
+				addr, ok := leader.fsm.NodeAddr(leader.cfg.ID)
+				return ok && addr == leader.advert
+			})
 			client := leader
 			stuck := 1 // of 2 voters: a majority
 			if tc.viaFollower {
